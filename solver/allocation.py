@@ -1,0 +1,149 @@
+"""Allocating a settled batch's lots to its index orders.
+
+Each asset's pool (held inventory, then the batch's fills) is shared pro rata to the orders'
+engaged quantities; an order's units are the minimum over its assets, so every order of an
+index gets the same fill ratio. Every order pays each asset's pool VWAP plus its pro-rata share
+of the pool's fees: the result does not depend on the order in which fills arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from solver.inventory import Assignment, PoolSlice
+from solver.model import Index
+from solver.money import CONTEXT, ONE, ZERO, ceil_decimals, exact, floor_decimals
+
+_DOWN = CONTEXT.copy()
+_DOWN.rounding = ROUND_FLOOR
+
+
+@dataclass(frozen=True, slots=True)
+class EngagedOrder:
+    order_id: int
+    index: Index
+    units: Decimal
+    remaining: Decimal
+    """Collateral the order can still spend; its cost never exceeds it."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAllocation:
+    order_id: int
+    units: Decimal
+    cost: Decimal
+    """Collateral charged, fees included, rounded up to the collateral's decimals."""
+    fees: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PoolPrice:
+    vwap: Decimal
+    fee_per_unit: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    orders: tuple[OrderAllocation, ...]
+    assignments: tuple[Assignment, ...]
+    prices: Mapping[str, PoolPrice]
+
+
+@exact
+def allocate(
+    batch_id: int,
+    engaged: Sequence[EngagedOrder],
+    pools: Mapping[str, Sequence[PoolSlice]],
+    collateral_decimals: int,
+) -> Allocation:
+    quantities = {a: sum((s.quantity for s in pool), ZERO) for a, pool in pools.items()}
+    prices = {a: _pool_price(pool, quantities[a]) for a, pool in pools.items() if quantities[a]}
+    ratios = _fill_ratios(engaged, quantities)
+    orders = []
+    for order in engaged:
+        index = order.index
+        unit_cost, unit_fee = _unit_cost(index, prices)
+        units = floor_decimals(order.units * ratios[index.symbol], index.decimals)
+        if units and units * unit_cost > order.remaining:
+            units = floor_decimals(_DOWN.divide(order.remaining, unit_cost), index.decimals)
+        cost = ceil_decimals(units * unit_cost, collateral_decimals)
+        fees = min(cost, floor_decimals(units * unit_fee, collateral_decimals))
+        orders.append(OrderAllocation(order.order_id, units, cost, fees))
+    assignments = _assign(batch_id, engaged, orders, pools)
+    return Allocation(tuple(orders), assignments, prices)
+
+
+def _pool_price(pool: Sequence[PoolSlice], quantity: Decimal) -> PoolPrice:
+    notional = sum((s.price * s.quantity for s in pool), ZERO)
+    fees = sum((s.fee for s in pool), ZERO)
+    return PoolPrice(notional / quantity, fees / quantity)
+
+
+def _fill_ratios(
+    engaged: Sequence[EngagedOrder], quantities: Mapping[str, Decimal]
+) -> dict[str, Decimal]:
+    """Per index, the share of its engaged units that the scarcest asset's pool covers."""
+    needed: dict[str, Decimal] = {}
+    indexes: dict[str, Index] = {}
+    for order in engaged:
+        indexes[order.index.symbol] = order.index
+        for c in order.index.constituents:
+            needed[c.asset] = needed.get(c.asset, ZERO) + c.quantity * order.units
+    asset_ratio = {
+        asset: min(ONE, _DOWN.divide(quantities.get(asset, ZERO), need)) if need else ONE
+        for asset, need in needed.items()
+    }
+    return {symbol: min(asset_ratio[a] for a in index.assets) for symbol, index in indexes.items()}
+
+
+def _unit_cost(index: Index, prices: Mapping[str, PoolPrice]) -> tuple[Decimal, Decimal]:
+    cost = fee = ZERO
+    for c in index.constituents:
+        price = prices.get(c.asset)
+        if price is None:
+            return ZERO, ZERO  # no pool: the order gets no units, so it costs nothing
+        cost += c.quantity * (price.vwap + price.fee_per_unit)
+        fee += c.quantity * price.fee_per_unit
+    return cost, fee
+
+
+def _assign(
+    batch_id: int,
+    engaged: Sequence[EngagedOrder],
+    orders: Sequence[OrderAllocation],
+    pools: Mapping[str, Sequence[PoolSlice]],
+) -> tuple[Assignment, ...]:
+    """Hand out each pool's slices in order; prices are pooled, so the split is only records."""
+    cursors = {asset: _Cursor() for asset in pools}
+    assignments: list[Assignment] = []
+    for order, allocated in zip(engaged, orders, strict=True):
+        if not allocated.units:
+            continue
+        for c in order.index.constituents:
+            want = c.quantity * allocated.units
+            pool, cursor = pools[c.asset], cursors[c.asset]
+            while want > 0:
+                piece = pool[cursor.slice]
+                take = min(want, piece.quantity - cursor.used)
+                if take > 0:
+                    assignments.append(Assignment(piece.lot_id, order.order_id, batch_id, take))
+                    want -= take
+                cursor.advance(take, piece.quantity)
+    return tuple(assignments)
+
+
+class _Cursor:
+    """Position in a pool: the current slice and how much of it is used."""
+
+    __slots__ = ("slice", "used")
+
+    def __init__(self) -> None:
+        self.slice = 0
+        self.used = ZERO
+
+    def advance(self, taken: Decimal, size: Decimal) -> None:
+        self.used += taken
+        if self.used == size:
+            self.slice, self.used = self.slice + 1, ZERO

@@ -1,0 +1,53 @@
+"""Delivers each transaction's events to subscribers by topic, after the state changed.
+
+A topic is an event class; subscribing to ``Event`` receives everything. Transaction
+observers see the boundaries, so a consumer can commit once per transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from solver.events import Envelope, Event, Transaction
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Envelope], None]
+
+
+class TransactionObserver(Protocol):
+    def transaction_began(self, transaction: Transaction) -> None: ...
+
+    def transaction_ended(self, transaction: Transaction) -> None: ...
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._handlers: dict[type[Event], list[Handler]] = {}
+        self._observers: list[TransactionObserver] = []
+        self._routes: dict[type[Any], list[Handler]] = {}
+
+    def subscribe(self, topic: type[E], handler: Handler) -> None:
+        """Call ``handler`` with every envelope whose event is a ``topic``."""
+        self._handlers.setdefault(topic, []).append(handler)
+        self._routes.clear()
+
+    def observe(self, observer: TransactionObserver) -> None:
+        self._observers.append(observer)
+
+    def publish(self, transaction: Transaction) -> None:
+        for observer in self._observers:
+            observer.transaction_began(transaction)
+        for envelope in transaction.events:
+            for handler in self._route(type(envelope.event)):
+                handler(envelope)
+        for observer in self._observers:
+            observer.transaction_ended(transaction)
+
+    def _route(self, kind: type[Event]) -> list[Handler]:
+        route = self._routes.get(kind)
+        if route is None:
+            route = [h for topic in kind.__mro__ if topic in self._handlers
+                     for h in self._handlers[topic]]
+            self._routes[kind] = route
+        return route

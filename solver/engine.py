@@ -1,0 +1,497 @@
+"""The engine: applies one input at a time to the solver's state and returns what it caused.
+
+Single writer, no I/O, no clock: time comes in on each input and ids are counters in the
+state, so replaying the same inputs gives the same state and the same events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal, localcontext
+from typing import Any
+
+from solver import events as ev
+from solver.allocation import EngagedOrder, allocate
+from solver.batches import AssetOrder, Batch
+from solver.commands import (
+    AssetOrderAccepted,
+    AssetOrderEnded,
+    AssetOrderFilled,
+    BookUpdated,
+    CancelIndexOrder,
+    ClockTicked,
+    DepositConfirmed,
+    ExpireIndexOrder,
+    Input,
+    MintConfirmed,
+    MintFailed,
+    PlanBatch,
+    ReduceIndexOrder,
+    RequestQuote,
+    SubmitIndexOrder,
+)
+from solver.fitting import Candidate, Market, plan_batch, quote
+from solver.inventory import Inventory, Lot, lot_id
+from solver.ledger import CollateralLedger
+from solver.market import MarketRules, OrderBook
+from solver.model import Collateral, Index, Side
+from solver.money import CONTEXT, ZERO, floor_decimals
+from solver.orders import (
+    CancelRejectReason,
+    IndexOrder,
+    MintStatus,
+    OrderStatus,
+    Refusal,
+    RejectReason,
+    amount_refusal,
+)
+from solver.params import SolverParams
+
+Events = list[ev.Event]
+
+
+class Engine:
+    """The solver's state and the only code that changes it."""
+
+    def __init__(
+        self,
+        indexes: Iterable[Index],
+        markets: Iterable[MarketRules],
+        params: SolverParams | None = None,
+        collaterals: Iterable[Collateral] = (),
+    ) -> None:
+        self.params = params or SolverParams()
+        self.indexes = {i.symbol: i for i in indexes}
+        self.rules = {m.asset: m for m in markets}
+        self.collaterals = {c.asset: c for c in collaterals}
+        for index in self.indexes.values():
+            self.collaterals.setdefault(index.collateral, Collateral(index.collateral))
+        self.books: dict[str, OrderBook] = {}
+        self.ledger = CollateralLedger()
+        self.inventory = Inventory()
+        self.orders: dict[int, IndexOrder] = {}
+        self.batches: dict[int, Batch] = {}
+        self.asset_orders: dict[int, AssetOrder] = {}
+        self._order_ids: dict[tuple[str, str], int] = {}
+        self._open: dict[int, IndexOrder] = {}
+        self._deposits: set[str] = set()
+        self._wallets: dict[str, str] = {}
+        self._assets_by_symbol = {m.symbol: m.asset for m in self.rules.values()}
+        self._transactions = 0
+        self._sequence = 0
+        self._handlers: dict[type[Any], Callable[[Any], Events]] = {
+            SubmitIndexOrder: self._submit,
+            CancelIndexOrder: self._cancel,
+            ReduceIndexOrder: self._reduce,
+            ExpireIndexOrder: self._expire,
+            RequestQuote: self._quote,
+            PlanBatch: self._plan,
+            DepositConfirmed: self._deposit,
+            BookUpdated: self._book,
+            AssetOrderAccepted: self._accepted,
+            AssetOrderFilled: self._filled,
+            AssetOrderEnded: self._ended,
+            MintConfirmed: self._minted,
+            MintFailed: self._mint_failed,
+            ClockTicked: self._tick,
+        }
+
+    # --- the one entry point ---------------------------------------------------------------
+
+    def apply(self, command: Input) -> ev.Transaction:
+        """Apply one input; state is updated before the returned events are delivered."""
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"not an engine input: {command!r}")
+        with localcontext(CONTEXT):
+            events = handler(command)
+        self._transactions += 1
+        envelopes = []
+        for event in events:
+            self._sequence += 1
+            envelopes.append(ev.Envelope(self._sequence, command.ts, event))
+        return ev.Transaction(self._transactions, command.ts, command, tuple(envelopes))
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def order(self, account: str, client_order_id: str) -> IndexOrder | None:
+        order_id = self._order_ids.get((account, client_order_id))
+        return None if order_id is None else self.orders[order_id]
+
+    def open_orders(self) -> list[IndexOrder]:
+        return list(self._open.values())
+
+    def inflight_notional(self) -> Decimal:
+        return sum((o.notional for o in self.asset_orders.values()
+                    if not self.batches[o.batch_id].settled), ZERO)
+
+    def markets(self) -> dict[str, Market]:
+        return {a: Market(self.rules[a], book) for a, book in self.books.items()}
+
+    # --- collateral ------------------------------------------------------------------------
+
+    def _deposit(self, fact: DepositConfirmed) -> Events:
+        if fact.deposit_id in self._deposits:
+            return [ev.InputIgnored(f"deposit {fact.deposit_id} already credited")]
+        collateral = self.collaterals.get(fact.asset)
+        if collateral is None:
+            return [ev.InputIgnored(f"deposit {fact.deposit_id}: {fact.asset} is no collateral")]
+        refusal = amount_refusal(fact.amount, collateral.decimals, fact.asset, RejectReason)
+        if refusal:
+            return [ev.InputIgnored(f"deposit {fact.deposit_id}: {refusal.text}")]
+        self._deposits.add(fact.deposit_id)
+        self._wallets.setdefault(fact.account, fact.wallet or fact.account)
+        self.ledger.credit(fact.account, fact.asset, fact.amount)
+        return [ev.CollateralDeposited(fact.account, fact.asset, fact.amount, fact.deposit_id)]
+
+    # --- index orders ----------------------------------------------------------------------
+
+    def _submit(self, cmd: SubmitIndexOrder) -> Events:
+        refusal = self._new_order_refusal(cmd)
+        if refusal:
+            return [ev.IndexOrderRejected(cmd.account, cmd.client_order_id,
+                                          RejectReason(refusal.reason), refusal.text)]
+        index = self.indexes[cmd.index]
+        order = IndexOrder(
+            id=len(self.orders) + 1, account=cmd.account, client_order_id=cmd.client_order_id,
+            index=index.symbol, collateral_asset=index.collateral, collateral=cmd.collateral,
+            wallet=cmd.wallet or self._wallets.get(cmd.account, cmd.account),
+            accepted_ts=cmd.ts, max_price=cmd.max_price, expire_at=cmd.expire_at,
+        )
+        self.orders[order.id] = self._open[order.id] = order
+        self._order_ids[(cmd.account, cmd.client_order_id)] = order.id
+        self.ledger.reserve(order.account, order.collateral_asset, order.collateral)
+        return [
+            ev.IndexOrderAccepted(order.id, order.account, order.client_order_id, order.index,
+                                  order.collateral),
+            ev.CollateralReserved(order.account, order.collateral_asset, order.collateral,
+                                  order.id),
+        ]
+
+    def _new_order_refusal(self, cmd: SubmitIndexOrder) -> Refusal | None:
+        reason = RejectReason
+        if (cmd.account, cmd.client_order_id) in self._order_ids:
+            return Refusal(reason.DUPLICATE_ORDER_ID,
+                           f"order id {cmd.client_order_id} is already used by this account")
+        index = self.indexes.get(cmd.index)
+        if index is None:
+            return Refusal(reason.UNKNOWN_INDEX, f"unknown index {cmd.index}; known: "
+                           + ", ".join(sorted(self.indexes)))
+        if cmd.side is not Side.BUY:
+            return Refusal(reason.UNSUPPORTED_SIDE, "only buy orders are supported")
+        if cmd.currency is not None and cmd.currency != index.collateral:
+            return Refusal(reason.WRONG_CURRENCY,
+                           f"{index.symbol} is bought with {index.collateral}, not {cmd.currency}")
+        decimals = self.collaterals[index.collateral].decimals
+        refusal = amount_refusal(cmd.collateral, decimals, index.collateral, reason)
+        if refusal:
+            return refusal
+        if cmd.collateral < self.params.min_order_collateral:
+            return Refusal(reason.BELOW_MINIMUM, f"minimum order is "
+                           f"{self.params.min_order_collateral} {index.collateral}")
+        if cmd.max_price is not None and (not cmd.max_price.is_finite() or cmd.max_price <= 0):
+            return Refusal(reason.INVALID_PRICE, f"maximum price must be > 0, got {cmd.max_price}")
+        if cmd.expire_at is not None and cmd.expire_at <= cmd.ts:
+            return Refusal(reason.ALREADY_EXPIRED, "expiry time is not in the future")
+        available = self.ledger.balance(cmd.account, index.collateral).available
+        if cmd.collateral > available:
+            return Refusal(reason.INSUFFICIENT_COLLATERAL,
+                           f"{cmd.collateral} {index.collateral} wanted, {available} available")
+        return None
+
+    def _cancel(self, cmd: CancelIndexOrder) -> Events:
+        return self._end(cmd.account, cmd.client_order_id, OrderStatus.CANCELED)
+
+    def _expire(self, cmd: ExpireIndexOrder) -> Events:
+        return self._end(cmd.account, cmd.client_order_id, OrderStatus.EXPIRED)
+
+    def _end(self, account: str, client_order_id: str, status: OrderStatus) -> Events:
+        order = self.order(account, client_order_id)
+        refusal = self._change_refusal(order, client_order_id)
+        if refusal or order is None:
+            return [self._cancel_rejected(account, client_order_id, refusal)]
+        return self._end_order(order, status)
+
+    def _end_order(self, order: IndexOrder, status: OrderStatus) -> Events:
+        if order.batch_id is None:
+            return self._complete(order, status)
+        order.ending = status
+        return [ev.IndexOrderEndPending(order.id, status)]
+
+    def _change_refusal(self, order: IndexOrder | None, client_order_id: str) -> Refusal | None:
+        reason = CancelRejectReason
+        if order is None:
+            return Refusal(reason.UNKNOWN_ORDER, f"no order {client_order_id} for this account")
+        if not order.is_open:
+            return Refusal(reason.ALREADY_CLOSED, f"order {client_order_id} is {order.status}")
+        if order.ending is not None:
+            return Refusal(reason.ALREADY_PENDING,
+                           f"order {client_order_id} is already being {order.ending.value}")
+        return None
+
+    @staticmethod
+    def _cancel_rejected(account: str, client_order_id: str,
+                         refusal: Refusal | None) -> ev.CancelRejected:
+        assert refusal is not None
+        return ev.CancelRejected(account, client_order_id, CancelRejectReason(refusal.reason),
+                                 refusal.text)
+
+    def _reduce(self, cmd: ReduceIndexOrder) -> Events:
+        order = self.order(cmd.account, cmd.client_order_id)
+        refusal = self._change_refusal(order, cmd.client_order_id) or (
+            order and self._reduce_refusal(order, cmd.collateral))
+        if refusal or order is None:
+            return [self._cancel_rejected(cmd.account, cmd.client_order_id, refusal)]
+        released = order.collateral - cmd.collateral
+        order.collateral = cmd.collateral
+        self.ledger.release(order.account, order.collateral_asset, released)
+        events: Events = [
+            ev.IndexOrderReduced(order.id, order.collateral, released),
+            ev.CollateralReleased(order.account, order.collateral_asset, released, order.id),
+        ]
+        if order.batch_id is None and order.remaining <= self.params.dust_threshold:
+            events += self._complete(order, OrderStatus.FILLED)
+        return events
+
+    def _reduce_refusal(self, order: IndexOrder, collateral: Decimal) -> Refusal | None:
+        reason = CancelRejectReason
+        decimals = self.collaterals[order.collateral_asset].decimals
+        refusal = amount_refusal(collateral, decimals, order.collateral_asset, reason)
+        if refusal:
+            return refusal
+        if collateral >= order.collateral:
+            return Refusal(reason.NOT_A_REDUCTION,
+                           f"new amount {collateral} is not below {order.collateral}")
+        committed = order.spent + self._engaged_budget(order)
+        if collateral < committed:
+            return Refusal(reason.BELOW_COMMITTED, f"cannot go below {committed}: spent "
+                           f"{order.spent} plus what its batch in flight may spend")
+        return None
+
+    def _engaged_budget(self, order: IndexOrder) -> Decimal:
+        """The most the order's batch in flight may still charge it."""
+        if order.batch_id is None:
+            return ZERO
+        batch = self.batches[order.batch_id]
+        at_limits = batch.engagements[order.id] * batch.index_prices[order.index]
+        return min(order.remaining, at_limits * (1 + self.params.fee_reserve))
+
+    def _complete(self, order: IndexOrder, status: OrderStatus) -> Events:
+        """Close the order: release every unspent unit, ask for its mint once."""
+        order.status, order.ending = status, None
+        order.released = order.remaining
+        del self._open[order.id]
+        self.ledger.release(order.account, order.collateral_asset, order.released)
+        events: Events = [ev.IndexOrderCompleted(order.id, status, order.filled_units,
+                                                 order.spent, order.released)]
+        if order.released:
+            events.append(ev.CollateralReleased(order.account, order.collateral_asset,
+                                                order.released, order.id))
+        units = floor_decimals(order.filled_units, self.indexes[order.index].decimals)
+        if units > 0:
+            order.mint_status, order.mint_attempts = MintStatus.REQUESTED, 1
+            events.append(ev.MintRequested(order.id, order.account, order.wallet, order.index,
+                                           units))
+        return events
+
+    # --- quotes ----------------------------------------------------------------------------
+
+    def _quote(self, cmd: RequestQuote) -> Events:
+        index = self.indexes.get(cmd.index)
+        if index is None:
+            return [ev.QuoteRejected(cmd.quote_id, cmd.index, f"unknown index {cmd.index}")]
+        decimals = self.collaterals[index.collateral].decimals
+        refusal = amount_refusal(cmd.collateral, decimals, index.collateral, RejectReason)
+        if refusal:
+            return [ev.QuoteRejected(cmd.quote_id, cmd.index, refusal.text)]
+        free = {a: self.inventory.free_quantity(a) for a in index.assets}
+        priced = quote(index, cmd.collateral, self.markets(), free, self.params)
+        if priced is None:
+            return [ev.QuoteRejected(cmd.quote_id, cmd.index,
+                                     f"no ask price for every asset of {cmd.index}")]
+        price, units = priced
+        return [ev.QuoteIssued(cmd.quote_id, cmd.index, cmd.collateral, price, units)]
+
+    # --- batches ---------------------------------------------------------------------------
+
+    def _plan(self, cmd: PlanBatch) -> Events:
+        ready = [o for o in self._open.values() if o.is_ready]
+        candidates = [Candidate(o.id, self.indexes[o.index], o.remaining, o.max_price)
+                      for o in ready]
+        assets = {a for c in candidates for a in c.index.assets}
+        free = {a: self.inventory.free_quantity(a) for a in assets}
+        room = self.params.max_inflight_notional - self.inflight_notional()
+        plan = plan_batch(candidates, self.markets(), free, self.params, room)
+        if plan is None:
+            return []
+        batch = Batch(len(self.batches) + 1, cmd.ts,
+                      {e.order_id: e.units for e in plan.engagements},
+                      dict(plan.index_prices), dict(plan.inventory_used))
+        self.batches[batch.id] = batch
+        for order_id in batch.engagements:
+            self.orders[order_id].batch_id = batch.id
+        for asset, quantity in plan.inventory_used.items():
+            self.inventory.hold(batch.id, asset, quantity)
+        events: Events = [ev.BatchPlanned(
+            batch.id, plan.engagements, tuple(sorted(plan.index_prices.items())),
+            tuple(sorted(plan.inventory_used.items())))]
+        for planned in plan.asset_orders:
+            order = AssetOrder(len(self.asset_orders) + 1, batch.id, planned.asset,
+                               planned.symbol, Side.BUY, planned.price, planned.quantity)
+            self.asset_orders[order.id] = order
+            batch.asset_order_ids.append(order.id)
+            events.append(ev.AssetOrderRequested(order.id, order.client_order_id, batch.id,
+                                                 order.symbol, order.side, order.price,
+                                                 order.quantity))
+        return events + self._settle_if_done(batch)
+
+    def _book(self, fact: BookUpdated) -> Events:
+        asset = self._assets_by_symbol.get(fact.book.symbol)
+        if asset is None:
+            return [ev.InputIgnored(f"book for unknown symbol {fact.book.symbol}")]
+        self.books[asset] = fact.book
+        return []
+
+    def _asset_order(self, asset_order_id: int) -> AssetOrder | None:
+        return self.asset_orders.get(asset_order_id)
+
+    def _accepted(self, fact: AssetOrderAccepted) -> Events:
+        order = self._asset_order(fact.asset_order_id)
+        if order is None:
+            return [ev.InputIgnored(f"unknown asset order {fact.asset_order_id}")]
+        order.exchange_order_id = fact.exchange_order_id
+        return []
+
+    def _filled(self, fact: AssetOrderFilled) -> Events:
+        order = self._asset_order(fact.asset_order_id)
+        if order is None:
+            return [ev.InputIgnored(f"unknown asset order {fact.asset_order_id}")]
+        lid = lot_id(order.symbol, fact.trade_id)
+        if self.inventory.lot(lid) is not None:
+            return [ev.InputIgnored(f"trade {lid} already recorded")]
+        if fact.price <= 0 or fact.quantity <= 0 or fact.commission < 0:
+            return [ev.InputIgnored(f"trade {lid}: price, quantity or commission out of range")]
+        lot = self._lot(order, fact, lid)
+        order.filled += fact.quantity
+        self.inventory.open(lot)
+        events: Events = [ev.LotOpened(lot.id, lot.asset, order.id, order.batch_id, lot.price,
+                                       lot.quantity, lot.fee)]
+        batch = self.batches[order.batch_id]
+        if batch.settled:  # a trade reported after its batch settled becomes free inventory
+            self.inventory.settle(batch.id, ())
+            return events
+        return events + self._settle_if_done(batch)
+
+    def _lot(self, order: AssetOrder, fact: AssetOrderFilled, lid: str) -> Lot:
+        """A fill as a lot: an asset commission reduces the quantity, any is valued in quote."""
+        rules = self.rules[order.asset]
+        quantity, fee = fact.quantity, fact.commission
+        if fact.commission_asset == order.asset:
+            quantity, fee = fact.quantity - fact.commission, fact.commission * fact.price
+        elif fact.commission_asset != rules.quote:
+            book = self.books.get(fact.commission_asset)
+            fee = fact.commission * book.best_ask if book and book.best_ask else ZERO
+        return Lot(lid, order.asset, order.symbol, fact.trade_id, order.id, order.batch_id,
+                   fact.price, quantity, fee, fact.ts)
+
+    def _ended(self, fact: AssetOrderEnded) -> Events:
+        order = self._asset_order(fact.asset_order_id)
+        if order is None:
+            return [ev.InputIgnored(f"unknown asset order {fact.asset_order_id}")]
+        if order.outcome is not None:
+            return [ev.InputIgnored(f"asset order {order.id} already {order.outcome.value}")]
+        order.outcome, order.executed, order.reason = (
+            fact.outcome, fact.executed_quantity, fact.reason)
+        events: Events = [ev.AssetOrderClosed(order.id, fact.outcome, fact.executed_quantity,
+                                              fact.reason)]
+        return events + self._settle_if_done(self.batches[order.batch_id])
+
+    def _settle_if_done(self, batch: Batch) -> Events:
+        if batch.settled or not all(self.asset_orders[i].is_done for i in batch.asset_order_ids):
+            return []
+        return self._settle(batch)
+
+    def _settle(self, batch: Batch) -> Events:
+        """Allocate the batch's lots to its orders at pool VWAPs; complete what is done."""
+        engaged = [EngagedOrder(oid, self.indexes[self.orders[oid].index], units,
+                                self.orders[oid].remaining)
+                   for oid, units in batch.engagements.items()]
+        assets = {a for e in engaged for a in e.index.assets}
+        pools = {a: self.inventory.pool(batch.id, a) for a in sorted(assets)}
+        decimals = self.collaterals[engaged[0].index.collateral].decimals
+        allocation = allocate(batch.id, engaged, pools, decimals)
+        self.inventory.settle(batch.id, allocation.assignments)
+        batch.settled = True
+        batch.vwaps = {a: p.vwap for a, p in allocation.prices.items()}
+        batch.filled_units = {a.order_id: a.units for a in allocation.orders}
+        events: Events = [ev.BatchSettled(batch.id, tuple(batch.filled_units.items()),
+                                          tuple(sorted(batch.vwaps.items())))]
+        for allocated in allocation.orders:
+            order = self.orders[allocated.order_id]
+            order.batch_id = None
+            if allocated.units:
+                events += self._fill(order, batch.id, allocated.units, allocated.cost,
+                                     allocated.fees)
+            events += self._complete_if_done(order)
+        return events
+
+    def _fill(self, order: IndexOrder, batch_id: int, units: Decimal, cost: Decimal,
+              fees: Decimal) -> Events:
+        order.filled_units += units
+        order.spent += cost
+        order.fees += fees
+        self.ledger.spend(order.account, order.collateral_asset, cost, fees)
+        return [
+            ev.IndexOrderFilled(order.id, batch_id, units, cost / units, cost, fees,
+                                order.filled_units, order.spent, order.remaining),
+            ev.CollateralSpent(order.account, order.collateral_asset, cost, fees, order.id),
+        ]
+
+    def _complete_if_done(self, order: IndexOrder) -> Events:
+        if order.ending is not None:
+            return self._complete(order, order.ending)
+        if order.remaining <= self.params.dust_threshold:
+            return self._complete(order, OrderStatus.FILLED)
+        return []
+
+    # --- mints and time --------------------------------------------------------------------
+
+    def _minted(self, fact: MintConfirmed) -> Events:
+        order = self.orders.get(fact.order_id)
+        if order is None or order.mint_status not in (MintStatus.REQUESTED,
+                                                      MintStatus.RETRY_WAIT):
+            return [ev.InputIgnored(f"no mint outstanding for order {fact.order_id}")]
+        order.mint_status, order.mint_tx, order.mint_retry_at = MintStatus.MINTED, fact.tx_hash, None
+        order.minted_units = floor_decimals(order.filled_units,
+                                            self.indexes[order.index].decimals)
+        return [ev.IndexOrderMinted(order.id, order.minted_units, fact.tx_hash)]
+
+    def _mint_failed(self, fact: MintFailed) -> Events:
+        order = self.orders.get(fact.order_id)
+        if order is None or order.mint_status is not MintStatus.REQUESTED:
+            return [ev.InputIgnored(f"no mint in progress for order {fact.order_id}")]
+        delay = min(self.params.mint_retry_delay_ms * 2 ** (order.mint_attempts - 1),
+                    self.params.max_mint_retry_delay_ms)
+        order.mint_status, order.mint_retry_at = MintStatus.RETRY_WAIT, fact.ts + delay
+        return [ev.MintRetryScheduled(order.id, order.mint_attempts + 1, order.mint_retry_at,
+                                      fact.reason)]
+
+    def _tick(self, fact: ClockTicked) -> Events:
+        events: Events = []
+        for order in list(self._open.values()):
+            if order.expire_at is not None and order.expire_at <= fact.ts \
+                    and order.ending is None:
+                events += self._end_order(order, OrderStatus.EXPIRED)
+        for order in self.orders.values():
+            if order.mint_status is MintStatus.RETRY_WAIT and order.mint_retry_at is not None \
+                    and order.mint_retry_at <= fact.ts:
+                events.append(self._retry_mint(order))
+        return events
+
+    def _retry_mint(self, order: IndexOrder) -> ev.MintRetryRequested:
+        order.mint_status, order.mint_retry_at = MintStatus.REQUESTED, None
+        order.mint_attempts += 1
+        units = floor_decimals(order.filled_units, self.indexes[order.index].decimals)
+        return ev.MintRetryRequested(order.id, order.account, order.wallet, order.index, units,
+                                     order.mint_attempts)
+

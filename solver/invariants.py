@@ -1,0 +1,68 @@
+"""The conservation laws of the architecture, checked against an engine's state."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from solver.engine import Engine
+from solver.money import ZERO, exact
+from solver.orders import MintStatus
+
+
+@exact
+def violations(engine: Engine) -> list[str]:
+    """Every broken law, in words; an empty list when all hold."""
+    return (engine.ledger.violations() + _reservations(engine) + _orders(engine)
+            + _assets(engine))
+
+
+def _reservations(engine: Engine) -> list[str]:
+    """Reserved collateral is exactly what open orders have not spent."""
+    open_remaining: dict[tuple[str, str], Decimal] = {}
+    for o in engine.open_orders():
+        key = (o.account, o.collateral_asset)
+        open_remaining[key] = open_remaining.get(key, ZERO) + o.remaining
+    return [f"account {a} {asset}: reserved {b.reserved} != open orders' {want}"
+            for (a, asset), b in engine.ledger.balances().items()
+            if b.reserved != (want := open_remaining.get((a, asset), ZERO))]
+
+
+def _orders(engine: Engine) -> list[str]:
+    found = []
+    for o in engine.orders.values():
+        name = f"order {o.account}/{o.client_order_id}"
+        if not ZERO <= o.spent <= o.collateral:
+            found.append(f"{name}: spent {o.spent} outside [0, {o.collateral}]")
+        if o.fees > o.spent:
+            found.append(f"{name}: fees {o.fees} exceed spent {o.spent}")
+        if not o.is_open and o.spent + o.released != o.collateral:
+            found.append(f"{name}: spent + released != collateral {o.collateral}")
+        if o.minted_units > o.filled_units:
+            found.append(f"{name}: minted {o.minted_units} > filled {o.filled_units}")
+        if o.is_open and o.mint_status is not MintStatus.NONE:
+            found.append(f"{name}: mint requested while open")
+    return found
+
+
+def _assets(engine: Engine) -> list[str]:
+    """Per asset: filled (net) = assigned to index orders + inventory."""
+    filled: dict[str, Decimal] = {}
+    assigned: dict[str, Decimal] = {}
+    for lot in engine.inventory.lots():
+        filled[lot.asset] = filled.get(lot.asset, ZERO) + lot.quantity
+        for a in engine.inventory.assignments(lot.id):
+            assigned[lot.asset] = assigned.get(lot.asset, ZERO) + a.quantity
+    by_orders: dict[str, Decimal] = {}
+    for o in engine.orders.values():
+        for c in engine.indexes[o.index].constituents:
+            by_orders[c.asset] = by_orders.get(c.asset, ZERO) + c.quantity * o.filled_units
+    inventory = engine.inventory.positions()
+    found = []
+    for asset in sorted(set(filled) | set(by_orders)):
+        f, a, i = filled.get(asset, ZERO), assigned.get(asset, ZERO), inventory.get(asset, ZERO)
+        if f != a + i or i < 0:
+            found.append(f"asset {asset}: filled {f} != assigned {a} + inventory {i}")
+        if a != by_orders.get(asset, ZERO):
+            found.append(f"asset {asset}: lots assigned {a} != orders' units x quantities "
+                         f"{by_orders.get(asset, ZERO)}")
+    return found

@@ -1,0 +1,156 @@
+"""Lots: every exchange fill, what was assigned from it to index orders, and what is left.
+
+A lot is held by its batch until the batch settles; afterwards its unassigned quantity is free
+inventory, consumed oldest first by later batches (which hold it while they are in flight).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from solver.money import ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Lot:
+    id: str
+    asset: str
+    symbol: str
+    trade_id: str
+    asset_order_id: int
+    batch_id: int
+    price: Decimal
+    quantity: Decimal
+    """Net of any commission paid in the asset itself."""
+    fee: Decimal
+    """The commission valued in the collateral asset."""
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSlice:
+    """Quantity of one lot available to a batch, with its share of the lot's fee."""
+
+    lot_id: str
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    lot_id: str
+    order_id: int
+    batch_id: int
+    quantity: Decimal
+
+
+def lot_id(symbol: str, trade_id: str) -> str:
+    return f"{symbol}:{trade_id}"
+
+
+def _trade_order(lot: Lot) -> tuple[int, str]:
+    return (len(lot.trade_id), lot.trade_id)
+
+
+class Inventory:
+    def __init__(self) -> None:
+        self._lots: dict[str, Lot] = {}
+        self._unassigned: dict[str, Decimal] = {}
+        self._assignments: dict[str, list[Assignment]] = {}
+        self._free: dict[str, Decimal] = {}
+        self._age: dict[str, int] = {}
+        self._queues: dict[str, list[tuple[int, str]]] = {}
+        self._held: dict[int, list[tuple[str, Decimal]]] = {}
+        self._new: dict[int, list[str]] = {}
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def lot(self, lot_id: str) -> Lot | None:
+        return self._lots.get(lot_id)
+
+    def lots(self) -> Iterable[Lot]:
+        return self._lots.values()
+
+    def unassigned(self, lot_id: str) -> Decimal:
+        return self._unassigned[lot_id]
+
+    def assignments(self, lot_id: str) -> list[Assignment]:
+        return list(self._assignments.get(lot_id, ()))
+
+    def free_quantity(self, asset: str) -> Decimal:
+        return sum((self._free[lid] for _, lid in self._queues.get(asset, ())), ZERO)
+
+    def positions(self) -> dict[str, Decimal]:
+        """Unassigned quantity per asset: free, held by batches and not yet settled."""
+        totals: dict[str, Decimal] = {}
+        for lid, quantity in self._unassigned.items():
+            asset = self._lots[lid].asset
+            totals[asset] = totals.get(asset, ZERO) + quantity
+        return totals
+
+    # --- movements -------------------------------------------------------------------------
+
+    def open(self, lot: Lot) -> None:
+        """Record a fill; its batch holds it until it settles."""
+        self._lots[lot.id] = lot
+        self._unassigned[lot.id] = lot.quantity
+        self._new.setdefault(lot.batch_id, []).append(lot.id)
+
+    def hold(self, batch_id: int, asset: str, quantity: Decimal) -> None:
+        """Take ``quantity`` of free ``asset``, oldest lots first, for a batch in flight."""
+        queue = self._queues.get(asset, [])
+        held = self._held.setdefault(batch_id, [])
+        while quantity > 0 and queue:
+            _, lid = queue[0]
+            take = min(quantity, self._free[lid])
+            held.append((lid, take))
+            self._free[lid] -= take
+            quantity -= take
+            if self._free[lid] == 0:
+                heapq.heappop(queue)
+        if quantity > 0:
+            raise ValueError(f"hold {asset}: {quantity} more than free inventory")
+
+    def pool(self, batch_id: int, asset: str) -> list[PoolSlice]:
+        """What a settling batch can assign: held inventory first, then its own fills."""
+        held = [(lid, q) for lid, q in self._held.get(batch_id, ())
+                if self._lots[lid].asset == asset]
+        new = sorted((self._lots[lid] for lid in self._new.get(batch_id, ())
+                      if self._lots[lid].asset == asset), key=_trade_order)
+        return [self._slice(lid, q) for lid, q in held] + [
+            self._slice(lot.id, lot.quantity) for lot in new]
+
+    def settle(self, batch_id: int, assignments: Iterable[Assignment]) -> None:
+        """Apply a batch's assignments and free whatever of its pools is left."""
+        for a in assignments:
+            self._unassigned[a.lot_id] -= a.quantity
+            self._assignments.setdefault(a.lot_id, []).append(a)
+        returned: dict[str, Decimal] = {}
+        for lid, quantity in self._held.pop(batch_id, ()):
+            returned[lid] = returned.get(lid, ZERO) + quantity
+        for a in assignments:
+            if a.lot_id in returned:
+                returned[a.lot_id] -= a.quantity
+        for lid, quantity in returned.items():
+            self._make_free(lid, quantity)
+        new = sorted((self._lots[lid] for lid in self._new.pop(batch_id, ())), key=_trade_order)
+        for lot in new:
+            self._make_free(lot.id, self._unassigned[lot.id])
+
+    def _make_free(self, lid: str, quantity: Decimal) -> None:
+        if quantity <= 0:
+            return
+        was_free = self._free.get(lid, ZERO)
+        self._free[lid] = was_free + quantity
+        if was_free == 0:
+            age = self._age.setdefault(lid, len(self._age))
+            heapq.heappush(self._queues.setdefault(self._lots[lid].asset, []), (age, lid))
+
+    def _slice(self, lid: str, quantity: Decimal) -> PoolSlice:
+        lot = self._lots[lid]
+        fee = lot.fee if quantity == lot.quantity else lot.fee * quantity / lot.quantity
+        return PoolSlice(lid, lot.price, quantity, fee)

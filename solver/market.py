@@ -1,0 +1,88 @@
+"""What the core knows of an exchange market: its trading rules and its order book."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from solver.money import ONE, ZERO, floor_to
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    price: Decimal
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBook:
+    """A snapshot: asks best (lowest) first, bids best (highest) first."""
+
+    symbol: str
+    asks: tuple[Level, ...]
+    bids: tuple[Level, ...] = ()
+
+    @property
+    def best_ask(self) -> Decimal | None:
+        return self.asks[0].price if self.asks else None
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRules:
+    """The exchange filters of one symbol (a zero bound disables its check)."""
+
+    symbol: str
+    asset: str
+    quote: str
+    tick_size: Decimal = ZERO
+    step_size: Decimal = ZERO
+    min_qty: Decimal = ZERO
+    max_qty: Decimal = ZERO
+    min_notional: Decimal = ZERO
+
+    def buy_quantity(self, wanted: Decimal) -> Decimal:
+        """``wanted`` floored to the step and trimmed to the maximum; never rounded up."""
+        quantity = floor_to(wanted, self.step_size)
+        if self.max_qty and quantity > self.max_qty:
+            quantity = floor_to(self.max_qty, self.step_size)
+        return quantity
+
+    def filter_failure(self, price: Decimal, quantity: Decimal) -> str | None:
+        """The name of the first filter an order would fail, as the exchange names it."""
+        if price <= 0 or (self.tick_size and price % self.tick_size):
+            return "PRICE_FILTER"
+        if quantity <= 0 or (self.step_size and quantity % self.step_size):
+            return "LOT_SIZE"
+        if quantity < self.min_qty or (self.max_qty and quantity > self.max_qty):
+            return "LOT_SIZE"
+        if price * quantity < self.min_notional:
+            return "NOTIONAL"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidity:
+    """What a taker buy limited to ``limit`` can take: ``quantity`` from the asks."""
+
+    limit: Decimal
+    quantity: Decimal
+
+
+def buy_liquidity(
+    book: OrderBook, rules: MarketRules, tolerance: Decimal, max_levels: int
+) -> Liquidity | None:
+    """Asks at or below best ask x (1 + tolerance), within ``max_levels`` levels.
+
+    The limit is floored to the tick so that it never exceeds the tolerance; when more levels
+    than ``max_levels`` are within it, the limit moves down to the last level counted so that
+    the order cannot walk further than that.
+    """
+    best = book.best_ask
+    if best is None:
+        return None
+    limit = max(best, floor_to(best * (ONE + tolerance), rules.tick_size))
+    counted = [level for level in book.asks if level.price <= limit][:max_levels]
+    if len(counted) == max_levels and len(book.asks) > max_levels \
+            and book.asks[max_levels].price <= limit:
+        limit = counted[-1].price
+    return Liquidity(limit, sum((level.quantity for level in counted), ZERO))

@@ -1,0 +1,107 @@
+"""Index orders: their state, and the reasons a request about one can be refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+
+from solver.money import ZERO, decimal_places
+
+
+class OrderStatus(str, Enum):
+    OPEN = "open"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+
+class MintStatus(str, Enum):
+    NONE = "none"
+    REQUESTED = "requested"
+    RETRY_WAIT = "retry_wait"
+    MINTED = "minted"
+
+
+class RejectReason(str, Enum):
+    UNKNOWN_INDEX = "unknown_index"
+    UNSUPPORTED_SIDE = "unsupported_side"
+    WRONG_CURRENCY = "wrong_currency"
+    INVALID_AMOUNT = "invalid_amount"
+    TOO_PRECISE = "too_precise"
+    BELOW_MINIMUM = "below_minimum"
+    INVALID_PRICE = "invalid_price"
+    ALREADY_EXPIRED = "already_expired"
+    INSUFFICIENT_COLLATERAL = "insufficient_collateral"
+    DUPLICATE_ORDER_ID = "duplicate_order_id"
+
+
+class CancelRejectReason(str, Enum):
+    UNKNOWN_ORDER = "unknown_order"
+    ALREADY_CLOSED = "already_closed"
+    ALREADY_PENDING = "already_pending"
+    INVALID_AMOUNT = "invalid_amount"
+    TOO_PRECISE = "too_precise"
+    NOT_A_REDUCTION = "not_a_reduction"
+    BELOW_COMMITTED = "below_committed"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request was refused, with a text a user can act on."""
+
+    reason: RejectReason | CancelRejectReason
+    text: str
+
+
+@dataclass(slots=True)
+class IndexOrder:
+    """A user's order: collateral in, index units out. Mutated only by the engine."""
+
+    id: int
+    account: str
+    client_order_id: str
+    index: str
+    collateral_asset: str
+    collateral: Decimal
+    wallet: str
+    accepted_ts: int
+    max_price: Decimal | None = None
+    expire_at: int | None = None
+    status: OrderStatus = OrderStatus.OPEN
+    batch_id: int | None = None
+    ending: OrderStatus | None = None
+    spent: Decimal = ZERO
+    fees: Decimal = ZERO
+    filled_units: Decimal = ZERO
+    released: Decimal = ZERO
+    minted_units: Decimal = ZERO
+    mint_status: MintStatus = MintStatus.NONE
+    mint_attempts: int = 0
+    mint_retry_at: int | None = None
+    mint_tx: str | None = None
+
+    @property
+    def remaining(self) -> Decimal:
+        """Collateral reserved for this order and not yet spent."""
+        return self.collateral - self.spent
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is OrderStatus.OPEN
+
+    @property
+    def is_ready(self) -> bool:
+        """Open, not engaged in a batch and not being ended."""
+        return self.is_open and self.batch_id is None and self.ending is None
+
+
+def amount_refusal(
+    amount: Decimal, decimals: int, asset: str, reason: type[RejectReason | CancelRejectReason]
+) -> Refusal | None:
+    """Amounts must be finite, positive and no more precise than the collateral token."""
+    if not amount.is_finite() or amount <= 0:
+        return Refusal(reason.INVALID_AMOUNT, f"amount must be greater than zero, got {amount}")
+    if decimal_places(amount) > decimals:
+        return Refusal(reason.TOO_PRECISE, f"{asset} has {decimals} decimals, got {amount}")
+    return None

@@ -1,0 +1,88 @@
+"""A deterministic in-process exchange for ``simulate``: LIMIT IOC buys against fixed books.
+
+Each order takes asks at or below its price, best first, consuming them; the rest expires.
+Commission is ``fee_rate`` of the notional, charged in the quote (collateral) asset. Orders
+that break a filter are rejected as the exchange would, and counted as violations: the solver
+must never send one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from solver.commands import (
+    AssetOrderAccepted,
+    AssetOrderEnded,
+    AssetOrderFilled,
+    AssetOrderOutcome,
+    Input,
+)
+from solver.events import AssetOrderRequested
+from solver.market import Level, OrderBook
+from solver.money import ZERO
+from solver.simulation.scenario import MarketSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    symbol: str
+    trade_id: str
+    asset_order_id: int
+    price: Decimal
+    quantity: Decimal
+    commission: Decimal
+
+
+@dataclass(slots=True)
+class SimulatedExchange:
+    markets: Mapping[str, MarketSpec]
+    books: dict[str, list[Level]] = field(default_factory=dict)
+    trades: list[Trade] = field(default_factory=list)
+    filter_failures: list[str] = field(default_factory=list)
+    _by_symbol: dict[str, MarketSpec] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by_symbol = {m.rules.symbol: m for m in self.markets.values()}
+        self.refill()
+
+    def refill(self, only_refilling: bool = False) -> None:
+        for spec in self._by_symbol.values():
+            if spec.refill or not only_refilling:
+                self.books[spec.rules.symbol] = list(spec.book.asks)
+
+    def book(self, symbol: str) -> OrderBook:
+        return OrderBook(symbol, tuple(self.books[symbol]), self._by_symbol[symbol].book.bids)
+
+    def execute(self, request: AssetOrderRequested, ts: int) -> list[Input]:
+        """The facts the exchange reports for one order, in the order it reports them."""
+        spec = self._by_symbol.get(request.symbol)
+        failure = spec and spec.rules.filter_failure(request.price, request.quantity)
+        if spec is None or failure:
+            reason = f"Filter failure: {failure}" if spec else "Invalid symbol."
+            self.filter_failures.append(f"asset order {request.client_order_id} "
+                                        f"{request.symbol}: {reason}")
+            return [AssetOrderEnded(ts, request.asset_order_id, AssetOrderOutcome.REJECTED,
+                                    ZERO, reason)]
+        facts: list[Input] = [AssetOrderAccepted(ts, request.asset_order_id,
+                                                 f"{request.symbol}-{request.asset_order_id}")]
+        left = request.quantity
+        asks = self.books[request.symbol]
+        while left > 0 and asks and asks[0].price <= request.price:
+            level = asks[0]
+            take = min(left, level.quantity)
+            left -= take
+            asks[0] = Level(level.price, level.quantity - take)
+            if asks[0].quantity == 0:
+                asks.pop(0)
+            trade = Trade(request.symbol, str(len(self.trades) + 1), request.asset_order_id,
+                          level.price, take, level.price * take * spec.fee_rate)
+            self.trades.append(trade)
+            facts.append(AssetOrderFilled(ts, request.asset_order_id, trade.trade_id,
+                                          trade.price, trade.quantity, trade.commission,
+                                          spec.rules.quote))
+        outcome = AssetOrderOutcome.FILLED if left == 0 else AssetOrderOutcome.EXPIRED
+        facts.append(AssetOrderEnded(ts, request.asset_order_id, outcome,
+                                     request.quantity - left))
+        return facts

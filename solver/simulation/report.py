@@ -1,0 +1,171 @@
+"""The simulate report: one JSON-ready mapping, and the same as readable tables.
+
+Every amount is a decimal string (no floats, no exponents).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from solver.events import LotOpened, QuoteIssued
+from solver.money import ZERO, plain, quantum
+from solver.simulation.run import SimulationResult
+
+AVG_PRICE_DECIMALS = 8
+
+
+def build_report(result: SimulationResult) -> dict[str, Any]:
+    return {
+        "orders": _orders(result),
+        "batches": _batches(result),
+        "quotes": [_quote(q) for q in result.quotes],
+        "inventory": {a: plain(q) for a, q in sorted(result.engine.inventory.positions().items())},
+        "accounts": _accounts(result),
+        "invariants": result.violations or "ok",
+    }
+
+
+def _orders(result: SimulationResult) -> dict[str, dict[str, Any]]:
+    report = {}
+    for sub in result.submitted:
+        row: dict[str, Any] = {"account": sub.spec.account, "index": sub.spec.index,
+                               "collateral": plain(sub.spec.collateral)}
+        if sub.order_id is None:
+            assert sub.rejection is not None
+            row.update(status="rejected", filled_units="0", collateral_spent="0",
+                       collateral_released="0", fees="0", avg_price=None, minted_units="0",
+                       mint_tx=None, reject_reason=sub.rejection.reason.value,
+                       reject_text=sub.rejection.text)
+        else:
+            o = result.engine.orders[sub.order_id]
+            avg = None if not o.filled_units else (o.spent / o.filled_units).quantize(
+                quantum(AVG_PRICE_DECIMALS), rounding=ROUND_HALF_EVEN)
+            row.update(status=o.status.value, filled_units=plain(o.filled_units),
+                       collateral_spent=plain(o.spent), collateral_released=plain(o.released),
+                       fees=plain(o.fees), avg_price=None if avg is None else plain(avg),
+                       minted_units=plain(o.minted_units), mint_tx=o.mint_tx,
+                       reject_reason=None, reject_text=None)
+        report[sub.key] = row
+    return report
+
+
+def _batches(result: SimulationResult) -> list[dict[str, Any]]:
+    engine = result.engine
+    names = {s.order_id: s.key for s in result.submitted if s.order_id is not None}
+    fills: dict[int, list[dict[str, str]]] = {}
+    for envelope in result.events:
+        lot = envelope.event
+        if isinstance(lot, LotOpened):
+            symbol, trade_id = lot.lot_id.split(":", 1)
+            fills.setdefault(lot.batch_id, []).append(
+                {"symbol": symbol, "trade_id": trade_id, "price": plain(lot.price),
+                 "qty": plain(lot.quantity), "fee": plain(lot.fee)})
+    batches = []
+    for batch in engine.batches.values():
+        orders = [engine.asset_orders[i] for i in batch.asset_order_ids]
+        batches.append({
+            "batch": batch.id,
+            "engaged": {names[o]: plain(u) for o, u in batch.engagements.items()},
+            "filled": {names[o]: plain(u) for o, u in batch.filled_units.items()},
+            "inventory_used": {a: plain(q) for a, q in sorted(batch.inventory_used.items())},
+            "asset_orders": [{"symbol": o.symbol, "side": o.side.value, "qty": plain(o.quantity),
+                              "price": plain(o.price), "status": _outcome(o.outcome),
+                              "executed": plain(o.executed)} for o in orders],
+            "fills": fills.get(batch.id, []),
+            "vwaps": {a: plain(p) for a, p in sorted(batch.vwaps.items())},
+        })
+    return batches
+
+
+def _outcome(outcome: Any) -> str:
+    return "open" if outcome is None else str(outcome.value)
+
+
+def _quote(answer: Any) -> dict[str, Any]:
+    if isinstance(answer, QuoteIssued):
+        return {"index": answer.index, "collateral": plain(answer.collateral),
+                "index_price": plain(answer.index_price), "units": plain(answer.units)}
+    return {"index": answer.index, "error": answer.text}
+
+
+def _accounts(result: SimulationResult) -> dict[str, dict[str, str]]:
+    balances = result.engine.ledger.balances()
+    assets_per_account: dict[str, int] = {}
+    for account, _ in balances:
+        assets_per_account[account] = assets_per_account.get(account, 0) + 1
+    report = {}
+    for (account, asset), b in sorted(balances.items()):
+        key = account if assets_per_account[account] == 1 else f"{account}/{asset}"
+        report[key] = {"asset": asset, "deposited": plain(b.deposited),
+                       "available": plain(b.available), "reserved": plain(b.reserved),
+                       "spent": plain(b.spent), "fees": plain(b.fees)}
+    return report
+
+
+def print_report(report: Mapping[str, Any], console: Console) -> None:
+    """The report as tables, for a person reading a terminal."""
+    orders = Table(title="Index orders")
+    for column in ("order", "account", "index", "status", "collateral", "filled units",
+                   "spent", "released", "fees", "avg price", "minted", "reject reason"):
+        orders.add_column(column, justify="right" if column not in ("order", "account",
+                                                                     "index", "status",
+                                                                     "reject reason")
+                          else "left")
+    for key, o in report["orders"].items():
+        orders.add_row(key, o["account"], o["index"], o["status"], o["collateral"],
+                       o["filled_units"], o["collateral_spent"], o["collateral_released"],
+                       o["fees"], o["avg_price"] or "-", o["minted_units"],
+                       o["reject_reason"] or "")
+    console.print(orders)
+
+    batches = Table(title="Batches")
+    for column in ("batch", "orders", "asset orders (symbol qty @ limit -> executed)",
+                   "fills", "filled units"):
+        batches.add_column(column)
+    for b in report["batches"]:
+        batches.add_row(
+            str(b["batch"]), str(len(b["engaged"])),
+            "\n".join(f"{a['symbol']} {a['qty']} @ {a['price']} -> {a['executed']} "
+                      f"({a['status']})" for a in b["asset_orders"]) or "inventory only",
+            str(len(b["fills"])),
+            ", ".join(f"{k}: {u}" for k, u in b["filled"].items()))
+    console.print(batches)
+
+    if report["quotes"]:
+        quotes = Table(title="Quotes")
+        for column in ("index", "collateral", "index price", "units"):
+            quotes.add_column(column)
+        for q in report["quotes"]:
+            quotes.add_row(q["index"], q.get("collateral", "-"), q.get("index_price", "-"),
+                           q.get("units", q.get("error", "")))
+        console.print(quotes)
+
+    accounts = Table(title="Accounts")
+    for column in ("account", "asset", "deposited", "available", "reserved", "spent", "fees"):
+        accounts.add_column(column, justify="left" if column in ("account", "asset")
+                            else "right")
+    for key, a in report["accounts"].items():
+        accounts.add_row(key, a["asset"], a["deposited"], a["available"], a["reserved"],
+                         a["spent"], a["fees"])
+    console.print(accounts)
+
+    inventory = Table(title="Inventory (unassigned)")
+    inventory.add_column("asset")
+    inventory.add_column("quantity", justify="right")
+    for asset, quantity in report["inventory"].items():
+        if Decimal(quantity) != ZERO:
+            inventory.add_row(asset, quantity)
+    console.print(inventory)
+
+    invariants = report["invariants"]
+    if invariants == "ok":
+        console.print("[green]invariants: ok[/green]")
+    else:
+        console.print("[red]invariant violations:[/red]")
+        for line in invariants:
+            console.print(f"  - {line}")
