@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -65,9 +66,16 @@ class SimulationResult:
     violations: list[str] = field(default_factory=list)
 
 
+Arrangement = Callable[[list[Input]], list[Input]]
+
+
 class Simulation:
-    def __init__(self, scenario: Scenario) -> None:
+    """``arrange`` may reorder each batch's exchange reports, as a real exchange's streams can:
+    the outcome must not depend on it."""
+
+    def __init__(self, scenario: Scenario, arrange: Arrangement | None = None) -> None:
         self.scenario = scenario
+        self._arrange: Arrangement = arrange or list
         self.engine = Engine(
             scenario.indexes, [m.rules for m in scenario.markets.values()], scenario.params,
             [Collateral(a, d) for a, d in scenario.collateral_decimals.items()])
@@ -120,8 +128,8 @@ class Simulation:
         self._cancel(number)
         trades_before = len(self.exchange.trades)
         orders, self._outbox = self._outbox, []
-        for request in orders:
-            self._facts.extend(self.exchange.execute(request, self._tick()))
+        reports = [f for r in orders for f in self.exchange.execute(r, self._tick())]
+        self._facts.extend(self._arrange(reports))
         self._drain()
         self.exchange.refill(only_refilling=True)
         self._refresh_books()
@@ -183,5 +191,5 @@ class Simulation:
                 if n > 1]
 
 
-def simulate(scenario: Scenario) -> SimulationResult:
-    return Simulation(scenario).run()
+def simulate(scenario: Scenario, arrange: Arrangement | None = None) -> SimulationResult:
+    return Simulation(scenario, arrange).run()

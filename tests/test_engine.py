@@ -1,0 +1,446 @@
+"""The engine's order lifecycle: accept/reject, batches, fills, cancel, expiry, mints, events."""
+
+from decimal import Decimal
+
+import pytest
+
+from solver import events as ev
+from solver.bus import EventBus
+from solver.commands import (
+    AssetOrderAccepted,
+    AssetOrderEnded,
+    AssetOrderFilled,
+    AssetOrderOutcome,
+    CancelIndexOrder,
+    ClockTicked,
+    DepositConfirmed,
+    ExpireIndexOrder,
+    MintConfirmed,
+    MintFailed,
+    ReduceIndexOrder,
+    RequestQuote,
+)
+from solver.engine import Engine
+from solver.invariants import violations
+from solver.model import Side
+from solver.orders import CancelRejectReason, MintStatus, OrderStatus, RejectReason
+
+from tests.builders import D, Desk, desk, index, market, params
+
+
+def fill(d: Desk, request: ev.AssetOrderRequested, quantity: str, price: str | None = None,
+         trade: str | None = None, commission: str = "0", asset: str = "USDC") -> None:
+    d.apply(AssetOrderFilled, request.asset_order_id, trade or f"t{d.now}",
+            D(price) if price else request.price, D(quantity), D(commission), asset)
+
+
+def end(d: Desk, request: ev.AssetOrderRequested, executed: str,
+        outcome: AssetOrderOutcome = AssetOrderOutcome.EXPIRED) -> ev.Transaction:
+    return d.apply(AssetOrderEnded, request.asset_order_id, outcome, D(executed))
+
+
+def fill_all(d: Desk, requests: list[ev.AssetOrderRequested]) -> list[ev.Transaction]:
+    done = []
+    for r in requests:
+        fill(d, r, str(r.quantity))
+        done.append(end(d, r, str(r.quantity), AssetOrderOutcome.FILLED))
+    return done
+
+
+def all_events(d: Desk) -> list[ev.Event]:
+    return [e.event for t in d.transactions for e in t.events]
+
+
+# --- accept and reject ---------------------------------------------------------------------
+
+
+def test_accepted_order_reserves_its_collateral():
+    d = desk()
+    d.deposit("alice", "1500")
+    t = d.order("alice", "o1", "1000")
+    assert [type(e.event) for e in t.events] == [ev.IndexOrderAccepted, ev.CollateralReserved]
+    balance = d.engine.ledger.balance("alice", "USDC")
+    assert (balance.available, balance.reserved) == (D(500), D(1000))
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    ({"index": "NOPE"}, RejectReason.UNKNOWN_INDEX),
+    ({"amount": "0"}, RejectReason.INVALID_AMOUNT),
+    ({"amount": "-5"}, RejectReason.INVALID_AMOUNT),
+    ({"amount": "NaN"}, RejectReason.INVALID_AMOUNT),
+    ({"amount": "1.0000001"}, RejectReason.TOO_PRECISE),
+    ({"amount": "5"}, RejectReason.BELOW_MINIMUM),
+    ({"amount": "2000"}, RejectReason.INSUFFICIENT_COLLATERAL),
+    ({"side": Side.SELL}, RejectReason.UNSUPPORTED_SIDE),
+    ({"currency": "USDT"}, RejectReason.WRONG_CURRENCY),
+    ({"max_price": D(0)}, RejectReason.INVALID_PRICE),
+    ({"expire_at": 1}, RejectReason.ALREADY_EXPIRED),
+])
+def test_bad_orders_are_rejected_with_a_reason_and_change_nothing(kwargs, reason):
+    d = desk(solver_params=params(min_order_collateral=D(10)))
+    d.deposit("alice", "1500")
+    before = d.engine.ledger.balances()
+    amount = kwargs.pop("amount", "100")
+    t = d.order("alice", "o1", amount, **kwargs)
+    [rejected] = [e.event for e in t.events]
+    assert isinstance(rejected, ev.IndexOrderRejected)
+    assert rejected.reason is reason and rejected.text
+    assert d.engine.ledger.balances() == before
+    assert d.engine.orders == {}
+
+
+def test_duplicate_client_order_id_is_rejected_per_account():
+    d = desk()
+    d.deposit("alice", "1500")
+    d.deposit("bob", "1500")
+    d.order("alice", "o1", "100")
+    [rejected] = d.order("alice", "o1", "100").of_type(ev.IndexOrderRejected)
+    assert rejected.reason is RejectReason.DUPLICATE_ORDER_ID
+    assert d.order("bob", "o1", "100").of_type(ev.IndexOrderAccepted)
+
+
+def test_duplicate_deposit_is_credited_once():
+    d = desk()
+    d.apply(DepositConfirmed,
+            "tx-1", "alice", "USDC", D(100))
+    t = d.apply(DepositConfirmed,
+                "tx-1", "alice", "USDC", D(100))
+    assert t.of_type(ev.InputIgnored)
+    assert d.engine.ledger.balance("alice", "USDC").deposited == D(100)
+
+
+# --- one batch, start to mint --------------------------------------------------------------
+
+
+def test_order_is_filled_completed_and_minted_once():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    planned = d.plan()
+    requests = planned.of_type(ev.AssetOrderRequested)
+    assert {(r.symbol, r.side, r.price, r.quantity) for r in requests} == {
+        ("A1USDC", Side.BUY, D(100), D(8)), ("A2USDC", Side.BUY, D(200), D(1))}
+    assert [r.client_order_id for r in requests] == ["ixs-1", "ixs-2"]
+    d.apply(AssetOrderAccepted, requests[0].asset_order_id, "x-1")
+    fill(d, requests[0], "5", commission="0.5")
+    fill(d, requests[0], "3", commission="0.3")
+    end(d, requests[0], "8", AssetOrderOutcome.FILLED)
+    fill(d, requests[1], "1", commission="0.2")
+    last = end(d, requests[1], "1", AssetOrderOutcome.FILLED)
+
+    # 1000 collateral, no fee reserve, 1 USDC of commission: a unit costs 1001, so the order
+    # gets 1000 / 1001 units (floored to 18 decimals); the cost is rounded up to 6 decimals.
+    [filled] = last.of_type(ev.IndexOrderFilled)
+    units = D("0.999000999000999000")
+    assert (filled.units, filled.cost, filled.fees) == (units, D("1000.000000"), D("0.999000"))
+    order = d.engine.order("alice", "o1")
+    assert order.spent == order.collateral and order.status is OrderStatus.FILLED
+    [minted] = last.of_type(ev.MintRequested)
+    assert (minted.order_id, minted.wallet, minted.units) == (order.id, "alice", units)
+    d.apply(MintConfirmed, order.id, "0xabc")
+    again = d.apply(MintConfirmed, order.id, "0xabc")
+    assert again.of_type(ev.InputIgnored)
+    assert (order.mint_status, order.minted_units, order.mint_tx) == (
+        MintStatus.MINTED, units, "0xabc")
+    assert violations(d.engine) == []
+
+
+def test_cost_never_exceeds_collateral_when_fees_exceed_the_reserve():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    requests = d.plan().of_type(ev.AssetOrderRequested)
+    for r in requests:
+        fill(d, r, str(r.quantity), commission=str(r.quantity * r.price / 10))
+        end(d, r, str(r.quantity), AssetOrderOutcome.FILLED)
+    order = d.engine.order("alice", "o1")
+    # 10% commission: one unit costs 1100, so 1000 buys 0.909090... units.
+    assert order.filled_units == D("0.909090909090909090")
+    assert order.spent <= D(1000)
+    assert violations(d.engine) == []
+
+
+def test_unspent_collateral_is_released_and_leftover_assets_go_to_inventory():
+    d = desk(solver_params=params(dust_threshold=D(1)))
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "1000")
+    requests = d.plan().of_type(ev.AssetOrderRequested)
+    a1, a2 = requests
+    fill(d, a1, "8")
+    end(d, a1, "8", AssetOrderOutcome.FILLED)
+    fill(d, a2, "0.5")
+    t = end(d, a2, "0.5")
+    [filled] = t.of_type(ev.IndexOrderFilled)
+    assert (filled.units, filled.cost) == (D("0.5"), D(500))
+    order = d.engine.order("alice", "o1")
+    assert order.is_open and order.remaining == D(500)
+    assert d.engine.inventory.positions() == {"A1": D(4), "A2": D(0)}
+    # The next batch uses the 4 A1 of inventory before buying more.
+    t2 = d.plan()
+    [planned] = t2.of_type(ev.BatchPlanned)
+    assert dict(planned.inventory_used) == {"A1": D(4)}
+    assert [(r.symbol, r.quantity) for r in t2.of_type(ev.AssetOrderRequested)] == [
+        ("A2USDC", D("0.5"))]
+    fill_all(d, t2.of_type(ev.AssetOrderRequested))
+    assert order.status is OrderStatus.FILLED
+    assert (order.filled_units, order.spent, order.released) == (D(1), D(1000), D(0))
+    assert violations(d.engine) == []
+
+
+def test_two_orders_pay_the_same_vwap_whatever_the_fill_order():
+    def run(order_of_fills: list[int]) -> list[tuple[Decimal, Decimal]]:
+        d = desk()
+        d.deposit("alice", "1000")
+        d.deposit("bob", "3000")
+        d.order("alice", "o1", "1000")
+        d.order("bob", "o2", "3000")
+        a1, a2 = d.plan().of_type(ev.AssetOrderRequested)
+        fills = [(a1, "10", "99", "1"), (a1, "22", "100", "2"), (a2, "4", "199", "3")]
+        for n in order_of_fills:
+            r, qty, price, trade = fills[n]
+            fill(d, r, qty, price=price, trade=trade, commission="0.1")
+        end(d, a2, "4", AssetOrderOutcome.FILLED)
+        end(d, a1, "32", AssetOrderOutcome.FILLED)
+        return [(o.filled_units, o.spent) for o in d.engine.orders.values()]
+
+    first = run([0, 1, 2])
+    assert first == run([2, 1, 0]) == run([1, 2, 0])
+    (u1, s1), (u2, s2) = first
+    assert u2 == 3 * u1 and abs(s1 / u1 - s2 / u2) < D("0.000002")
+
+
+def test_a_rejected_asset_order_does_not_stop_the_batch_or_the_service():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, a2 = d.plan().of_type(ev.AssetOrderRequested)
+    fill(d, a1, "8")
+    end(d, a1, "8", AssetOrderOutcome.FILLED)
+    t = end(d, a2, "0", AssetOrderOutcome.REJECTED)
+    [settled] = t.of_type(ev.BatchSettled)
+    assert dict(settled.filled_units) == {1: D(0)}
+    order = d.engine.order("alice", "o1")
+    assert order.is_ready and order.filled_units == 0
+    # The next batch uses the A1 bought and only asks for A2.
+    requests = d.plan().of_type(ev.AssetOrderRequested)
+    assert [r.symbol for r in requests] == ["A2USDC"]
+
+
+def test_trades_reported_after_the_end_of_their_order_still_settle_the_batch():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, a2 = d.plan().of_type(ev.AssetOrderRequested)
+    end(d, a1, "8", AssetOrderOutcome.FILLED)
+    end(d, a2, "1", AssetOrderOutcome.FILLED)
+    assert not d.engine.batches[1].settled
+    fill(d, a1, "8")
+    fill(d, a2, "1")
+    assert d.engine.batches[1].settled
+    assert d.engine.order("alice", "o1").filled_units == D(1)
+
+
+def test_duplicate_trades_are_counted_once():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, _ = d.plan().of_type(ev.AssetOrderRequested)
+    fill(d, a1, "8", trade="42")
+    t = d.apply(AssetOrderFilled, a1.asset_order_id, "42", D(100), D(8), D(0), "USDC")
+    assert t.of_type(ev.InputIgnored)
+    assert d.engine.asset_orders[a1.asset_order_id].filled == D(8)
+
+
+def test_commission_in_the_base_asset_reduces_the_lot():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, _ = d.plan().of_type(ev.AssetOrderRequested)
+    t = d.apply(AssetOrderFilled, a1.asset_order_id, "7", D(100), D(8), D("0.008"), "A1")
+    [lot] = t.of_type(ev.LotOpened)
+    assert (lot.quantity, lot.fee) == (D("7.992"), D("0.8"))
+
+
+def test_unknown_facts_are_ignored_without_change():
+    d = desk()
+    for t in (d.apply(AssetOrderAccepted, 99, "x"),
+              d.apply(AssetOrderFilled, 99, "1", D(1), D(1), D(0), "USDC"),
+              d.apply(AssetOrderEnded, 99, AssetOrderOutcome.FILLED, D(1)),
+              d.apply(MintConfirmed, 99, "0x1"), d.apply(MintFailed, 99, "boom")):
+        assert [type(e.event) for e in t.events] == [ev.InputIgnored]
+
+
+# --- cancel, reduce, expire ----------------------------------------------------------------
+
+
+def test_cancel_before_any_batch_releases_everything_and_mints_nothing():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    t = d.apply(CancelIndexOrder, "alice", "o1")
+    assert [type(e.event) for e in t.events] == [ev.IndexOrderCompleted, ev.CollateralReleased]
+    assert d.engine.ledger.balance("alice", "USDC").available == D(1000)
+    assert not t.of_type(ev.MintRequested)
+
+
+def test_cancel_while_engaged_settles_the_fills_then_releases_the_rest():
+    d = desk()
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "2000")
+    a1, a2 = d.plan().of_type(ev.AssetOrderRequested)
+    t = d.apply(CancelIndexOrder, "alice", "o1")
+    assert t.of_type(ev.IndexOrderEndPending)
+    [again] = d.apply(CancelIndexOrder, "alice", "o1").of_type(ev.CancelRejected)
+    assert again.reason is CancelRejectReason.ALREADY_PENDING
+    assert d.plan().of_type(ev.BatchPlanned) == []  # no further engagement
+    fill(d, a1, "8")
+    end(d, a1, "8")
+    fill(d, a2, "1")
+    last = end(d, a2, "1")
+    order = d.engine.order("alice", "o1")
+    assert order.status is OrderStatus.CANCELED
+    assert (order.filled_units, order.spent, order.released) == (D(1), D(1000), D(1000))
+    [minted] = last.of_type(ev.MintRequested)
+    assert minted.units == D(1)
+    assert violations(d.engine) == []
+
+
+def test_cancel_rejects_unknown_and_closed_orders():
+    d = desk()
+    d.deposit("alice", "1000")
+    [unknown] = d.apply(CancelIndexOrder, "alice", "nope").of_type(ev.CancelRejected)
+    assert unknown.reason is CancelRejectReason.UNKNOWN_ORDER
+    d.order("alice", "o1", "100")
+    d.apply(CancelIndexOrder, "alice", "o1")
+    [closed] = d.apply(CancelIndexOrder, "alice", "o1").of_type(ev.CancelRejected)
+    assert closed.reason is CancelRejectReason.ALREADY_CLOSED
+    [other] = d.apply(CancelIndexOrder, "bob", "o1").of_type(ev.CancelRejected)
+    assert other.reason is CancelRejectReason.UNKNOWN_ORDER
+
+
+def test_reduce_releases_the_difference_and_refuses_what_is_committed():
+    d = desk(solver_params=params(max_order_notional=D(1000)))
+    d.deposit("alice", "3000")
+    d.order("alice", "o1", "3000")
+    t = d.apply(ReduceIndexOrder, "alice", "o1", D(2000))
+    assert t.of_type(ev.IndexOrderReduced)[0].released == D(1000)
+    assert d.engine.ledger.balance("alice", "USDC").available == D(1000)
+    [up] = d.apply(ReduceIndexOrder, "alice", "o1", D(2500)).of_type(ev.CancelRejected)
+    assert up.reason is CancelRejectReason.NOT_A_REDUCTION
+    d.plan()  # engages 1 unit at 1000: that much may still be spent
+    [low] = d.apply(ReduceIndexOrder, "alice", "o1", D("999.99")).of_type(ev.CancelRejected)
+    assert low.reason is CancelRejectReason.BELOW_COMMITTED
+    [precise] = d.apply(ReduceIndexOrder, "alice", "o1", D("1500.0000001")).of_type(
+        ev.CancelRejected)
+    assert precise.reason is CancelRejectReason.TOO_PRECISE
+    assert d.apply(ReduceIndexOrder, "alice", "o1", D(1000)).of_type(ev.IndexOrderReduced)
+    assert d.engine.ledger.balance("alice", "USDC").available == D(2000)
+    assert violations(d.engine) == []
+
+
+def test_reduce_to_what_was_spent_completes_the_order():
+    d = desk(solver_params=params(max_order_notional=D(1000)))
+    d.deposit("alice", "3000")
+    d.order("alice", "o1", "3000")
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    t = d.apply(ReduceIndexOrder, "alice", "o1", D(1000))
+    [done] = t.of_type(ev.IndexOrderCompleted)
+    assert (done.status, done.spent, done.released) == (OrderStatus.FILLED, D(1000), D(0))
+    assert violations(d.engine) == []
+
+
+def test_orders_expire_on_the_clock_and_by_operator():
+    d = desk()
+    d.deposit("alice", "3000")
+    d.order("alice", "o1", "1000", expire_at=50)
+    d.order("alice", "o2", "1000")
+    assert d.apply(ClockTicked).of_type(ev.IndexOrderCompleted) == []
+    d.now = 60
+    [expired] = d.apply(ClockTicked).of_type(ev.IndexOrderCompleted)
+    assert (expired.order_id, expired.status) == (1, OrderStatus.EXPIRED)
+    [ended] = d.apply(ExpireIndexOrder, "alice", "o2").of_type(ev.IndexOrderCompleted)
+    assert ended.status is OrderStatus.EXPIRED
+    assert d.engine.ledger.balance("alice", "USDC").available == D(3000)
+
+
+# --- mints ---------------------------------------------------------------------------------
+
+
+def test_failed_mint_is_retried_with_backoff_and_never_requested_twice():
+    d = desk(solver_params=params(mint_retry_delay_ms=100))
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    order = d.engine.order("alice", "o1")
+    [scheduled] = d.apply(MintFailed, order.id, "rpc timeout").of_type(ev.MintRetryScheduled)
+    assert scheduled.attempt == 2 and scheduled.retry_at == d.now + 100
+    assert d.apply(ClockTicked).of_type(ev.MintRetryRequested) == []
+    d.now = scheduled.retry_at
+    [retry] = d.apply(ClockTicked).of_type(ev.MintRetryRequested)
+    assert (retry.attempt, retry.units) == (2, order.filled_units)
+    [again] = d.apply(MintFailed, order.id, "rpc timeout").of_type(ev.MintRetryScheduled)
+    assert again.retry_at == d.now + 200
+    d.apply(MintConfirmed, order.id, "0xfeed")
+    assert order.mint_status is MintStatus.MINTED
+    requested = [e for e in all_events(d) if isinstance(e, ev.MintRequested)]
+    assert len(requested) == 1
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def test_events_carry_global_sequence_numbers_and_the_input_time():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    envelopes = [e for t in d.transactions for e in t.events]
+    assert [e.seq for e in envelopes] == list(range(1, len(envelopes) + 1))
+    assert [t.number for t in d.transactions] == list(range(1, len(d.transactions) + 1))
+    for t in d.transactions:
+        assert all(e.ts == t.ts == t.input.ts for e in t.events)
+
+
+def test_bus_delivers_by_topic_after_the_state_changed():
+    d = desk()
+    bus = EventBus()
+    seen: list[tuple[str, object]] = []
+    bus.subscribe(ev.IndexOrderAccepted, lambda e: seen.append(
+        ("accepted", d.engine.orders[e.event.order_id].collateral)))
+    bus.subscribe(ev.Event, lambda e: seen.append(("any", type(e.event).__name__)))
+
+    class Boundaries:
+        def transaction_began(self, t): seen.append(("begin", t.number))
+        def transaction_ended(self, t): seen.append(("end", t.number))
+
+    bus.observe(Boundaries())
+    d.deposit("alice", "1000")
+    bus.publish(d.order("alice", "o1", "1000"))
+    assert seen == [("begin", 4), ("accepted", D(1000)), ("any", "IndexOrderAccepted"),
+                    ("any", "CollateralReserved"), ("end", 4)]
+
+
+def test_quotes_price_the_index_and_reject_unknown_ones():
+    d = desk(markets=[market("A1", ("100", "1000")), market("A2", ("200", "0.5"))])
+    [q] = d.apply(RequestQuote, "q1", "SY2", D(1000)).of_type(ev.QuoteIssued)
+    assert (q.index_price, q.units) == (D(1000), D("0.5"))
+    assert d.apply(RequestQuote, "q2", "NOPE", D(1)).of_type(ev.QuoteRejected)
+    assert d.apply(RequestQuote, "q3", "SY2", D(0)).of_type(ev.QuoteRejected)
+
+
+def test_two_indexes_share_an_asset_order():
+    sy2, sy3 = index(), index("SY3", A1="1", A3="2")
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "1000")),
+               market("A3", ("50", "1000"))]
+    d = Desk(Engine(
+        [sy2, sy3], [m.rules for m in markets], params()))
+    d.books(*(m.book for m in markets))
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "1000")
+    d.order("alice", "o2", "200", index="SY3")
+    requests = d.plan().of_type(ev.AssetOrderRequested)
+    assert {r.symbol: r.quantity for r in requests} == {
+        "A1USDC": D(9), "A2USDC": D(1), "A3USDC": D(2)}
+    fill_all(d, requests)
+    assert [o.filled_units for o in d.engine.orders.values()] == [D(1), D(1)]
+    assert violations(d.engine) == []

@@ -1,0 +1,119 @@
+"""Liquidity fitting against hand-computed numbers (basket {A1: 8, A2: 1})."""
+
+from decimal import Decimal
+
+from solver.fitting import Candidate, plan_batch, quote
+from solver.market import buy_liquidity
+
+from tests.builders import book, index, market, params, rules
+
+D = Decimal
+SY2 = index()
+
+
+def plan(orders, markets, inventory=None, room=D("1e9"), **param_values):
+    candidates = [Candidate(n, SY2, D(amount), None) for n, amount in enumerate(orders, 1)]
+    return plan_batch(candidates, {m.rules.asset: m for m in markets}, inventory or {},
+                      params(**param_values), room)
+
+
+def deep_markets():
+    return [market("A1", ("100", "1000")), market("A2", ("200", "1000"))]
+
+
+def sent(result):
+    return {o.asset: (o.price, o.quantity) for o in result.asset_orders}
+
+
+def test_index_price_1000_and_1000_usdc_buy_one_unit():
+    result = plan(["1000"], deep_markets())
+    assert result.index_prices == {"SY2": D(1000)}
+    assert [(e.order_id, e.units) for e in result.engagements] == [(1, D(1))]
+    assert sent(result) == {"A1": (D(100), D(8)), "A2": (D(200), D(1))}
+
+
+def test_fee_reserve_keeps_collateral_back():
+    result = plan(["1000"], deep_markets(), fee_reserve=D("0.25"))
+    assert result.engagements[0].units == D("0.8")
+
+
+def test_limit_is_best_ask_times_tolerance_floored_to_tick():
+    liquidity = buy_liquidity(book("A1", ("100", "1"), ("100.5", "2"), ("101.01", "4")),
+                              rules("A1", tick="0.01"), D("0.01"), 10)
+    assert liquidity is not None
+    assert (liquidity.limit, liquidity.quantity) == (D("101.00"), D(3))
+
+
+def test_max_levels_moves_the_limit_to_the_last_level_counted():
+    liquidity = buy_liquidity(book("A1", ("100", "1"), ("100.2", "2"), ("100.4", "4")),
+                              rules("A1"), D("0.01"), 2)
+    assert liquidity is not None
+    assert (liquidity.limit, liquidity.quantity) == (D("100.2"), D(3))
+
+
+def test_scarce_liquidity_is_shared_pro_rata_by_the_scarcest_asset():
+    # Demand for A2 is 1 + 3 = 4 units of A2 but only 2 are offered: everyone gets half.
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "2"))]
+    result = plan(["1000", "3000"], markets)
+    assert [e.units for e in result.engagements] == [D("0.5"), D("1.5")]
+    assert sent(result) == {"A1": (D(100), D(16)), "A2": (D(200), D(2))}
+
+
+def test_batch_cap_applies_to_the_asset_orders_sent():
+    # IndexMaker's bug: the cap scaled engagements but not the exchange quantities.
+    result = plan(["1000", "3000"], deep_markets(), max_batch_notional=D(2000))
+    assert [e.units for e in result.engagements] == [D("0.5"), D("1.5")]
+    assert sent(result) == {"A1": (D(100), D(16)), "A2": (D(200), D(2))}
+    assert result.notional <= D(2000)
+
+
+def test_inflight_room_caps_the_batch_and_none_when_full():
+    assert plan(["1000"], deep_markets(), room=D(500)).engagements[0].units == D("0.5")
+    assert plan(["1000"], deep_markets(), room=D(0)) is None
+
+
+def test_max_order_notional_caps_each_order_per_batch():
+    result = plan(["5000", "500"], deep_markets(), max_order_notional=D(1000))
+    assert [e.units for e in result.engagements] == [D(1), D("0.5")]
+
+
+def test_max_orders_per_batch_takes_the_oldest():
+    result = plan(["1000", "1000", "1000"], deep_markets(), max_orders_per_batch=2)
+    assert [e.order_id for e in result.engagements] == [1, 2]
+
+
+def test_quantities_are_floored_to_the_step_never_rounded_up():
+    markets = [market("A1", ("100", "1000"), step="0.1"), market("A2", ("200", "1000"))]
+    result = plan(["1001"], markets)  # 1.001 units: 8.008 A1 -> 8.0
+    assert sent(result)["A1"] == (D(100), D("8.0"))
+
+
+def test_share_below_min_notional_is_not_padded_and_waits():
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "1000"), min_notional="5")]
+    assert plan(["10"], markets) is None  # A2 share: 0.01 x 200 = 2 USDC < 5
+
+
+def test_inventory_is_used_first_and_covers_what_cannot_be_sent():
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "1000"), min_notional="5")]
+    result = plan(["10"], markets, inventory={"A2": D("0.5")})
+    assert result.engagements[0].units == D("0.01")
+    assert result.inventory_used == {"A2": D("0.01")}
+    assert sent(result) == {"A1": (D(100), D("0.08"))}
+
+
+def test_orders_above_their_max_price_wait():
+    candidates = [Candidate(1, SY2, D(1000), D(999)), Candidate(2, SY2, D(1000), D(1000))]
+    markets = {m.rules.asset: m for m in deep_markets()}
+    result = plan_batch(candidates, markets, {}, params(), D("1e9"))
+    assert [e.order_id for e in result.engagements] == [2]
+
+
+def test_no_book_means_no_batch():
+    assert plan(["1000"], [market("A1", ("100", "1000"))]) is None
+
+
+def test_quote_gives_price_and_units_within_liquidity():
+    markets = {m.rules.asset: m for m in [market("A1", ("100", "1000")),
+                                          market("A2", ("200", "0.5"))]}
+    assert quote(SY2, D(1000), markets, {}, params()) == (D(1000), D("0.5"))
+    assert quote(SY2, D(400), markets, {}, params()) == (D(1000), D("0.4"))
