@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,11 +38,15 @@ def _simulate(path: Path, as_json: bool) -> int:
         print(f"index-solver simulate: bad scenario: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
     report = build_report(simulate(scenario))
-    if as_json:
-        json.dump(report, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print_report(report, Console())
+    try:
+        if as_json:
+            json.dump(report, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print_report(report, Console())
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader (e.g. `head`) has gone: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK if report["invariants"] == "ok" else EXIT_VIOLATIONS
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 
 from solver.market import OrderBook
 from solver.model import Side
@@ -109,7 +109,7 @@ class AssetOrderFilled(Input):
     commission_asset: str
 
 
-class AssetOrderOutcome(str, Enum):
+class AssetOrderOutcome(StrEnum):
     FILLED = "filled"
     EXPIRED = "expired"
     CANCELED = "canceled"

@@ -6,7 +6,7 @@ state, so replaying the same inputs gives the same state and the same events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -206,10 +206,9 @@ class Engine:
         return self._end(cmd.account, cmd.client_order_id, OrderStatus.EXPIRED)
 
     def _end(self, account: str, client_order_id: str, status: OrderStatus) -> Events:
-        order = self.order(account, client_order_id)
-        refusal = self._change_refusal(order, client_order_id)
-        if refusal or order is None:
-            return [self._cancel_rejected(account, client_order_id, refusal)]
+        order = self._changeable(account, client_order_id)
+        if isinstance(order, Refusal):
+            return [self._cancel_rejected(account, client_order_id, order)]
         return self._end_order(order, status)
 
     def _end_order(self, order: IndexOrder, status: OrderStatus) -> Events:
@@ -218,7 +217,9 @@ class Engine:
         order.ending = status
         return [ev.IndexOrderEndPending(order.id, status)]
 
-    def _change_refusal(self, order: IndexOrder | None, client_order_id: str) -> Refusal | None:
+    def _changeable(self, account: str, client_order_id: str) -> IndexOrder | Refusal:
+        """The order, if it can still be cancelled, reduced or expired; else why not."""
+        order = self.order(account, client_order_id)
         reason = CancelRejectReason
         if order is None:
             return Refusal(reason.UNKNOWN_ORDER, f"no order {client_order_id} for this account")
@@ -227,21 +228,20 @@ class Engine:
         if order.ending is not None:
             return Refusal(reason.ALREADY_PENDING,
                            f"order {client_order_id} is already being {order.ending.value}")
-        return None
+        return order
 
     @staticmethod
     def _cancel_rejected(account: str, client_order_id: str,
-                         refusal: Refusal | None) -> ev.CancelRejected:
-        assert refusal is not None
+                         refusal: Refusal) -> ev.CancelRejected:
         return ev.CancelRejected(account, client_order_id, CancelRejectReason(refusal.reason),
                                  refusal.text)
 
     def _reduce(self, cmd: ReduceIndexOrder) -> Events:
-        order = self.order(cmd.account, cmd.client_order_id)
-        refusal = self._change_refusal(order, cmd.client_order_id) or (
-            order and self._reduce_refusal(order, cmd.collateral))
-        if refusal or order is None:
-            return [self._cancel_rejected(cmd.account, cmd.client_order_id, refusal)]
+        order = self._changeable(cmd.account, cmd.client_order_id)
+        if not isinstance(order, Refusal):
+            order = self._reduce_refusal(order, cmd.collateral) or order
+        if isinstance(order, Refusal):
+            return [self._cancel_rejected(cmd.account, cmd.client_order_id, order)]
         released = order.collateral - cmd.collateral
         order.collateral = cmd.collateral
         self.ledger.release(order.account, order.collateral_asset, released)
@@ -461,7 +461,8 @@ class Engine:
         if order is None or order.mint_status not in (MintStatus.REQUESTED,
                                                       MintStatus.RETRY_WAIT):
             return [ev.InputIgnored(f"no mint outstanding for order {fact.order_id}")]
-        order.mint_status, order.mint_tx, order.mint_retry_at = MintStatus.MINTED, fact.tx_hash, None
+        order.mint_status, order.mint_tx = MintStatus.MINTED, fact.tx_hash
+        order.mint_retry_at = None
         order.minted_units = floor_decimals(order.filled_units,
                                             self.indexes[order.index].decimals)
         return [ev.IndexOrderMinted(order.id, order.minted_units, fact.tx_hash)]

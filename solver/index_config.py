@@ -97,11 +97,11 @@ def _constituents(
         if not isinstance(market, str) or not market:
             raise fail(f"{field}.symbol", "must be an exchange symbol such as BTCUSDC")
         if "quantity" in spec:
-            quantity = positive(spec["quantity"], lambda p: fail(f"{field}.quantity", p))
+            quantity = positive(spec["quantity"], _at(fail, f"{field}.quantity"))
             quantities.append(Constituent(asset, market, quantity))
         elif "weight" in spec and "price" in spec:
-            weight = positive(spec["weight"], lambda p: fail(f"{field}.weight", p))
-            price = positive(spec["price"], lambda p: fail(f"{field}.price", p))
+            weight = positive(spec["weight"], _at(fail, f"{field}.weight"))
+            price = positive(spec["price"], _at(fail, f"{field}.price"))
             weighted.append(WeightedConstituent(asset, market, weight, price))
         else:
             raise fail(field, "needs a quantity, or a weight and a reference price")
@@ -111,8 +111,14 @@ def _constituents(
         return tuple(quantities)
     if initial_price is None:
         raise fail("initial_price", "required when constituents are given by weight")
-    start = positive(initial_price, lambda p: fail("initial_price", p))
+    start = positive(initial_price, _at(fail, "initial_price"))
     return quantities_from_weights(start, tuple(weighted))
+
+
+def _at(
+    fail: Callable[[str, str], IndexDefinitionError], field: str
+) -> Callable[[str], IndexDefinitionError]:
+    return lambda problem: fail(field, problem)
 
 
 def positive(value: object, fail: Callable[[str], Exception]) -> Decimal:

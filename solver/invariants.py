@@ -50,8 +50,8 @@ def _assets(engine: Engine) -> list[str]:
     assigned: dict[str, Decimal] = {}
     for lot in engine.inventory.lots():
         filled[lot.asset] = filled.get(lot.asset, ZERO) + lot.quantity
-        for a in engine.inventory.assignments(lot.id):
-            assigned[lot.asset] = assigned.get(lot.asset, ZERO) + a.quantity
+        for assignment in engine.inventory.assignments(lot.id):
+            assigned[lot.asset] = assigned.get(lot.asset, ZERO) + assignment.quantity
     by_orders: dict[str, Decimal] = {}
     for o in engine.orders.values():
         for c in engine.indexes[o.index].constituents:

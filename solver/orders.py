@@ -4,26 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 
 from solver.money import ZERO, decimal_places
 
 
-class OrderStatus(str, Enum):
+class OrderStatus(StrEnum):
     OPEN = "open"
     FILLED = "filled"
     CANCELED = "canceled"
     EXPIRED = "expired"
 
 
-class MintStatus(str, Enum):
+class MintStatus(StrEnum):
     NONE = "none"
     REQUESTED = "requested"
     RETRY_WAIT = "retry_wait"
     MINTED = "minted"
 
 
-class RejectReason(str, Enum):
+class RejectReason(StrEnum):
     UNKNOWN_INDEX = "unknown_index"
     UNSUPPORTED_SIDE = "unsupported_side"
     WRONG_CURRENCY = "wrong_currency"
@@ -36,7 +36,7 @@ class RejectReason(str, Enum):
     DUPLICATE_ORDER_ID = "duplicate_order_id"
 
 
-class CancelRejectReason(str, Enum):
+class CancelRejectReason(StrEnum):
     UNKNOWN_ORDER = "unknown_order"
     ALREADY_CLOSED = "already_closed"
     ALREADY_PENDING = "already_pending"

@@ -24,7 +24,6 @@ from solver.engine import Engine
 from solver.invariants import violations
 from solver.model import Side
 from solver.orders import CancelRejectReason, MintStatus, OrderStatus, RejectReason
-
 from tests.builders import D, Desk, desk, index, market, params
 
 

@@ -4,14 +4,16 @@ from decimal import Decimal
 
 from solver.fitting import Candidate, plan_batch, quote
 from solver.market import buy_liquidity
-
 from tests.builders import book, index, market, params, rules
 
 D = Decimal
 SY2 = index()
 
 
-def plan(orders, markets, inventory=None, room=D("1e9"), **param_values):
+NO_LIMIT = D("1e9")
+
+
+def plan(orders, markets, inventory=None, room=NO_LIMIT, **param_values):
     candidates = [Candidate(n, SY2, D(amount), None) for n, amount in enumerate(orders, 1)]
     return plan_batch(candidates, {m.rules.asset: m for m in markets}, inventory or {},
                       params(**param_values), room)

@@ -80,7 +80,7 @@ def read_document(text: str, suffix: str, name: str) -> Mapping[str, Any]:
         elif suffix == ".toml":
             data = tomllib.loads(text, parse_float=Decimal)
         elif suffix in (".yaml", ".yml"):
-            data = yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 (safe loader subclass)
+            data = yaml.load(text, Loader=_DecimalLoader)
         else:
             raise ScenarioError(f"{name}: expected a .json, .toml or .yaml file")
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as error:
@@ -94,10 +94,12 @@ class _DecimalLoader(yaml.SafeLoader):
     """YAML's floats as exact decimals, as written."""
 
 
-_DecimalLoader.add_constructor(
-    "tag:yaml.org,2002:float",
-    lambda loader, node: Decimal(str(loader.construct_scalar(node)).replace("_", "")),
-)
+def _exact_float(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
+    assert isinstance(node, yaml.ScalarNode)
+    return Decimal(str(loader.construct_scalar(node)).replace("_", ""))
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _exact_float)
 
 
 def parse_scenario(data: Mapping[str, Any]) -> Scenario:
@@ -160,7 +162,7 @@ def _markets(table: Mapping[str, Any]) -> dict[str, MarketSpec]:
 
 
 def _levels(value: Any, key: str, ascending: bool) -> tuple[Level, ...]:
-    levels = []
+    levels: list[Level] = []
     for n, level in enumerate(_list(value, key)):
         where = f"{key}[{n}]"
         if not isinstance(level, list | tuple) or len(level) != 2:

@@ -1,0 +1,150 @@
+"""``index-solver simulate``: the report contract, the three file formats and exit statuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from solver import cli
+from solver.simulation import run
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "scenarios"
+
+HAND_COMPUTED = {
+    "params": {"price_tolerance": "0", "fee_reserve": "0", "dust_threshold": "0.01"},
+    "indexes": {"SY2": {"collateral": "USDC", "constituents": {"A1": "8", "A2": "1"}}},
+    "markets": {
+        "A1": {"symbol": "A1USDC", "asks": [["100", "10"]], "tick_size": "0.01",
+               "step_size": "0.001", "min_notional": "5"},
+        "A2": {"symbol": "A2USDC", "asks": [["200", "2"]], "tick_size": "0.01",
+               "step_size": "0.001", "min_notional": "5"},
+    },
+    "deposits": [{"account": "alice", "amount": "1500"}],
+    "orders": [{"account": "alice", "id": "o1", "index": "SY2", "collateral": "1000"}],
+    "quotes": [{"index": "SY2", "collateral": "1000"}],
+}
+
+
+def simulate(capsys: pytest.CaptureFixture[str], path: Path, *flags: str) -> tuple[int, str, str]:
+    status = cli.main(["simulate", str(path), *flags])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def write(tmp_path: Path, data: object, suffix: str = ".json") -> Path:
+    path = tmp_path / f"scenario{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(data))
+    else:
+        path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_hand_computed_scenario(tmp_path, capsys):
+    status, out, _ = simulate(capsys, write(tmp_path, HAND_COMPUTED), "--json")
+    report = json.loads(out)
+    assert status == 0 and report["invariants"] == "ok"
+    assert report["orders"]["o1"] == {
+        "account": "alice", "index": "SY2", "collateral": "1000", "status": "filled",
+        "filled_units": "1", "collateral_spent": "1000", "collateral_released": "0",
+        "fees": "0", "avg_price": "1000", "minted_units": "1", "mint_tx": report["orders"]["o1"][
+            "mint_tx"], "reject_reason": None, "reject_text": None}
+    assert report["orders"]["o1"]["mint_tx"].startswith("0x")
+    [batch] = report["batches"]
+    assert batch["engaged"] == {"o1": "1"} and batch["filled"] == {"o1": "1"}
+    assert batch["asset_orders"] == [
+        {"symbol": "A1USDC", "side": "buy", "qty": "8", "price": "100", "status": "filled",
+         "executed": "8"},
+        {"symbol": "A2USDC", "side": "buy", "qty": "1", "price": "200", "status": "filled",
+         "executed": "1"}]
+    assert report["quotes"] == [{"index": "SY2", "collateral": "1000", "index_price": "1000",
+                                 "units": "1"}]
+    assert report["inventory"] == {"A1": "0", "A2": "0"}
+    assert report["accounts"] == {"alice": {
+        "asset": "USDC", "deposited": "1500", "available": "500", "reserved": "0",
+        "spent": "1000", "fees": "0"}}
+
+
+def test_orders_without_liquidity_are_expired_with_what_they_got(tmp_path, capsys):
+    data = json.loads(json.dumps(HAND_COMPUTED))
+    data["orders"][0]["collateral"] = "1500"  # the books hold only 1.25 units' worth of A1
+    status, out, _ = simulate(capsys, write(tmp_path, data), "--json")
+    order = json.loads(out)["orders"]["o1"]
+    assert status == 0
+    assert (order["status"], order["filled_units"], order["collateral_spent"],
+            order["collateral_released"], order["minted_units"]) == (
+        "expired", "1.25", "1250", "250", "1.25")
+
+
+def test_example_scenario_in_every_format_gives_the_same_report(tmp_path, capsys):
+    status, reference, _ = simulate(capsys, EXAMPLES / "basic.toml", "--json")
+    assert status == 0 and json.loads(reference)["invariants"] == "ok"
+    import tomllib
+    data = tomllib.loads((EXAMPLES / "basic.toml").read_text())
+    for suffix in (".json", ".yaml"):
+        assert simulate(capsys, write(tmp_path, data, suffix), "--json")[1] == reference
+
+
+def test_every_shipped_example_runs_clean(capsys):
+    for path in sorted(EXAMPLES.iterdir()):
+        status, out, _ = simulate(capsys, path, "--json")
+        assert (path.name, status, json.loads(out)["invariants"]) == (path.name, 0, "ok")
+
+
+def test_tables_for_people(capsys):
+    status, out, _ = simulate(capsys, EXAMPLES / "basic.toml")
+    assert status == 0
+    for title in ("Index orders", "Batches", "Quotes", "Accounts", "invariants: ok"):
+        assert title in out
+
+
+@pytest.mark.parametrize("change, key", [
+    (lambda d: d.pop("orders"), "orders: required"),
+    (lambda d: d.update(colour="red"), "colour: unknown key"),
+    (lambda d: d["params"].update(max_levels="0"), "params.max_levels"),
+    (lambda d: d["params"].update(price_tolerance="-1"), "params.price_tolerance"),
+    (lambda d: d["params"].update(speed="9"), "params.speed"),
+    (lambda d: d["markets"]["A1"].update(asks=[["100", "1"], ["99", "1"]]),
+     "markets.A1.asks[1]"),
+    (lambda d: d["markets"]["A1"].update(asks=[["100", "-1"]]), "markets.A1.asks[0].quantity"),
+    (lambda d: d["markets"]["A1"].pop("symbol"), "markets.A1.symbol"),
+    (lambda d: d["indexes"]["SY2"]["constituents"].update(A9="1"), "indexes: asset A9"),
+    (lambda d: d["indexes"]["SY2"]["constituents"].update(A1="x"),
+     "indexes.SY2: constituents.A1.quantity"),
+    (lambda d: d["deposits"][0].pop("amount"), "deposits[0].amount"),
+    (lambda d: d["orders"][0].update(collateral="lots"), "orders[0].collateral"),
+    (lambda d: d.update(cancels=[{"account": "a", "id": "o1", "after_batch": -1}]),
+     "cancels[0].after_batch"),
+])
+def test_bad_scenarios_exit_2_naming_the_key(tmp_path, capsys, change, key):
+    data = json.loads(json.dumps(HAND_COMPUTED))
+    change(data)
+    status, out, err = simulate(capsys, write(tmp_path, data))
+    assert status == 2 and out == ""
+    assert key in err
+
+
+def test_unreadable_files_exit_2(tmp_path, capsys):
+    assert simulate(capsys, tmp_path / "missing.json")[0] == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    status, _, err = simulate(capsys, broken)
+    assert status == 2 and "not valid json" in err
+
+
+def test_violations_exit_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(run, "violations", lambda engine: ["asset X: made up"])
+    status, out, _ = simulate(capsys, write(tmp_path, HAND_COMPUTED), "--json")
+    assert status == 1 and json.loads(out)["invariants"] == ["asset X: made up"]
+
+
+def test_console_script_is_installed():
+    done = subprocess.run([Path(sys.executable).parent / "index-solver", "simulate",
+                           str(EXAMPLES / "basic.toml"), "--json"],
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0 and json.loads(done.stdout)["invariants"] == "ok"
