@@ -116,34 +116,24 @@ def _assign(
     pools: Mapping[str, Sequence[PoolSlice]],
 ) -> tuple[Assignment, ...]:
     """Hand out each pool's slices in order; prices are pooled, so the split is only records."""
-    cursors = {asset: _Cursor() for asset in pools}
-    assignments: list[Assignment] = []
+    wants: dict[str, list[tuple[int, Decimal]]] = {asset: [] for asset in pools}
     for order, allocated in zip(engaged, orders, strict=True):
-        if not allocated.units:
-            continue
-        for c in order.index.constituents:
-            want = c.quantity * allocated.units
-            pool, cursor = pools[c.asset], cursors[c.asset]
+        if allocated.units:
+            for c in order.index.constituents:
+                wants[c.asset].append((order.order_id, c.quantity * allocated.units))
+    assignments: list[Assignment] = []
+    for asset, pool in pools.items():
+        position, used = 0, ZERO
+        for order_id, want in wants[asset]:
             while want > 0:
-                piece = pool[cursor.slice]
-                take = min(want, piece.quantity - cursor.used)
-                if take > 0:
-                    assignments.append(Assignment(piece.lot_id, order.order_id, batch_id, take))
-                    want -= take
-                cursor.advance(take, piece.quantity)
+                piece = pool[position]
+                left = piece.quantity - used
+                if want < left:
+                    assignments.append(Assignment(piece.lot_id, order_id, batch_id, want))
+                    used += want
+                    break
+                if left > 0:
+                    assignments.append(Assignment(piece.lot_id, order_id, batch_id, left))
+                want -= left
+                position, used = position + 1, ZERO
     return tuple(assignments)
-
-
-class _Cursor:
-    """Position in a pool: the current slice and how much of it is used."""
-
-    __slots__ = ("slice", "used")
-
-    def __init__(self) -> None:
-        self.slice = 0
-        self.used = ZERO
-
-    def advance(self, taken: Decimal, size: Decimal) -> None:
-        self.used += taken
-        if self.used == size:
-            self.slice, self.used = self.slice + 1, ZERO

@@ -10,6 +10,7 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from solver.money import ZERO
 
@@ -30,8 +31,9 @@ class Lot:
     ts: int
 
 
-@dataclass(frozen=True, slots=True)
-class PoolSlice:
+# Records made once per lot and per assignment are NamedTuples: immutable like the frozen
+# dataclasses elsewhere, and several times cheaper to create on the settlement hot path.
+class PoolSlice(NamedTuple):
     """Quantity of one lot available to a batch, with its share of the lot's fee."""
 
     lot_id: str
@@ -40,8 +42,7 @@ class PoolSlice:
     fee: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(NamedTuple):
     lot_id: str
     order_id: int
     batch_id: int
@@ -52,8 +53,9 @@ def lot_id(symbol: str, trade_id: str) -> str:
     return f"{symbol}:{trade_id}"
 
 
-def _trade_order(lot: Lot) -> tuple[int, str]:
-    return (len(lot.trade_id), lot.trade_id)
+def _trade_order(lot: Lot) -> tuple[int, str, str]:
+    """Exchange trade ids are numbers in text: order by length, then text."""
+    return (len(lot.trade_id), lot.trade_id, lot.id)
 
 
 class Inventory:
@@ -65,7 +67,7 @@ class Inventory:
         self._age: dict[str, int] = {}
         self._queues: dict[str, list[tuple[int, str]]] = {}
         self._held: dict[int, list[tuple[str, Decimal]]] = {}
-        self._new: dict[int, list[str]] = {}
+        self._new: dict[int, dict[str, list[tuple[int, str, str]]]] = {}
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -98,7 +100,8 @@ class Inventory:
         """Record a fill; its batch holds it until it settles."""
         self._lots[lot.id] = lot
         self._unassigned[lot.id] = lot.quantity
-        self._new.setdefault(lot.batch_id, []).append(lot.id)
+        batch_lots = self._new.setdefault(lot.batch_id, {})
+        batch_lots.setdefault(lot.asset, []).append(_trade_order(lot))
 
     def hold(self, batch_id: int, asset: str, quantity: Decimal) -> None:
         """Take ``quantity`` of free ``asset``, oldest lots first, for a batch in flight."""
@@ -119,10 +122,15 @@ class Inventory:
         """What a settling batch can assign: held inventory first, then its own fills."""
         held = [(lid, q) for lid, q in self._held.get(batch_id, ())
                 if self._lots[lid].asset == asset]
-        new = sorted((self._lots[lid] for lid in self._new.get(batch_id, ())
-                      if self._lots[lid].asset == asset), key=_trade_order)
+        new = self._new_lots(batch_id, asset)
         return [self._slice(lid, q) for lid, q in held] + [
-            self._slice(lot.id, lot.quantity) for lot in new]
+            self._slice(lid, self._lots[lid].quantity) for lid in new]
+
+    def _new_lots(self, batch_id: int, asset: str) -> list[str]:
+        """The batch's own lots of ``asset``, in exchange trade order."""
+        keys = self._new.get(batch_id, {}).get(asset, [])
+        keys.sort()
+        return [lid for _, _, lid in keys]
 
     def settle(self, batch_id: int, assignments: Iterable[Assignment]) -> None:
         """Apply a batch's assignments and free whatever of its pools is left."""
@@ -137,9 +145,10 @@ class Inventory:
                 returned[a.lot_id] -= a.quantity
         for lid, quantity in returned.items():
             self._make_free(lid, quantity)
-        new = sorted((self._lots[lid] for lid in self._new.pop(batch_id, ())), key=_trade_order)
-        for lot in new:
-            self._make_free(lot.id, self._unassigned[lot.id])
+        for asset in sorted(self._new.get(batch_id, {})):
+            for lid in self._new_lots(batch_id, asset):
+                self._make_free(lid, self._unassigned[lid])
+        self._new.pop(batch_id, None)
 
     def _make_free(self, lid: str, quantity: Decimal) -> None:
         if quantity <= 0:

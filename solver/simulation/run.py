@@ -155,7 +155,9 @@ class Simulation:
 
     def _submit_orders(self) -> list[SubmittedOrder]:
         specs = self.scenario.orders
-        accounts_per_id = {o.id: {x.account for x in specs if x.id == o.id} for o in specs}
+        accounts_per_id: dict[str, set[str]] = {}
+        for o in specs:
+            accounts_per_id.setdefault(o.id, set()).add(o.account)
         seen: Counter[str] = Counter()
         submitted = []
         for spec in specs:
