@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mocks import synthetic  # noqa: E402
-from solver import events as ev  # noqa: E402
-from solver.commands import (  # noqa: E402
+from mocks import synthetic
+from solver import events as ev
+from solver.commands import (
     AssetOrderEnded,
     AssetOrderFilled,
     AssetOrderOutcome,
@@ -25,8 +25,8 @@ from solver.commands import (  # noqa: E402
     PlanBatch,
     SubmitIndexOrder,
 )
-from solver.engine import Engine  # noqa: E402
-from solver.params import SolverParams  # noqa: E402
+from solver.engine import Engine
+from solver.params import SolverParams
 
 ORDERS, ASSETS, FILLS = 1_000, 10, 100_000
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.figures import percentiles  # noqa: E402
-from mocks import synthetic  # noqa: E402
-from solver.fitting import Candidate, Market, plan_batch  # noqa: E402
-from solver.params import SolverParams  # noqa: E402
+from benchmarks.figures import percentiles
+from mocks import synthetic
+from solver.fitting import Candidate, Market, plan_batch
+from solver.params import SolverParams
 
 ORDERS, ASSETS, RUNS = 1_000, 100, 50
 

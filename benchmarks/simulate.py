@@ -8,8 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mocks import synthetic  # noqa: E402
-from solver.simulation.run import simulate  # noqa: E402
+from mocks import synthetic
+from solver.simulation.run import simulate
 
 ORDERS, ASSETS = 10_000, 10
 
