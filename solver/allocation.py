@@ -14,7 +14,15 @@ from decimal import ROUND_FLOOR, Decimal
 
 from solver.inventory import Assignment, PoolSlice
 from solver.model import Index
-from solver.money import CONTEXT, ONE, ZERO, ceil_decimals, exact, floor_decimals
+from solver.money import (
+    CONTEXT,
+    ONE,
+    SHARE_DECIMALS,
+    ZERO,
+    ceil_decimals,
+    exact,
+    floor_decimals,
+)
 
 _DOWN = CONTEXT.copy()
 _DOWN.rounding = ROUND_FLOOR
@@ -27,6 +35,8 @@ class EngagedOrder:
     units: Decimal
     remaining: Decimal
     """Collateral the order can still spend; its cost never exceeds it."""
+    max_price: Decimal | None = None
+    """The most the order pays per unit before fees."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,8 @@ def allocate(
         index = order.index
         unit_cost, unit_fee = _unit_cost(index, prices)
         units = floor_decimals(order.units * ratios[index.symbol], index.decimals)
+        if order.max_price is not None and unit_cost - unit_fee > order.max_price:
+            units = ZERO  # older, dearer inventory in the pool: the order waits instead
         if units and units * unit_cost > order.remaining:
             units = floor_decimals(_DOWN.divide(order.remaining, unit_cost), index.decimals)
         cost = ceil_decimals(units * unit_cost, collateral_decimals)
@@ -115,7 +127,8 @@ def _assign(
     orders: Sequence[OrderAllocation],
     pools: Mapping[str, Sequence[PoolSlice]],
 ) -> tuple[Assignment, ...]:
-    """Hand out each pool's slices in order; prices are pooled, so the split is only records."""
+    """Take the same share of every slice of a pool, so what is left keeps the pool's VWAP,
+    and hand those shares out to the orders in turn."""
     wants: dict[str, list[tuple[int, Decimal]]] = {asset: [] for asset in pools}
     for order, allocated in zip(engaged, orders, strict=True):
         if allocated.units:
@@ -123,17 +136,33 @@ def _assign(
                 wants[c.asset].append((order.order_id, c.quantity * allocated.units))
     assignments: list[Assignment] = []
     for asset, pool in pools.items():
+        shares = _shares(pool, sum((w for _, w in wants[asset]), ZERO))
         position, used = 0, ZERO
         for order_id, want in wants[asset]:
             while want > 0:
-                piece = pool[position]
-                left = piece.quantity - used
+                lot_id, share = shares[position]
+                left = share - used
                 if want < left:
-                    assignments.append(Assignment(piece.lot_id, order_id, batch_id, want))
+                    assignments.append(Assignment(lot_id, order_id, batch_id, want))
                     used += want
                     break
                 if left > 0:
-                    assignments.append(Assignment(piece.lot_id, order_id, batch_id, left))
+                    assignments.append(Assignment(lot_id, order_id, batch_id, left))
                 want -= left
                 position, used = position + 1, ZERO
     return tuple(assignments)
+
+
+def _shares(pool: Sequence[PoolSlice], wanted: Decimal) -> list[tuple[str, Decimal]]:
+    """``wanted`` split over the slices pro rata, exactly, none above its slice."""
+    total = sum((s.quantity for s in pool), ZERO)
+    if not wanted or not total:
+        return []
+    fraction = _DOWN.divide(wanted, total)
+    shares = [floor_decimals(s.quantity * fraction, SHARE_DECIMALS) for s in pool]
+    short = wanted - sum(shares, ZERO)  # rounding dust, >= 0
+    for n, piece in enumerate(pool):
+        add = min(short, piece.quantity - shares[n])
+        shares[n] += add
+        short -= add
+    return [(piece.lot_id, share) for piece, share in zip(pool, shares, strict=True)]

@@ -137,7 +137,11 @@ class MintConfirmed(Input):
 
 @dataclass(frozen=True, slots=True)
 class MintFailed(Input):
+    """Attempt ``attempt`` (1 for ``MintRequested``, else ``MintRetryRequested.attempt``)
+    failed; a report about an earlier attempt is stale and ignored."""
+
     order_id: int
+    attempt: int
     reason: str
 
 

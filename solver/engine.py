@@ -35,8 +35,9 @@ from solver.inventory import Inventory, Lot, lot_id
 from solver.ledger import CollateralLedger
 from solver.market import MarketRules, OrderBook
 from solver.model import Collateral, Index, Side
-from solver.money import CONTEXT, ZERO, floor_decimals
+from solver.money import CONTEXT, QUANTITY_DECIMALS, ZERO, decimal_places, floor_decimals
 from solver.orders import (
+    MAX_AMOUNT,
     CancelRejectReason,
     IndexOrder,
     MintStatus,
@@ -66,6 +67,14 @@ class Engine:
         self.collaterals = {c.asset: c for c in collaterals}
         for index in self.indexes.values():
             self.collaterals.setdefault(index.collateral, Collateral(index.collateral))
+            for c in index.constituents:
+                if decimal_places(c.quantity) > QUANTITY_DECIMALS:
+                    raise ValueError(f"index {index.symbol}: {c.asset} quantity has more than "
+                                     f"{QUANTITY_DECIMALS} decimals")
+                market = self.rules.get(c.asset)
+                if market is None or market.quote != index.collateral:
+                    raise ValueError(f"index {index.symbol}: {c.asset} needs a market quoted "
+                                     f"in {index.collateral}")
         self.books: dict[str, OrderBook] = {}
         self.ledger = CollateralLedger()
         self.inventory = Inventory()
@@ -316,6 +325,8 @@ class Engine:
 
     def _plan(self, cmd: PlanBatch) -> Events:
         ready = [o for o in self._open.values() if o.is_ready]
+        # One collateral per batch: its orders are charged and rounded in that collateral.
+        ready = [o for o in ready if o.collateral_asset == ready[0].collateral_asset]
         candidates = [Candidate(o.id, self.indexes[o.index], o.remaining, o.max_price)
                       for o in ready]
         assets = {a for c in candidates for a in c.index.assets}
@@ -349,6 +360,9 @@ class Engine:
         asset = self._assets_by_symbol.get(fact.book.symbol)
         if asset is None:
             return [ev.InputIgnored(f"book for unknown symbol {fact.book.symbol}")]
+        if not fact.book.is_well_formed():
+            return [ev.InputIgnored(f"book {fact.book.symbol}: levels must be positive, finite "
+                                    "and sorted best first")]
         self.books[asset] = fact.book
         return []
 
@@ -369,7 +383,8 @@ class Engine:
         lid = lot_id(order.symbol, fact.trade_id)
         if self.inventory.lot(lid) is not None:
             return [ev.InputIgnored(f"trade {lid} already recorded")]
-        if fact.price <= 0 or fact.quantity <= 0 or fact.commission < 0:
+        if not (_sane(fact.price) and _sane(fact.quantity) and _sane(fact.commission, ZERO)) \
+                or (fact.commission_asset == order.asset and fact.commission > fact.quantity):
             return [ev.InputIgnored(f"trade {lid}: price, quantity or commission out of range")]
         lot = self._lot(order, fact, lid)
         order.filled += fact.quantity
@@ -400,6 +415,8 @@ class Engine:
             return [ev.InputIgnored(f"unknown asset order {fact.asset_order_id}")]
         if order.outcome is not None:
             return [ev.InputIgnored(f"asset order {order.id} already {order.outcome.value}")]
+        if not _sane(fact.executed_quantity, ZERO):
+            return [ev.InputIgnored(f"asset order {order.id}: executed quantity out of range")]
         order.outcome, order.executed, order.reason = (
             fact.outcome, fact.executed_quantity, fact.reason)
         events: Events = [ev.AssetOrderClosed(order.id, fact.outcome, fact.executed_quantity,
@@ -413,9 +430,8 @@ class Engine:
 
     def _settle(self, batch: Batch) -> Events:
         """Allocate the batch's lots to its orders at pool VWAPs; complete what is done."""
-        engaged = [EngagedOrder(oid, self.indexes[self.orders[oid].index], units,
-                                self.orders[oid].remaining)
-                   for oid, units in batch.engagements.items()]
+        engaged = [EngagedOrder(oid, self.indexes[o.index], units, o.remaining, o.max_price)
+                   for oid, units in batch.engagements.items() if (o := self.orders[oid])]
         assets = {a for e in engaged for a in e.index.assets}
         pools = {a: self.inventory.pool(batch.id, a) for a in sorted(assets)}
         decimals = self.collaterals[engaged[0].index.collateral].decimals
@@ -469,8 +485,10 @@ class Engine:
 
     def _mint_failed(self, fact: MintFailed) -> Events:
         order = self.orders.get(fact.order_id)
-        if order is None or order.mint_status is not MintStatus.REQUESTED:
-            return [ev.InputIgnored(f"no mint in progress for order {fact.order_id}")]
+        if order is None or order.mint_status is not MintStatus.REQUESTED \
+                or fact.attempt != order.mint_attempts:
+            return [ev.InputIgnored(f"no mint attempt {fact.attempt} in progress for order "
+                                    f"{fact.order_id}")]
         delay = min(self.params.mint_retry_delay_ms * 2 ** (order.mint_attempts - 1),
                     self.params.max_mint_retry_delay_ms)
         order.mint_status, order.mint_retry_at = MintStatus.RETRY_WAIT, fact.ts + delay
@@ -496,3 +514,10 @@ class Engine:
         return ev.MintRetryRequested(order.id, order.account, order.wallet, order.index, units,
                                      order.mint_attempts)
 
+
+
+def _sane(value: Decimal, low: Decimal | None = None) -> bool:
+    """Finite, below the amount bound, and above zero (or at least ``low``)."""
+    if not value.is_finite() or value >= MAX_AMOUNT:
+        return False
+    return value >= low if low is not None else value > 0

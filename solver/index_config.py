@@ -31,7 +31,7 @@ from solver.model import (
     WeightedConstituent,
     quantities_from_weights,
 )
-from solver.money import to_decimal
+from solver.money import QUANTITY_DECIMALS, decimal_places, to_decimal
 
 SymbolOf = Callable[[str, str], str]
 
@@ -98,6 +98,8 @@ def _constituents(
             raise fail(f"{field}.symbol", "must be an exchange symbol such as BTCUSDC")
         if "quantity" in spec:
             quantity = positive(spec["quantity"], _at(fail, f"{field}.quantity"))
+            if decimal_places(quantity) > QUANTITY_DECIMALS:
+                raise fail(f"{field}.quantity", f"at most {QUANTITY_DECIMALS} decimals")
             quantities.append(Constituent(asset, market, quantity))
         elif "weight" in spec and "price" in spec:
             weight = positive(spec["weight"], _at(fail, f"{field}.weight"))

@@ -64,8 +64,7 @@ class Inventory:
         self._unassigned: dict[str, Decimal] = {}
         self._assignments: dict[str, list[Assignment]] = {}
         self._free: dict[str, Decimal] = {}
-        self._age: dict[str, int] = {}
-        self._queues: dict[str, list[tuple[int, str]]] = {}
+        self._queues: dict[str, list[tuple[tuple[int, str, str], str]]] = {}
         self._held: dict[int, list[tuple[str, Decimal]]] = {}
         self._new: dict[int, dict[str, list[tuple[int, str, str]]]] = {}
 
@@ -156,8 +155,9 @@ class Inventory:
         was_free = self._free.get(lid, ZERO)
         self._free[lid] = was_free + quantity
         if was_free == 0:
-            age = self._age.setdefault(lid, len(self._age))
-            heapq.heappush(self._queues.setdefault(self._lots[lid].asset, []), (age, lid))
+            # Oldest first in the exchange's own trade order, whatever order batches settle in.
+            lot = self._lots[lid]
+            heapq.heappush(self._queues.setdefault(lot.asset, []), (_trade_order(lot), lid))
 
     def _slice(self, lid: str, quantity: Decimal) -> PoolSlice:
         lot = self._lots[lid]

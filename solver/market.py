@@ -26,6 +26,15 @@ class OrderBook:
     def best_ask(self) -> Decimal | None:
         return self.asks[0].price if self.asks else None
 
+    def is_well_formed(self) -> bool:
+        """Positive finite levels, strictly sorted best first on each side."""
+        levels = self.asks + self.bids
+        if not all(x.is_finite() and x > 0 for lv in levels for x in (lv.price, lv.quantity)):
+            return False
+        asks_sorted = all(a.price < b.price for a, b in zip(self.asks, self.asks[1:], strict=False))
+        bids_sorted = all(a.price > b.price for a, b in zip(self.bids, self.bids[1:], strict=False))
+        return asks_sorted and bids_sorted
+
 
 @dataclass(frozen=True, slots=True)
 class MarketRules:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from solver.money import ZERO, exact
+from solver.money import QUANTITY_DECIMALS, ZERO, exact, round_decimals
 
 
 class Side(StrEnum):
@@ -69,6 +69,7 @@ def quantities_from_weights(
     if total <= 0:
         raise IndexDefinitionError("weights: must sum to more than zero")
     return tuple(
-        Constituent(c.asset, c.symbol, initial_price * (c.weight / total) / c.reference_price)
+        Constituent(c.asset, c.symbol, round_decimals(
+            initial_price * (c.weight / total) / c.reference_price, QUANTITY_DECIMALS))
         for c in constituents
     )

@@ -23,6 +23,11 @@ CONTEXT = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow])
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
+# Index quantities per unit have at most 18 decimals and units 18, so every asset quantity the
+# core assigns lies on a 36-decimal grid; pro-rata shares are floored to it, keeping sums exact.
+QUANTITY_DECIMALS = 18
+SHARE_DECIMALS = 2 * QUANTITY_DECIMALS
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -62,6 +67,10 @@ def floor_decimals(value: Decimal, decimals: int) -> Decimal:
 
 def ceil_decimals(value: Decimal, decimals: int) -> Decimal:
     return value.quantize(quantum(decimals), rounding=ROUND_CEILING, context=CONTEXT)
+
+
+def round_decimals(value: Decimal, decimals: int) -> Decimal:
+    return value.quantize(quantum(decimals), context=CONTEXT)
 
 
 def decimal_places(value: Decimal) -> int:

@@ -11,6 +11,7 @@ from solver.commands import (
     AssetOrderEnded,
     AssetOrderFilled,
     AssetOrderOutcome,
+    BookUpdated,
     CancelIndexOrder,
     ClockTicked,
     DepositConfirmed,
@@ -22,9 +23,10 @@ from solver.commands import (
 )
 from solver.engine import Engine
 from solver.invariants import violations
-from solver.model import Side
+from solver.market import Level, MarketRules, OrderBook
+from solver.model import Collateral, Constituent, Index, Side
 from solver.orders import CancelRejectReason, MintStatus, OrderStatus, RejectReason
-from tests.builders import D, Desk, desk, index, market, params
+from tests.builders import D, Desk, book, desk, index, market, params, rules
 
 
 def fill(d: Desk, request: ev.AssetOrderRequested, quantity: str, price: str | None = None,
@@ -265,7 +267,7 @@ def test_unknown_facts_are_ignored_without_change():
     for t in (d.apply(AssetOrderAccepted, 99, "x"),
               d.apply(AssetOrderFilled, 99, "1", D(1), D(1), D(0), "USDC"),
               d.apply(AssetOrderEnded, 99, AssetOrderOutcome.FILLED, D(1)),
-              d.apply(MintConfirmed, 99, "0x1"), d.apply(MintFailed, 99, "boom")):
+              d.apply(MintConfirmed, 99, "0x1"), d.apply(MintFailed, 99, 1, "boom")):
         assert [type(e.event) for e in t.events] == [ev.InputIgnored]
 
 
@@ -371,13 +373,16 @@ def test_failed_mint_is_retried_with_backoff_and_never_requested_twice():
     d.order("alice", "o1", "1000")
     fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
     order = d.engine.order("alice", "o1")
-    [scheduled] = d.apply(MintFailed, order.id, "rpc timeout").of_type(ev.MintRetryScheduled)
+    [scheduled] = d.apply(MintFailed, order.id, 1, "rpc timeout").of_type(
+        ev.MintRetryScheduled)
     assert scheduled.attempt == 2 and scheduled.retry_at == d.now + 100
     assert d.apply(ClockTicked).of_type(ev.MintRetryRequested) == []
     d.now = scheduled.retry_at
     [retry] = d.apply(ClockTicked).of_type(ev.MintRetryRequested)
     assert (retry.attempt, retry.units) == (2, order.filled_units)
-    [again] = d.apply(MintFailed, order.id, "rpc timeout").of_type(ev.MintRetryScheduled)
+    stale = d.apply(MintFailed, order.id, 1, "rpc timeout, delivered again")
+    assert stale.of_type(ev.InputIgnored) and not stale.of_type(ev.MintRetryScheduled)
+    [again] = d.apply(MintFailed, order.id, 2, "rpc timeout").of_type(ev.MintRetryScheduled)
     assert again.retry_at == d.now + 200
     d.apply(MintConfirmed, order.id, "0xfeed")
     assert order.mint_status is MintStatus.MINTED
@@ -443,3 +448,122 @@ def test_two_indexes_share_an_asset_order():
     fill_all(d, requests)
     assert [o.filled_units for o in d.engine.orders.values()] == [D(1), D(1)]
     assert violations(d.engine) == []
+
+
+# --- review findings: bad numbers, pricing of leftovers, FIFO, collateral per batch ---------
+
+
+@pytest.mark.parametrize("price, quantity, commission, asset", [
+    ("NaN", "1", "0", "USDC"), ("100", "NaN", "0", "USDC"), ("100", "1", "NaN", "USDC"),
+    ("Infinity", "1", "0", "USDC"), ("100", "-1", "0", "USDC"), ("100", "1", "-1", "USDC"),
+    ("100", "1", "5", "A1"),  # a commission in the asset larger than the trade
+    ("100", "1E+30", "0", "USDC"),
+])
+def test_impossible_trades_are_ignored(price, quantity, commission, asset):
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, _ = d.plan().of_type(ev.AssetOrderRequested)
+    t = d.apply(AssetOrderFilled, a1.asset_order_id, "1", D(price), D(quantity), D(commission),
+                asset)
+    assert [type(e.event) for e in t.events] == [ev.InputIgnored]
+    assert list(d.engine.inventory.lots()) == []
+
+
+def test_impossible_end_reports_books_and_deposits_are_ignored():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, _ = d.plan().of_type(ev.AssetOrderRequested)
+    assert d.apply(AssetOrderEnded, a1.asset_order_id, AssetOrderOutcome.FILLED,
+                   D("NaN")).of_type(ev.InputIgnored)
+    for asks in ((("NaN", "1"),), (("100", "0"),), (("101", "1"), ("100", "1"))):
+        assert d.apply(BookUpdated, book("A1", *asks)).of_type(ev.InputIgnored)
+    assert d.apply(DepositConfirmed, "big", "alice", "USDC", D("9E+99")).of_type(
+        ev.InputIgnored)
+    assert d.apply(RequestQuote, "q", "SY2", D(100)).of_type(ev.QuoteIssued)
+    assert violations(d.engine) == []
+
+
+def test_markets_must_be_quoted_in_the_index_collateral():
+    with pytest.raises(ValueError, match="A2 needs a market quoted in USDC"):
+        Engine([index()], [rules("A1"), MarketRules("A2USDT", "A2", "USDT")])
+
+
+def test_each_batch_has_one_collateral():
+    dai = Index("SYD", "DAI", (Constituent("D1", "D1DAI", D(1)),))
+    markets = [rules("A1"), rules("A2"), MarketRules("D1DAI", "D1", "DAI", D("0.01"))]
+    d = Desk(Engine([index(), dai], markets, params(),
+                    [Collateral("USDC", 6), Collateral("DAI", 18)]))
+    d.books(book("A1", ("100", "100")), book("A2", ("200", "100")),
+            OrderBook("D1DAI", (Level(D(50), D(100)),)))
+    d.deposit("alice", "1000")
+    d.apply(DepositConfirmed, "dai-1", "alice", "DAI", D("100.000000000000000001"))
+    d.order("alice", "o1", "1000")
+    d.order("alice", "o2", "100.000000000000000001", index="SYD")
+    first, second = d.plan(), d.plan()
+    assert [e.order_id for e in first.of_type(ev.BatchPlanned)[0].engagements] == [1]
+    assert [e.order_id for e in second.of_type(ev.BatchPlanned)[0].engagements] == [2]
+
+
+def test_leftover_inventory_keeps_the_price_orders_were_charged():
+    """What orders are charged plus what stays in inventory (at cost) is what was paid."""
+    d = desk()
+    d.deposit("alice", "10000")
+    for oid, a1_price in (("o1", "100"), ("o2", "150")):
+        d.books(book("A1", (a1_price, "1000")), book("A2", ("200", "1000")))
+        d.order("alice", oid, "1000")
+        for r in d.plan().of_type(ev.AssetOrderRequested):
+            quantity = r.quantity if r.symbol == "A1USDC" else D("0.5") * r.quantity
+            fill(d, r, str(quantity))
+            end(d, r, str(quantity))
+    inventory = d.engine.inventory
+    paid = sum(lot.price * lot.quantity + lot.fee for lot in inventory.lots())
+    charged = sum(o.spent for o in d.engine.orders.values())
+    held = sum(inventory.unassigned(lot.id) * lot.price for lot in inventory.lots())
+    assert abs(charged + held - paid) <= D("0.00001")
+    assert violations(d.engine) == []
+
+
+def test_max_price_holds_when_the_pool_has_dearer_inventory():
+    d = desk()
+    d.deposit("alice", "10000")
+    d.books(book("A1", ("150", "1000")), book("A2", ("200", "1000")))
+    d.order("alice", "o1", "1400")
+    for r in d.plan().of_type(ev.AssetOrderRequested):  # A2 only half fills: A1 left over
+        quantity = r.quantity if r.symbol == "A1USDC" else D("0.5")
+        fill(d, r, str(quantity))
+        end(d, r, str(quantity))
+    d.apply(CancelIndexOrder, "alice", "o1")
+    d.books(book("A1", ("100", "1000")), book("A2", ("200", "1000")))
+    d.order("alice", "o2", "1000", max_price=D(1100))
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    order = d.engine.order("alice", "o2")
+    assert order.filled_units == 0 or order.spent / order.filled_units <= D(1100)
+    assert violations(d.engine) == []
+
+
+def test_inventory_is_consumed_in_exchange_trade_order_whatever_settles_first():
+    def run(settle_first: list[str]) -> tuple[Decimal, Decimal]:
+        d = desk()
+        d.deposit("alice", "10000")
+        requests = {}
+        for oid, a1_price in (("o1", "100"), ("o2", "150")):
+            d.books(book("A1", (a1_price, "1000")), book("A2", ("200", "1000")))
+            d.order("alice", oid, "1000")
+            requests[oid] = d.plan().of_type(ev.AssetOrderRequested)
+        for oid in settle_first:
+            for r in requests[oid]:
+                quantity = r.quantity if r.symbol == "A1USDC" else D("0.5")
+                fill(d, r, str(quantity), trade=str(r.asset_order_id))
+                end(d, r, str(quantity))
+        d.apply(CancelIndexOrder, "alice", "o1")
+        d.apply(CancelIndexOrder, "alice", "o2")
+        d.books(book("A1", ("100", "1000")), book("A2", ("200", "1000")))
+        d.order("alice", "o3", "300")
+        fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+        o3 = d.engine.order("alice", "o3")
+        assert violations(d.engine) == []
+        return o3.filled_units, o3.spent
+
+    assert run(["o1", "o2"]) == run(["o2", "o1"])

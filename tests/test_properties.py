@@ -98,6 +98,15 @@ def test_conservation_budgets_and_filters_hold(scenario: Scenario) -> None:
     for lot in result.engine.inventory.lots():
         recorded[lot.symbol] = recorded.get(lot.symbol, D(0)) + lot.quantity
     assert recorded == traded
+    # Value: what the exchange was paid = what orders were charged + inventory at lot cost,
+    # up to the rounding up of each charge to the collateral's 6 decimals.
+    inventory = result.engine.inventory
+    paid = sum((lot.price * lot.quantity + lot.fee for lot in inventory.lots()), D(0))
+    held = sum((inventory.unassigned(lot.id) * (lot.price + lot.fee / lot.quantity)
+                for lot in inventory.lots() if lot.quantity), D(0))
+    charged = sum((o.spent for o in result.engine.orders.values()), D(0))
+    fills = sum(len(b.filled_units) for b in result.engine.batches.values())
+    assert D(0) <= charged + held - paid <= D("0.000001") * fills + D("1e-20")
 
 
 def outcome(scenario: Scenario, seed: int | None) -> object:

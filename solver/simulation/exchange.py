@@ -21,7 +21,7 @@ from solver.commands import (
 )
 from solver.events import AssetOrderRequested
 from solver.market import Level, OrderBook
-from solver.money import ZERO
+from solver.money import ZERO, exact
 from solver.simulation.scenario import MarketSpec
 
 
@@ -55,6 +55,7 @@ class SimulatedExchange:
     def book(self, symbol: str) -> OrderBook:
         return OrderBook(symbol, tuple(self.books[symbol]), self._by_symbol[symbol].book.bids)
 
+    @exact
     def execute(self, request: AssetOrderRequested, ts: int) -> list[Input]:
         """The facts the exchange reports for one order, in the order it reports them."""
         spec = self._by_symbol.get(request.symbol)
