@@ -142,22 +142,36 @@ class Inventory:
         for a in assignments:
             if a.lot_id in returned:
                 returned[a.lot_id] -= a.quantity
-        for lid, quantity in returned.items():
-            self._make_free(lid, quantity)
+        freed = [lid for lid, quantity in returned.items() if self._make_free(lid, quantity)]
         for asset in sorted(self._new.get(batch_id, {})):
-            for lid in self._new_lots(batch_id, asset):
-                self._make_free(lid, self._unassigned[lid])
+            freed += [lid for lid in self._new_lots(batch_id, asset)
+                      if self._make_free(lid, self._unassigned[lid])]
         self._new.pop(batch_id, None)
+        self._enqueue(freed)
 
-    def _make_free(self, lid: str, quantity: Decimal) -> None:
+    def _make_free(self, lid: str, quantity: Decimal) -> bool:
+        """Add to the lot's free quantity; True if it was not free before (not queued)."""
         if quantity <= 0:
-            return
+            return False
         was_free = self._free.get(lid, ZERO)
         self._free[lid] = was_free + quantity
-        if was_free == 0:
-            # Oldest first in the exchange's own trade order, whatever order batches settle in.
+        return was_free == 0
+
+    def _enqueue(self, lot_ids: list[str]) -> None:
+        """Queue lots oldest first in the exchange's own trade order, whatever order batches
+        settle in."""
+        by_asset: dict[str, list[tuple[tuple[int, str, str], str]]] = {}
+        for lid in lot_ids:
             lot = self._lots[lid]
-            heapq.heappush(self._queues.setdefault(lot.asset, []), (_trade_order(lot), lid))
+            by_asset.setdefault(lot.asset, []).append((_trade_order(lot), lid))
+        for asset, entries in by_asset.items():
+            queue = self._queues.setdefault(asset, [])
+            if len(entries) > len(queue):
+                queue.extend(entries)
+                heapq.heapify(queue)
+            else:
+                for entry in entries:
+                    heapq.heappush(queue, entry)
 
     def _slice(self, lid: str, quantity: Decimal) -> PoolSlice:
         lot = self._lots[lid]

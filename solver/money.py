@@ -13,7 +13,7 @@ from decimal import (
     Overflow,
     localcontext,
 )
-from functools import wraps
+from functools import cache, wraps
 from typing import ParamSpec, TypeVar
 
 # Wide enough that sums and products of 18-decimal quantities and prices never round; only
@@ -43,6 +43,7 @@ def exact(function: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+@cache
 def quantum(decimals: int) -> Decimal:
     return Decimal(1).scaleb(-decimals)
 
