@@ -133,20 +133,19 @@ class Inventory:
 
     def settle(self, batch_id: int, assignments: Iterable[Assignment]) -> None:
         """Apply a batch's assignments and free whatever of its pools is left."""
-        for a in assignments:
-            self._unassigned[a.lot_id] -= a.quantity
-            self._assignments.setdefault(a.lot_id, []).append(a)
         returned: dict[str, Decimal] = {}
         for lid, quantity in self._held.pop(batch_id, ()):
             returned[lid] = returned.get(lid, ZERO) + quantity
+        unassigned, records = self._unassigned, self._assignments
         for a in assignments:
+            unassigned[a.lot_id] -= a.quantity
+            records.setdefault(a.lot_id, []).append(a)
             if a.lot_id in returned:
                 returned[a.lot_id] -= a.quantity
-        freed = [lid for lid, quantity in returned.items() if self._make_free(lid, quantity)]
-        for asset in sorted(self._new.get(batch_id, {})):
-            freed += [lid for lid in self._new_lots(batch_id, asset)
-                      if self._make_free(lid, self._unassigned[lid])]
-        self._new.pop(batch_id, None)
+        freed = [(_trade_order(self._lots[lid]), lid) for lid, quantity in returned.items()
+                 if self._make_free(lid, quantity)]
+        for keys in self._new.pop(batch_id, {}).values():
+            freed += [(key, key[2]) for key in keys if self._make_free(key[2], unassigned[key[2]])]
         self._enqueue(freed)
 
     def _make_free(self, lid: str, quantity: Decimal) -> bool:
@@ -157,20 +156,19 @@ class Inventory:
         self._free[lid] = was_free + quantity
         return was_free == 0
 
-    def _enqueue(self, lot_ids: list[str]) -> None:
+    def _enqueue(self, entries: list[tuple[tuple[int, str, str], str]]) -> None:
         """Queue lots oldest first in the exchange's own trade order, whatever order batches
         settle in."""
         by_asset: dict[str, list[tuple[tuple[int, str, str], str]]] = {}
-        for lid in lot_ids:
-            lot = self._lots[lid]
-            by_asset.setdefault(lot.asset, []).append((_trade_order(lot), lid))
-        for asset, entries in by_asset.items():
+        for entry in entries:
+            by_asset.setdefault(self._lots[entry[1]].asset, []).append(entry)
+        for asset, added in by_asset.items():
             queue = self._queues.setdefault(asset, [])
-            if len(entries) > len(queue):
-                queue.extend(entries)
+            if len(added) > len(queue):
+                queue.extend(added)
                 heapq.heapify(queue)
             else:
-                for entry in entries:
+                for entry in added:
                     heapq.heappush(queue, entry)
 
     def _slice(self, lid: str, quantity: Decimal) -> PoolSlice:
