@@ -10,22 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from solver.inventory import Assignment, PoolSlice
-from solver.model import Index
+from solver.model import Index, asset_quantities
 from solver.money import (
-    CONTEXT,
     ONE,
     SHARE_DECIMALS,
     ZERO,
     ceil_decimals,
+    divide_down,
     exact,
     floor_decimals,
 )
-
-_DOWN = CONTEXT.copy()
-_DOWN.rounding = ROUND_FLOOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +76,7 @@ def allocate(
         if order.max_price is not None and unit_cost - unit_fee > order.max_price:
             units = ZERO  # older, dearer inventory in the pool: the order waits instead
         if units and units * unit_cost > order.remaining:
-            units = floor_decimals(_DOWN.divide(order.remaining, unit_cost), index.decimals)
+            units = floor_decimals(divide_down(order.remaining, unit_cost), index.decimals)
         cost = ceil_decimals(units * unit_cost, collateral_decimals)
         fees = min(cost, floor_decimals(units * unit_fee, collateral_decimals))
         orders.append(OrderAllocation(order.order_id, units, cost, fees))
@@ -97,16 +94,12 @@ def _fill_ratios(
     engaged: Sequence[EngagedOrder], quantities: Mapping[str, Decimal]
 ) -> dict[str, Decimal]:
     """Per index, the share of its engaged units that the scarcest asset's pool covers."""
-    needed: dict[str, Decimal] = {}
-    indexes: dict[str, Index] = {}
-    for order in engaged:
-        indexes[order.index.symbol] = order.index
-        for c in order.index.constituents:
-            needed[c.asset] = needed.get(c.asset, ZERO) + c.quantity * order.units
+    needed = asset_quantities((o.index, o.units) for o in engaged)
     asset_ratio = {
-        asset: min(ONE, _DOWN.divide(quantities.get(asset, ZERO), need)) if need else ONE
+        asset: min(ONE, divide_down(quantities.get(asset, ZERO), need)) if need else ONE
         for asset, need in needed.items()
     }
+    indexes = {o.index.symbol: o.index for o in engaged}
     return {symbol: min(asset_ratio[a] for a in index.assets) for symbol, index in indexes.items()}
 
 
@@ -158,7 +151,7 @@ def _shares(pool: Sequence[PoolSlice], wanted: Decimal) -> list[tuple[str, Decim
     total = sum((s.quantity for s in pool), ZERO)
     if not wanted or not total:
         return []
-    fraction = _DOWN.divide(wanted, total)
+    fraction = divide_down(wanted, total)
     shares = [floor_decimals(s.quantity * fraction, SHARE_DECIMALS) for s in pool]
     short = wanted - sum(shares, ZERO)  # rounding dust, >= 0
     for n, piece in enumerate(pool):

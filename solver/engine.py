@@ -366,18 +366,15 @@ class Engine:
         self.books[asset] = fact.book
         return []
 
-    def _asset_order(self, asset_order_id: int) -> AssetOrder | None:
-        return self.asset_orders.get(asset_order_id)
-
     def _accepted(self, fact: AssetOrderAccepted) -> Events:
-        order = self._asset_order(fact.asset_order_id)
+        order = self.asset_orders.get(fact.asset_order_id)
         if order is None:
             return [ev.InputIgnored(f"unknown asset order {fact.asset_order_id}")]
         order.exchange_order_id = fact.exchange_order_id
         return []
 
     def _filled(self, fact: AssetOrderFilled) -> Events:
-        order = self._asset_order(fact.asset_order_id)
+        order = self.asset_orders.get(fact.asset_order_id)
         if order is None:
             return [ev.InputIgnored(f"unknown asset order {fact.asset_order_id}")]
         lid = lot_id(order.symbol, fact.trade_id)
@@ -410,7 +407,7 @@ class Engine:
                    fact.price, quantity, fee, fact.ts)
 
     def _ended(self, fact: AssetOrderEnded) -> Events:
-        order = self._asset_order(fact.asset_order_id)
+        order = self.asset_orders.get(fact.asset_order_id)
         if order is None:
             return [ev.InputIgnored(f"unknown asset order {fact.asset_order_id}")]
         if order.outcome is not None:

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from solver.market import Liquidity, MarketRules, OrderBook, buy_liquidity
-from solver.model import Index
-from solver.money import CONTEXT, ONE, ZERO, exact, floor_decimals
+from solver.model import Index, asset_quantities
+from solver.money import ONE, ZERO, divide_down, exact, floor_decimals
 from solver.params import SolverParams
-
-_DOWN = CONTEXT.copy()
-_DOWN.rounding = ROUND_FLOOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,21 +152,21 @@ def _fit(
 ) -> list[tuple[Candidate, Decimal]]:
     """Scale each index's orders by its scarcest asset, then all of them by the cap."""
     per_index, indexes = _per_index(wanted)
-    demand = _demand(per_index, indexes)
+    demand = asset_quantities((indexes[s], total) for s, total in per_index.items())
     supply_ratio = {
-        a: min(ONE, _DOWN.divide(
+        a: min(ONE, divide_down(
             inventory.get(a, ZERO) + (liquidity[a].quantity if a in sendable else ZERO), d))
         for a, d in demand.items()
     }
     ratio = {s: min(supply_ratio[a] for a in indexes[s].assets) for s in per_index}
     notional = sum((ratio[s] * total * prices[s] for s, total in per_index.items()), ZERO)
-    scale = min(ONE, _DOWN.divide(cap, notional)) if notional > cap else ONE
+    scale = min(ONE, divide_down(cap, notional)) if notional > cap else ONE
     return [(c, floor_decimals(u * ratio[c.index.symbol] * scale, c.index.decimals))
             for c, u in wanted]
 
 
 def _asset_needs(units: Sequence[tuple[Candidate, Decimal]]) -> dict[str, Decimal]:
-    return _demand(*_per_index(units))
+    return asset_quantities((c.index, u) for c, u in units)
 
 
 def _per_index(
@@ -182,14 +179,6 @@ def _per_index(
         totals[c.index.symbol] = totals.get(c.index.symbol, ZERO) + u
         indexes[c.index.symbol] = c.index
     return totals, indexes
-
-
-def _demand(totals: Mapping[str, Decimal], indexes: Mapping[str, Index]) -> dict[str, Decimal]:
-    demand: dict[str, Decimal] = {}
-    for symbol, total in totals.items():
-        for k in indexes[symbol].constituents:
-            demand[k.asset] = demand.get(k.asset, ZERO) + k.quantity * total
-    return demand
 
 
 def _asset_order(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from solver.engine import Engine
+from solver.model import asset_quantities
 from solver.money import ZERO, exact
 from solver.orders import MintStatus
 
@@ -52,10 +53,8 @@ def _assets(engine: Engine) -> list[str]:
         filled[lot.asset] = filled.get(lot.asset, ZERO) + lot.quantity
         for assignment in engine.inventory.assignments(lot.id):
             assigned[lot.asset] = assigned.get(lot.asset, ZERO) + assignment.quantity
-    by_orders: dict[str, Decimal] = {}
-    for o in engine.orders.values():
-        for c in engine.indexes[o.index].constituents:
-            by_orders[c.asset] = by_orders.get(c.asset, ZERO) + c.quantity * o.filled_units
+    by_orders = asset_quantities((engine.indexes[o.index], o.filled_units)
+                                 for o in engine.orders.values())
     inventory = engine.inventory.positions()
     found = []
     for asset in sorted(set(filled) | set(by_orders)):

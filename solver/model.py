@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -46,6 +46,19 @@ class Index:
     def price(self, asset_prices: Mapping[str, Decimal]) -> Decimal:
         """The value of one unit at the given per-asset prices."""
         return sum((c.quantity * asset_prices[c.asset] for c in self.constituents), ZERO)
+
+
+def asset_quantities(holdings: Iterable[tuple[Index, Decimal]]) -> dict[str, Decimal]:
+    """The asset quantities that make up the given index units (summed per index first)."""
+    per_index: dict[str, tuple[Index, Decimal]] = {}
+    for index, units in holdings:
+        _, before = per_index.get(index.symbol, (index, ZERO))
+        per_index[index.symbol] = (index, before + units)
+    totals: dict[str, Decimal] = {}
+    for index, units in per_index.values():
+        for c in index.constituents:
+            totals[c.asset] = totals.get(c.asset, ZERO) + c.quantity * units
+    return totals
 
 
 class IndexDefinitionError(ValueError):

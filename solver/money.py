@@ -28,6 +28,9 @@ ONE = Decimal(1)
 QUANTITY_DECIMALS = 18
 SHARE_DECIMALS = 2 * QUANTITY_DECIMALS
 
+_FLOOR = CONTEXT.copy()
+_FLOOR.rounding = ROUND_FLOOR
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -41,6 +44,11 @@ def exact(function: Callable[P, R]) -> Callable[P, R]:
             return function(*args, **kwargs)
 
     return wrapper
+
+
+def divide_down(numerator: Decimal, denominator: Decimal) -> Decimal:
+    """A ratio rounded down, so that shares computed from it never add up to more."""
+    return _FLOOR.divide(numerator, denominator)
 
 
 @cache
