@@ -567,3 +567,19 @@ def test_inventory_is_consumed_in_exchange_trade_order_whatever_settles_first():
         return o3.filled_units, o3.spent
 
     assert run(["o1", "o2"]) == run(["o2", "o1"])
+
+
+def test_inflight_notional_caps_the_next_batch_until_the_first_settles():
+    d = desk(solver_params=params(max_inflight_notional=D(1500), max_orders_per_batch=1))
+    d.deposit("alice", "3000")
+    d.order("alice", "o1", "1000")
+    d.order("alice", "o2", "1000")
+    first = d.plan().of_type(ev.AssetOrderRequested)
+    [second] = d.plan().of_type(ev.BatchPlanned)
+    assert [(e.order_id, e.units) for e in second.engagements] == [(2, D("0.5"))]
+    assert d.plan().of_type(ev.BatchPlanned) == []  # 1500 in flight: no room
+    fill_all(d, first)
+    assert d.engine.inflight_notional() == D(500)
+    [expired] = d.apply(ExpireIndexOrder, "alice", "o2").of_type(ev.IndexOrderEndPending)
+    assert expired.ending is OrderStatus.EXPIRED
+    assert violations(d.engine) == []

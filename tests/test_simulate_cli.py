@@ -148,3 +148,11 @@ def test_console_script_is_installed():
                            str(EXAMPLES / "basic.toml"), "--json"],
                           capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0 and json.loads(done.stdout)["invariants"] == "ok"
+
+
+def test_readme_library_example_runs(capsys):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "IndexOrderFilled(" in out and "MintRequested(" in out
