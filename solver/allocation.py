@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from solver.inventory import Assignment, PoolSlice
+from solver.inventory import Assignment, Pooled
 from solver.model import Index, asset_quantities
 from solver.money import (
     ONE,
@@ -62,7 +62,7 @@ class Allocation:
 def allocate(
     batch_id: int,
     engaged: Sequence[EngagedOrder],
-    pools: Mapping[str, Sequence[PoolSlice]],
+    pools: Mapping[str, Sequence[Pooled]],
     collateral_decimals: int,
 ) -> Allocation:
     quantities = {a: sum((s.quantity for s in pool), ZERO) for a, pool in pools.items()}
@@ -80,11 +80,11 @@ def allocate(
         cost = ceil_decimals(units * unit_cost, collateral_decimals)
         fees = min(cost, floor_decimals(units * unit_fee, collateral_decimals))
         orders.append(OrderAllocation(order.order_id, units, cost, fees))
-    assignments = _assign(batch_id, engaged, orders, pools)
+    assignments = _assign(batch_id, engaged, orders, pools, quantities)
     return Allocation(tuple(orders), assignments, prices)
 
 
-def _pool_price(pool: Sequence[PoolSlice], quantity: Decimal) -> PoolPrice:
+def _pool_price(pool: Sequence[Pooled], quantity: Decimal) -> PoolPrice:
     notional = sum((s.price * s.quantity for s in pool), ZERO)
     fees = sum((s.fee for s in pool), ZERO)
     return PoolPrice(notional / quantity, fees / quantity)
@@ -118,7 +118,8 @@ def _assign(
     batch_id: int,
     engaged: Sequence[EngagedOrder],
     orders: Sequence[OrderAllocation],
-    pools: Mapping[str, Sequence[PoolSlice]],
+    pools: Mapping[str, Sequence[Pooled]],
+    quantities: Mapping[str, Decimal],
 ) -> tuple[Assignment, ...]:
     """Take the same share of every slice of a pool, so what is left keeps the pool's VWAP,
     and hand those shares out to the orders in turn."""
@@ -129,28 +130,28 @@ def _assign(
                 wants[c.asset].append((order.order_id, c.quantity * allocated.units))
     assignments: list[Assignment] = []
     for asset, pool in pools.items():
-        shares = _shares(pool, sum((w for _, w in wants[asset]), ZERO))
+        shares = _shares(pool, quantities[asset], sum((w for _, w in wants[asset]), ZERO))
         position, used = 0, ZERO
         for order_id, want in wants[asset]:
             while want > 0:
-                lot_id, share = shares[position]
-                left = share - used
+                left = shares[position] - used
                 if want < left:
-                    assignments.append(Assignment(lot_id, order_id, batch_id, want))
+                    assignments.append(Assignment(pool[position].id, order_id, batch_id, want))
                     used += want
                     break
                 if left > 0:
-                    assignments.append(Assignment(lot_id, order_id, batch_id, left))
+                    assignments.append(Assignment(pool[position].id, order_id, batch_id, left))
                 want -= left
                 position, used = position + 1, ZERO
     return tuple(assignments)
 
 
-def _shares(pool: Sequence[PoolSlice], wanted: Decimal) -> list[tuple[str, Decimal]]:
-    """``wanted`` split over the slices pro rata, exactly, none above its slice."""
-    total = sum((s.quantity for s in pool), ZERO)
+def _shares(pool: Sequence[Pooled], total: Decimal, wanted: Decimal) -> list[Decimal]:
+    """``wanted`` split over the pool's ``total`` pro rata, exactly, none above its slice."""
     if not wanted or not total:
         return []
+    if wanted == total:
+        return [piece.quantity for piece in pool]
     fraction = divide_down(wanted, total)
     shares = [floor_decimals(s.quantity * fraction, SHARE_DECIMALS) for s in pool]
     short = wanted - sum(shares, ZERO)  # rounding dust, >= 0
@@ -158,4 +159,4 @@ def _shares(pool: Sequence[PoolSlice], wanted: Decimal) -> list[tuple[str, Decim
         add = min(short, piece.quantity - shares[n])
         shares[n] += add
         short -= add
-    return [(piece.lot_id, share) for piece, share in zip(pool, shares, strict=True)]
+    return shares

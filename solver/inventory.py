@@ -34,12 +34,17 @@ class Lot:
 # Records made once per lot and per assignment are NamedTuples: immutable like the frozen
 # dataclasses elsewhere, and several times cheaper to create on the settlement hot path.
 class PoolSlice(NamedTuple):
-    """Quantity of one lot available to a batch, with its share of the lot's fee."""
+    """Part of a lot available to a batch, with its share of the lot's fee."""
 
-    lot_id: str
+    id: str
+    """The lot's."""
     price: Decimal
     quantity: Decimal
     fee: Decimal
+
+
+Pooled = Lot | PoolSlice
+"""A batch's own lots take part whole; held inventory, in slices."""
 
 
 class Assignment(NamedTuple):
@@ -53,7 +58,11 @@ def lot_id(symbol: str, trade_id: str) -> str:
     return f"{symbol}:{trade_id}"
 
 
-def _trade_order(lot: Lot) -> tuple[int, str, str]:
+TradeOrder = tuple[int, str, str]
+"""A lot's place in the exchange's trade order, ending with the lot id."""
+
+
+def _trade_order(lot: Lot) -> TradeOrder:
     """Exchange trade ids are numbers in text: order by length, then text."""
     return (len(lot.trade_id), lot.trade_id, lot.id)
 
@@ -64,9 +73,9 @@ class Inventory:
         self._unassigned: dict[str, Decimal] = {}
         self._assignments: dict[str, list[Assignment]] = {}
         self._free: dict[str, Decimal] = {}
-        self._queues: dict[str, list[tuple[tuple[int, str, str], str]]] = {}
+        self._queues: dict[str, list[TradeOrder]] = {}
         self._held: dict[int, list[tuple[str, Decimal]]] = {}
-        self._new: dict[int, dict[str, list[tuple[int, str, str]]]] = {}
+        self._new: dict[int, dict[str, list[TradeOrder]]] = {}
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -83,7 +92,7 @@ class Inventory:
         return list(self._assignments.get(lot_id, ()))
 
     def free_quantity(self, asset: str) -> Decimal:
-        return sum((self._free[lid] for _, lid in self._queues.get(asset, ())), ZERO)
+        return sum((self._free[key[2]] for key in self._queues.get(asset, ())), ZERO)
 
     def positions(self) -> dict[str, Decimal]:
         """Unassigned quantity per asset: free, held by batches and not yet settled."""
@@ -107,7 +116,7 @@ class Inventory:
         queue = self._queues.get(asset, [])
         held = self._held.setdefault(batch_id, [])
         while quantity > 0 and queue:
-            _, lid = queue[0]
+            lid = queue[0][2]
             take = min(quantity, self._free[lid])
             held.append((lid, take))
             self._free[lid] -= take
@@ -117,13 +126,12 @@ class Inventory:
         if quantity > 0:
             raise ValueError(f"hold {asset}: {quantity} more than free inventory")
 
-    def pool(self, batch_id: int, asset: str) -> list[PoolSlice]:
-        """What a settling batch can assign: held inventory first, then its own fills."""
-        held = [(lid, q) for lid, q in self._held.get(batch_id, ())
-                if self._lots[lid].asset == asset]
-        new = self._new_lots(batch_id, asset)
-        return [self._slice(lid, q) for lid, q in held] + [
-            self._slice(lid, self._lots[lid].quantity) for lid in new]
+    def pool(self, batch_id: int, asset: str) -> list[Pooled]:
+        """What a settling batch can assign: held inventory first, then its own fills whole."""
+        lots = self._lots
+        held: list[Pooled] = [self._slice(lid, q) for lid, q in self._held.get(batch_id, ())
+                              if lots[lid].asset == asset]
+        return held + [lots[lid] for lid in self._new_lots(batch_id, asset)]
 
     def _new_lots(self, batch_id: int, asset: str) -> list[str]:
         """The batch's own lots of ``asset``, in exchange trade order."""
@@ -138,14 +146,20 @@ class Inventory:
             returned[lid] = returned.get(lid, ZERO) + quantity
         unassigned, records = self._unassigned, self._assignments
         for a in assignments:
-            unassigned[a.lot_id] -= a.quantity
-            records.setdefault(a.lot_id, []).append(a)
-            if a.lot_id in returned:
-                returned[a.lot_id] -= a.quantity
-        freed = [(_trade_order(self._lots[lid]), lid) for lid, quantity in returned.items()
+            lid, _, _, quantity = a  # unpacking beats NamedTuple attributes on this hot path
+            unassigned[lid] -= quantity
+            records.setdefault(lid, []).append(a)
+            if lid in returned:
+                returned[lid] -= quantity
+        freed = [_trade_order(self._lots[lid]) for lid, quantity in returned.items()
                  if self._make_free(lid, quantity)]
+        free = self._free
         for keys in self._new.pop(batch_id, {}).values():
-            freed += [(key, key[2]) for key in keys if self._make_free(key[2], unassigned[key[2]])]
+            for key in keys:  # a batch's own lots were never free before it settled
+                left = unassigned[key[2]]
+                if left > 0:
+                    free[key[2]] = left
+                    freed.append(key)
         self._enqueue(freed)
 
     def _make_free(self, lid: str, quantity: Decimal) -> bool:
@@ -156,12 +170,12 @@ class Inventory:
         self._free[lid] = was_free + quantity
         return was_free == 0
 
-    def _enqueue(self, entries: list[tuple[tuple[int, str, str], str]]) -> None:
+    def _enqueue(self, entries: list[TradeOrder]) -> None:
         """Queue lots oldest first in the exchange's own trade order, whatever order batches
         settle in."""
-        by_asset: dict[str, list[tuple[tuple[int, str, str], str]]] = {}
+        by_asset: dict[str, list[TradeOrder]] = {}
         for entry in entries:
-            by_asset.setdefault(self._lots[entry[1]].asset, []).append(entry)
+            by_asset.setdefault(self._lots[entry[2]].asset, []).append(entry)
         for asset, added in by_asset.items():
             queue = self._queues.setdefault(asset, [])
             if len(added) > len(queue):
