@@ -15,6 +15,9 @@ class AssetOrder:
     """One LIMIT IOC order per asset per batch, and what the exchange reported of it."""
 
     id: int
+    client_order_id: str
+    """Derived from the journal-kept counter ``id``, so unique across restarts (Binance allows
+    [A-Za-z0-9_-]{1,36})."""
     batch_id: int
     asset: str
     symbol: str
@@ -27,12 +30,6 @@ class AssetOrder:
     filled: Decimal = ZERO
     """Gross quantity of the trades recorded so far."""
     reason: str = ""
-
-    @property
-    def client_order_id(self) -> str:
-        # Derived from the journal-kept counter, so unique across restarts (Binance allows
-        # [A-Za-z0-9_-]{1,36}).
-        return f"ixs-{self.id}"
 
     @property
     def notional(self) -> Decimal:

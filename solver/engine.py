@@ -60,8 +60,12 @@ class Engine:
         markets: Iterable[MarketRules],
         params: SolverParams | None = None,
         collaterals: Iterable[Collateral] = (),
+        client_order_prefix: str = "ixs",
     ) -> None:
+        """``client_order_prefix`` starts every exchange client order id: the journal makes one
+        per deployment, so that ids stay unique even across journals."""
         self.params = params or SolverParams()
+        self.client_order_prefix = client_order_prefix
         self.indexes = {i.symbol: i for i in indexes}
         self.rules = {m.asset: m for m in markets}
         self.collaterals = {c.asset: c for c in collaterals}
@@ -88,32 +92,16 @@ class Engine:
         self._assets_by_symbol = {m.symbol: m.asset for m in self.rules.values()}
         self._transactions = 0
         self._sequence = 0
-        self._handlers: dict[type[Any], Callable[[Any], Events]] = {
-            SubmitIndexOrder: self._submit,
-            CancelIndexOrder: self._cancel,
-            ReduceIndexOrder: self._reduce,
-            ExpireIndexOrder: self._expire,
-            RequestQuote: self._quote,
-            PlanBatch: self._plan,
-            DepositConfirmed: self._deposit,
-            BookUpdated: self._book,
-            AssetOrderAccepted: self._accepted,
-            AssetOrderFilled: self._filled,
-            AssetOrderEnded: self._ended,
-            MintConfirmed: self._minted,
-            MintFailed: self._mint_failed,
-            ClockTicked: self._tick,
-        }
 
     # --- the one entry point ---------------------------------------------------------------
 
     def apply(self, command: Input) -> ev.Transaction:
         """Apply one input; state is updated before the returned events are delivered."""
-        handler = self._handlers.get(type(command))
+        handler = _HANDLERS.get(type(command))
         if handler is None:
             raise TypeError(f"not an engine input: {command!r}")
         with localcontext(CONTEXT):
-            events = handler(command)
+            events = handler(self, command)
         self._transactions += 1
         envelopes = []
         for event in events:
@@ -347,8 +335,10 @@ class Engine:
             batch.id, plan.engagements, tuple(sorted(plan.index_prices.items())),
             tuple(sorted(plan.inventory_used.items())))]
         for planned in plan.asset_orders:
-            order = AssetOrder(len(self.asset_orders) + 1, batch.id, planned.asset,
-                               planned.symbol, Side.BUY, planned.price, planned.quantity)
+            number = len(self.asset_orders) + 1
+            order = AssetOrder(number, f"{self.client_order_prefix}-{number}", batch.id,
+                               planned.asset, planned.symbol, Side.BUY, planned.price,
+                               planned.quantity)
             self.asset_orders[order.id] = order
             batch.asset_order_ids.append(order.id)
             events.append(ev.AssetOrderRequested(order.id, order.client_order_id, batch.id,
@@ -511,6 +501,26 @@ class Engine:
         return ev.MintRetryRequested(order.id, order.account, order.wallet, order.index, units,
                                      order.mint_attempts)
 
+
+
+# Handlers by input type, on the class rather than each engine, so that an engine's state is
+# plain data (it pickles into a snapshot).
+_HANDLERS: dict[type[Any], Callable[[Engine, Any], Events]] = {
+    SubmitIndexOrder: Engine._submit,
+    CancelIndexOrder: Engine._cancel,
+    ReduceIndexOrder: Engine._reduce,
+    ExpireIndexOrder: Engine._expire,
+    RequestQuote: Engine._quote,
+    PlanBatch: Engine._plan,
+    DepositConfirmed: Engine._deposit,
+    BookUpdated: Engine._book,
+    AssetOrderAccepted: Engine._accepted,
+    AssetOrderFilled: Engine._filled,
+    AssetOrderEnded: Engine._ended,
+    MintConfirmed: Engine._minted,
+    MintFailed: Engine._mint_failed,
+    ClockTicked: Engine._tick,
+}
 
 
 def _sane(value: Decimal, low: Decimal | None = None) -> bool:
