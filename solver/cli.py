@@ -8,11 +8,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from solver import journal_cli
+from solver.journal import Journal, JournalError
+from solver.recorder import FORMATS
 from solver.simulation.report import build_report, print_report
-from solver.simulation.run import simulate
+from solver.simulation.run import setup_of, simulate
 from solver.simulation.scenario import ScenarioError, load_scenario
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_SCENARIO = 0, 1, 2
@@ -27,17 +31,65 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "2 bad scenario.")
     sim.add_argument("scenario", type=Path, help="scenario file (.json, .toml or .yaml)")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.add_argument("--journal", type=Path, metavar="PATH",
+                     help="write every transaction to a new journal at PATH")
+    journal = commands.add_parser(
+        "journal", help="inspect, export or replay a journal",
+        description="Exit status: 0 ok, 1 invariant violations (replay), 3 missing, damaged "
+                    "or newer journal.")
+    actions = journal.add_subparsers(dest="action", required=True)
+    actions.add_parser("inspect", help="summary: size, snapshots, counts by type").add_argument(
+        "path", type=Path)
+    exporting = actions.add_parser("export", help="orders, fills, lots, allocations and mints "
+                                                  "as tables")
+    exporting.add_argument("path", type=Path)
+    exporting.add_argument("--out", type=Path, required=True, help="directory for the tables")
+    exporting.add_argument("--format", choices=FORMATS, default="parquet")
+    replaying = actions.add_parser(
+        "replay", help="rebuild the state from the journal, verify it, print the report")
+    replaying.add_argument("path", type=Path)
+    replaying.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    return _simulate(args.scenario, args.json)
+    if args.command == "journal":
+        return _journal(args)
+    return _simulate(args.scenario, args.json, args.journal)
 
 
-def _simulate(path: Path, as_json: bool) -> int:
+def _simulate(path: Path, as_json: bool, journal_path: Path | None) -> int:
     try:
         scenario = load_scenario(path)
     except ScenarioError as error:
         print(f"index-solver simulate: bad scenario: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
-    report = build_report(simulate(scenario))
+    journal = None
+    if journal_path is not None:
+        try:
+            journal = Journal.create(journal_path, setup_of(scenario))
+        except JournalError as error:
+            print(f"index-solver simulate: {error}", file=sys.stderr)
+            return EXIT_BAD_SCENARIO
+    try:
+        report = build_report(simulate(scenario, journal=journal))
+    finally:
+        if journal is not None:
+            journal.close()
+    _print(report, as_json)
+    return EXIT_OK if report["invariants"] == "ok" else EXIT_VIOLATIONS
+
+
+def _journal(args: argparse.Namespace) -> int:
+    console = Console()
+    try:
+        if args.action == "inspect":
+            return journal_cli.inspect(args.path, console)
+        if args.action == "export":
+            return journal_cli.export(args.path, args.out, args.format, console)
+        return journal_cli.replay(args.path, args.json, console)
+    except JournalError as error:
+        return journal_cli.bad_journal(error)
+
+
+def _print(report: dict[str, Any], as_json: bool) -> None:
     try:
         if as_json:
             json.dump(report, sys.stdout, indent=2)
@@ -47,7 +99,6 @@ def _simulate(path: Path, as_json: bool) -> int:
         sys.stdout.flush()
     except BrokenPipeError:  # the reader (e.g. `head`) has gone: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return EXIT_OK if report["invariants"] == "ok" else EXIT_VIOLATIONS
 
 
 if __name__ == "__main__":

@@ -111,6 +111,16 @@ class Engine:
 
     # --- queries ---------------------------------------------------------------------------
 
+    @property
+    def transactions_applied(self) -> int:
+        """The number of the last transaction; the journal holds them all."""
+        return self._transactions
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last event."""
+        return self._sequence
+
     def order(self, account: str, client_order_id: str) -> IndexOrder | None:
         order_id = self._order_ids.get((account, client_order_id))
         return None if order_id is None else self.orders[order_id]

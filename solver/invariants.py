@@ -14,7 +14,7 @@ from solver.orders import MintStatus
 def violations(engine: Engine) -> list[str]:
     """Every broken law, in words; an empty list when all hold."""
     return (engine.ledger.violations() + _reservations(engine) + _orders(engine)
-            + _assets(engine))
+            + _assets(engine) + _filters(engine))
 
 
 def _reservations(engine: Engine) -> list[str]:
@@ -64,4 +64,15 @@ def _assets(engine: Engine) -> list[str]:
         if a != by_orders.get(asset, ZERO):
             found.append(f"asset {asset}: lots assigned {a} != orders' units x quantities "
                          f"{by_orders.get(asset, ZERO)}")
+    return found
+
+
+def _filters(engine: Engine) -> list[str]:
+    """Every asset order requested passes its market's exchange filters."""
+    found = []
+    for order in engine.asset_orders.values():
+        failure = engine.rules[order.asset].filter_failure(order.price, order.quantity)
+        if failure:
+            found.append(f"asset order {order.client_order_id} {order.symbol}: "
+                         f"Filter failure: {failure}")
     return found

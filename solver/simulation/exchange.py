@@ -40,7 +40,6 @@ class SimulatedExchange:
     markets: Mapping[str, MarketSpec]
     books: dict[str, list[Level]] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
-    filter_failures: list[str] = field(default_factory=list)
     _by_symbol: dict[str, MarketSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -62,8 +61,6 @@ class SimulatedExchange:
         failure = spec and spec.rules.filter_failure(request.price, request.quantity)
         if spec is None or failure:
             reason = f"Filter failure: {failure}" if spec else "Invalid symbol."
-            self.filter_failures.append(f"asset order {request.client_order_id} "
-                                        f"{request.symbol}: {reason}")
             return [AssetOrderEnded(ts, request.asset_order_id, AssetOrderOutcome.REJECTED,
                                     ZERO, reason)]
         facts: list[Input] = [AssetOrderAccepted(ts, request.asset_order_id,

@@ -5,36 +5,79 @@ Every amount is a decimal string (no floats, no exponents).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from solver.events import LotOpened, QuoteIssued
+from solver.commands import SubmitIndexOrder
+from solver.events import (
+    IndexOrderAccepted,
+    IndexOrderRejected,
+    LotOpened,
+    QuoteIssued,
+    QuoteRejected,
+    Transaction,
+)
 from solver.money import ZERO, plain, quantum
 from solver.simulation.run import SimulationResult
 
 AVG_PRICE_DECIMALS = 8
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    key: str
+    """The order's name in the report: its id, made unique where ids repeat."""
+    order: SubmitIndexOrder
+    order_id: int | None
+    rejection: IndexOrderRejected | None
+
+
 def build_report(result: SimulationResult) -> dict[str, Any]:
     return {
         "orders": _orders(result),
         "batches": _batches(result),
-        "quotes": [_quote(q) for q in result.quotes],
+        "quotes": [_quote(e.event) for e in result.events
+                   if isinstance(e.event, QuoteIssued | QuoteRejected)],
         "inventory": {a: plain(q) for a, q in sorted(result.engine.inventory.positions().items())},
         "accounts": _accounts(result),
         "invariants": result.violations or "ok",
     }
 
 
+def submissions(transactions: Iterable[Transaction]) -> list[Submission]:
+    """Every order submitted, in order, named by its client order id (with its account where
+    accounts share ids, and a counter where an account reuses one)."""
+    submitted = [t for t in transactions if isinstance(t.input, SubmitIndexOrder)]
+    accounts_per_id: dict[str, set[str]] = {}
+    for t in submitted:
+        assert isinstance(t.input, SubmitIndexOrder)
+        accounts_per_id.setdefault(t.input.client_order_id, set()).add(t.input.account)
+    seen: Counter[str] = Counter()
+    found = []
+    for t in submitted:
+        order = t.input
+        assert isinstance(order, SubmitIndexOrder)
+        key = (order.client_order_id if len(accounts_per_id[order.client_order_id]) == 1
+               else f"{order.account}/{order.client_order_id}")
+        seen[key] += 1
+        key = key if seen[key] == 1 else f"{key}#{seen[key]}"
+        accepted, rejected = t.of_type(IndexOrderAccepted), t.of_type(IndexOrderRejected)
+        found.append(Submission(key, order, accepted[0].order_id if accepted else None,
+                                rejected[0] if rejected else None))
+    return found
+
+
 def _orders(result: SimulationResult) -> dict[str, dict[str, Any]]:
     report = {}
-    for sub in result.submitted:
-        row: dict[str, Any] = {"account": sub.spec.account, "index": sub.spec.index,
-                               "collateral": plain(sub.spec.collateral)}
+    for sub in submissions(result.transactions):
+        row: dict[str, Any] = {"account": sub.order.account, "index": sub.order.index,
+                               "collateral": plain(sub.order.collateral)}
         if sub.order_id is None:
             assert sub.rejection is not None
             row.update(status="rejected", filled_units="0", collateral_spent="0",
@@ -56,7 +99,8 @@ def _orders(result: SimulationResult) -> dict[str, dict[str, Any]]:
 
 def _batches(result: SimulationResult) -> list[dict[str, Any]]:
     engine = result.engine
-    names = {s.order_id: s.key for s in result.submitted if s.order_id is not None}
+    names = {s.order_id: s.key for s in submissions(result.transactions)
+             if s.order_id is not None}
     fills: dict[int, list[dict[str, str]]] = {}
     for envelope in result.events:
         lot = envelope.event

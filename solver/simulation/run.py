@@ -13,7 +13,6 @@ import hashlib
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from solver.bus import EventBus
 from solver.commands import (
@@ -32,38 +31,47 @@ from solver.events import (
     AssetOrderRequested,
     BatchPlanned,
     Envelope,
-    Event,
-    IndexOrderRejected,
     MintRequested,
     MintRetryRequested,
-    QuoteIssued,
-    QuoteRejected,
     Transaction,
 )
 from solver.invariants import violations
+from solver.journal import Journal
 from solver.model import Collateral
+from solver.sequencer import Sequencer
+from solver.setup import EngineSetup
 from solver.simulation.exchange import SimulatedExchange
-from solver.simulation.scenario import CancelSpec, OrderSpec, Scenario
-
-
-@dataclass(frozen=True, slots=True)
-class SubmittedOrder:
-    key: str
-    """The order's name in the report: its id, made unique where ids repeat."""
-    spec: OrderSpec
-    order_id: int | None
-    rejection: IndexOrderRejected | None
+from solver.simulation.scenario import CancelSpec, Scenario
 
 
 @dataclass(slots=True)
 class SimulationResult:
-    scenario: Scenario
+    """A run as the journal would hold it: the engine and every transaction, in order."""
+
     engine: Engine
-    exchange: SimulatedExchange
-    submitted: list[SubmittedOrder]
-    quotes: list[QuoteIssued | QuoteRejected]
-    events: list[Envelope]
+    transactions: list[Transaction]
     violations: list[str] = field(default_factory=list)
+    exchange: SimulatedExchange | None = None
+    """The exchange the run traded with (None when the run was rebuilt from a journal)."""
+
+    @property
+    def events(self) -> list[Envelope]:
+        return [e for t in self.transactions for e in t.events]
+
+
+def audit(engine: Engine, transactions: list[Transaction]) -> list[str]:
+    """The architecture's laws on the final state, and at most one mint request per order."""
+    requested = Counter(e.event.order_id for t in transactions for e in t.events
+                        if isinstance(e.event, MintRequested))
+    return violations(engine) + [f"order {order_id}: {n} mint requests"
+                                 for order_id, n in requested.items() if n > 1]
+
+
+def setup_of(scenario: Scenario) -> EngineSetup:
+    return EngineSetup(
+        tuple(scenario.indexes), tuple(m.rules for m in scenario.markets.values()),
+        scenario.params,
+        tuple(Collateral(a, d) for a, d in scenario.collateral_decimals.items()))
 
 
 Arrangement = Callable[[list[Input]], list[Input]]
@@ -73,19 +81,20 @@ class Simulation:
     """``arrange`` may reorder each batch's exchange reports, as a real exchange's streams can:
     the outcome must not depend on it."""
 
-    def __init__(self, scenario: Scenario, arrange: Arrangement | None = None) -> None:
+    def __init__(self, scenario: Scenario, arrange: Arrangement | None = None,
+                 journal: Journal | None = None) -> None:
+        """With a ``journal`` (created from ``setup_of(scenario)``), every transaction is
+        committed to it before its events reach the simulated exchange."""
         self.scenario = scenario
         self._arrange: Arrangement = arrange or list
-        self.engine = Engine(
-            scenario.indexes, [m.rules for m in scenario.markets.values()], scenario.params,
-            [Collateral(a, d) for a, d in scenario.collateral_decimals.items()])
+        self.engine = (journal.setup if journal else setup_of(scenario)).build()
         self.exchange = SimulatedExchange(scenario.markets)
         self.bus = EventBus()
-        self.events: list[Envelope] = []
+        self.sequencer = Sequencer(self.engine, self.bus, journal)
+        self.transactions: list[Transaction] = []
         self._clock = 0
         self._outbox: list[AssetOrderRequested] = []
         self._facts: deque[Input] = deque()
-        self.bus.subscribe(Event, self.events.append)
         self.bus.subscribe(AssetOrderRequested, self._send)
         self.bus.subscribe(MintRequested, self._confirm_mint)
         self.bus.subscribe(MintRetryRequested, self._confirm_mint)
@@ -95,8 +104,11 @@ class Simulation:
         self._refresh_books()
         for n, (account, asset, amount) in enumerate(s.deposits, 1):
             self.apply(DepositConfirmed(self._tick(), f"deposit-{n}", account, asset, amount))
-        quotes = [self._quote(n, index, amount) for n, (index, amount) in enumerate(s.quotes, 1)]
-        submitted = self._submit_orders()
+        for n, (index, amount) in enumerate(s.quotes, 1):
+            self.apply(RequestQuote(self._tick(), f"quote-{n}", index, amount))
+        for spec in s.orders:
+            self.apply(SubmitIndexOrder(self._tick(), spec.account, spec.id, spec.index,
+                                        spec.collateral, max_price=spec.max_price))
         self._cancel(0)
         batches = 0
         while batches < s.max_batches and self._run_batch(batches + 1):
@@ -107,13 +119,12 @@ class Simulation:
         for order in self.engine.open_orders():
             self.apply(ExpireIndexOrder(self._tick(), order.account, order.client_order_id))
         self._drain()
-        found = violations(self.engine) + self.exchange.filter_failures + self._double_mints()
-        return SimulationResult(s, self.engine, self.exchange, submitted, quotes, self.events,
-                                found)
+        return SimulationResult(self.engine, self.transactions,
+                                audit(self.engine, self.transactions), self.exchange)
 
     def apply(self, command: Input) -> Transaction:
-        transaction = self.engine.apply(command)
-        self.bus.publish(transaction)
+        transaction = self.sequencer.apply(command)
+        self.transactions.append(transaction)
         return transaction
 
     def _tick(self) -> int:
@@ -126,6 +137,7 @@ class Simulation:
         if not planned:
             return False
         self._cancel(number)
+        self.sequencer.flush()
         trades_before = len(self.exchange.trades)
         orders, self._outbox = self._outbox, []
         reports = [f for r in orders for f in self.exchange.execute(r, self._tick())]
@@ -137,40 +149,21 @@ class Simulation:
         return any(batch.filled_units.values()) or len(self.exchange.trades) > trades_before
 
     def _drain(self) -> None:
+        """Apply the facts waiting, as one group per round: the journal commits each group
+        once, then its events go out (and may bring more facts)."""
+        self.sequencer.flush()
         while self._facts:
-            self.apply(self._facts.popleft())
+            while self._facts:
+                self.apply(self._facts.popleft())
+            self.sequencer.flush()
 
     def _refresh_books(self) -> None:
         for symbol in self.exchange.books:
             self.apply(BookUpdated(self._tick(), self.exchange.book(symbol)))
 
-    def _quote(self, n: int, index: str, amount: Decimal) -> QuoteIssued | QuoteRejected:
-        answer = self.apply(RequestQuote(self._tick(), f"quote-{n}", index, amount))
-        return next(e.event for e in answer.events
-                    if isinstance(e.event, QuoteIssued | QuoteRejected))
-
     def _send(self, envelope: Envelope) -> None:
         assert isinstance(envelope.event, AssetOrderRequested)
         self._outbox.append(envelope.event)
-
-    def _submit_orders(self) -> list[SubmittedOrder]:
-        specs = self.scenario.orders
-        accounts_per_id: dict[str, set[str]] = {}
-        for o in specs:
-            accounts_per_id.setdefault(o.id, set()).add(o.account)
-        seen: Counter[str] = Counter()
-        submitted = []
-        for spec in specs:
-            key = spec.id if len(accounts_per_id[spec.id]) == 1 else f"{spec.account}/{spec.id}"
-            seen[key] += 1
-            key = key if seen[key] == 1 else f"{key}#{seen[key]}"
-            txn = self.apply(SubmitIndexOrder(self._tick(), spec.account, spec.id, spec.index,
-                                              spec.collateral, max_price=spec.max_price))
-            rejected = txn.of_type(IndexOrderRejected)
-            order = None if rejected else self.engine.order(spec.account, spec.id)
-            submitted.append(SubmittedOrder(key, spec, order.id if order else None,
-                                            rejected[0] if rejected else None))
-        return submitted
 
     def _cancel(self, after_batch: int) -> None:
         for cancel in self.scenario.cancels:
@@ -186,12 +179,7 @@ class Simulation:
         digest = hashlib.sha256(f"mint:{event.order_id}".encode()).hexdigest()
         self._facts.append(MintConfirmed(envelope.ts, event.order_id, "0x" + digest))
 
-    def _double_mints(self) -> list[str]:
-        requested = Counter(e.event.order_id for e in self.events
-                            if isinstance(e.event, MintRequested))
-        return [f"order {order_id}: {n} mint requests" for order_id, n in requested.items()
-                if n > 1]
 
-
-def simulate(scenario: Scenario, arrange: Arrangement | None = None) -> SimulationResult:
-    return Simulation(scenario, arrange).run()
+def simulate(scenario: Scenario, arrange: Arrangement | None = None,
+             journal: Journal | None = None) -> SimulationResult:
+    return Simulation(scenario, arrange, journal).run()
