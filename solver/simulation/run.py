@@ -82,15 +82,16 @@ class Simulation:
     the outcome must not depend on it."""
 
     def __init__(self, scenario: Scenario, arrange: Arrangement | None = None,
-                 journal: Journal | None = None) -> None:
+                 journal: Journal | None = None, snapshot_every: int = 0) -> None:
         """With a ``journal`` (created from ``setup_of(scenario)``), every transaction is
-        committed to it before its events reach the simulated exchange."""
+        committed to it before its events reach the simulated exchange, and the engine's state
+        is stored in it every ``snapshot_every`` transactions."""
         self.scenario = scenario
         self._arrange: Arrangement = arrange or list
         self.engine = (journal.setup if journal else setup_of(scenario)).build()
         self.exchange = SimulatedExchange(scenario.markets)
         self.bus = EventBus()
-        self.sequencer = Sequencer(self.engine, self.bus, journal)
+        self.sequencer = Sequencer(self.engine, self.bus, journal, snapshot_every)
         self.transactions: list[Transaction] = []
         self._clock = 0
         self._outbox: list[AssetOrderRequested] = []
