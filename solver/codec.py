@@ -12,6 +12,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
 from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
@@ -43,19 +44,32 @@ EVENTS = _family(events.Event, events)
 
 def encode(value: Any) -> Any:
     """Plain JSON-ready data for a record, a Decimal, an enum, a tuple or a scalar."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in _fields(type(value))}
-    if isinstance(value, tuple | list):
-        return [encode(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): encode(v) for k, v in value.items()}
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    raise CodecError(f"cannot encode {type(value).__name__}: {value!r}")
+    encoder = _ENCODERS.get(type(value))
+    if encoder is None:
+        encoder = _ENCODERS[type(value)] = _encoder_for(type(value))
+    return encoder(value)
+
+
+Encoder = Callable[[Any], Any]
+_ENCODERS: dict[type[Any], Encoder] = {}
+
+
+def _encoder_for(kind: type[Any]) -> Encoder:
+    """One encoder per type, found once: the journal encodes every event it stores."""
+    if issubclass(kind, Decimal):
+        return str
+    if issubclass(kind, Enum):
+        return lambda value: value.value
+    if dataclasses.is_dataclass(kind):
+        names = tuple(f.name for f in _fields(kind))
+        return lambda value: {name: encode(getattr(value, name)) for name in names}
+    if issubclass(kind, tuple | list):
+        return lambda value: [encode(item) for item in value]
+    if issubclass(kind, dict):
+        return lambda value: {str(k): encode(v) for k, v in value.items()}
+    if kind is type(None) or issubclass(kind, bool | int | str):
+        return lambda value: value
+    raise CodecError(f"cannot encode {kind.__name__}")
 
 
 def encode_tagged(record: Any) -> Plain:

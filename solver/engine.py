@@ -6,6 +6,7 @@ state, so replaying the same inputs gives the same state and the same events.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal, localcontext
 from typing import Any
@@ -49,6 +50,7 @@ from solver.orders import (
 from solver.params import SolverParams
 
 Events = list[ev.Event]
+_CLIENT_ORDER_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,16}")
 
 
 class Engine:
@@ -64,6 +66,9 @@ class Engine:
     ) -> None:
         """``client_order_prefix`` starts every exchange client order id: the journal makes one
         per deployment, so that ids stay unique even across journals."""
+        if not _CLIENT_ORDER_PREFIX.fullmatch(client_order_prefix):
+            raise ValueError(f"client order prefix {client_order_prefix!r}: use 1 to 16 of "
+                             "A-Z a-z 0-9 _ - (Binance allows 36 characters in all)")
         self.params = params or SolverParams()
         self.client_order_prefix = client_order_prefix
         self.indexes = {i.symbol: i for i in indexes}
