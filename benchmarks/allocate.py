@@ -77,8 +77,7 @@ def run() -> tuple[float, float]:
                                            last.quantity))
     settling = time.perf_counter() - start
     filled = settled.of_type(ev.IndexOrderFilled)
-    assignments = sum(len(engine.inventory.assignments(lot.id))
-                      for lot in engine.inventory.lots())
+    assignments = sum(len(e.assignments) for e in settled.of_type(ev.BatchSettled))
     print(f"run: {len(trades)} fills, {len(filled)} orders filled, {assignments} lot "
           f"assignments; settled in {settling * 1000:.0f} ms")
     return recorded, settling

@@ -20,7 +20,7 @@ from solver.params import SolverParams
 from solver.replay import rebuild
 from solver.simulation.run import Simulation, setup_of
 
-EVENTS_PER_ORDER = 14  # measured on this synthetic market; only sizes the run
+EVENTS_PER_ORDER = 13  # measured on this synthetic market; only sizes the run
 
 
 def main() -> None:

@@ -60,7 +60,6 @@ class Allocation:
 
 @exact
 def allocate(
-    batch_id: int,
     engaged: Sequence[EngagedOrder],
     pools: Mapping[str, Sequence[Pooled]],
     collateral_decimals: int,
@@ -80,7 +79,7 @@ def allocate(
         cost = ceil_decimals(units * unit_cost, collateral_decimals)
         fees = min(cost, floor_decimals(units * unit_fee, collateral_decimals))
         orders.append(OrderAllocation(order.order_id, units, cost, fees))
-    assignments = _assign(batch_id, engaged, orders, pools, quantities)
+    assignments = _assign(engaged, orders, pools, quantities)
     return Allocation(tuple(orders), assignments, prices)
 
 
@@ -115,7 +114,6 @@ def _unit_cost(index: Index, prices: Mapping[str, PoolPrice]) -> tuple[Decimal, 
 
 
 def _assign(
-    batch_id: int,
     engaged: Sequence[EngagedOrder],
     orders: Sequence[OrderAllocation],
     pools: Mapping[str, Sequence[Pooled]],
@@ -136,11 +134,11 @@ def _assign(
             while want > 0:
                 left = shares[position] - used
                 if want < left:
-                    assignments.append(Assignment(pool[position].id, order_id, batch_id, want))
+                    assignments.append(Assignment(pool[position].id, order_id, want))
                     used += want
                     break
                 if left > 0:
-                    assignments.append(Assignment(pool[position].id, order_id, batch_id, left))
+                    assignments.append(Assignment(pool[position].id, order_id, left))
                 want -= left
                 position, used = position + 1, ZERO
     return tuple(assignments)

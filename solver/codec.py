@@ -125,6 +125,10 @@ def _decode(hint: Any, data: Any) -> Any:
         return hint(data)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _decode_record(hint, data)
+    if isinstance(hint, type) and issubclass(hint, tuple) and hasattr(hint, "_fields"):
+        hints = typing.get_type_hints(hint)
+        return hint(*(_decode(hints[name], value)
+                      for name, value in zip(hint._fields, _list(data), strict=True)))
     if hint in (int, str, bool):
         if type(data) is not hint:
             raise CodecError(f"expected {hint.__name__}, got {data!r}")

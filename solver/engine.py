@@ -437,13 +437,14 @@ class Engine:
         assets = {a for e in engaged for a in e.index.assets}
         pools = {a: self.inventory.pool(batch.id, a) for a in sorted(assets)}
         decimals = self.collaterals[engaged[0].index.collateral].decimals
-        allocation = allocate(batch.id, engaged, pools, decimals)
+        allocation = allocate(engaged, pools, decimals)
         self.inventory.settle(batch.id, allocation.assignments)
         batch.settled = True
         batch.vwaps = {a: p.vwap for a, p in allocation.prices.items()}
         batch.filled_units = {a.order_id: a.units for a in allocation.orders}
         events: Events = [ev.BatchSettled(batch.id, tuple(batch.filled_units.items()),
-                                          tuple(sorted(batch.vwaps.items())))]
+                                          tuple(sorted(batch.vwaps.items())),
+                                          allocation.assignments)]
         for allocated in allocation.orders:
             order = self.orders[allocated.order_id]
             order.batch_id = None

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from solver.commands import AssetOrderOutcome, Input
 from solver.fitting import Engagement
+from solver.inventory import Assignment
 from solver.model import Side
 from solver.orders import CancelRejectReason, OrderStatus, RejectReason
 
@@ -188,9 +189,13 @@ class AssetOrderClosed(Event):
 
 @dataclass(frozen=True, slots=True)
 class BatchSettled(Event):
+    """The batch's lots were allocated: units per order, each asset's pool VWAP, and every
+    lot quantity given to an order (the per-lot record of the allocation)."""
+
     batch_id: int
     filled_units: tuple[tuple[int, Decimal], ...]
     vwaps: tuple[tuple[str, Decimal], ...]
+    assignments: tuple[Assignment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,11 +48,9 @@ def _orders(engine: Engine) -> list[str]:
 def _assets(engine: Engine) -> list[str]:
     """Per asset: filled (net) = assigned to index orders + inventory."""
     filled: dict[str, Decimal] = {}
-    assigned: dict[str, Decimal] = {}
     for lot in engine.inventory.lots():
         filled[lot.asset] = filled.get(lot.asset, ZERO) + lot.quantity
-        for assignment in engine.inventory.assignments(lot.id):
-            assigned[lot.asset] = assigned.get(lot.asset, ZERO) + assignment.quantity
+    assigned = {asset: engine.inventory.assigned(asset) for asset in filled}
     by_orders = asset_quantities((engine.indexes[o.index], o.filled_units)
                                  for o in engine.orders.values())
     inventory = engine.inventory.positions()

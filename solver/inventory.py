@@ -48,9 +48,10 @@ Pooled = Lot | PoolSlice
 
 
 class Assignment(NamedTuple):
+    """``quantity`` of a lot given to an index order when its batch settled."""
+
     lot_id: str
     order_id: int
-    batch_id: int
     quantity: Decimal
 
 
@@ -71,7 +72,7 @@ class Inventory:
     def __init__(self) -> None:
         self._lots: dict[str, Lot] = {}
         self._unassigned: dict[str, Decimal] = {}
-        self._assignments: dict[str, list[Assignment]] = {}
+        self._assigned: dict[str, Decimal] = {}
         self._free: dict[str, Decimal] = {}
         self._queues: dict[str, list[TradeOrder]] = {}
         self._held: dict[int, list[tuple[str, Decimal]]] = {}
@@ -88,8 +89,10 @@ class Inventory:
     def unassigned(self, lot_id: str) -> Decimal:
         return self._unassigned[lot_id]
 
-    def assignments(self, lot_id: str) -> list[Assignment]:
-        return list(self._assignments.get(lot_id, ()))
+    def assigned(self, asset: str) -> Decimal:
+        """All of ``asset`` ever assigned to index orders (each assignment is in its batch's
+        ``BatchSettled`` event, hence in the journal)."""
+        return self._assigned.get(asset, ZERO)
 
     def free_quantity(self, asset: str) -> Decimal:
         return sum((self._free[key[2]] for key in self._queues.get(asset, ())), ZERO)
@@ -144,11 +147,11 @@ class Inventory:
         returned: dict[str, Decimal] = {}
         for lid, quantity in self._held.pop(batch_id, ()):
             returned[lid] = returned.get(lid, ZERO) + quantity
-        unassigned, records = self._unassigned, self._assignments
-        for a in assignments:
-            lid, _, _, quantity = a  # unpacking beats NamedTuple attributes on this hot path
+        unassigned, lots, assigned = self._unassigned, self._lots, self._assigned
+        for lid, _, quantity in assignments:
             unassigned[lid] -= quantity
-            records.setdefault(lid, []).append(a)
+            asset = lots[lid].asset
+            assigned[asset] = assigned.get(asset, ZERO) + quantity
             if lid in returned:
                 returned[lid] -= quantity
         freed = [_trade_order(self._lots[lid]) for lid, quantity in returned.items()

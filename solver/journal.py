@@ -31,6 +31,7 @@ from solver.events import Envelope, Transaction
 from solver.setup import EngineSetup
 
 SCHEMA_VERSION = 1
+SNAPSHOTS_KEPT = 2
 
 # MIGRATIONS[n] takes a journal from schema version n to n + 1. Never edit a shipped step: add
 # one, and bump SCHEMA_VERSION.
@@ -213,10 +214,15 @@ class Journal:
         return self._pending[-1].last_seq if self._pending else self.last_seq
 
     def save_snapshot(self, number: int, state_version: int, state: bytes) -> None:
+        """Store the state after transaction ``number``; older snapshots beyond the newest
+        ``SNAPSHOTS_KEPT`` are dropped (the journal's rows remain the truth)."""
         digest = hashlib.sha256(state).hexdigest()
         with _transaction(self._db):
             self._db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
                              (number, state_version, state, digest))
+            self._db.execute(
+                "DELETE FROM snapshots WHERE number NOT IN "
+                "(SELECT number FROM snapshots ORDER BY number DESC LIMIT ?)", (SNAPSHOTS_KEPT,))
 
     # --- reading ---------------------------------------------------------------------------
 

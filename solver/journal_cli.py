@@ -49,7 +49,7 @@ def inspect(path: Path, console: Console) -> int:
 
 def export(path: Path, out: Path, fmt: str, console: Console) -> int:
     with _opened(path) as journal:
-        recorder = Recorder({i.symbol: i for i in journal.setup.indexes})
+        recorder = Recorder()
         for transaction in journal.transactions():
             recorder.record_all(transaction.events)
         for written in recorder.write(out, fmt):

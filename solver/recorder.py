@@ -1,4 +1,4 @@
-"""The recorder: orders, fills, lots, allocations and mints as tables, for analysis.
+"""The recorder: orders, fills, lots, allocations (per lot) and mints as tables, for analysis.
 
 It is a bus consumer: it turns events into rows as they are published, and writes the tables as
 Parquet (or CSV) on request or on a timer. The same tables come out of a journal with
@@ -11,7 +11,7 @@ accepting float rounding, ``pandas.to_numeric``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ import pandas as pd
 
 from solver import events as ev
 from solver.bus import EventBus
-from solver.model import Index
 from solver.money import plain
 
 TABLES = ("orders", "fills", "lots", "allocations", "mints")
@@ -29,11 +28,9 @@ Rows = list[dict[str, Any]]
 
 
 class Recorder:
-    def __init__(self, indexes: Mapping[str, Index]) -> None:
-        self._indexes = indexes
+    def __init__(self) -> None:
         self._orders: dict[int, dict[str, Any]] = {}
         self._tables: dict[str, Rows] = {name: [] for name in TABLES if name != "orders"}
-        self._order_index: dict[int, str] = {}
 
     def attach(self, bus: EventBus) -> None:
         bus.subscribe(ev.Event, self.record)
@@ -78,7 +75,6 @@ class Recorder:
     # --- events ----------------------------------------------------------------------------
 
     def _accepted(self, seq: int, ts: int, e: ev.IndexOrderAccepted) -> None:
-        self._order_index[e.order_id] = e.index
         self._orders[e.order_id] = {
             "order_id": str(e.order_id), "account": e.account,
             "client_order_id": e.client_order_id, "index": e.index,
@@ -101,10 +97,12 @@ class Recorder:
             "cost": plain(e.cost), "fees": plain(e.fees), "filled_units": plain(e.filled_units),
             "spent": plain(e.spent), "remaining": plain(e.remaining)})
         self._orders[e.order_id].update(filled_units=plain(e.filled_units), spent=plain(e.spent))
-        for c in self._indexes[self._order_index[e.order_id]].constituents:
-            self._tables["allocations"].append({
-                "seq": str(seq), "batch_id": str(e.batch_id), "order_id": str(e.order_id),
-                "asset": c.asset, "quantity": plain(c.quantity * e.units)})
+
+    def _settled(self, seq: int, ts: int, e: ev.BatchSettled) -> None:
+        self._tables["allocations"] += [
+            {"seq": str(seq), "batch_id": str(e.batch_id), "lot_id": a.lot_id,
+             "order_id": str(a.order_id), "quantity": plain(a.quantity)}
+            for a in e.assignments]
 
     def _lot(self, seq: int, ts: int, e: ev.LotOpened) -> None:
         self._tables["lots"].append({
@@ -131,6 +129,7 @@ _HANDLERS: dict[type[ev.Event], Any] = {
     ev.IndexOrderCompleted: Recorder._completed,
     ev.IndexOrderFilled: Recorder._filled,
     ev.LotOpened: Recorder._lot,
+    ev.BatchSettled: Recorder._settled,
     ev.MintRequested: Recorder._mint,
     ev.MintRetryRequested: Recorder._mint,
     ev.MintRetryScheduled: Recorder._mint,
@@ -144,6 +143,6 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
               "filled_units", "spent", "remaining"),
     "lots": ("seq", "ts", "lot_id", "asset", "asset_order_id", "batch_id", "price", "quantity",
              "fee"),
-    "allocations": ("seq", "batch_id", "order_id", "asset", "quantity"),
+    "allocations": ("seq", "batch_id", "lot_id", "order_id", "quantity"),
     "mints": ("seq", "ts", "event", "order_id", "units", "attempt", "tx_hash", "reason"),
 }

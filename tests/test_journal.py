@@ -306,7 +306,7 @@ def test_export_writes_every_table_as_parquet_and_csv(tmp_path: Path) -> None:
 def test_the_recorder_writes_tables_on_a_timer(tmp_path: Path) -> None:
     scenario = load_scenario(BASIC)
     simulation = Simulation(scenario)
-    recorder = Recorder({i.symbol: i for i in scenario.indexes})
+    recorder = Recorder()
     recorder.attach(simulation.bus)
     simulation.run()
 
