@@ -6,12 +6,14 @@ observers see the boundaries, so a consumer can commit once per transaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from solver.events import Envelope, Event, Transaction
 
 E = TypeVar("E", bound=Event)
+_log = logging.getLogger(__name__)
 Handler = Callable[[Envelope], None]
 
 
@@ -40,7 +42,11 @@ class EventBus:
             observer.transaction_began(transaction)
         for envelope in transaction.events:
             for handler in self._route(type(envelope.event)):
-                handler(envelope)
+                try:
+                    handler(envelope)
+                except Exception:  # one failing consumer must not starve the others
+                    _log.exception("event handler %r failed on seq %d (%s)", handler,
+                                   envelope.seq, type(envelope.event).__name__)
         for observer in self._observers:
             observer.transaction_ended(transaction)
 

@@ -85,6 +85,12 @@ def dumps(data: Any) -> str:
 # --- decoding --------------------------------------------------------------------------------
 
 
+def check_input(command: commands.Input) -> None:
+    """Raise ``CodecError`` unless ``command`` reads back from the journal as itself."""
+    if decode_input(json.loads(dumps(encode_tagged(command)))) != command:
+        raise CodecError(f"{type(command).__name__} does not survive the journal exactly")
+
+
 def decode_input(data: Plain) -> commands.Input:
     return _decode_tagged(data, INPUTS, "input")  # type: ignore[no-any-return]
 
@@ -120,7 +126,10 @@ def _decode(hint: Any, data: Any) -> Any:
     if hint is Decimal:
         if not isinstance(data, str):
             raise CodecError(f"expected a decimal string, got {data!r}")
-        return Decimal(data)
+        try:
+            return Decimal(data)
+        except ArithmeticError:
+            raise CodecError(f"not a decimal: {data!r}") from None
     if isinstance(hint, type) and issubclass(hint, Enum):
         return hint(data)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):

@@ -8,7 +8,8 @@ meanwhile (group commit).
 
 Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``), documented in docs/journal.md:
 
-- ``meta(key, value)``: ``setup`` (the engine's configuration as JSON), ``created_ts``.
+- ``meta(key, value)``: ``setup`` (the engine's configuration as JSON), ``setup_crc``,
+  ``created_ts``.
 - ``transactions(number, ts, last_seq, input, events, crc)``: ``number`` counts from 1 without
   gaps; the events carry sequence numbers ``last_seq - len(events) + 1 .. last_seq``.
 - ``snapshots(number, state_version, state, sha256)``: the engine's state after transaction
@@ -123,7 +124,10 @@ class Journal:
         self.path = path
         self._db = connection
         self._pending: list[Row] = []
-        self.setup = codec.decode(EngineSetup, json.loads(self._meta("setup")))
+        setup = self._meta("setup")
+        if str(zlib.crc32(setup.encode())) != self._meta("setup_crc"):
+            raise ValueError("the stored setup fails its checksum")
+        self.setup = codec.decode(EngineSetup, json.loads(setup))
         last = self._db.execute(
             "SELECT number, last_seq FROM transactions ORDER BY number DESC LIMIT 1").fetchone()
         self.last_number: int = last[0] if last else 0
@@ -136,36 +140,42 @@ class Journal:
         """A new, empty journal for an engine built from ``setup``."""
         if path.exists():
             raise JournalError(f"journal {path} already exists; choose a new path")
-        db = _connect(path)
-        with _transaction(db):
-            _migrate(db, 0)
-            db.executemany("INSERT INTO meta VALUES (?, ?)", [
-                ("setup", codec.dumps(codec.encode(setup))), ("created_ts", str(created_ts))])
+        text = codec.dumps(codec.encode(setup))
+        try:
+            db = _connect(path)
+            with _transaction(db):
+                _migrate(db, 0)
+                db.executemany("INSERT INTO meta VALUES (?, ?)", [
+                    ("setup", text), ("setup_crc", str(zlib.crc32(text.encode()))),
+                    ("created_ts", str(created_ts))])
+        except sqlite3.Error as error:
+            raise JournalError(f"cannot create journal {path}: {error}") from None
         return cls(path, db)
 
     @classmethod
-    def open(cls, path: Path, *, verify: bool = True, progress: Progress | None = None) -> Journal:
+    def open(cls, path: Path, *, verify: bool = True, progress: Progress | None = None,
+             readonly: bool = False) -> Journal:
         """An existing journal, migrated to this schema and (by default) checked row by row.
+        ``readonly`` never writes to the file (and refuses a journal that needs migrating).
 
-        Raises ``JournalError`` for a journal written by a newer solver and ``JournalCorrupt``,
-        naming the last good sequence number, for a damaged one.
+        Raises ``JournalError`` for a file that is no journal or one written by a newer solver,
+        and ``JournalCorrupt``, naming the last good sequence number, for a damaged one.
         """
         if not path.is_file():
             raise JournalError(f"no journal at {path}")
         try:
-            db = _connect(path)
+            db = _connect(path, readonly)
             version = db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as error:
             raise JournalCorrupt(path, 0, 0, f"not a readable SQLite database ({error})") from None
-        if version > SCHEMA_VERSION:
+        refusal = _refusal(path, version, readonly)
+        if refusal:
             db.close()
-            raise JournalError(
-                f"journal {path} has schema version {version}, newer than this solver's "
-                f"{SCHEMA_VERSION}: it was written by a newer release; run that release or "
-                f"a later one")
+            raise JournalError(refusal)
         try:
-            with _transaction(db):
-                _migrate(db, version)
+            if version < SCHEMA_VERSION:
+                with _transaction(db):
+                    _migrate(db, version)
             journal = cls(path, db)
         except (sqlite3.DatabaseError, codec.CodecError, KeyError, ValueError) as error:
             db.close()
@@ -200,13 +210,14 @@ class Journal:
 
     def commit(self) -> int:
         """Write every buffered transaction with one fsync; returns how many were written."""
-        rows, self._pending = self._pending, []
+        rows = self._pending
         if not rows:
             return 0
-        with _transaction(self._db):
+        with _transaction(self._db):  # on failure the rows stay buffered for a retry
             self._db.executemany(
                 "INSERT INTO transactions VALUES (?, ?, ?, ?, ?, ?)",
                 [(r.number, r.ts, r.last_seq, r.input, r.events, r.crc) for r in rows])
+        self._pending = []
         self.last_number, self.last_seq = rows[-1].number, rows[-1].last_seq
         return len(rows)
 
@@ -238,15 +249,14 @@ class Journal:
         for row in self.rows(after):
             yield row.transaction()
 
-    def snapshot(self, state_version: int) -> Snapshot | None:
-        """The latest intact snapshot of this state version, if any."""
+    def intact_snapshots(self, state_version: int) -> Iterator[Snapshot]:
+        """Snapshots of this state version that pass their checksum, newest first."""
         cursor = self._db.execute(
             "SELECT number, state, sha256 FROM snapshots WHERE state_version = ? AND number <= ? "
             "ORDER BY number DESC", (state_version, self.last_number))
-        for number, state, digest in cursor:
+        for number, state, digest in cursor.fetchall():
             if hashlib.sha256(state).hexdigest() == digest:
-                return Snapshot(number, state_version, bytes(state))
-        return None
+                yield Snapshot(number, state_version, bytes(state))
 
     def snapshots(self) -> list[tuple[int, int, int]]:
         """(number, state version, size in bytes) of every snapshot."""
@@ -254,10 +264,10 @@ class Journal:
             "SELECT number, state_version, length(state) FROM snapshots ORDER BY number"))
 
     def verify(self, progress: Progress | None = None) -> Verified:
-        """Check every row's CRC and the numbering; raise ``JournalCorrupt`` at the first fault."""
+        """Check every row's CRC and the numbering, then SQLite's own structure; raise
+        ``JournalCorrupt`` at the first fault, naming the last good row."""
         number = seq = 0
         try:
-            check = self._db.execute("PRAGMA quick_check").fetchall()
             cursor = self._db.execute(
                 "SELECT number, ts, last_seq, input, events, crc FROM transactions "
                 "ORDER BY number")
@@ -270,11 +280,16 @@ class Journal:
                 number, seq = row.number, row.last_seq
                 if progress and number % 10_000 == 0:
                     progress(number)
+            check = self._db.execute("PRAGMA quick_check").fetchall()
+            newest = self._db.execute("SELECT max(number) FROM snapshots").fetchone()[0]
         except sqlite3.DatabaseError as error:
             raise JournalCorrupt(self.path, seq, number, f"SQLite: {error}") from None
         if check != [("ok",)]:
             detail = "; ".join(str(c[0]) for c in check[:3])
             raise JournalCorrupt(self.path, seq, number, f"SQLite integrity check: {detail}")
+        if newest is not None and newest > number:
+            raise JournalCorrupt(self.path, seq, number, f"a snapshot of transaction {newest} "
+                                 "shows that committed transactions are missing")
         if progress:
             progress(number)
         return Verified(number, seq)
@@ -299,11 +314,28 @@ class Journal:
         return int(self._meta("created_ts"))
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                               isolation_level=None, check_same_thread=False)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")  # in WAL mode: fsync the log on every commit
     return db
+
+
+def _refusal(path: Path, version: int, readonly: bool) -> str | None:
+    """Why a file with this schema version cannot be opened, if it cannot."""
+    if version == 0:
+        return f"{path} is not a journal (an SQLite file without a journal schema)"
+    if version > SCHEMA_VERSION:
+        return (f"journal {path} has schema version {version}, newer than this solver's "
+                f"{SCHEMA_VERSION}: it was written by a newer release; run that release or "
+                f"a later one")
+    if readonly and version < SCHEMA_VERSION:
+        return (f"journal {path} has schema version {version}; this solver migrates it to "
+                f"{SCHEMA_VERSION} when the service opens it (reading it here would not)")
+    return None
 
 
 @contextmanager

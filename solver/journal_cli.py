@@ -77,7 +77,7 @@ def replay(path: Path, as_json: bool, console: Console) -> int:
 def _opened(path: Path) -> Iterator[Journal]:
     """The journal, verified row by row first (with a progress bar)."""
     with _progress("checking", path) as advance:
-        journal = Journal.open(path, progress=advance)
+        journal = Journal.open(path, progress=advance, readonly=True)
     try:
         yield journal
     finally:

@@ -9,7 +9,8 @@ updates private copies, and when the transaction ends it publishes a new immutab
   (commissions kept apart in ``fees``), and realised PnL: what orders were charged for the
   quantity they took (the batch's VWAP) less its average cost.
 
-Unrealised PnL needs marks (index or asset prices) and is computed on request.
+Unrealised PnL needs marks (index or asset prices) and is computed on request. A store attached
+after a restart is filled first by publishing the journal's transactions to it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from types import MappingProxyType
 from solver import events as ev
 from solver.bus import EventBus
 from solver.model import Index
-from solver.money import CONTEXT, ZERO
+from solver.money import CONTEXT, ZERO, exact
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class PositionStore:
         assert isinstance(e, ev.IndexOrderAccepted)
         self._owners[e.order_id] = (e.account, e.index)
 
+    @exact
     def _lot(self, envelope: ev.Envelope) -> None:
         e = envelope.event
         assert isinstance(e, ev.LotOpened)
@@ -105,10 +107,13 @@ class PositionStore:
         assert isinstance(e, ev.BatchSettled)
         self._vwaps[e.batch_id] = dict(e.vwaps)
 
+    @exact
     def _filled(self, envelope: ev.Envelope) -> None:
         e = envelope.event
         assert isinstance(e, ev.IndexOrderFilled)
-        key = self._owners[e.order_id]
+        key = self._owners.get(e.order_id)
+        if key is None:  # accepted before this store was attached: feed it the journal first
+            return
         h = self._holdings.get(key, Position())
         self._holdings[key] = replace(h, quantity=h.quantity + e.units, cost=h.cost + e.cost,
                                       fees=h.fees + e.fees)

@@ -59,10 +59,12 @@ class Recorder:
         written = []
         for name, frame in self.frames().items():
             path = directory / f"{name}.{fmt}"
+            partial = path.with_suffix(f".{fmt}.partial")  # readers never see half a file
             if fmt == "parquet":
-                frame.to_parquet(path, index=False)
+                frame.to_parquet(partial, index=False)
             else:
-                frame.to_csv(path, index=False)
+                frame.to_csv(partial, index=False)
+            partial.replace(path)
             written.append(path)
         return written
 
@@ -82,11 +84,15 @@ class Recorder:
             "filled_units": "0", "spent": "0", "released": "0", "minted_units": "0",
             "mint_tx": None}
 
+    def _order(self, order_id: int) -> dict[str, Any]:
+        """The order's row; a placeholder if it was accepted before the recorder attached."""
+        return self._orders.setdefault(order_id, {"order_id": str(order_id)})
+
     def _reduced(self, seq: int, ts: int, e: ev.IndexOrderReduced) -> None:
-        self._orders[e.order_id]["collateral"] = plain(e.collateral)
+        self._order(e.order_id)["collateral"] = plain(e.collateral)
 
     def _completed(self, seq: int, ts: int, e: ev.IndexOrderCompleted) -> None:
-        self._orders[e.order_id].update(status=e.status.value,
+        self._order(e.order_id).update(status=e.status.value,
                                         filled_units=plain(e.filled_units),
                                         spent=plain(e.spent), released=plain(e.released))
 
@@ -96,7 +102,7 @@ class Recorder:
             "batch_id": str(e.batch_id), "units": plain(e.units), "price": plain(e.price),
             "cost": plain(e.cost), "fees": plain(e.fees), "filled_units": plain(e.filled_units),
             "spent": plain(e.spent), "remaining": plain(e.remaining)})
-        self._orders[e.order_id].update(filled_units=plain(e.filled_units), spent=plain(e.spent))
+        self._order(e.order_id).update(filled_units=plain(e.filled_units), spent=plain(e.spent))
 
     def _settled(self, seq: int, ts: int, e: ev.BatchSettled) -> None:
         self._tables["allocations"] += [
@@ -120,7 +126,7 @@ class Recorder:
                 row[name] = plain(value) if name == "units" else str(value)
         self._tables["mints"].append(row)
         if isinstance(e, ev.IndexOrderMinted):
-            self._orders[e.order_id].update(minted_units=plain(e.units), mint_tx=e.tx_hash)
+            self._order(e.order_id).update(minted_units=plain(e.units), mint_tx=e.tx_hash)
 
 
 _HANDLERS: dict[type[ev.Event], Any] = {

@@ -66,9 +66,13 @@ def rebuild(
 
 
 def _starting_point(journal: Journal, use_snapshot: bool) -> tuple[Engine, int]:
-    snapshot = journal.snapshot(STATE_VERSION) if use_snapshot else None
-    if snapshot is not None:
-        engine = restore(snapshot.state)
+    """The newest snapshot that loads (a snapshot is a cache: any that fails is passed over),
+    else a fresh engine from the journal's setup."""
+    for snapshot in journal.intact_snapshots(STATE_VERSION) if use_snapshot else ():
+        try:
+            engine = restore(snapshot.state)
+        except Exception:  # whatever breaks unpickling: start from further back
+            continue
         if engine.transactions_applied == snapshot.number:
             return engine, snapshot.number
     return journal.setup.build(), 0

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
+
+from solver import codec
 from solver.bus import EventBus
 from solver.commands import Input
 from solver.engine import Engine
 from solver.events import Transaction
 from solver.journal import Journal
 from solver.snapshot import STATE_VERSION, capture
+
+log = structlog.get_logger(__name__)
 
 
 class Sequencer:
@@ -38,7 +43,13 @@ class Sequencer:
         self._last_snapshot = engine.transactions_applied
 
     def apply(self, command: Input) -> Transaction:
-        """Apply ``command`` now; its events are published by the next ``flush``."""
+        """Apply ``command`` now; its events are published by the next ``flush``.
+
+        An input the journal could not read back exactly (a float, an int where a Decimal
+        belongs) raises ``CodecError`` and changes nothing.
+        """
+        if self.journal is not None:
+            codec.check_input(command)
         transaction = self.engine.apply(command)
         if self.journal is not None:
             self.journal.append(transaction)
@@ -64,7 +75,13 @@ class Sequencer:
         """Serve ``inbox`` until cancelled: apply what is waiting (up to ``max_group``
         inputs), flush, repeat."""
         while True:
-            self.apply(await inbox.get())
+            self._apply_or_refuse(await inbox.get())
             while not inbox.empty() and len(self._pending) < max_group:
-                self.apply(inbox.get_nowait())
+                self._apply_or_refuse(inbox.get_nowait())
             self.flush()
+
+    def _apply_or_refuse(self, command: Input) -> None:
+        try:
+            self.apply(command)
+        except codec.CodecError as error:  # a bad input must not stop the writer
+            log.error("input refused", input=type(command).__name__, error=str(error))

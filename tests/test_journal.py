@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import shutil
 import sqlite3
 import tempfile
@@ -19,7 +20,8 @@ from hypothesis import strategies as st
 from mocks import synthetic
 from solver import cli
 from solver.bus import EventBus
-from solver.commands import Input
+from solver.codec import CodecError
+from solver.commands import DepositConfirmed, Input
 from solver.events import AssetOrderRequested, Envelope, Event
 from solver.journal import SCHEMA_VERSION, Journal, JournalCorrupt, JournalError
 from solver.params import SolverParams
@@ -125,7 +127,7 @@ def test_the_same_inputs_journal_the_same_rows(seed: int, orders: int) -> None:
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
         for n in range(2):
-            run_with_journal(scenario, directory / f"{n}.db")
+            run_with_journal(scenario, directory / f"{n}.db", snapshot_every=7)
             with Journal.open(directory / f"{n}.db") as journal:
                 rows.append(list(journal.rows()))
                 assert state_of(rebuild(journal).engine) == state_of(
@@ -134,6 +136,79 @@ def test_the_same_inputs_journal_the_same_rows(seed: int, orders: int) -> None:
 
 
 # --- damage and versions -----------------------------------------------------------------
+
+
+def test_commits_are_fsynced_write_ahead(tmp_path: Path) -> None:
+    with Journal.create(tmp_path / "j.db", setup_of(load_scenario(BASIC))) as journal:
+        db = journal._db
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_an_input_the_journal_cannot_hold_exactly_is_refused_and_changes_nothing(
+        tmp_path: Path) -> None:
+    scenario = load_scenario(BASIC)
+    journal = Journal.create(tmp_path / "j.db", setup_of(scenario))
+    sequencer = Sequencer(journal.setup.build(), EventBus(), journal)
+    for bad in (DepositConfirmed(1, "d1", "alice", "USDC", 1.5),  # type: ignore[arg-type]
+                DepositConfirmed(1, "d1", "alice", "USDC", 100)):  # type: ignore[arg-type]
+        with pytest.raises(CodecError):
+            sequencer.apply(bad)
+    assert sequencer.engine.transactions_applied == 0
+    sequencer.apply(DepositConfirmed(1, "d1", "alice", "USDC", Decimal(100)))
+    sequencer.flush()
+    assert journal.last_number == 1
+    journal.close()
+
+
+def test_a_changed_setup_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    run_with_journal(load_scenario(BASIC), path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = replace(value, '0.01', '0.02') WHERE key = 'setup'")
+    with pytest.raises(JournalCorrupt, match="setup fails its checksum"):
+        Journal.open(path)
+
+
+def test_a_snapshot_that_does_not_load_is_passed_over(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    simulation = run_with_journal(long_scenario(orders=150), path, snapshot_every=50)
+    garbage = b"not a pickle"
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE snapshots SET state = ?, sha256 = ?",
+                   (garbage, hashlib.sha256(garbage).hexdigest()))
+    with Journal.open(path) as journal:
+        replayed = rebuild(journal)
+    assert replayed.snapshot == 0
+    assert state_of(replayed.engine) == state_of(simulation.engine)
+
+
+def test_committed_transactions_missing_behind_a_snapshot_are_found(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    run_with_journal(long_scenario(orders=150), path, snapshot_every=50)
+    with sqlite3.connect(path) as db:
+        newest = db.execute("SELECT max(number) FROM snapshots").fetchone()[0]
+        db.execute("DELETE FROM transactions WHERE number >= ?", (newest - 3,))
+    with pytest.raises(JournalCorrupt, match="missing"):
+        Journal.open(path)
+
+
+def test_reading_commands_never_write_to_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "j.db"
+    run_with_journal(load_scenario(BASIC), path)
+    before = path.read_bytes()
+    for command in (["inspect", str(path)], ["replay", str(path)],
+                    ["export", str(path), "--out", str(tmp_path / "t")]):
+        assert cli.main(["journal", *command]) == 0
+    assert path.read_bytes() == before
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+    unrelated = other.read_bytes()
+    assert cli.main(["journal", "inspect", str(other)]) == 3
+    assert "not a journal" in capsys.readouterr().err
+    assert other.read_bytes() == unrelated
 
 
 def test_a_changed_row_is_found_and_the_last_good_sequence_number_reported(
