@@ -7,9 +7,9 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit bench clean
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
@@ -30,6 +30,7 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/plan_batch.py
 	$(BIN)/python benchmarks/allocate.py
 	$(BIN)/python benchmarks/simulate.py
+	$(BIN)/python benchmarks/journal.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
