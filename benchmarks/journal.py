@@ -26,7 +26,7 @@ EVENTS_PER_ORDER = 13  # measured on this synthetic market; only sizes the run
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--snapshot-every", type=int, default=5_000)
+    parser.add_argument("--snapshot-every", type=int, default=2_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
