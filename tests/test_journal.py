@@ -161,6 +161,37 @@ def test_an_input_the_journal_cannot_hold_exactly_is_refused_and_changes_nothing
     journal.close()
 
 
+def test_a_failed_commit_keeps_its_rows_for_the_retry(tmp_path: Path) -> None:
+    scenario = load_scenario(BASIC)
+    journal = Journal.create(tmp_path / "j.db", setup_of(scenario))
+    sequencer = Sequencer(journal.setup.build(), EventBus(), journal)
+    sequencer.apply(DepositConfirmed(1, "d1", "alice", "USDC", Decimal(100)))
+    blocker = sqlite3.connect(tmp_path / "j.db", timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock: the commit fails
+    journal._db.execute("PRAGMA busy_timeout = 0")
+    with pytest.raises(sqlite3.OperationalError):
+        journal.commit()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert journal.commit() == 1
+    assert [row.number for row in journal.rows()] == [1]
+    journal.close()
+
+
+def test_a_failing_subscriber_does_not_starve_the_others() -> None:
+    simulation = Simulation(load_scenario(BASIC))
+    seen: list[int] = []
+
+    def broken(envelope: Envelope) -> None:
+        raise RuntimeError("consumer bug")
+
+    simulation.bus.subscribe(Event, broken)
+    simulation.bus.subscribe(Event, lambda e: seen.append(e.seq))
+    result = simulation.run()
+    assert seen == [e.seq for e in result.events]
+    assert result.violations == []
+
+
 def test_a_changed_setup_is_found(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     run_with_journal(load_scenario(BASIC), path)

@@ -39,9 +39,10 @@ class Submission:
 
 
 def build_report(result: SimulationResult) -> dict[str, Any]:
+    submitted = submissions(result.transactions)
     return {
-        "orders": _orders(result),
-        "batches": _batches(result),
+        "orders": _orders(result, submitted),
+        "batches": _batches(result, submitted),
         "quotes": [_quote(e.event) for e in result.events
                    if isinstance(e.event, QuoteIssued | QuoteRejected)],
         "inventory": {a: plain(q) for a, q in sorted(result.engine.inventory.positions().items())},
@@ -73,9 +74,10 @@ def submissions(transactions: Iterable[Transaction]) -> list[Submission]:
     return found
 
 
-def _orders(result: SimulationResult) -> dict[str, dict[str, Any]]:
+def _orders(result: SimulationResult,
+            submitted: list[Submission]) -> dict[str, dict[str, Any]]:
     report = {}
-    for sub in submissions(result.transactions):
+    for sub in submitted:
         row: dict[str, Any] = {"account": sub.order.account, "index": sub.order.index,
                                "collateral": plain(sub.order.collateral)}
         if sub.order_id is None:
@@ -97,10 +99,9 @@ def _orders(result: SimulationResult) -> dict[str, dict[str, Any]]:
     return report
 
 
-def _batches(result: SimulationResult) -> list[dict[str, Any]]:
+def _batches(result: SimulationResult, submitted: list[Submission]) -> list[dict[str, Any]]:
     engine = result.engine
-    names = {s.order_id: s.key for s in submissions(result.transactions)
-             if s.order_id is not None}
+    names = {s.order_id: s.key for s in submitted if s.order_id is not None}
     fills: dict[int, list[dict[str, str]]] = {}
     for envelope in result.events:
         lot = envelope.event
