@@ -115,7 +115,7 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         params = SolverParams.from_mapping(_table(data.get("params", {}), "params"))
     except ValueError as error:
         raise ScenarioError(f"params.{error}") from None
-    markets = _markets(_table(data["markets"], "markets"))
+    markets = parse_markets(_table(data["markets"], "markets"))
     indexes = _indexes(_table(data["indexes"], "indexes"), markets)
     collateral_decimals = {i.collateral: 6 for i in indexes}
     for asset, value in _table(data.get("collaterals", {}), "collaterals").items():
@@ -134,7 +134,7 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
     )
 
 
-def _markets(table: Mapping[str, Any]) -> dict[str, MarketSpec]:
+def parse_markets(table: Mapping[str, Any]) -> dict[str, MarketSpec]:
     markets = {}
     for asset, spec in table.items():
         key = f"markets.{asset}"

@@ -1,0 +1,1 @@
+"""The Binance adapter: python-binance connector, order tracker, rate limiter, local books."""
