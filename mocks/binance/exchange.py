@@ -13,9 +13,10 @@ depth listeners.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from mocks.binance.messages import Rejection, wire
@@ -28,6 +29,7 @@ TERMINAL = {"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATCH"}
 ORDER_TYPES = ("LIMIT", "MARKET")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
 RESPONSE_TYPES = ("ACK", "RESULT", "FULL")
+NUMBER = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
 
 
 @dataclass(slots=True)
@@ -197,8 +199,8 @@ class MockExchange:
             choice(params, "newOrderRespType", RESPONSE_TYPES)
         client_id = params.get("newClientOrderId") or f"mock-{self.next_order_id}"
         if not valid_client_id(client_id):
-            raise Rejection(400, -1100, "Illegal characters found in parameter "
-                                        "'newClientOrderId'; legal range is '^[a-zA-Z0-9-_]{1,36}$'.")
+            raise Rejection(400, -1100, "Illegal characters found in parameter 'newClientOrderId'"
+                                        "; legal range is '^[a-zA-Z0-9-_]{1,36}$'.")
         price, qty, quote_qty = self._amounts(params, kind, side)
         if any(o.client_order_id == client_id for o in self.open_orders()):
             raise Rejection(400, -2010, "Duplicate order sent.")
@@ -245,8 +247,9 @@ class MockExchange:
         for book in self.books.values():
             walk = self.random.randint(-self.max_walk_ticks, self.max_walk_ticks)
             lowest = min((lv.price for lv in book.spec.book.bids), default=None)
-            if lowest is not None and lowest + book.spec.rules.tick_size * (book.offset + walk) <= 0:
-                walk = 0
+            tick = book.spec.rules.tick_size
+            if lowest is not None and lowest + tick * (book.offset + walk) <= 0:
+                walk = 0  # keep every price positive
             book.offset += walk
             asks, bids = book.shape()
             self._change_levels(book, asks, bids, now)
@@ -475,12 +478,11 @@ def choice(params: dict[str, str], name: str, allowed: tuple[str, ...]) -> str:
 
 def number(params: dict[str, str], name: str) -> Decimal:
     text = required(params, name)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
+    if not NUMBER.fullmatch(text):
         raise Rejection(400, -1100, f"Illegal characters found in parameter '{name}'; "
-                                    "legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.") from None
-    if not value.is_finite() or value <= 0 or text.strip() != text:
+                                    "legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
+    value = Decimal(text)
+    if value <= 0:
         raise Rejection(400, -1013, f"Invalid {name}.")
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -8:

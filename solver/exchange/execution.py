@@ -1,0 +1,226 @@
+"""Execution: sends the engine's asset orders and turns what the exchange says into the
+engine's inputs, reconciling until every order is final and every fill recorded.
+
+It subscribes to transactions on the bus, so it only sees an ``AssetOrderRequested`` after the
+journal holds it: the client order id is durable before the order is sent. Facts go back
+through ``submit`` (the writer's inbox); a reject of one order is one fact, never an error.
+
+Reconciliation, after nautilus_trader and hummingbot:
+
+- an order with no news for ``grace_ms`` (pending, unknown outcome, or live) is queried by its
+  client order id; "not found" counts a miss, and ``max_misses`` of them end it (rejected if it
+  was never acked, canceled with its fills if it was);
+- a live order missing from open orders is queried before anything is concluded;
+- an order whose reported executed quantity exceeds its recorded trades gets ``myTrades``;
+- after the user stream breaks, everything open is queried at once;
+- at start-up, every asset order the journal has in flight is tracked again and queried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from solver.batches import AssetOrder
+from solver.commands import Input
+from solver.events import AssetOrderRequested, Transaction
+from solver.exchange.connector import (
+    TRANSPORT_ERRORS,
+    BinanceConnector,
+    ExchangeError,
+    NotFound,
+    Placed,
+    Rejected,
+    StreamLost,
+)
+from solver.exchange.tracker import OrderReport, OrderTracker, TrackedOrder, TradeReport
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcilePolicy:
+    grace_ms: int = 5000
+    """How long an order may go without news before it is queried."""
+    max_misses: int = 3
+    """Consecutive "not found" answers before an order is given up."""
+    check_every_ms: int = 2000
+    open_orders_every_ms: int = 10_000
+    closed_ttl_ms: int = 30_000
+    """Closed orders stay tracked this long, so late duplicates are recognised."""
+
+
+class Execution:
+    def __init__(self, connector: BinanceConnector, submit: Callable[[Input], None],
+                 policy: ReconcilePolicy | None = None,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.connector = connector
+        self.submit = submit
+        self.policy = policy or ReconcilePolicy()
+        self.clock = clock or (lambda: int(time.time() * 1000))
+        self.tracker = OrderTracker()
+        self.stream_losses = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed_at: dict[str, int] = {}
+
+    # --- orders out -------------------------------------------------------------------------
+
+    def on_transaction(self, transaction: Transaction) -> None:
+        """Bus subscriber: send each requested asset order (it is journaled by now)."""
+        for request in transaction.of_type(AssetOrderRequested):
+            self._spawn(self.send(request))
+
+    async def send(self, request: AssetOrderRequested) -> None:
+        self.tracker.track(request, self.clock())
+        result = await self.connector.place(request)
+        cid = request.client_order_id
+        if isinstance(result, Placed):
+            self._apply(result.report, result.trades)
+        elif isinstance(result, Rejected):
+            log.warning("asset order rejected", client_order_id=cid, batch_id=request.batch_id,
+                        code=result.code, reason=result.message)
+            self._emit(self.tracker.on_rejected(cid, f"{result.code} {result.message}",
+                                                self.clock()))
+        else:
+            log.warning("asset order outcome unknown", client_order_id=cid,
+                        batch_id=request.batch_id, reason=result.reason)
+            self.tracker.on_unknown(cid, result.reason, self.clock())
+
+    async def cancel(self, client_order_id: str) -> None:
+        """Cancel an order; one not acked yet is canceled as soon as its ack shows it live."""
+        order = self.tracker.get(client_order_id)
+        if order is None or order.state.is_terminal:
+            return
+        self.tracker.request_cancel(client_order_id)
+        await self._send_cancel(order)
+
+    async def _send_cancel(self, order: TrackedOrder) -> None:
+        result = await self.connector.cancel(order.symbol, order.client_order_id)
+        if isinstance(result, Placed):
+            self._apply(result.report, result.trades)
+        elif isinstance(result, NotFound):
+            log.info("cancel before ack: waiting for the ack",
+                     client_order_id=order.client_order_id)
+
+    # --- facts in ---------------------------------------------------------------------------
+
+    def _apply(self, report: OrderReport, trades: Iterable[TradeReport] = ()) -> None:
+        self._emit(self.tracker.on_report(report, self.clock(), tuple(trades)))
+        order = self.tracker.get(report.client_order_id)
+        if order is not None and order.wants_cancel:
+            order.cancel_requested = False  # one cancel per ack; a new request sets it again
+            self._spawn(self._send_cancel(order))
+
+    def _emit(self, facts: list[Input]) -> None:
+        for fact in facts:
+            self.submit(fact)
+
+    async def follow_user_stream(self) -> None:
+        async for event in self.connector.user_events():
+            if isinstance(event, StreamLost):
+                self.stream_losses += 1
+                log.warning("user stream lost; reconciling", reason=event.reason)
+                await self.reconcile(everything=True)
+            else:
+                report, trade = event
+                self._apply(report, (trade,) if trade else ())
+
+    # --- reconciliation ---------------------------------------------------------------------
+
+    async def resume(self, orders: Iterable[AssetOrder]) -> None:
+        """Track the journal's in-flight asset orders again and learn what became of them."""
+        now = self.clock()
+        for order in orders:
+            if order.is_done:
+                continue
+            request = AssetOrderRequested(order.id, order.client_order_id, order.batch_id,
+                                          order.symbol, order.side, order.price, order.quantity)
+            self.tracker.track(request, now).outcome_unknown = True
+        log.info("resuming in-flight asset orders", count=len(self.tracker.open()))
+        await self.reconcile(everything=True)
+
+    async def reconcile(self, everything: bool = False) -> None:
+        """Query the orders that need it (all open ones if ``everything``), fetch missing
+        trades, and forget closed orders past their TTL."""
+        now = self.clock()
+        for order in list(self.tracker.orders.values()):
+            quiet = now - order.last_update >= self.policy.grace_ms
+            if not order.state.is_terminal and (everything or quiet):
+                await self._query(order)
+            if order.missing_trades and order.exchange_order_id is not None:
+                for trade in await self.connector.trades(order.symbol, order.exchange_order_id):
+                    self._emit(self.tracker.on_trade(trade, self.clock()))
+            self._maybe_forget(order, now)
+
+    async def check_open_orders(self) -> None:
+        """Live orders absent from the exchange's open orders are confirmed by a query."""
+        live = [o for o in self.tracker.orders.values() if o.is_live]
+        for symbol in sorted({o.symbol for o in live}):
+            listed = {r.client_order_id for r in await self.connector.open_orders(symbol)}
+            for order in live:
+                if order.symbol == symbol and order.client_order_id not in listed:
+                    await self._query(order)
+
+    async def _query(self, order: TrackedOrder) -> None:
+        answer = await self.connector.query(order.symbol, order.client_order_id)
+        if isinstance(answer, OrderReport):
+            self._apply(answer)
+        elif isinstance(answer, NotFound):
+            self._emit(self.tracker.on_not_found(order.client_order_id, self.clock(),
+                                                 self.policy.max_misses))
+
+    def _maybe_forget(self, order: TrackedOrder, now: int) -> None:
+        if not order.state.is_terminal or order.missing_trades:
+            return
+        closed = self._closed_at.setdefault(order.client_order_id, now)
+        if now - closed >= self.policy.closed_ttl_ms:
+            self.tracker.forget(order.client_order_id)
+            del self._closed_at[order.client_order_id]
+
+    @property
+    def settled(self) -> bool:
+        """Every tracked order is final with all its trades recorded."""
+        return all(o.state.is_terminal and not o.missing_trades
+                   for o in self.tracker.orders.values())
+
+    # --- running ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Follow the user stream and reconcile on a timer, until cancelled."""
+        stream = asyncio.create_task(self.follow_user_stream())
+        last_open_check = self.clock()
+        try:
+            while True:
+                await asyncio.sleep(self.policy.check_every_ms / 1000)
+                try:
+                    await self.reconcile()
+                    if self.clock() - last_open_check >= self.policy.open_orders_every_ms:
+                        last_open_check = self.clock()
+                        await self.check_open_orders()
+                except (ExchangeError, *TRANSPORT_ERRORS) as error:  # next round tries again
+                    log.warning("reconciliation incomplete", error=repr(error))
+        finally:
+            stream.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream
+
+    async def drain(self) -> None:
+        """Wait for the sends and cancels in progress."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, coroutine: object) -> None:
+        assert asyncio.iscoroutine(coroutine)
+        task: asyncio.Task[None] = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("exchange task failed", error=repr(task.exception()))

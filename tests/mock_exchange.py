@@ -1,0 +1,75 @@
+"""A mock Binance on a free loopback port, and python-binance / connector clients for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from mocks.binance.exchange import MockExchange
+from mocks.binance.faults import Faults
+from mocks.binance.limits import RateLimits
+from mocks.binance.market_file import load_market_file
+from mocks.binance.server import Credentials, MockBinance
+from solver.exchange.connector import BinanceConnector
+from solver.exchange.endpoints import ApiKey, client_class, local
+
+MARKETS = Path(__file__).parent.parent / "examples" / "markets" / "basic.toml"
+KEY = ApiKey("test-key", "test-secret")
+
+
+def mock_server(faults: Faults | None = None, limits: RateLimits | None = None, seed: int = 1,
+                step_ms: int = 0, balances: dict[str, Decimal] | None = None) -> MockBinance:
+    market_file = load_market_file(MARKETS)
+    exchange = MockExchange(market_file.markets, balances or market_file.balances, seed=seed)
+    return MockBinance(exchange, Credentials(KEY.key, KEY.secret), limits=limits,
+                       faults=faults, seed=seed, step_ms=step_ms)
+
+
+@contextlib.asynccontextmanager
+async def running(server: MockBinance) -> AsyncIterator[MockBinance]:
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def binance_client(server: MockBinance, secret: str | None = None) -> AsyncIterator[Any]:
+    """Stock python-binance ``AsyncClient`` pointed at the mock."""
+    client = await client_class(local(server.port)).create(KEY.key, secret or KEY.secret)
+    try:
+        yield client
+    finally:
+        await client.close_connection()
+
+
+@contextlib.asynccontextmanager
+async def connector(server: MockBinance, timeout_s: float = 2) -> AsyncIterator[BinanceConnector]:
+    conn = BinanceConnector(local(server.port), KEY, request_timeout_s=timeout_s)
+    await conn.start()
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10, what: str = "") -> None:
+    """Wait for ``condition`` with a bound; fail with ``what`` if it never holds."""
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what or condition}") from None
+
+
+def run(coroutine: Awaitable[Any], timeout: float = 60) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coroutine, timeout)
+    return asyncio.run(bounded())
