@@ -25,6 +25,7 @@ import aiohttp
 import structlog
 from binance import BinanceSocketManager
 from binance.exceptions import BinanceAPIException, BinanceWebsocketUnableToConnect
+from binance.ws.constants import WSListenerState
 
 from solver.events import AssetOrderRequested
 from solver.exchange import wire
@@ -119,6 +120,7 @@ class BinanceConnector:
 
     async def close(self) -> None:
         if self._client is not None:
+            await _stop_reading(getattr(self._client, "ws_api", None))
             await self._client.close_connection()
             self._client = None
 
@@ -260,6 +262,20 @@ class BinanceConnector:
         headers = getattr(response, "headers", None)
         if isinstance(headers, Mapping):
             self.limiter.observe(headers)
+
+
+async def _stop_reading(socket: Any) -> None:
+    """Let a python-binance socket close at once: its read loop otherwise only notices the
+    exit after its 10 s receive timeout, or starts reconnecting."""
+    if socket is None:
+        return
+    socket.ws_state = WSListenerState.EXITING
+    for task in asyncio.all_tasks():
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        if frame is not None and frame.f_code.co_name == "_read_loop" \
+                and frame.f_locals.get("self") is socket:
+            task.cancel()
+            await asyncio.wait([task], timeout=1)
 
 
 async def _receive(socket: Any) -> AsyncIterator[UserEvent]:

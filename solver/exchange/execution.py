@@ -67,6 +67,7 @@ class Execution:
         self.stream_losses = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed_at: dict[str, int] = {}
+        self._stopping = asyncio.Event()
 
     # --- orders out -------------------------------------------------------------------------
 
@@ -191,12 +192,12 @@ class Execution:
     # --- running ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Follow the user stream and reconcile on a timer, until cancelled."""
+        """Follow the user stream and reconcile on a timer, until ``stop``."""
+        self._stopping = asyncio.Event()
         stream = asyncio.create_task(self.follow_user_stream())
         last_open_check = self.clock()
         try:
-            while True:
-                await asyncio.sleep(self.policy.check_every_ms / 1000)
+            while not await _wait(self._stopping, self.policy.check_every_ms / 1000):
                 try:
                     await self.reconcile()
                     if self.clock() - last_open_check >= self.policy.open_orders_every_ms:
@@ -205,9 +206,10 @@ class Execution:
                 except (ExchangeError, *TRANSPORT_ERRORS) as error:  # next round tries again
                     log.warning("reconciliation incomplete", error=repr(error))
         finally:
-            stream.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stream
+            await _cancel(stream)
+
+    def stop(self) -> None:
+        self._stopping.set()
 
     async def drain(self) -> None:
         """Wait for the sends and cancels in progress."""
@@ -224,3 +226,17 @@ class Execution:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("exchange task failed", error=repr(task.exception()))
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Whether ``event`` was set within ``seconds``."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel until done: python-binance's ``wait_for`` calls can swallow one cancellation."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.5)

@@ -1,0 +1,189 @@
+"""The connector and execution against the mock over loopback, with faults switched on:
+every asset order reaches a final state, the recorded fills equal the mock's trades exactly,
+and no fill is counted twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections import Counter
+from decimal import Decimal as D
+
+import pytest
+
+from mocks.binance.faults import Faults
+from mocks.binance.limits import RateLimits
+from mocks.binance.server import MockBinance
+from solver.commands import (
+    AssetOrderAccepted,
+    AssetOrderEnded,
+    AssetOrderFilled,
+    AssetOrderOutcome,
+    Input,
+)
+from solver.events import AssetOrderRequested
+from solver.exchange.connector import Placed, Rejected, Unknown
+from solver.exchange.execution import Execution, ReconcilePolicy
+from solver.model import Side
+from tests.mock_exchange import connector, mock_server, run, running, until
+
+FAST = ReconcilePolicy(grace_ms=300, max_misses=3, check_every_ms=100, open_orders_every_ms=500)
+PRICES = {"A1USDC": (D("100.00"), D("0.001")), "A2USDC": (D("200.00"), D("0.01")),
+          "BTCUSDC": (D("60010.00"), D("0.00001"))}
+
+
+def request(n: int, symbol: str, price: str, quantity: str, prefix: str = "t"
+            ) -> AssetOrderRequested:
+    return AssetOrderRequested(n, f"{prefix}-{n}", 1, symbol, Side.BUY, D(price), D(quantity))
+
+
+def random_requests(rng: random.Random, count: int, prefix: str) -> list[AssetOrderRequested]:
+    requests = []
+    for n in range(count):
+        symbol = rng.choice(sorted(PRICES))
+        best, step = PRICES[symbol]
+        price = best * (1 + D(rng.randint(-5, 20)) / 1000)
+        quantity = step * rng.randint(1, 3000)
+        if rng.random() < 0.1:
+            quantity += step / 2  # off the step: the exchange rejects it
+        requests.append(request(n, symbol, str(price.quantize(D("0.01"))), str(quantity),
+                                prefix))
+    return requests
+
+
+async def trade(server: MockBinance, requests: list[AssetOrderRequested],
+                policy: ReconcilePolicy = FAST, drop_ws_after: int | None = None
+                ) -> tuple[Execution, list[Input]]:
+    facts: list[Input] = []
+    async with connector(server) as conn:
+        execution = Execution(conn, facts.append, policy)
+        runner = asyncio.create_task(execution.run())
+        await until(lambda: any(c.subscriptions for c in server._api), what="user stream")
+        for n, req in enumerate(requests):
+            if n == drop_ws_after:
+                await server.drop_websockets()
+            await execution.send(req)
+        await until(lambda: execution.settled and all(
+            any(isinstance(f, AssetOrderEnded) and f.asset_order_id == r.asset_order_id
+                for f in facts) for r in requests), timeout=60, what="every order final")
+        execution.stop()
+        await runner
+    return execution, facts
+
+
+def assert_books_balance(server: MockBinance, requests: list[AssetOrderRequested],
+                         facts: list[Input]) -> None:
+    ended = Counter(f.asset_order_id for f in facts if isinstance(f, AssetOrderEnded))
+    assert all(ended[r.asset_order_id] == 1 for r in requests), ended
+    fills = [f for f in facts if isinstance(f, AssetOrderFilled)]
+    by_id = {r.asset_order_id: r for r in requests}
+    keys = [(by_id[f.asset_order_id].symbol, f.trade_id) for f in fills]
+    assert len(keys) == len(set(keys)), "a fill was counted twice"
+    mock_orders = {o.client_order_id: o for o in server.exchange.orders.values()}
+    for req in requests:
+        mine = sorted((f.trade_id, f.price, f.quantity, f.commission) for f in fills
+                      if f.asset_order_id == req.asset_order_id)
+        placed = mock_orders.get(req.client_order_id)
+        theirs = sorted((str(t.id), t.price, t.qty, t.commission) for t in server.exchange.trades
+                        if placed and t.order_id == placed.order_id)
+        assert mine == theirs, req.client_order_id
+        end = next(f for f in facts if isinstance(f, AssetOrderEnded)
+                   and f.asset_order_id == req.asset_order_id)
+        assert end.executed_quantity == sum((t[2] for t in theirs), D(0))
+        if placed is None:
+            assert end.outcome == AssetOrderOutcome.REJECTED
+
+
+def test_orders_fill_expire_and_reject_with_facts_for_the_engine() -> None:
+    async def scenario() -> None:
+        async with running(mock_server()) as server:
+            requests = [request(1, "A1USDC", "100.50", "60"), request(2, "A2USDC", "199.00", "1"),
+                        request(3, "A1USDC", "100.00", "0.0005")]
+            _, facts = await trade(server, requests)
+            assert_books_balance(server, requests, facts)
+            ends = {f.asset_order_id: f for f in facts if isinstance(f, AssetOrderEnded)}
+            assert ends[1].outcome == AssetOrderOutcome.FILLED
+            assert ends[2].outcome == AssetOrderOutcome.EXPIRED
+            assert (ends[3].outcome, ends[3].reason) == (
+                AssetOrderOutcome.REJECTED, "-1013 Filter failure: LOT_SIZE")
+            accepted = [f for f in facts if isinstance(f, AssetOrderAccepted)]
+            assert {f.asset_order_id for f in accepted} == {1, 2}
+    run(scenario())
+
+
+@pytest.mark.parametrize("fault", [
+    {"lose_response": 1.0}, {"server_error": 1.0}, {"reorder_reports": True},
+    {"duplicate_reports": 1.0}, {"report_delay_ms": 200}, {"not_found_ms": 800},
+    {"delay_ms": 50},
+])
+def test_each_fault_alone_loses_and_doubles_nothing(fault: dict[str, object]) -> None:
+    async def scenario() -> None:
+        async with running(mock_server(faults=Faults.from_mapping(fault))) as server:
+            requests = [request(n, s, p, q, "f") for n, (s, p, q) in enumerate([
+                ("A1USDC", "100.50", "30"), ("A2USDC", "201.00", "5"),
+                ("BTCUSDC", "60020.00", "0.5"), ("A1USDC", "99.00", "1")])]
+            _, facts = await trade(server, requests)
+            assert_books_balance(server, requests, facts)
+    run(scenario())
+
+
+def test_user_stream_loss_is_resubscribed_and_reconciled() -> None:
+    async def scenario() -> None:
+        async with running(mock_server(faults=Faults(report_delay_ms=100))) as server:
+            requests = random_requests(random.Random(5), 6, "w")
+            execution, facts = await trade(server, requests, drop_ws_after=3)
+            assert_books_balance(server, requests, facts)
+            assert execution.stream_losses >= 1
+            assert any(c.subscriptions for c in server._api)  # subscribed again
+    run(scenario())
+
+
+SEEDS = int(os.environ.get("FAULT_SEEDS", "12"))
+
+
+@pytest.mark.parametrize("seed", range(SEEDS))
+def test_random_faults_over_many_seeds(seed: int) -> None:
+    rng = random.Random(seed)
+    faults = Faults(lose_response=rng.choice([0, 0.2, 0.5]),
+                    server_error=rng.choice([0, 0.2]),
+                    duplicate_reports=rng.choice([0, 0.3]),
+                    reorder_reports=rng.random() < 0.3,
+                    report_delay_ms=rng.choice([0, 50]),
+                    not_found_ms=rng.choice([0, 300]))
+
+    async def scenario() -> None:
+        async with running(mock_server(faults=faults, seed=seed)) as server:
+            requests = random_requests(rng, 10, f"s{seed}")
+            _, facts = await trade(server, requests,
+                                   drop_ws_after=rng.choice([None, 4]))
+            assert_books_balance(server, requests, facts)
+    run(scenario(), timeout=120)
+
+
+def test_throttled_orders_wait_and_then_go_through() -> None:
+    async def scenario() -> None:
+        limits = RateLimits(orders_per_10s=3)
+        async with running(mock_server(limits=limits)) as server, connector(server) as conn:
+            conn.limiter.configure([])  # no local limits: let the exchange say 429
+            results = [await conn.place(request(n, "A1USDC", "99.00", "0.1", "rl"))
+                       for n in range(4)]
+            assert all(isinstance(r, Placed) for r in results)
+            assert limits.orders.used >= 4 or limits.orders.start > 0
+            assert conn.limiter.paused_until > 0  # it waited out a 429's Retry-After
+    run(scenario(), timeout=30)
+
+
+def test_place_maps_answers_to_placed_rejected_or_unknown() -> None:
+    async def scenario() -> None:
+        async with running(mock_server()) as server, connector(server) as conn:
+            assert isinstance(await conn.place(request(1, "A1USDC", "100.00", "1")), Placed)
+            rejected = await conn.place(request(2, "NOPEUSDC", "1", "1"))
+            assert rejected == Rejected(-1121, "Invalid symbol.")
+            server.faults.lose_response = 1.0
+            assert isinstance(await conn.place(request(3, "A1USDC", "100.00", "1")), Unknown)
+            server.faults.lose_response = 0.0
+            server.faults.server_error = 1.0
+            unknown = await conn.place(request(4, "A1USDC", "100.00", "1"))
+            assert isinstance(unknown, Unknown) and "-1007" in unknown.reason
+    run(scenario())
