@@ -49,9 +49,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay", help="rebuild the state from the journal, verify it, print the report")
     replaying.add_argument("path", type=Path)
     replaying.add_argument("--json", action="store_true", help="print one JSON object")
+    mock = commands.add_parser(
+        "mock-binance", help="serve the mock Binance Spot exchange on 127.0.0.1",
+        description="Keys come from BINANCE_API_KEY and BINANCE_API_SECRET. Exit status: 0 "
+                    "stopped by a signal, 2 bad market or faults file or missing keys.")
+    mock.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    mock.add_argument("--market", type=Path, required=True, metavar="MARKET_FILE",
+                      help="books, filters and balances, e.g. examples/markets/basic.toml")
+    mock.add_argument("--seed", type=int, default=1, help="seed of the market maker's walk")
+    mock.add_argument("--faults", type=Path, metavar="FAULTS",
+                      help="TOML or JSON file of fault switches")
     args = parser.parse_args(argv)
     if args.command == "journal":
         return _journal(args)
+    if args.command == "mock-binance":
+        from mocks.binance import main as mock_main  # a test tool: only this command needs it
+
+        return mock_main.main(args.port, args.market, args.seed, args.faults)
     return _simulate(args.scenario, args.json, args.journal)
 
 

@@ -280,7 +280,8 @@ class MockExchange:
         if kind == "LIMIT":
             failure = rules.filter_failure(price, qty)
         elif qty:
-            reference = (book.levels(side) or [None])[0]
+            levels = book.levels(side)
+            reference = levels[0] if levels else None
             failure = rules.filter_failure(reference or rules.tick_size or Decimal(1), qty)
             if failure == "LOT_SIZE":
                 failure = "MARKET_LOT_SIZE"

@@ -18,6 +18,7 @@ scenario), the account's starting balances and the market maker's walk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -51,7 +52,7 @@ def parse_market_file(data: Any) -> MarketFile:
         raise ScenarioError("markets: required, a table with one entry per asset")
     balances = {}
     for asset, amount in _table(data.get("balances", {}), "balances").items():
-        value = decimal(amount, lambda problem, a=asset: ScenarioError(f"balances.{a}: {problem}"))
+        value = decimal(amount, _fail(f"balances.{asset}"))
         if value < 0:
             raise ScenarioError(f"balances.{asset}: must not be negative")
         balances[str(asset)] = value
@@ -63,6 +64,10 @@ def parse_market_file(data: Any) -> MarketFile:
     return MarketFile(parse_markets(data["markets"]), balances,
                       _whole(maker.get("step_ms", 100), "market_maker.step_ms"),
                       _whole(maker.get("max_walk_ticks", 2), "market_maker.max_walk_ticks"))
+
+
+def _fail(key: str) -> Callable[[str], ScenarioError]:
+    return lambda problem: ScenarioError(f"{key}: {problem}")
 
 
 def _table(value: Any, key: str) -> dict[str, Any]:
