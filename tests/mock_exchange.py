@@ -14,7 +14,7 @@ from mocks.binance.faults import Faults
 from mocks.binance.limits import RateLimits
 from mocks.binance.market_file import load_market_file
 from mocks.binance.server import Credentials, MockBinance
-from solver.exchange.connector import BinanceConnector
+from solver.exchange.connector import BinanceConnector, stop_reading
 from solver.exchange.endpoints import ApiKey, client_class, local
 
 MARKETS = Path(__file__).parent.parent / "examples" / "markets" / "basic.toml"
@@ -45,6 +45,7 @@ async def binance_client(server: MockBinance, secret: str | None = None) -> Asyn
     try:
         yield client
     finally:
+        await stop_reading(client.ws_api)
         await client.close_connection()
 
 

@@ -120,7 +120,7 @@ class BinanceConnector:
 
     async def close(self) -> None:
         if self._client is not None:
-            await _stop_reading(getattr(self._client, "ws_api", None))
+            await stop_reading(getattr(self._client, "ws_api", None))
             await self._client.close_connection()
             self._client = None
 
@@ -214,7 +214,9 @@ class BinanceConnector:
     async def depth_diffs(self, symbols: list[str]) -> AsyncIterator[wire.DepthDiff]:
         """Diff events of ``<symbol>@depth@100ms`` for all ``symbols`` on one socket."""
         streams = [f"{s.lower()}@depth@100ms" for s in symbols]
-        async with self._socket_manager().multiplex_socket(streams) as socket:
+        socket = self._socket_manager().multiplex_socket(streams)
+        socket.TIMEOUT = 1  # python-binance closes a socket only after a receive times out
+        async with socket:
             while True:
                 message = await socket.recv()
                 if message.get("e") == "error":
@@ -264,7 +266,7 @@ class BinanceConnector:
             self.limiter.observe(headers)
 
 
-async def _stop_reading(socket: Any) -> None:
+async def stop_reading(socket: Any) -> None:
     """Let a python-binance socket close at once: its read loop otherwise only notices the
     exit after its 10 s receive timeout, or starts reconnecting."""
     if socket is None:

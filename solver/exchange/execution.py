@@ -28,7 +28,7 @@ import structlog
 
 from solver.batches import AssetOrder
 from solver.commands import Input
-from solver.events import AssetOrderRequested, Transaction
+from solver.events import AssetOrderRequested, Envelope
 from solver.exchange.connector import (
     TRANSPORT_ERRORS,
     BinanceConnector,
@@ -71,10 +71,10 @@ class Execution:
 
     # --- orders out -------------------------------------------------------------------------
 
-    def on_transaction(self, transaction: Transaction) -> None:
-        """Bus subscriber: send each requested asset order (it is journaled by now)."""
-        for request in transaction.of_type(AssetOrderRequested):
-            self._spawn(self.send(request))
+    def on_requested(self, envelope: Envelope) -> None:
+        """Bus handler for ``AssetOrderRequested``: journaled by now, so send it."""
+        if isinstance(envelope.event, AssetOrderRequested):
+            self._spawn(self.send(envelope.event))
 
     async def send(self, request: AssetOrderRequested) -> None:
         self.tracker.track(request, self.clock())

@@ -1,0 +1,80 @@
+"""Market data: one local book per symbol, kept in sync from the diff stream and REST
+snapshots, and handed to the engine as ``BookUpdated`` inputs.
+
+A stale or unsynced book reaches the engine as an empty book, so the solver fits no liquidity
+on it instead of trusting old prices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+
+from solver.commands import BookUpdated
+from solver.exchange.books import BookStatus, LocalBook
+from solver.exchange.connector import TRANSPORT_ERRORS, BinanceConnector, ExchangeError
+from solver.market import OrderBook
+
+log = structlog.get_logger(__name__)
+
+
+class MarketData:
+    def __init__(self, connector: BinanceConnector, symbols: list[str],
+                 max_age_ms: int = 10_000, depth: int = 100, snapshot_limit: int = 1000,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.connector = connector
+        self.books = {s: LocalBook(s) for s in symbols}
+        self.max_age_ms = max_age_ms
+        self.depth = depth
+        self.snapshot_limit = snapshot_limit
+        self.clock = clock or (lambda: int(time.time() * 1000))
+        self._snapshots: set[str] = set()
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def book_updates(self) -> list[BookUpdated]:
+        """What the engine should believe now: each live book, or an empty one if stale."""
+        now = self.clock()
+        for book in self.books.values():
+            if book.status == BookStatus.NEEDS_SNAPSHOT:  # e.g. a quiet market at start
+                self._request_snapshot(book)
+        return [BookUpdated(now, OrderBook(symbol, ()) if book.is_stale(now, self.max_age_ms)
+                            else book.order_book(self.depth))
+                for symbol, book in self.books.items()]
+
+    @property
+    def live(self) -> bool:
+        now = self.clock()
+        return all(not b.is_stale(now, self.max_age_ms) for b in self.books.values())
+
+    async def run(self) -> None:
+        """Follow the diff streams for ever (python-binance reconnects the socket; a gap that
+        leaves is caught by the update ids)."""
+        async for diff in self.connector.depth_diffs(sorted(self.books)):
+            book = self.books.get(diff.symbol)
+            if book is not None and book.on_diff(diff, self.clock()) == \
+                    BookStatus.NEEDS_SNAPSHOT:
+                self._request_snapshot(book)
+
+    def _request_snapshot(self, book: LocalBook) -> None:
+        if book.symbol in self._snapshots:
+            return
+        book.snapshot_requested()
+        self._snapshots.add(book.symbol)
+        task = asyncio.create_task(self._snapshot(book))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _snapshot(self, book: LocalBook) -> None:
+        try:
+            snapshot = await self.connector.depth(book.symbol, self.snapshot_limit)
+            status = book.on_snapshot(snapshot)
+            log.info("book snapshot", symbol=book.symbol, update_id=snapshot.last_update_id,
+                     status=status.value, resyncs=book.resyncs)
+        except (ExchangeError, *TRANSPORT_ERRORS) as error:
+            book.status = BookStatus.NEEDS_SNAPSHOT
+            log.warning("book snapshot failed", symbol=book.symbol, error=repr(error))
+        finally:
+            self._snapshots.discard(book.symbol)

@@ -1,0 +1,149 @@
+"""The service end to end on loopback: engine, journal, execution and market data against
+the mock Binance; and a restart that resumes the asset orders the journal has in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from decimal import Decimal as D
+from pathlib import Path
+
+from mocks.binance.faults import Faults
+from mocks.binance.server import MockBinance
+from solver.commands import (
+    CancelIndexOrder,
+    DepositConfirmed,
+    MintConfirmed,
+    SubmitIndexOrder,
+)
+from solver.engine import Engine
+from solver.events import Envelope, LotOpened, MintRequested
+from solver.exchange.execution import ReconcilePolicy
+from solver.invariants import violations
+from solver.inventory import lot_id
+from solver.journal import Journal
+from solver.orders import MintStatus
+from solver.replay import rebuild
+from solver.runtime import Runtime, RuntimeSettings
+from solver.setup import EngineSetup
+from solver.simulation.run import setup_of
+from solver.simulation.scenario import load_scenario
+from tests.mock_exchange import connector, mock_server, run, running, until
+
+SCENARIO = Path(__file__).parent.parent / "examples" / "scenarios" / "basic.toml"
+FAST = RuntimeSettings(plan_every_ms=100, tick_every_ms=200,
+                       reconcile=ReconcilePolicy(grace_ms=300, check_every_ms=100,
+                                                 open_orders_every_ms=500))
+
+
+def setup() -> EngineSetup:
+    return setup_of(load_scenario(SCENARIO))
+
+
+def orders(now: int) -> list[SubmitIndexOrder | DepositConfirmed]:
+    return [DepositConfirmed(now, "d-1", "alice", "USDC", D(6000)),
+            DepositConfirmed(now, "d-2", "bob", "USDC", D(3000)),
+            SubmitIndexOrder(now, "alice", "a-1", "SY2", D(5000), wallet="0xa11ce"),
+            SubmitIndexOrder(now, "bob", "b-1", "SY2", D(2500), wallet="0xb0b")]
+
+
+def confirm_mints(runtime: Runtime) -> None:
+    def confirm(envelope: Envelope) -> None:
+        assert isinstance(envelope.event, MintRequested)
+        runtime.submit(MintConfirmed(runtime.clock(), envelope.event.order_id,
+                                     f"0x{envelope.event.order_id:064x}"))
+    runtime.bus.subscribe(MintRequested, confirm)
+
+
+def finished(engine: Engine) -> bool:
+    return not engine.open_orders() and all(o.is_done for o in engine.asset_orders.values()) \
+        and all(o.mint_status is MintStatus.MINTED for o in engine.orders.values())
+
+
+def nearly_spent(engine: Engine) -> bool:
+    """What is left of every order is too small to meet the exchange's minimum notional."""
+    return bool(engine.orders) and all(o.collateral - o.spent < 50 for o in
+                                       engine.orders.values())
+
+
+async def finish(runtime: Runtime) -> None:
+    """Fill until the remainders are too small to trade, then cancel them (they would wait
+    for their expiry) and wait until everything is settled and minted."""
+    engine = runtime.engine
+    await until(lambda: nearly_spent(engine), timeout=60, what="orders nearly spent")
+    for order in engine.open_orders():
+        runtime.submit(CancelIndexOrder(runtime.clock(), order.account, order.client_order_id))
+    await until(lambda: finished(engine), timeout=60, what="every order complete")
+
+
+def assert_lots_are_the_trades(server: MockBinance, lots: list[LotOpened]) -> None:
+    trades = server.exchange.trades
+    assert sorted(lot.lot_id for lot in lots) == sorted(lot_id(t.symbol, str(t.id))
+                                                        for t in trades)
+    assert sum((lot.quantity for lot in lots), D(0)) == sum(
+        (t.qty - t.commission for t in trades), D(0))
+    sent = Counter(o.client_order_id for o in server.exchange.orders.values())
+    assert all(n == 1 for n in sent.values()), "an asset order was sent twice"
+
+
+def test_orders_are_filled_on_the_mock_and_minted() -> None:
+    async def scenario() -> None:
+        async with running(mock_server(step_ms=50)) as server, connector(server) as conn:
+            engine = setup().build()
+            runtime = Runtime(engine, conn, settings=FAST)
+            confirm_mints(runtime)
+            lots: list[LotOpened] = []
+            runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))  # type: ignore
+            for command in orders(runtime.clock()):
+                runtime.submit(command)
+            serving = asyncio.create_task(runtime.run())
+            await finish(runtime)
+            runtime.stop()
+            await serving
+            assert violations(engine) == []
+            assert all(o.minted_units == o.filled_units > 0 for o in engine.orders.values())
+            assert_lots_are_the_trades(server, lots)
+    run(scenario(), timeout=120)
+
+
+def test_restart_resumes_in_flight_orders_without_sending_them_again(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        path = tmp_path / "journal.db"
+        slow = RuntimeSettings(plan_every_ms=100, tick_every_ms=200,
+                               reconcile=ReconcilePolicy(grace_ms=3_600_000))
+        lost = Faults(lose_response=1.0, report_delay_ms=3_600_000)  # nothing comes back
+        async with running(mock_server(step_ms=50, faults=lost)) as server:
+            async with connector(server) as conn:
+                journal = Journal.create(path, setup())
+                engine = journal.setup.build()
+                runtime = Runtime(engine, conn, journal, slow)
+                for command in orders(runtime.clock()):
+                    runtime.submit(command)
+                serving = asyncio.create_task(runtime.run())
+                await until(lambda: engine.asset_orders and len(server.exchange.orders) == len(
+                    engine.asset_orders), timeout=30, what="the first batch sent")
+                runtime.stop()  # the answers were lost: the journal has them in flight
+                await serving
+                journal.close()
+            in_flight = [o.id for o in engine.asset_orders.values() if not o.is_done]
+            assert in_flight and all(o.exchange_order_id is None
+                                     for o in engine.asset_orders.values())
+            server.faults.lose_response, server.faults.report_delay_ms = 0.0, 0
+
+            journal = Journal.open(path)
+            engine = rebuild(journal).engine
+            async with connector(server) as conn:
+                runtime = Runtime(engine, conn, journal, FAST)
+                confirm_mints(runtime)
+                serving = asyncio.create_task(runtime.run())
+                await finish(runtime)
+                runtime.stop()
+                await serving
+            lots = [e.event for t in rebuild(journal, use_snapshot=False, keep=True)
+                    .transactions for e in t.events if isinstance(e.event, LotOpened)]
+            journal.close()
+            assert all(engine.asset_orders[i].is_done for i in in_flight)
+            assert len(engine.asset_orders) > len(in_flight)  # later batches went on
+            assert violations(engine) == []
+            assert_lots_are_the_trades(server, lots)
+    run(scenario(), timeout=150)
