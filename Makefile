@@ -31,6 +31,7 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/allocate.py
 	$(BIN)/python benchmarks/simulate.py
 	$(BIN)/python benchmarks/journal.py
+	$(BIN)/python benchmarks/exchange.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
