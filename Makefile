@@ -14,6 +14,7 @@ $(INSTALLED): pyproject.toml constraints.txt
 
 demo: $(INSTALLED)
 	$(BIN)/index-solver simulate examples/scenarios/basic.toml
+	$(BIN)/index-solver demo examples/scenarios/basic.toml
 
 test: lint typecheck unit
 

@@ -49,6 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay", help="rebuild the state from the journal, verify it, print the report")
     replaying.add_argument("path", type=Path)
     replaying.add_argument("--json", action="store_true", help="print one JSON object")
+    demo = commands.add_parser(
+        "demo", help="trade a scenario's orders through the service against the mock Binance",
+        description="Exit status: 0 every invariant holds and every trade is recorded once, "
+                    "1 otherwise, 2 bad scenario.")
+    demo.add_argument("scenario", type=Path, nargs="?",
+                      default=Path("examples/scenarios/basic.toml"))
     mock = commands.add_parser(
         "mock-binance", help="serve the mock Binance Spot exchange on 127.0.0.1",
         description="Keys come from BINANCE_API_KEY and BINANCE_API_SECRET. Exit status: 0 "
@@ -62,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "journal":
         return _journal(args)
+    if args.command == "demo":
+        return _demo(args.scenario)
     if args.command == "mock-binance":
         from mocks.binance import main as mock_main  # a test tool: only this command needs it
 
@@ -89,6 +97,16 @@ def _simulate(path: Path, as_json: bool, journal_path: Path | None) -> int:
             journal.close()
     _print(report, as_json)
     return EXIT_OK if report["invariants"] == "ok" else EXIT_VIOLATIONS
+
+
+def _demo(path: Path) -> int:
+    from solver import demo  # starts the mock exchange: only this command needs it
+
+    try:
+        return demo.main(path, Console())
+    except ScenarioError as error:
+        print(f"index-solver demo: bad scenario: {error}", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
 
 
 def _journal(args: argparse.Namespace) -> int:

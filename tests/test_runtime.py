@@ -8,8 +8,11 @@ from collections import Counter
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
+
 from mocks.binance.faults import Faults
 from mocks.binance.server import MockBinance
+from solver.cli import main
 from solver.commands import (
     CancelIndexOrder,
     DepositConfirmed,
@@ -147,3 +150,10 @@ def test_restart_resumes_in_flight_orders_without_sending_them_again(tmp_path: P
             assert violations(engine) == []
             assert_lots_are_the_trades(server, lots)
     run(scenario(), timeout=150)
+
+
+def test_demo_command_trades_the_scenario_and_reports_every_trade_once(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", str(SCENARIO)]) == 0
+    out = capsys.readouterr().out
+    assert "every trade recorded once" in out and "invariants: ok" in out
