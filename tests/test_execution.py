@@ -25,6 +25,7 @@ from solver.commands import (
 from solver.events import AssetOrderRequested
 from solver.exchange.connector import Placed, Rejected, Unknown
 from solver.exchange.execution import Execution, ReconcilePolicy
+from solver.exchange.tracker import OrderReport, OrderState
 from solver.model import Side
 from tests.mock_exchange import connector, mock_server, run, running, until
 
@@ -187,3 +188,44 @@ def test_place_maps_answers_to_placed_rejected_or_unknown() -> None:
             unknown = await conn.place(request(4, "A1USDC", "100.00", "1"))
             assert isinstance(unknown, Unknown) and "-1007" in unknown.reason
     run(scenario())
+
+
+def test_fills_missing_from_every_report_are_recovered_from_my_trades() -> None:
+    async def scenario() -> None:
+        silent = Faults(lose_response=1.0, report_delay_ms=3_600_000)  # answers and events lost
+        async with running(mock_server(faults=silent)) as server, connector(server) as conn:
+            facts: list[Input] = []
+            execution = Execution(conn, facts.append, FAST)
+            requests = [request(1, "A1USDC", "100.50", "60", "mt"),
+                        request(2, "A2USDC", "201.00", "5", "mt")]
+            for req in requests:
+                await execution.send(req)
+            assert facts == []  # nothing known yet: both outcomes unknown
+            await execution.reconcile(everything=True)  # status says FILLED; trades fetched
+            assert_books_balance(server, requests, facts)
+    run(scenario())
+
+
+def test_a_live_order_missing_from_open_orders_is_confirmed_by_a_query() -> None:
+    async def scenario() -> None:
+        async with running(mock_server()) as server, connector(server) as conn:
+            facts: list[Input] = []
+            execution = Execution(conn, facts.append, FAST)
+            resting = request(1, "A1USDC", "95.00", "1", "oo")
+            order, _ = server.exchange.place(
+                {"symbol": "A1USDC", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                 "quantity": "1", "price": "95.00", "newClientOrderId": "oo-1"}, server.now())
+            execution.tracker.track(resting, server.now())
+            execution._apply(wire_report(order.symbol, order.order_id))
+            await execution.check_open_orders()
+            assert not [f for f in facts if isinstance(f, AssetOrderEnded)]  # still open
+            server.exchange.cancel({"symbol": "A1USDC", "origClientOrderId": "oo-1"},
+                                   server.now())  # its report never reaches us
+            await execution.check_open_orders()
+            ended = [f for f in facts if isinstance(f, AssetOrderEnded)]
+            assert [e.outcome for e in ended] == [AssetOrderOutcome.CANCELED]
+    run(scenario())
+
+
+def wire_report(symbol: str, order_id: int) -> OrderReport:
+    return OrderReport(symbol, "oo-1", order_id, OrderState.NEW, D(0))
