@@ -11,6 +11,7 @@ from collections import Counter
 from decimal import Decimal as D
 
 import pytest
+from prometheus_client import REGISTRY
 
 from mocks.binance.faults import Faults
 from mocks.binance.limits import RateLimits
@@ -74,6 +75,10 @@ async def trade(server: MockBinance, requests: list[AssetOrderRequested],
     return execution, facts
 
 
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def assert_books_balance(server: MockBinance, requests: list[AssetOrderRequested],
                          facts: list[Input]) -> None:
     ended = Counter(f.asset_order_id for f in facts if isinstance(f, AssetOrderEnded))
@@ -102,7 +107,10 @@ def test_orders_fill_expire_and_reject_with_facts_for_the_engine() -> None:
         async with running(mock_server()) as server:
             requests = [request(1, "A1USDC", "100.50", "60"), request(2, "A2USDC", "199.00", "1"),
                         request(3, "A1USDC", "100.00", "0.0005")]
+            rejected_before = sample("solver_asset_order_results_total", result="rejected")
             _, facts = await trade(server, requests)
+            assert sample("solver_asset_order_results_total", result="rejected") \
+                == rejected_before + 1
             assert_books_balance(server, requests, facts)
             ends = {f.asset_order_id: f for f in facts if isinstance(f, AssetOrderEnded)}
             assert ends[1].outcome == AssetOrderOutcome.FILLED

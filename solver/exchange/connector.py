@@ -28,7 +28,7 @@ from binance.exceptions import BinanceAPIException, BinanceWebsocketUnableToConn
 from binance.ws.constants import WSListenerState
 
 from solver.events import AssetOrderRequested
-from solver.exchange import wire
+from solver.exchange import metrics, wire
 from solver.exchange.endpoints import ApiKey, Endpoints, client_class
 from solver.exchange.limiter import RateLimiter
 from solver.exchange.tracker import OrderReport, TradeReport
@@ -247,6 +247,7 @@ class BinanceConnector:
                 if error.status_code in (418, 429):
                     retry_after = _retry_after(error)
                     self.limiter.pause(retry_after)
+                    metrics.RATE_LIMITED.labels(str(error.status_code)).inc()
                     log.warning("rate limited", status=error.status_code, code=error.code,
                                 retry_after_s=retry_after)
                     continue

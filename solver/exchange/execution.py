@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import structlog
 
 from solver.batches import AssetOrder
-from solver.commands import Input
+from solver.commands import AssetOrderFilled, Input
 from solver.events import AssetOrderRequested, Envelope
+from solver.exchange import metrics
 from solver.exchange.connector import (
     TRANSPORT_ERRORS,
     BinanceConnector,
@@ -78,7 +79,10 @@ class Execution:
 
     async def send(self, request: AssetOrderRequested) -> None:
         self.tracker.track(request, self.clock())
-        result = await self.connector.place(request)
+        metrics.ORDERS_SENT.labels(request.symbol).inc()
+        with metrics.ACK_SECONDS.time():
+            result = await self.connector.place(request)
+        metrics.ORDER_RESULTS.labels(type(result).__name__.lower()).inc()
         cid = request.client_order_id
         if isinstance(result, Placed):
             self._apply(result.report, result.trades)
@@ -119,12 +123,15 @@ class Execution:
 
     def _emit(self, facts: list[Input]) -> None:
         for fact in facts:
+            if isinstance(fact, AssetOrderFilled):
+                metrics.FILLS.inc()
             self.submit(fact)
 
     async def follow_user_stream(self) -> None:
         async for event in self.connector.user_events():
             if isinstance(event, StreamLost):
                 self.stream_losses += 1
+                metrics.STREAM_LOSSES.inc()
                 log.warning("user stream lost; reconciling", reason=event.reason)
                 await self.reconcile(everything=True)
             else:
@@ -150,13 +157,20 @@ class Execution:
         trades, and forget closed orders past their TTL."""
         now = self.clock()
         for order in list(self.tracker.orders.values()):
-            quiet = now - order.last_update >= self.policy.grace_ms
-            if not order.state.is_terminal and (everything or quiet):
-                await self._query(order)
-            if order.missing_trades and order.exchange_order_id is not None:
-                for trade in await self.connector.trades(order.symbol, order.exchange_order_id):
-                    self._emit(self.tracker.on_trade(trade, self.clock()))
-            self._maybe_forget(order, now)
+            try:
+                await self._reconcile(order, now, everything)
+            except (ExchangeError, *TRANSPORT_ERRORS) as error:  # the next round tries again
+                log.warning("reconciliation incomplete", client_order_id=order.client_order_id,
+                            error=repr(error))
+
+    async def _reconcile(self, order: TrackedOrder, now: int, everything: bool) -> None:
+        quiet = now - order.last_update >= self.policy.grace_ms
+        if not order.state.is_terminal and (everything or quiet):
+            await self._query(order)
+        if order.missing_trades and order.exchange_order_id is not None:
+            for trade in await self.connector.trades(order.symbol, order.exchange_order_id):
+                self._emit(self.tracker.on_trade(trade, self.clock()))
+        self._maybe_forget(order, now)
 
     async def check_open_orders(self) -> None:
         """Live orders absent from the exchange's open orders are confirmed by a query."""
@@ -172,6 +186,7 @@ class Execution:
         if isinstance(answer, OrderReport):
             self._apply(answer)
         elif isinstance(answer, NotFound):
+            metrics.NOT_FOUND.inc()
             self._emit(self.tracker.on_not_found(order.client_order_id, self.clock(),
                                                  self.policy.max_misses))
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import structlog
 
 from solver.commands import BookUpdated
+from solver.exchange import metrics
 from solver.exchange.books import BookStatus, LocalBook
 from solver.exchange.connector import TRANSPORT_ERRORS, BinanceConnector, ExchangeError
 from solver.market import OrderBook
@@ -40,7 +41,9 @@ class MarketData:
         for book in self.books.values():
             if book.status == BookStatus.NEEDS_SNAPSHOT:  # e.g. a quiet market at start
                 self._request_snapshot(book)
-        return [BookUpdated(now, OrderBook(symbol, ()) if book.is_stale(now, self.max_age_ms)
+        stale = {s for s, book in self.books.items() if book.is_stale(now, self.max_age_ms)}
+        metrics.STALE_BOOKS.set(len(stale))
+        return [BookUpdated(now, OrderBook(symbol, ()) if symbol in stale
                             else book.order_book(self.depth))
                 for symbol, book in self.books.items()]
 
@@ -54,8 +57,12 @@ class MarketData:
         leaves is caught by the update ids)."""
         async for diff in self.connector.depth_diffs(sorted(self.books)):
             book = self.books.get(diff.symbol)
-            if book is not None and book.on_diff(diff, self.clock()) == \
-                    BookStatus.NEEDS_SNAPSHOT:
+            if book is None:
+                continue
+            resyncs = book.resyncs
+            if book.on_diff(diff, self.clock()) == BookStatus.NEEDS_SNAPSHOT:
+                if book.resyncs > resyncs:
+                    metrics.BOOK_RESYNCS.labels(diff.symbol).inc()
                 self._request_snapshot(book)
 
     def _request_snapshot(self, book: LocalBook) -> None:
