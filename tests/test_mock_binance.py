@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from decimal import Decimal as D
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +15,9 @@ from binance.exceptions import BinanceAPIException
 
 from mocks.binance.faults import Faults
 from mocks.binance.limits import RateLimits
+from solver.cli import main
 from solver.exchange.endpoints import client_class, local
-from tests.mock_exchange import binance_client, mock_server, run, running
+from tests.mock_exchange import MARKETS, binance_client, mock_server, run, running
 
 
 async def rejected(call: Any) -> BinanceAPIException:
@@ -312,3 +314,23 @@ def test_faults_switch_at_run_time() -> None:
         faults.update({"lose_everything": True})
     with pytest.raises(ValueError, match="expected bool"):
         faults.update({"stale_book": "yes"})
+
+
+def test_mock_binance_command_refuses_bad_input(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("BINANCE_API_KEY", raising=False)
+    assert main(["mock-binance", "--market", str(MARKETS)]) == 2
+    assert "set BINANCE_API_KEY and BINANCE_API_SECRET" in capsys.readouterr().err
+    monkeypatch.setenv("BINANCE_API_KEY", "k")
+    monkeypatch.setenv("BINANCE_API_SECRET", "s")
+    assert main(["mock-binance", "--market", str(tmp_path / "none.toml")]) == 2
+    assert "No such file" in capsys.readouterr().err
+    faults = tmp_path / "faults.toml"
+    faults.write_text("lose_everything = true\n")
+    assert main(["mock-binance", "--market", str(MARKETS), "--faults", str(faults)]) == 2
+    assert "lose_everything: unknown fault" in capsys.readouterr().err
+    bad_market = tmp_path / "market.toml"
+    bad_market.write_text('[balances]\nUSDC = "-1"\n[markets.A1]\nsymbol = "A1USDC"\n')
+    assert main(["mock-binance", "--market", str(bad_market)]) == 2
+    assert "balances.USDC: must not be negative" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from mocks.binance.market_file import load_market_file
 from mocks.binance.server import Credentials, MockBinance
 from solver.exchange.endpoints import ApiKey
 from solver.logs import configure_json_logs
-from solver.simulation.scenario import ScenarioError, read_document
+from solver.simulation.scenario import ScenarioError, read_file
 
 EXIT_BAD_INPUT = 2
 
@@ -26,9 +26,7 @@ EXIT_BAD_INPUT = 2
 def main(port: int, market: Path, seed: int, faults_path: Path | None) -> int:
     try:
         market_file = load_market_file(market)
-        faults = Faults.from_mapping(read_document(
-            faults_path.read_text(), faults_path.suffix.lower(), str(faults_path))
-        ) if faults_path else Faults()
+        faults = Faults.from_mapping(read_file(faults_path)) if faults_path else Faults()
         key = ApiKey.from_env()
     except (ScenarioError, ValueError, OSError) as error:
         print(f"index-solver mock-binance: {error}", file=sys.stderr)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from solver.index_config import decimal
-from solver.simulation.scenario import MarketSpec, ScenarioError, parse_markets, read_document
+from solver.simulation.scenario import MarketSpec, ScenarioError, parse_markets, read_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +37,7 @@ class MarketFile:
 
 
 def load_market_file(path: Path) -> MarketFile:
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ScenarioError(f"{path}: {error.strerror}") from None
-    return parse_market_file(read_document(text, path.suffix.lower(), str(path)))
+    return parse_market_file(read_file(path))
 
 
 def parse_market_file(data: Any) -> MarketFile:

@@ -66,11 +66,16 @@ class Scenario:
 
 
 def load_scenario(path: Path) -> Scenario:
+    return parse_scenario(read_file(path))
+
+
+def read_file(path: Path) -> Mapping[str, Any]:
+    """A JSON, TOML or YAML file as a table, numbers as exact decimals."""
     try:
         text = path.read_text()
     except OSError as error:
         raise ScenarioError(f"{path}: {error.strerror}") from None
-    return parse_scenario(read_document(text, path.suffix.lower(), str(path)))
+    return read_document(text, path.suffix.lower(), str(path))
 
 
 def read_document(text: str, suffix: str, name: str) -> Mapping[str, Any]:
