@@ -237,3 +237,21 @@ def test_a_live_order_missing_from_open_orders_is_confirmed_by_a_query() -> None
 
 def wire_report(symbol: str, order_id: int) -> OrderReport:
     return OrderReport(symbol, "oo-1", order_id, OrderState.NEW, D(0))
+
+
+def test_a_timeout_is_an_unknown_outcome_resolved_by_query_not_by_resending() -> None:
+    async def scenario() -> None:
+        async with running(mock_server()) as server, connector(server, timeout_s=0.2) as conn:
+            server.faults.delay_ms = 600  # answers come after the client gave up
+            facts: list[Input] = []
+            execution = Execution(conn, facts.append, FAST)
+            req = request(1, "A1USDC", "100.50", "10", "to")
+            await execution.send(req)
+            tracked = execution.tracker.get("to-1")
+            assert tracked is not None and tracked.outcome_unknown and facts == []
+            server.faults.delay_ms = 0
+            await until(lambda: bool(server.exchange.orders), what="the late order executed")
+            await execution.reconcile(everything=True)
+            assert_books_balance(server, [req], facts)
+            assert len(server.exchange.orders) == 1  # never sent twice
+    run(scenario())
