@@ -255,3 +255,24 @@ def test_a_timeout_is_an_unknown_outcome_resolved_by_query_not_by_resending() ->
             assert_books_balance(server, [req], facts)
             assert len(server.exchange.orders) == 1  # never sent twice
     run(scenario())
+
+
+def test_a_cancel_before_the_ack_is_sent_again_when_the_ack_shows_the_order_live() -> None:
+    async def scenario() -> None:
+        async with running(mock_server()) as server, connector(server) as conn:
+            facts: list[Input] = []
+            execution = Execution(conn, facts.append, FAST)
+            execution.tracker.track(request(1, "A1USDC", "95.00", "1", "cb"), server.now())
+            await execution.cancel("cb-1")  # the exchange does not know it yet: -2011
+            tracked = execution.tracker.get("cb-1")
+            assert tracked is not None and tracked.cancel_requested
+            order, _ = server.exchange.place(
+                {"symbol": "A1USDC", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                 "quantity": "1", "price": "95.00", "newClientOrderId": "cb-1"}, server.now())
+            execution._apply(OrderReport("A1USDC", "cb-1", order.order_id, OrderState.NEW,
+                                         D(0)))  # the ack arrives, showing it resting
+            await execution.drain()
+            assert order.status == "CANCELED"
+            ended = [f for f in facts if isinstance(f, AssetOrderEnded)]
+            assert [e.outcome for e in ended] == [AssetOrderOutcome.CANCELED]
+    run(scenario())
