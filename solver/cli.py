@@ -15,9 +15,10 @@ from rich.console import Console
 from solver import journal_cli
 from solver.journal import Journal, JournalError
 from solver.recorder import FORMATS
+from solver.simulation.fields import ScenarioError
 from solver.simulation.report import build_report, print_report
 from solver.simulation.run import setup_of, simulate
-from solver.simulation.scenario import ScenarioError, load_scenario
+from solver.simulation.scenario import load_scenario
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_SCENARIO = 0, 1, 2
 

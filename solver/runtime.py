@@ -11,14 +11,13 @@ retries fall due.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
 from solver.bus import EventBus
+from solver.clock import now_ms
 from solver.commands import ClockTicked, Input, PlanBatch
 from solver.engine import Engine
 from solver.events import AssetOrderRequested
@@ -27,6 +26,7 @@ from solver.exchange.execution import Execution, ReconcilePolicy
 from solver.exchange.market_data import MarketData
 from solver.journal import Journal
 from solver.sequencer import Sequencer
+from solver.tasks import cancel, wait_set
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +45,7 @@ class Runtime:
                  journal: Journal | None = None, settings: RuntimeSettings | None = None,
                  clock: Callable[[], int] | None = None) -> None:
         self.settings = settings or RuntimeSettings()
-        self.clock = clock or (lambda: int(time.time() * 1000))
+        self.clock = clock or now_ms
         self.engine = engine
         self.inbox: asyncio.Queue[Input] = asyncio.Queue()
         self.bus = EventBus()
@@ -55,7 +55,6 @@ class Runtime:
         symbols = sorted(rules.symbol for rules in engine.rules.values())
         self.market_data = MarketData(connector, symbols, self.settings.book_max_age_ms,
                                       clock=self.clock)
-        self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
     def submit(self, command: Input) -> None:
@@ -63,28 +62,48 @@ class Runtime:
         self.inbox.put_nowait(command)
 
     async def run(self) -> None:
-        """Serve until ``stop``: resume in-flight orders, then plan on a timer."""
-        self._stopping = asyncio.Event()
-        self._tasks = [asyncio.create_task(self.sequencer.run(self.inbox)),
-                       asyncio.create_task(self.market_data.run())]
+        """Serve until ``stop``: resume in-flight orders, then plan on a timer. On the way
+        out, the sends in progress finish and their facts are journaled before the writer
+        stops."""
+        self._check_rules()
+        writer = asyncio.create_task(self.sequencer.run(self.inbox))
+        books = asyncio.create_task(self.market_data.run())
+        reconciling: asyncio.Task[None] | None = None
         try:
             await self.execution.resume(self.engine.asset_orders.values())
-            self._tasks.append(asyncio.create_task(self.execution.run()))
-            await self._plan_until_stopped()
+            reconciling = asyncio.create_task(self.execution.run())
+            await self._plan_until_stopped(writer)
         finally:
             self.execution.stop()
-            for task in reversed(self._tasks):
-                while not task.done():  # python-binance can swallow one cancellation
-                    task.cancel()
-                    await asyncio.wait([task], timeout=0.5)
+            if reconciling is not None:
+                await reconciling
             await self.execution.drain()
+            await self._written(writer)
+            for task in (books, writer):
+                await cancel(task)
 
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _plan_until_stopped(self) -> None:
+    def _check_rules(self) -> None:
+        """Refuse to trade on filters the exchange does not have: every order would fail."""
+        for ours in self.engine.rules.values():
+            theirs = self.execution.connector.rules.get(ours.symbol)
+            differ = [f for f in _FILTERS if theirs is None or
+                      getattr(theirs, f) != getattr(ours, f)]
+            if differ:
+                raise ExchangeMismatch(
+                    f"{ours.symbol}: " + ("not listed on the exchange" if theirs is None else
+                                          "the exchange's " + ", ".join(
+                                              f"{f} is {getattr(theirs, f)}, ours "
+                                              f"{getattr(ours, f)}" for f in differ)))
+
+    async def _plan_until_stopped(self, writer: asyncio.Task[None]) -> None:
         last_tick = 0
-        while not self._stopping.is_set():
+        while not await wait_set(self._stopping, self.settings.plan_every_ms / 1000):
+            if writer.done():  # the single writer is gone: nothing more can be done
+                writer.result()
+                raise RuntimeError("the writer stopped")
             now = self.clock()
             if self.engine.open_orders():
                 for update in self.market_data.book_updates():
@@ -93,6 +112,17 @@ class Runtime:
             if now - last_tick >= self.settings.tick_every_ms:
                 self.submit(ClockTicked(now))
                 last_tick = now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(),
-                                       self.settings.plan_every_ms / 1000)
+
+    async def _written(self, writer: asyncio.Task[None], timeout_s: float = 5) -> None:
+        """Wait until the writer has applied (and so journaled) every input waiting."""
+        for _ in range(int(timeout_s / 0.01)):
+            if self.inbox.empty() or writer.done():
+                return
+            await asyncio.sleep(0.01)
+
+
+_FILTERS = ("tick_size", "step_size", "min_qty", "min_notional")
+
+
+class ExchangeMismatch(RuntimeError):
+    """The exchange's symbols or filters are not those the engine was set up with."""

@@ -63,3 +63,12 @@ def test_a_pause_stops_every_request_until_retry_after() -> None:
 def test_headroom_keeps_a_margin_below_the_exchange_limit() -> None:
     limits = RateLimiter(LIMITS, headroom=0.9)
     assert [p.limit for p in limits.pools] == [90, 9, 900]
+
+
+def test_a_request_larger_than_the_limit_goes_alone_into_an_empty_window() -> None:
+    time = FakeTime()
+    limits = limiter(time)
+    asyncio.run(limits.acquire(250))  # depth with limit 5000 against a 100 budget
+    assert time.sleeps == []
+    asyncio.run(limits.acquire(1))
+    assert time.sleeps == [60.0]

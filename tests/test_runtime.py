@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from solver.inventory import lot_id
 from solver.journal import Journal
 from solver.orders import MintStatus
 from solver.replay import rebuild
-from solver.runtime import Runtime, RuntimeSettings
+from solver.runtime import ExchangeMismatch, Runtime, RuntimeSettings
 from solver.setup import EngineSetup
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import load_scenario
@@ -157,3 +158,16 @@ def test_demo_command_trades_the_scenario_and_reports_every_trade_once(
     assert main(["demo", str(SCENARIO)]) == 0
     out = capsys.readouterr().out
     assert "every trade recorded once" in out and "invariants: ok" in out
+
+
+def test_the_runtime_refuses_filters_the_exchange_does_not_have() -> None:
+    async def scenario() -> None:
+        async with running(mock_server()) as server, connector(server) as conn:
+            ours = setup()
+            markets = tuple(replace(m, tick_size=D("0.1")) if m.symbol == "A2USDC" else m
+                            for m in ours.markets)
+            runtime = Runtime(replace(ours, markets=markets).build(), conn, settings=FAST)
+            with pytest.raises(ExchangeMismatch,
+                               match=r"A2USDC: the exchange's tick_size is 0\.01.*, ours 0\.1"):
+                await runtime.run()
+    run(scenario())

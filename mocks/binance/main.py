@@ -18,7 +18,8 @@ from mocks.binance.market_file import load_market_file
 from mocks.binance.server import Credentials, MockBinance
 from solver.exchange.endpoints import ApiKey
 from solver.logs import configure_json_logs
-from solver.simulation.scenario import ScenarioError, read_file
+from solver.simulation.fields import ScenarioError
+from solver.simulation.scenario import read_file
 
 EXIT_BAD_INPUT = 2
 

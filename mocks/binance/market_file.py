@@ -18,14 +18,20 @@ scenario), the account's starting balances and the market maker's walk.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from solver.index_config import decimal
-from solver.simulation.scenario import MarketSpec, ScenarioError, parse_markets, read_file
+from solver.money import ZERO
+from solver.simulation.fields import (
+    ScenarioError,
+    expect_number,
+    expect_table,
+    expect_whole,
+    reject_unknown,
+)
+from solver.simulation.scenario import MarketSpec, parse_markets, read_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,33 +52,15 @@ def parse_market_file(data: Any) -> MarketFile:
             raise ScenarioError(f"{key}: unknown key (known: balances, market_maker, markets)")
     if not isinstance(data.get("markets"), dict) or not data["markets"]:
         raise ScenarioError("markets: required, a table with one entry per asset")
-    balances = {}
-    for asset, amount in _table(data.get("balances", {}), "balances").items():
-        value = decimal(amount, _fail(f"balances.{asset}"))
-        if value < 0:
+    balances = {str(asset): expect_number(amount, f"balances.{asset}")
+                for asset, amount in expect_table(data.get("balances", {}), "balances").items()}
+    for asset, amount in balances.items():
+        if amount < ZERO:
             raise ScenarioError(f"balances.{asset}: must not be negative")
-        balances[str(asset)] = value
-    maker = _table(data.get("market_maker", {}), "market_maker")
-    for key in maker:
-        if key not in ("step_ms", "max_walk_ticks"):
-            raise ScenarioError(f"market_maker.{key}: unknown key (known: max_walk_ticks, "
-                                "step_ms)")
+    maker = expect_table(data.get("market_maker", {}), "market_maker")
+    reject_unknown(maker, {"step_ms", "max_walk_ticks"}, "market_maker")
     return MarketFile(parse_markets(data["markets"]), balances,
-                      _whole(maker.get("step_ms", 100), "market_maker.step_ms"),
-                      _whole(maker.get("max_walk_ticks", 2), "market_maker.max_walk_ticks"))
-
-
-def _fail(key: str) -> Callable[[str], ScenarioError]:
-    return lambda problem: ScenarioError(f"{key}: {problem}")
-
-
-def _table(value: Any, key: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ScenarioError(f"{key}: expected a table of keys")
-    return value
-
-
-def _whole(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 86_400_000:
-        raise ScenarioError(f"{key}: must be a whole number, 0 or more")
-    return value
+                      expect_whole(maker.get("step_ms", 100), "market_maker.step_ms",
+                                   0, 86_400_000),
+                      expect_whole(maker.get("max_walk_ticks", 2), "market_maker.max_walk_ticks",
+                                   0, 1_000_000))

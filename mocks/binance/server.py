@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -30,6 +29,8 @@ from mocks.binance.exchange import Json, MockExchange, Order, order_ref, require
 from mocks.binance.faults import Faults
 from mocks.binance.limits import RateLimits
 from mocks.binance.messages import Rejection, wire
+from solver.clock import now_ms
+from solver.exchange.wire import depth_weight
 
 log = structlog.get_logger(__name__)
 MAX_RECV_WINDOW = 60_000
@@ -90,7 +91,7 @@ class MockBinance:
         self.limits = limits or RateLimits()
         self.faults = faults or Faults()
         self.step_ms = step_ms
-        self._clock = clock or (lambda: int(time.time() * 1000))
+        self._clock = clock or now_ms
         self._random = random.Random(seed)
         self._streams: set[Connection] = set()
         self._api: set[Connection] = set()
@@ -488,8 +489,7 @@ def _error(rejection: Rejection, headers: dict[str, str]) -> web.Response:
 
 
 def _depth_weight(params: dict[str, str]) -> int:
-    limit = int(params["limit"]) if params.get("limit", "").isdigit() else 100
-    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+    return depth_weight(int(params["limit"]) if params.get("limit", "").isdigit() else 100)
 
 
 def _depth_symbol(name: str) -> str | None:

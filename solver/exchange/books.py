@@ -13,6 +13,7 @@ liquidity on it.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -36,7 +37,7 @@ class LocalBook:
     asks: dict[Decimal, Decimal] = field(default_factory=dict)
     last_update_id: int = 0
     status: BookStatus = BookStatus.NEEDS_SNAPSHOT
-    buffer: list[DepthDiff] = field(default_factory=list)
+    buffer: deque[DepthDiff] = field(default_factory=lambda: deque(maxlen=MAX_BUFFER))
     last_event_ms: int = 0
     resyncs: int = 0
 
@@ -44,7 +45,7 @@ class LocalBook:
         """Apply or buffer one diff; the status says whether a snapshot is wanted."""
         self.last_event_ms = now
         if self.status != BookStatus.LIVE:
-            self.buffer = [*self.buffer[-MAX_BUFFER + 1:], diff]
+            self.buffer.append(diff)
             return self.status
         if diff.last_update_id <= self.last_update_id:
             return self.status
@@ -62,7 +63,7 @@ class LocalBook:
         self.bids = {p: q for p, q in snapshot.bids if q > 0}
         self.asks = {p: q for p, q in snapshot.asks if q > 0}
         self.last_update_id = snapshot.last_update_id
-        buffered, self.buffer = self.buffer, []
+        buffered, self.buffer = self.buffer, deque(maxlen=MAX_BUFFER)
         self.status = BookStatus.LIVE
         for diff in buffered:
             if self.status != BookStatus.LIVE:
@@ -91,6 +92,6 @@ class LocalBook:
 
     def _resync(self, diff: DepthDiff) -> None:
         self.bids, self.asks = {}, {}
-        self.buffer = [diff]
+        self.buffer = deque([diff], maxlen=MAX_BUFFER)
         self.status = BookStatus.NEEDS_SNAPSHOT
         self.resyncs += 1

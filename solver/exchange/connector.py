@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -27,6 +25,7 @@ from binance import BinanceSocketManager
 from binance.exceptions import BinanceAPIException, BinanceWebsocketUnableToConnect
 from binance.ws.constants import WSListenerState
 
+from solver.clock import now_ms
 from solver.events import AssetOrderRequested
 from solver.exchange import metrics, wire
 from solver.exchange.endpoints import ApiKey, Endpoints, client_class
@@ -103,7 +102,6 @@ class BinanceConnector:
         self.request_timeout_s = request_timeout_s
         self.rules: dict[str, MarketRules] = {}
         self._client: Any = None
-        self.resubscriptions = 0
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -126,7 +124,7 @@ class BinanceConnector:
 
     async def resync_clock(self) -> None:
         answer = await self._call(1, 0, lambda c: c.get_server_time())
-        self._client.timestamp_offset = answer["serverTime"] - int(time.time() * 1000)
+        self._client.timestamp_offset = answer["serverTime"] - now_ms()
 
     # --- orders -----------------------------------------------------------------------------
 
@@ -180,14 +178,9 @@ class BinanceConnector:
                                                                  orderId=exchange_order_id))
         return [wire.trade_row(row) for row in rows]
 
-    async def balances(self) -> dict[str, Decimal]:
-        account = await self._call(20, 0, lambda c: c.get_account())
-        return {b["asset"]: wire.number(b["free"]) for b in account["balances"]}
-
     async def depth(self, symbol: str, limit: int = 1000) -> wire.DepthSnapshot:
-        weight = 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
-        body = await self._call(weight, 0, lambda c: c.get_order_book(symbol=symbol,
-                                                                      limit=limit))
+        body = await self._call(wire.depth_weight(limit), 0,
+                                lambda c: c.get_order_book(symbol=symbol, limit=limit))
         return wire.depth_snapshot(symbol, body)
 
     # --- streams ----------------------------------------------------------------------------
@@ -203,28 +196,34 @@ class BinanceConnector:
                 async with socket:
                     async for event in _receive(socket):
                         yield event
-            except (*TRANSPORT_ERRORS, BinanceAPIException, ValueError) as error:
-                yield StreamLost(f"subscribe failed: {type(error).__name__}")
+            except Exception as error:  # whatever broke it, the answer is to subscribe again
+                log.warning("user stream failed", error=repr(error))
+                yield StreamLost(f"user stream failed: {type(error).__name__}")
                 await asyncio.sleep(0.2)
                 continue
-            self.resubscriptions += 1
             yield StreamLost("user stream ended")
             await asyncio.sleep(0.05)
 
     async def depth_diffs(self, symbols: list[str]) -> AsyncIterator[wire.DepthDiff]:
-        """Diff events of ``<symbol>@depth@100ms`` for all ``symbols`` on one socket."""
+        """Diff events of ``<symbol>@depth@100ms`` for all ``symbols`` on one socket, for
+        ever: a socket python-binance gave up on is opened again (the books see the gap in
+        the update ids and resync)."""
         streams = [f"{s.lower()}@depth@100ms" for s in symbols]
-        socket = self._socket_manager().multiplex_socket(streams)
-        socket.TIMEOUT = 1  # python-binance closes a socket only after a receive times out
-        async with socket:
-            while True:
-                message = await socket.recv()
-                if message.get("e") == "error":
-                    log.warning("depth stream error", error=message.get("m"))
-                    continue
-                data = message.get("data", message)
-                if data.get("e") == "depthUpdate":
-                    yield wire.depth_diff(data)
+        while True:
+            try:
+                socket = self._socket_manager().multiplex_socket(streams)
+                socket.TIMEOUT = 1  # python-binance closes a socket after a receive times out
+                async with socket:
+                    while True:
+                        message = await socket.recv()
+                        data = message.get("data", message)
+                        if data.get("e") == "depthUpdate":
+                            yield wire.depth_diff(data)
+                        elif message.get("e") == "error":
+                            log.warning("depth stream error", error=message.get("m"))
+            except Exception as error:
+                log.warning("depth stream failed; reopening", error=repr(error))
+                await asyncio.sleep(1)
 
     def _socket_manager(self) -> Any:
         sockets = BinanceSocketManager(self._client, max_queue_size=10_000)

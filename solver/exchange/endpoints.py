@@ -30,15 +30,6 @@ def local(port: int, host: str = "127.0.0.1") -> Endpoints:
                      f"ws://{host}:{port}/")
 
 
-def by_name(name: str, port: int = 0) -> Endpoints:
-    if name == "local":
-        return local(port)
-    known = {e.name: e for e in (PRODUCTION, TESTNET)}
-    if name not in known:
-        raise ValueError(f"unknown endpoints {name!r} (known: local, production, testnet)")
-    return known[name]
-
-
 def client_class(endpoints: Endpoints) -> type[AsyncClient]:
     """python-binance's ``AsyncClient`` pointed at ``endpoints``: the URLs are class
     attributes read in ``__init__``, so they are set on a subclass, not patched."""

@@ -19,14 +19,13 @@ Reconciliation, after nautilus_trader and hummingbot:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
 
 from solver.batches import AssetOrder
+from solver.clock import now_ms
 from solver.commands import AssetOrderFilled, Input
 from solver.events import AssetOrderRequested, Envelope
 from solver.exchange import metrics
@@ -40,6 +39,7 @@ from solver.exchange.connector import (
     StreamLost,
 )
 from solver.exchange.tracker import OrderReport, OrderTracker, TrackedOrder, TradeReport
+from solver.tasks import cancel, wait_set
 
 log = structlog.get_logger(__name__)
 
@@ -63,12 +63,12 @@ class Execution:
         self.connector = connector
         self.submit = submit
         self.policy = policy or ReconcilePolicy()
-        self.clock = clock or (lambda: int(time.time() * 1000))
+        self.clock = clock or now_ms
         self.tracker = OrderTracker()
         self.stream_losses = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closed_at: dict[str, int] = {}
         self._stopping = asyncio.Event()
+        self._stream_lost = False
 
     # --- orders out -------------------------------------------------------------------------
 
@@ -78,10 +78,14 @@ class Execution:
             self._spawn(self.send(envelope.event))
 
     async def send(self, request: AssetOrderRequested) -> None:
-        self.tracker.track(request, self.clock())
+        order = self.tracker.track(request, self.clock())
         metrics.ORDERS_SENT.labels(request.symbol).inc()
-        with metrics.ACK_SECONDS.time():
-            result = await self.connector.place(request)
+        order.sending = True
+        try:
+            with metrics.ACK_SECONDS.time():
+                result = await self.connector.place(request)
+        finally:  # the grace period runs from the answer, not from the wait for the limiter
+            order.sending, order.last_update = False, self.clock()
         metrics.ORDER_RESULTS.labels(type(result).__name__.lower()).inc()
         cid = request.client_order_id
         if isinstance(result, Placed):
@@ -128,12 +132,14 @@ class Execution:
             self.submit(fact)
 
     async def follow_user_stream(self) -> None:
+        """Apply execution reports; after a break, the reconcile loop's next round queries
+        everything (meanwhile the connector has subscribed again)."""
         async for event in self.connector.user_events():
             if isinstance(event, StreamLost):
                 self.stream_losses += 1
+                self._stream_lost = True
                 metrics.STREAM_LOSSES.inc()
                 log.warning("user stream lost; reconciling", reason=event.reason)
-                await self.reconcile(everything=True)
             else:
                 report, trade = event
                 self._apply(report, (trade,) if trade else ())
@@ -164,6 +170,8 @@ class Execution:
                             error=repr(error))
 
     async def _reconcile(self, order: TrackedOrder, now: int, everything: bool) -> None:
+        if order.sending:
+            return
         quiet = now - order.last_update >= self.policy.grace_ms
         if not order.state.is_terminal and (everything or quiet):
             await self._query(order)
@@ -191,12 +199,9 @@ class Execution:
                                                  self.policy.max_misses))
 
     def _maybe_forget(self, order: TrackedOrder, now: int) -> None:
-        if not order.state.is_terminal or order.missing_trades:
-            return
-        closed = self._closed_at.setdefault(order.client_order_id, now)
-        if now - closed >= self.policy.closed_ttl_ms:
+        if order.state.is_terminal and not order.missing_trades \
+                and now - order.last_update >= self.policy.closed_ttl_ms:
             self.tracker.forget(order.client_order_id)
-            del self._closed_at[order.client_order_id]
 
     @property
     def settled(self) -> bool:
@@ -207,21 +212,22 @@ class Execution:
     # --- running ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Follow the user stream and reconcile on a timer, until ``stop``."""
-        self._stopping = asyncio.Event()
+        """Follow the user stream and reconcile on a timer, until ``stop``. This loop is the
+        only one that reconciles, so an order is never queried twice at once."""
         stream = asyncio.create_task(self.follow_user_stream())
         last_open_check = self.clock()
         try:
-            while not await _wait(self._stopping, self.policy.check_every_ms / 1000):
+            while not await wait_set(self._stopping, self.policy.check_every_ms / 1000):
                 try:
-                    await self.reconcile()
+                    everything, self._stream_lost = self._stream_lost, False
+                    await self.reconcile(everything)
                     if self.clock() - last_open_check >= self.policy.open_orders_every_ms:
                         last_open_check = self.clock()
                         await self.check_open_orders()
-                except (ExchangeError, *TRANSPORT_ERRORS) as error:  # next round tries again
-                    log.warning("reconciliation incomplete", error=repr(error))
+                except Exception:  # a service loop: log, and the next round tries again
+                    log.exception("reconciliation round failed")
         finally:
-            await _cancel(stream)
+            await cancel(stream)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -242,16 +248,3 @@ class Execution:
         if not task.cancelled() and task.exception() is not None:
             log.error("exchange task failed", error=repr(task.exception()))
 
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    """Whether ``event`` was set within ``seconds``."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
-    return event.is_set()
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    """Cancel until done: python-binance's ``wait_for`` calls can swallow one cancellation."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait([task], timeout=0.5)

@@ -9,10 +9,10 @@ day) and count in fixed windows aligned to the clock, as Binance counts. Every a
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from solver.clock import now_ms
 from solver.exchange.wire import RateLimit
 
 HEADERS = {"X-MBX-USED-WEIGHT-1M": ("REQUEST_WEIGHT", 60),
@@ -42,7 +42,7 @@ class RateLimiter:
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         """``headroom``: the share of each limit the solver allows itself."""
         self.headroom = headroom
-        self.clock = clock or (lambda: int(time.time() * 1000))
+        self.clock = clock or now_ms
         self.sleep = sleep
         self.pools: list[Pool] = []
         self.paused_until = 0
@@ -61,7 +61,8 @@ class RateLimiter:
             for pool in self.pools:
                 pool.roll(now)
                 cost = weight if pool.kind == "REQUEST_WEIGHT" else orders
-                if cost and pool.used + cost > pool.limit:
+                # a request larger than the whole limit goes alone into an empty window
+                if cost and pool.used + cost > pool.limit and pool.used:
                     wait = max(wait, pool.wait_ms(now))
             if wait <= 0:
                 break

@@ -8,15 +8,15 @@ on it instead of trusting old prices.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import structlog
 
+from solver.clock import now_ms
 from solver.commands import BookUpdated
 from solver.exchange import metrics
 from solver.exchange.books import BookStatus, LocalBook
-from solver.exchange.connector import TRANSPORT_ERRORS, BinanceConnector, ExchangeError
+from solver.exchange.connector import BinanceConnector
 from solver.market import OrderBook
 
 log = structlog.get_logger(__name__)
@@ -31,21 +31,36 @@ class MarketData:
         self.max_age_ms = max_age_ms
         self.depth = depth
         self.snapshot_limit = snapshot_limit
-        self.clock = clock or (lambda: int(time.time() * 1000))
-        self._snapshots: set[str] = set()
+        self.clock = clock or now_ms
         self._pending: set[asyncio.Task[None]] = set()
+        self._sent: dict[str, int] = {}
+
+    def views(self) -> dict[str, OrderBook]:
+        """What the engine should believe now: each live book, or an empty one if stale."""
+        return {symbol: view for symbol, (_, view) in self._current().items()}
 
     def book_updates(self) -> list[BookUpdated]:
-        """What the engine should believe now: each live book, or an empty one if stale."""
+        """``BookUpdated`` for each book whose view changed since the last call, so that
+        the journal holds a book only when it moved."""
+        now = self.clock()
+        updates = []
+        for symbol, (version, view) in self._current().items():
+            if self._sent.get(symbol) != version:
+                self._sent[symbol] = version
+                updates.append(BookUpdated(now, view))
+        return updates
+
+    def _current(self) -> dict[str, tuple[int, OrderBook]]:
+        """Per symbol, the view and its version: the update id, or -1 for the empty view."""
         now = self.clock()
         for book in self.books.values():
             if book.status == BookStatus.NEEDS_SNAPSHOT:  # e.g. a quiet market at start
                 self._request_snapshot(book)
         stale = {s for s, book in self.books.items() if book.is_stale(now, self.max_age_ms)}
         metrics.STALE_BOOKS.set(len(stale))
-        return [BookUpdated(now, OrderBook(symbol, ()) if symbol in stale
-                            else book.order_book(self.depth))
-                for symbol, book in self.books.items()]
+        return {s: (-1, OrderBook(s, ())) if s in stale
+                else (book.last_update_id, book.order_book(self.depth))
+                for s, book in self.books.items()}
 
     @property
     def live(self) -> bool:
@@ -66,10 +81,9 @@ class MarketData:
                 self._request_snapshot(book)
 
     def _request_snapshot(self, book: LocalBook) -> None:
-        if book.symbol in self._snapshots:
+        if book.status == BookStatus.SYNCING:  # one is on its way
             return
         book.snapshot_requested()
-        self._snapshots.add(book.symbol)
         task = asyncio.create_task(self._snapshot(book))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -80,8 +94,6 @@ class MarketData:
             status = book.on_snapshot(snapshot)
             log.info("book snapshot", symbol=book.symbol, update_id=snapshot.last_update_id,
                      status=status.value, resyncs=book.resyncs)
-        except (ExchangeError, *TRANSPORT_ERRORS) as error:
+        except Exception as error:  # the next diff or planning round asks again
             book.status = BookStatus.NEEDS_SNAPSHOT
             log.warning("book snapshot failed", symbol=book.symbol, error=repr(error))
-        finally:
-            self._snapshots.discard(book.symbol)

@@ -93,6 +93,9 @@ class TrackedOrder:
     executed: Decimal = ZERO
     trades: dict[int, TradeReport] = field(default_factory=dict)
     cancel_requested: bool = False
+    sending: bool = False
+    """The send has not returned yet: the exchange may not have the order yet either, so
+    reconciliation leaves it alone."""
     outcome_unknown: bool = False
     misses: int = 0
     last_update: int = 0
@@ -213,7 +216,8 @@ class OrderTracker:
         return [self._ended(order, now)]
 
     def request_cancel(self, client_order_id: str) -> bool:
-        """Note a cancel; True when it should be sent now (the order is acked and live)."""
+        """Note a cancel; True when the order is acked and live (else the ack, when it shows
+        the order live, makes ``wants_cancel`` true)."""
         order = self.orders.get(client_order_id)
         if order is None or order.state.is_terminal:
             return False

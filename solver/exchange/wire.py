@@ -13,7 +13,7 @@ from typing import Any
 
 from solver.exchange.tracker import BINANCE_STATUS, OrderReport, TradeReport
 from solver.market import MarketRules
-from solver.money import ZERO
+from solver.money import ZERO, to_decimal
 
 Json = Mapping[str, Any]
 
@@ -111,11 +111,17 @@ def depth_snapshot(symbol: str, body: Json) -> DepthSnapshot:
 
 
 def number(text: Any) -> Decimal:
-    return Decimal(text) if text not in (None, "") else ZERO
+    """An exact, finite number; an absent field is zero."""
+    return to_decimal(text) if text not in (None, "") else ZERO
+
+
+def depth_weight(limit: int) -> int:
+    """Binance's request weight of ``GET /api/v3/depth`` for ``limit`` levels."""
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
 def _levels(rows: Any) -> tuple[tuple[Decimal, Decimal], ...]:
-    return tuple((Decimal(p), Decimal(q)) for p, q in rows)
+    return tuple((to_decimal(p), to_decimal(q)) for p, q in rows)
 
 
 def _reason(code: Any) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -16,15 +16,20 @@ from typing import Any
 
 import yaml
 
-from solver.index_config import decimal, parse_index, positive
+from solver.index_config import parse_index
 from solver.market import Level, MarketRules, OrderBook
 from solver.model import Index, IndexDefinitionError
 from solver.money import ZERO
 from solver.params import SolverParams
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be run; the message names the key at fault."""
+from solver.simulation.fields import (
+    ScenarioError,
+    expect_list,
+    expect_number,
+    expect_table,
+    expect_text,
+    expect_whole,
+    reject_unknown,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,25 +122,25 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         if key not in data:
             raise ScenarioError(f"{key}: required")
     try:
-        params = SolverParams.from_mapping(_table(data.get("params", {}), "params"))
+        params = SolverParams.from_mapping(expect_table(data.get("params", {}), "params"))
     except ValueError as error:
         raise ScenarioError(f"params.{error}") from None
-    markets = parse_markets(_table(data["markets"], "markets"))
-    indexes = _indexes(_table(data["indexes"], "indexes"), markets)
+    markets = parse_markets(expect_table(data["markets"], "markets"))
+    indexes = _indexes(expect_table(data["indexes"], "indexes"), markets)
     collateral_decimals = {i.collateral: 6 for i in indexes}
-    for asset, value in _table(data.get("collaterals", {}), "collaterals").items():
-        collateral_decimals[asset] = _whole(value, f"collaterals.{asset}", 0, 36)
-    orders = _orders(_list(data["orders"], "orders"), {i.symbol for i in indexes})
+    for asset, value in expect_table(data.get("collaterals", {}), "collaterals").items():
+        collateral_decimals[asset] = expect_whole(value, f"collaterals.{asset}", 0, 36)
+    orders = _orders(expect_list(data["orders"], "orders"), {i.symbol for i in indexes})
     return Scenario(
         params=params,
         indexes=indexes,
         markets=markets,
-        deposits=_deposits(_list(data["deposits"], "deposits"), indexes),
+        deposits=_deposits(expect_list(data["deposits"], "deposits"), indexes),
         orders=orders,
-        cancels=_cancels(_list(data.get("cancels", []), "cancels")),
-        quotes=_quotes(_list(data.get("quotes", []), "quotes")),
+        cancels=_cancels(expect_list(data.get("cancels", []), "cancels")),
+        quotes=_quotes(expect_list(data.get("quotes", []), "quotes")),
         collateral_decimals=collateral_decimals,
-        max_batches=_whole(data.get("max_batches", 100_000), "max_batches", 1, 10**9),
+        max_batches=expect_whole(data.get("max_batches", 100_000), "max_batches", 1, 10**9),
     )
 
 
@@ -143,10 +148,10 @@ def parse_markets(table: Mapping[str, Any]) -> dict[str, MarketSpec]:
     markets = {}
     for asset, spec in table.items():
         key = f"markets.{asset}"
-        spec = _table(spec, key)
+        spec = expect_table(spec, key)
         allowed = {"symbol", "quote", "asks", "bids", "tick_size", "step_size", "min_qty",
                    "max_qty", "min_notional", "fee_rate", "refill"}
-        _no_unknown(spec, allowed, key)
+        reject_unknown(spec, allowed, key)
         symbol = spec.get("symbol")
         if not isinstance(symbol, str) or not symbol:
             raise ScenarioError(f"{key}.symbol: required, e.g. {asset}USDC")
@@ -154,26 +159,26 @@ def parse_markets(table: Mapping[str, Any]) -> dict[str, MarketSpec]:
         if not quote:
             raise ScenarioError(f"{key}.quote: cannot tell the quote asset of {symbol}")
         rules = MarketRules(symbol, asset, str(quote), **{
-            f: _number(spec.get(f, 0), f"{key}.{f}", minimum=ZERO)
+            f: expect_number(spec.get(f, 0), f"{key}.{f}", minimum=ZERO)
             for f in ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")})
         asks = _levels(spec.get("asks", []), f"{key}.asks", ascending=True)
         bids = _levels(spec.get("bids", []), f"{key}.bids", ascending=False)
         refill = spec.get("refill", False)
         if not isinstance(refill, bool):
             raise ScenarioError(f"{key}.refill: must be true or false")
-        fee_rate = _number(spec.get("fee_rate", 0), f"{key}.fee_rate", minimum=ZERO)
+        fee_rate = expect_number(spec.get("fee_rate", 0), f"{key}.fee_rate", minimum=ZERO)
         markets[asset] = MarketSpec(rules, OrderBook(symbol, asks, bids), fee_rate, refill)
     return markets
 
 
 def _levels(value: Any, key: str, ascending: bool) -> tuple[Level, ...]:
     levels: list[Level] = []
-    for n, level in enumerate(_list(value, key)):
+    for n, level in enumerate(expect_list(value, key)):
         where = f"{key}[{n}]"
         if not isinstance(level, list | tuple) or len(level) != 2:
             raise ScenarioError(f"{where}: expected [price, quantity]")
-        price = _number(level[0], f"{where}.price", positive_only=True)
-        quantity = _number(level[1], f"{where}.quantity", positive_only=True)
+        price = expect_number(level[0], f"{where}.price", positive_only=True)
+        quantity = expect_number(level[1], f"{where}.quantity", positive_only=True)
         if levels and (price <= levels[-1].price if ascending else price >= levels[-1].price):
             order = "ascending" if ascending else "descending"
             raise ScenarioError(f"{where}: prices must be strictly {order}")
@@ -190,7 +195,7 @@ def _indexes(table: Mapping[str, Any], markets: Mapping[str, MarketSpec]) -> tup
     indexes = []
     for symbol, spec in table.items():
         try:
-            indexes.append(parse_index(symbol, _table(spec, f"indexes.{symbol}"),
+            indexes.append(parse_index(symbol, expect_table(spec, f"indexes.{symbol}"),
                                        f"indexes.{symbol}", symbol_of))
         except IndexDefinitionError as error:
             raise ScenarioError(str(error)) from None
@@ -204,11 +209,11 @@ def _deposits(items: list[Any], indexes: tuple[Index, ...]) -> tuple[tuple[str, 
     deposits = []
     for n, item in enumerate(items):
         key = f"deposits[{n}]"
-        item = _table(item, key)
-        _no_unknown(item, {"account", "amount", "asset"}, key)
-        deposits.append((_text(item.get("account"), f"{key}.account"),
-                         _text(item.get("asset", default), f"{key}.asset"),
-                         _number(item.get("amount"), f"{key}.amount", positive_only=True)))
+        item = expect_table(item, key)
+        reject_unknown(item, {"account", "amount", "asset"}, key)
+        deposits.append((expect_text(item.get("account"), f"{key}.account"),
+                         expect_text(item.get("asset", default), f"{key}.asset"),
+                         expect_number(item.get("amount"), f"{key}.amount", positive_only=True)))
     return tuple(deposits)
 
 
@@ -216,16 +221,16 @@ def _orders(items: list[Any], index_symbols: set[str]) -> tuple[OrderSpec, ...]:
     orders = []
     for n, item in enumerate(items):
         key = f"orders[{n}]"
-        item = _table(item, key)
-        _no_unknown(item, {"account", "id", "index", "collateral", "max_price"}, key)
+        item = expect_table(item, key)
+        reject_unknown(item, {"account", "id", "index", "collateral", "max_price"}, key)
         max_price = item.get("max_price")
         orders.append(OrderSpec(
-            account=_text(item.get("account"), f"{key}.account"),
-            id=_text(item.get("id"), f"{key}.id"),
+            account=expect_text(item.get("account"), f"{key}.account"),
+            id=expect_text(item.get("id"), f"{key}.id"),
             # Unknown indexes and bad amounts are the engine's to reject, as a user would see.
-            index=_text(item.get("index"), f"{key}.index"),
-            collateral=_number(item.get("collateral"), f"{key}.collateral"),
-            max_price=None if max_price is None else _number(max_price, f"{key}.max_price"),
+            index=expect_text(item.get("index"), f"{key}.index"),
+            collateral=expect_number(item.get("collateral"), f"{key}.collateral"),
+            max_price=None if max_price is None else expect_number(max_price, f"{key}.max_price"),
         ))
     return tuple(orders)
 
@@ -234,11 +239,11 @@ def _cancels(items: list[Any]) -> tuple[CancelSpec, ...]:
     cancels = []
     for n, item in enumerate(items):
         key = f"cancels[{n}]"
-        item = _table(item, key)
-        _no_unknown(item, {"account", "id", "after_batch"}, key)
-        cancels.append(CancelSpec(_text(item.get("account"), f"{key}.account"),
-                                  _text(item.get("id"), f"{key}.id"),
-                                  _whole(item.get("after_batch", 0), f"{key}.after_batch",
+        item = expect_table(item, key)
+        reject_unknown(item, {"account", "id", "after_batch"}, key)
+        cancels.append(CancelSpec(expect_text(item.get("account"), f"{key}.account"),
+                                  expect_text(item.get("id"), f"{key}.id"),
+                                  expect_whole(item.get("after_batch", 0), f"{key}.after_batch",
                                          0, 10**9)))
     return tuple(cancels)
 
@@ -247,57 +252,8 @@ def _quotes(items: list[Any]) -> tuple[tuple[str, Decimal], ...]:
     quotes = []
     for n, item in enumerate(items):
         key = f"quotes[{n}]"
-        item = _table(item, key)
-        _no_unknown(item, {"index", "collateral"}, key)
-        quotes.append((_text(item.get("index"), f"{key}.index"),
-                       _number(item.get("collateral"), f"{key}.collateral")))
+        item = expect_table(item, key)
+        reject_unknown(item, {"index", "collateral"}, key)
+        quotes.append((expect_text(item.get("index"), f"{key}.index"),
+                       expect_number(item.get("collateral"), f"{key}.collateral")))
     return tuple(quotes)
-
-
-# --- field readers -------------------------------------------------------------------------
-
-
-def _table(value: Any, key: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ScenarioError(f"{key}: expected a table of keys")
-    return value
-
-
-def _list(value: Any, key: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ScenarioError(f"{key}: expected a list")
-    return value
-
-
-def _no_unknown(table: Mapping[str, Any], allowed: set[str], key: str) -> None:
-    for name in table:
-        if name not in allowed:
-            raise ScenarioError(f"{key}.{name}: unknown key (known: {', '.join(sorted(allowed))})")
-
-
-def _text(value: Any, key: str) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str) or not value:
-        raise ScenarioError(f"{key}: required text")
-    return value
-
-
-def _fail(key: str) -> Callable[[str], ScenarioError]:
-    return lambda problem: ScenarioError(f"{key}: {problem}")
-
-
-def _number(value: Any, key: str, minimum: Decimal | None = None,
-            positive_only: bool = False) -> Decimal:
-    if value is None:
-        raise ScenarioError(f"{key}: required")
-    number = positive(value, _fail(key)) if positive_only else decimal(value, _fail(key))
-    if minimum is not None and number < minimum:
-        raise ScenarioError(f"{key}: must not be below {minimum}")
-    return number
-
-
-def _whole(value: Any, key: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ScenarioError(f"{key}: must be a whole number from {low} to {high}")
-    return value
