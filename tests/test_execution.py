@@ -276,3 +276,20 @@ def test_a_cancel_before_the_ack_is_sent_again_when_the_ack_shows_the_order_live
             ended = [f for f in facts if isinstance(f, AssetOrderEnded)]
             assert [e.outcome for e in ended] == [AssetOrderOutcome.CANCELED]
     run(scenario())
+
+
+def test_an_order_waiting_for_the_limiter_is_not_reconciled_away() -> None:
+    async def scenario() -> None:
+        async with running(mock_server()) as server, connector(server) as conn:
+            facts: list[Input] = []
+            execution = Execution(conn, facts.append, FAST)
+            conn.limiter.pause(1)  # as after a 429: the send waits
+            req = request(1, "A1USDC", "100.50", "10", "lw")
+            sending = asyncio.create_task(execution.send(req))
+            await until(lambda: execution.tracker.get("lw-1") is not None)
+            for _ in range(FAST.max_misses + 1):
+                await execution.reconcile(everything=True)
+            assert facts == []  # not declared missing while it has not been sent
+            await sending
+            assert_books_balance(server, [req], facts)
+    run(scenario())
