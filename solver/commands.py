@@ -39,17 +39,25 @@ class SubmitIndexOrder(Input):
 
 @dataclass(frozen=True, slots=True)
 class CancelIndexOrder(Input):
+    """Cancel the order ``client_order_id`` (its own id or the id of an accepted change).
+
+    ``request_id`` is the client's id for this request (FIX: the cancel's ClOrdID); it is
+    echoed in the events the request causes and is unique among the account's ids.
+    """
+
     account: str
     client_order_id: str
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class ReduceIndexOrder(Input):
-    """Lower the order's total collateral to ``collateral``."""
+    """Lower the order's total collateral to ``collateral``; ``request_id`` as for a cancel."""
 
     account: str
     client_order_id: str
     collateral: Decimal
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

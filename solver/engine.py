@@ -212,27 +212,34 @@ class Engine:
         return None
 
     def _cancel(self, cmd: CancelIndexOrder) -> Events:
-        return self._end(cmd.account, cmd.client_order_id, OrderStatus.CANCELED)
+        order = self._changeable(cmd.account, cmd.client_order_id, cmd.request_id)
+        if isinstance(order, Refusal):
+            return [self._cancel_rejected(cmd.account, cmd.client_order_id, order,
+                                          cmd.request_id)]
+        self._register_request(order, cmd.request_id)
+        return self._end_order(order, OrderStatus.CANCELED, cmd.request_id)
 
     def _expire(self, cmd: ExpireIndexOrder) -> Events:
-        return self._end(cmd.account, cmd.client_order_id, OrderStatus.EXPIRED)
-
-    def _end(self, account: str, client_order_id: str, status: OrderStatus) -> Events:
-        order = self._changeable(account, client_order_id)
+        order = self._changeable(cmd.account, cmd.client_order_id)
         if isinstance(order, Refusal):
-            return [self._cancel_rejected(account, client_order_id, order)]
-        return self._end_order(order, status)
+            return [self._cancel_rejected(cmd.account, cmd.client_order_id, order)]
+        return self._end_order(order, OrderStatus.EXPIRED)
 
-    def _end_order(self, order: IndexOrder, status: OrderStatus) -> Events:
+    def _end_order(self, order: IndexOrder, status: OrderStatus,
+                   request_id: str = "") -> Events:
         if order.batch_id is None:
-            return self._complete(order, status)
-        order.ending = status
-        return [ev.IndexOrderEndPending(order.id, status)]
+            return self._complete(order, status, request_id)
+        order.ending, order.ending_request = status, request_id
+        return [ev.IndexOrderEndPending(order.id, status, request_id)]
 
-    def _changeable(self, account: str, client_order_id: str) -> IndexOrder | Refusal:
+    def _changeable(self, account: str, client_order_id: str,
+                    request_id: str = "") -> IndexOrder | Refusal:
         """The order, if it can still be cancelled, reduced or expired; else why not."""
         order = self.order(account, client_order_id)
         reason = CancelRejectReason
+        if request_id and (account, request_id) in self._order_ids:
+            return Refusal(reason.DUPLICATE_REQUEST_ID,
+                           f"request id {request_id} is already used by this account")
         if order is None:
             return Refusal(reason.UNKNOWN_ORDER, f"no order {client_order_id} for this account")
         if not order.is_open:
@@ -242,23 +249,32 @@ class Engine:
                            f"order {client_order_id} is already being {order.ending.value}")
         return order
 
+    def _register_request(self, order: IndexOrder, request_id: str) -> None:
+        """An accepted request's id names the order from now on, and is used up."""
+        if request_id:
+            self._order_ids[(order.account, request_id)] = order.id
+
     @staticmethod
-    def _cancel_rejected(account: str, client_order_id: str,
-                         refusal: Refusal) -> ev.CancelRejected:
+    def _cancel_rejected(account: str, client_order_id: str, refusal: Refusal,
+                         request_id: str = "") -> ev.CancelRejected:
         return ev.CancelRejected(account, client_order_id, CancelRejectReason(refusal.reason),
-                                 refusal.text)
+                                 refusal.text, request_id)
 
     def _reduce(self, cmd: ReduceIndexOrder) -> Events:
-        order = self._changeable(cmd.account, cmd.client_order_id)
+        order = self._changeable(cmd.account, cmd.client_order_id, cmd.request_id)
         if not isinstance(order, Refusal):
             order = self._reduce_refusal(order, cmd.collateral) or order
         if isinstance(order, Refusal):
-            return [self._cancel_rejected(cmd.account, cmd.client_order_id, order)]
+            return [self._cancel_rejected(cmd.account, cmd.client_order_id, order,
+                                          cmd.request_id)]
+        self._register_request(order, cmd.request_id)
+        if cmd.request_id:
+            order.latest_request_id = cmd.request_id
         released = order.collateral - cmd.collateral
         order.collateral = cmd.collateral
         self.ledger.release(order.account, order.collateral_asset, released)
         events: Events = [
-            ev.IndexOrderReduced(order.id, order.collateral, released),
+            ev.IndexOrderReduced(order.id, order.collateral, released, cmd.request_id),
             ev.CollateralReleased(order.account, order.collateral_asset, released, order.id),
         ]
         if order.batch_id is None and order.remaining <= self.params.dust_threshold:
@@ -288,14 +304,14 @@ class Engine:
         at_limits = batch.engagements[order.id] * batch.index_prices[order.index]
         return min(order.remaining, at_limits * (1 + self.params.fee_reserve))
 
-    def _complete(self, order: IndexOrder, status: OrderStatus) -> Events:
+    def _complete(self, order: IndexOrder, status: OrderStatus, request_id: str = "") -> Events:
         """Close the order: release every unspent unit, ask for its mint once."""
-        order.status, order.ending = status, None
+        order.status, order.ending, order.ending_request = status, None, ""
         order.released = order.remaining
         del self._open[order.id]
         self.ledger.release(order.account, order.collateral_asset, order.released)
         events: Events = [ev.IndexOrderCompleted(order.id, status, order.filled_units,
-                                                 order.spent, order.released)]
+                                                 order.spent, order.released, request_id)]
         if order.released:
             events.append(ev.CollateralReleased(order.account, order.collateral_asset,
                                                 order.released, order.id))
@@ -468,7 +484,7 @@ class Engine:
 
     def _complete_if_done(self, order: IndexOrder) -> Events:
         if order.ending is not None:
-            return self._complete(order, order.ending)
+            return self._complete(order, order.ending, order.ending_request)
         if order.remaining <= self.params.dust_threshold:
             return self._complete(order, OrderStatus.FILLED)
         return []

@@ -83,6 +83,7 @@ class IndexOrderReduced(Event):
     order_id: int
     collateral: Decimal
     released: Decimal
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class IndexOrderEndPending(Event):
 
     order_id: int
     ending: OrderStatus
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,7 @@ class CancelRejected(Event):
     client_order_id: str
     reason: CancelRejectReason
     text: str
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +121,14 @@ class IndexOrderFilled(Event):
 
 @dataclass(frozen=True, slots=True)
 class IndexOrderCompleted(Event):
+    """The order is closed; ``request_id`` names the cancel request that closed it, if any."""
+
     order_id: int
     status: OrderStatus
     filled_units: Decimal
     spent: Decimal
     released: Decimal
+    request_id: str = ""
 
 
 # --- quotes --------------------------------------------------------------------------------

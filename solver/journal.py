@@ -249,6 +249,28 @@ class Journal:
         for row in self.rows(after):
             yield row.transaction()
 
+    def transactions_since(self, seq: int) -> Iterator[Transaction]:
+        """Stored transactions with events after event ``seq``, in order (for consumers that
+        catch up after a restart). Numbers and sequence numbers both only grow, so the first
+        one is found by bisection."""
+        low, high = 0, self._last_number()
+        while low < high:  # the last transaction whose events all precede seq + 1
+            middle = (low + high + 1) // 2
+            if self._last_seq_of(middle) <= seq:
+                low = middle
+            else:
+                high = middle - 1
+        return self.transactions(after=low)
+
+    def _last_number(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(MAX(number), 0) FROM transactions")
+                   .fetchone()[0])
+
+    def _last_seq_of(self, number: int) -> int:
+        row = self._db.execute("SELECT last_seq FROM transactions WHERE number = ?",
+                               (number,)).fetchone()
+        return 0 if row is None else int(row[0])
+
     def intact_snapshots(self, state_version: int) -> Iterator[Snapshot]:
         """Snapshots of this state version that pass their checksum, newest first."""
         cursor = self._db.execute(

@@ -40,6 +40,7 @@ class CancelRejectReason(StrEnum):
     UNKNOWN_ORDER = "unknown_order"
     ALREADY_CLOSED = "already_closed"
     ALREADY_PENDING = "already_pending"
+    DUPLICATE_REQUEST_ID = "duplicate_request_id"
     INVALID_AMOUNT = "invalid_amount"
     TOO_PRECISE = "too_precise"
     NOT_A_REDUCTION = "not_a_reduction"
@@ -71,6 +72,8 @@ class IndexOrder:
     status: OrderStatus = OrderStatus.OPEN
     batch_id: int | None = None
     ending: OrderStatus | None = None
+    ending_request: str = ""
+    latest_request_id: str = ""
     spent: Decimal = ZERO
     fees: Decimal = ZERO
     filled_units: Decimal = ZERO
@@ -80,6 +83,11 @@ class IndexOrder:
     mint_attempts: int = 0
     mint_retry_at: int | None = None
     mint_tx: str | None = None
+
+    @property
+    def current_client_id(self) -> str:
+        """The id the client knows the order by now: its own, or its latest accepted change's."""
+        return self.latest_request_id or self.client_order_id
 
     @property
     def remaining(self) -> Decimal:

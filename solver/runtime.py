@@ -61,6 +61,12 @@ class Runtime:
         """Hand an input to the writer (from any coroutine on the loop)."""
         self.inbox.put_nowait(command)
 
+    def refresh_books(self) -> None:
+        """Give the engine the books that moved since it last saw them (before a plan or a
+        quote, which price on the engine's books)."""
+        for update in self.market_data.book_updates():
+            self.submit(update)
+
     async def run(self) -> None:
         """Serve until ``stop``: resume in-flight orders, then plan on a timer. On the way
         out, the sends in progress finish and their facts are journaled before the writer
@@ -106,8 +112,7 @@ class Runtime:
                 raise RuntimeError("the writer stopped")
             now = self.clock()
             if self.engine.open_orders():
-                for update in self.market_data.book_updates():
-                    self.submit(update)
+                self.refresh_books()
                 self.submit(PlanBatch(now))
             if now - last_tick >= self.settings.tick_every_ms:
                 self.submit(ClockTicked(now))

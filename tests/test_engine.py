@@ -583,3 +583,33 @@ def test_inflight_notional_caps_the_next_batch_until_the_first_settles():
     [expired] = d.apply(ExpireIndexOrder, "alice", "o2").of_type(ev.IndexOrderEndPending)
     assert expired.ending is OrderStatus.EXPIRED
     assert violations(d.engine) == []
+
+
+def test_cancel_and_replace_requests_carry_their_own_ids():
+    d = desk()
+    d.deposit("alice", "10000")
+    d.order("alice", "o1", "3000")
+    [reduced] = d.apply(ReduceIndexOrder, "alice", "o1", D(2000), "r1").of_type(
+        ev.IndexOrderReduced)
+    assert reduced.request_id == "r1"
+    assert d.engine.order("alice", "r1") is d.engine.order("alice", "o1")
+    assert d.engine.order("alice", "o1").current_client_id == "r1"
+    [again] = d.apply(ReduceIndexOrder, "alice", "r1", D(1500), "r1").of_type(
+        ev.CancelRejected)
+    assert (again.reason, again.request_id) == (CancelRejectReason.DUPLICATE_REQUEST_ID, "r1")
+    assert d.engine.order("alice", "o1").collateral == D(2000)
+    [dup] = d.order("alice", "r1", "100").of_type(ev.IndexOrderRejected)
+    assert dup.reason is RejectReason.DUPLICATE_ORDER_ID
+    [done] = d.apply(CancelIndexOrder, "alice", "r1", "c1").of_type(ev.IndexOrderCompleted)
+    assert (done.status, done.request_id) == (OrderStatus.CANCELED, "c1")
+
+
+def test_a_pending_cancel_completes_with_its_request_id():
+    d = desk()
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "2000")
+    requests = d.plan().of_type(ev.AssetOrderRequested)
+    [pending] = d.apply(CancelIndexOrder, "alice", "o1", "c1").of_type(ev.IndexOrderEndPending)
+    assert pending.request_id == "c1"
+    done = [c for t in fill_all(d, requests) for c in t.of_type(ev.IndexOrderCompleted)]
+    assert [(c.status, c.request_id) for c in done] == [(OrderStatus.CANCELED, "c1")]

@@ -475,3 +475,14 @@ def _count_commits(journal: Journal) -> list[int]:
 
     journal.commit = counting  # type: ignore[method-assign]
     return counter
+
+
+def test_transactions_since_an_event_start_with_the_one_holding_the_next_event(
+        tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    run_with_journal(long_scenario(orders=40), path)
+    with Journal.open(path) as journal:
+        rows = list(journal.rows())
+        for seq in (0, 1, rows[3].last_seq - 1, rows[3].last_seq, rows[-1].last_seq):
+            since = [t.number for t in journal.transactions_since(seq)]
+            assert since == [r.number for r in rows if r.last_seq > seq]
