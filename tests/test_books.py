@@ -70,6 +70,13 @@ def test_a_quiet_book_is_stale() -> None:
     assert book.is_stale(6001, 5000)
 
 
+def test_a_book_just_synced_from_a_snapshot_is_fresh_though_its_market_is_quiet() -> None:
+    book = LocalBook("A1USDC")
+    book.on_snapshot(SNAPSHOT, 20_000)
+    assert not book.is_stale(24_000, 5000)
+    assert book.is_stale(25_001, 5000)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.integers(0, 2**32), st.integers(5, 40), st.floats(0, 0.3), st.floats(0, 0.3))
 def test_whenever_the_book_is_live_it_equals_the_exchange_at_its_update_id(

@@ -58,8 +58,11 @@ class LocalBook:
     def snapshot_requested(self) -> None:
         self.status = BookStatus.SYNCING
 
-    def on_snapshot(self, snapshot: DepthSnapshot) -> BookStatus:
-        """Start from ``snapshot`` and replay the buffered diffs that follow it."""
+    def on_snapshot(self, snapshot: DepthSnapshot, now: int | None = None) -> BookStatus:
+        """Start from ``snapshot`` (taken at ``now``) and replay the buffered diffs that
+        follow it. A fresh snapshot is news too: a market quiet since is not stale."""
+        if now is not None:
+            self.last_event_ms = max(self.last_event_ms, now)
         self.bids = {p: q for p, q in snapshot.bids if q > 0}
         self.asks = {p: q for p, q in snapshot.asks if q > 0}
         self.last_update_id = snapshot.last_update_id

@@ -91,7 +91,7 @@ class MarketData:
     async def _snapshot(self, book: LocalBook) -> None:
         try:
             snapshot = await self.connector.depth(book.symbol, self.snapshot_limit)
-            status = book.on_snapshot(snapshot)
+            status = book.on_snapshot(snapshot, self.clock())
             log.info("book snapshot", symbol=book.symbol, update_id=snapshot.last_update_id,
                      status=status.value, resyncs=book.resyncs)
         except Exception as error:  # the next diff or planning round asks again
