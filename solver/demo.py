@@ -20,11 +20,12 @@ from rich.table import Table
 
 from mocks.binance.exchange import MockExchange
 from mocks.binance.server import Credentials, MockBinance
-from solver.commands import DepositConfirmed, ExpireIndexOrder, MintConfirmed, SubmitIndexOrder
+from solver.commands import DepositConfirmed, ExpireIndexOrder, SubmitIndexOrder
 from solver.engine import Engine
-from solver.events import Envelope, LotOpened, MintRequested
+from solver.events import LotOpened
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import ApiKey, local
+from solver.instant_mint import InstantMint
 from solver.invariants import violations
 from solver.inventory import lot_id
 from solver.money import ZERO, plain
@@ -55,7 +56,7 @@ async def _demo(scenario: Scenario, console: Console) -> int:
     runtime = Runtime(engine, connector, settings=RuntimeSettings(plan_every_ms=200))
     lots: list[LotOpened] = []
     runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))  # type: ignore[arg-type]
-    runtime.bus.subscribe(MintRequested, lambda e: _mint(runtime, e))
+    InstantMint(runtime.bus, runtime.submit, runtime.clock)
     console.print(f"mock Binance on {server.url}; trading {len(scenario.orders)} orders "
                   f"over python-binance")
     for n, (account, asset, amount) in enumerate(scenario.deposits):
@@ -77,12 +78,6 @@ async def _demo(scenario: Scenario, console: Console) -> int:
         await connector.close()
         await server.stop()
     return _report(engine, lots, server, console)
-
-
-def _mint(runtime: Runtime, envelope: Envelope) -> None:
-    assert isinstance(envelope.event, MintRequested)
-    order_id = envelope.event.order_id
-    runtime.submit(MintConfirmed(runtime.clock(), order_id, f"0x{order_id:064x}"))
 
 
 async def _until_quiet(engine: Engine) -> None:
