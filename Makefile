@@ -22,7 +22,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy --strict solver
+	$(BIN)/mypy --strict solver fix_gateway
 
 unit: $(INSTALLED)
 	$(BIN)/pytest

@@ -14,13 +14,14 @@ from rich.console import Console
 
 from solver import journal_cli
 from solver.journal import Journal, JournalError
+from solver.logs import configure_json_logs
 from solver.recorder import FORMATS
 from solver.simulation.fields import ScenarioError
 from solver.simulation.report import build_report, print_report
 from solver.simulation.run import setup_of, simulate
 from solver.simulation.scenario import load_scenario
 
-EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_SCENARIO = 0, 1, 2
+EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_SCENARIO, EXIT_BAD_JOURNAL = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,7 +67,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     mock.add_argument("--seed", type=int, default=1, help="seed of the market maker's walk")
     mock.add_argument("--faults", type=Path, metavar="FAULTS",
                       help="TOML or JSON file of fault switches")
+    gateway = commands.add_parser(
+        "gateway", help="serve FIX 4.4 clients: orders in, fills and mints out",
+        description="Exchange keys come from BINANCE_API_KEY and BINANCE_API_SECRET. Exit "
+                    "status: 0 stopped by a signal, 2 bad config or missing keys, 3 damaged "
+                    "journal.")
+    gateway.add_argument("--config", type=Path, required=True,
+                         help="deployment file, e.g. examples/gateway/gateway.toml")
+    commands.add_parser(
+        "fix-password", help="print the hash of a FIX password for the gateway's config",
+        description="Reads the password from FIX_PASSWORD, else asks for it.")
+    client = commands.add_parser(
+        "fix-client", help="a FIX 4.4 client: send orders, cancels and quotes, print reports")
+    from mocks.fix_client import cli as fix_client_cli  # argument parsing only
+
+    fix_client_cli.add_arguments(client)
     args = parser.parse_args(argv)
+    if args.command == "gateway":
+        return _gateway(args.config)
+    if args.command == "fix-password":
+        return _fix_password()
+    if args.command == "fix-client":
+        return fix_client_cli.run(args)
     if args.command == "journal":
         return _journal(args)
     if args.command == "demo":
@@ -108,6 +130,38 @@ def _demo(path: Path) -> int:
     except ScenarioError as error:
         print(f"index-solver demo: bad scenario: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
+
+
+def _gateway(path: Path) -> int:
+    import asyncio
+
+    from fix_gateway.config import load_config  # QuickFIX loads with the gateway only
+    from fix_gateway.service import serve
+
+    try:
+        config = load_config(path)
+        configure_json_logs()
+        asyncio.run(serve(config))
+    except (ScenarioError, ValueError) as error:
+        print(f"index-solver gateway: {error}", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+    except JournalError as error:
+        print(f"index-solver gateway: {error}", file=sys.stderr)
+        return EXIT_BAD_JOURNAL
+    return EXIT_OK
+
+
+def _fix_password() -> int:
+    import getpass
+
+    from fix_gateway.passwords import hash_password
+
+    password = os.environ.get("FIX_PASSWORD") or getpass.getpass("FIX password: ")
+    if not password:
+        print("index-solver fix-password: empty password", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+    print(hash_password(password))
+    return EXIT_OK
 
 
 def _journal(args: argparse.Namespace) -> int:

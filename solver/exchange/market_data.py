@@ -69,7 +69,12 @@ class MarketData:
 
     async def run(self) -> None:
         """Follow the diff streams for ever (python-binance reconnects the socket; a gap that
-        leaves is caught by the update ids)."""
+        leaves is caught by the update ids). Every book is synced at once, not on its first
+        diff or first use: a quiet market must still be quotable; a snapshot older than the
+        first diffs is caught as a gap and taken again."""
+        for unsynced in self.books.values():
+            if unsynced.status == BookStatus.NEEDS_SNAPSHOT:
+                self._request_snapshot(unsynced)
         async for diff in self.connector.depth_diffs(sorted(self.books)):
             book = self.books.get(diff.symbol)
             if book is None:

@@ -1,0 +1,282 @@
+"""What the gateway tells clients: each engine transaction becomes FIX reports per account,
+and a request refused before it reaches the engine gets its reject here too.
+
+A report made from an event carries the event's journal sequence number in ``EventSeqNum``
+(20020): an account's reports are sent in that order, so after a crash the gateway knows from
+QuickFIX's message store how far each account's reports went, and sends only the rest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from decimal import Decimal
+
+from fix_gateway.tags import (
+    CHAIN_ID,
+    CUM_CASH_QTY,
+    DEPOSIT_TX_HASH,
+    EVENT_SEQ_NUM,
+    EXCHANGE_FEE,
+    LEAVES_CASH_QTY,
+    MANAGEMENT_FEE,
+    MINT_QTY,
+    MINT_TX_HASH,
+    WALLET_ADDRESS,
+)
+from fix_gateway.wire import Outgoing, Received, amount, price, utc_timestamp
+from solver import events as ev
+from solver.commands import CancelIndexOrder, ReduceIndexOrder, SubmitIndexOrder
+from solver.engine import Engine
+from solver.money import ZERO, floor_decimals
+from solver.orders import CancelRejectReason, IndexOrder, OrderStatus, RejectReason
+
+ORD_REJ_REASON = {
+    RejectReason.UNKNOWN_INDEX: "1", RejectReason.UNSUPPORTED_SIDE: "11",
+    RejectReason.WRONG_CURRENCY: "11", RejectReason.INVALID_AMOUNT: "13",
+    RejectReason.TOO_PRECISE: "13", RejectReason.BELOW_MINIMUM: "13",
+    RejectReason.INVALID_PRICE: "99", RejectReason.ALREADY_EXPIRED: "4",
+    RejectReason.INSUFFICIENT_COLLATERAL: "3", RejectReason.DUPLICATE_ORDER_ID: "6",
+}
+CXL_REJ_REASON = {
+    CancelRejectReason.UNKNOWN_ORDER: "1", CancelRejectReason.ALREADY_CLOSED: "0",
+    CancelRejectReason.ALREADY_PENDING: "3", CancelRejectReason.DUPLICATE_REQUEST_ID: "6",
+}
+_CLOSED = {OrderStatus.CANCELED: "4", OrderStatus.EXPIRED: "C", OrderStatus.FILLED: "2"}
+_run = os.urandom(4).hex()
+_refusals = itertools.count(1)
+
+Addressed = tuple[str, Outgoing]
+"""A report and the account it is for."""
+
+
+class ReportMaker:
+    """Turns committed transactions into reports; reads the engine for the orders' fields."""
+
+    def __init__(self, engine: Engine, chain_id: int) -> None:
+        self.engine = engine
+        self.chain_id = chain_id
+
+    def reports(self, transaction: ev.Transaction) -> Iterator[Addressed]:
+        completed = {e.order_id: e for e in transaction.of_type(ev.IndexOrderCompleted)}
+        for envelope in transaction.events:
+            report = self._report(envelope, transaction, completed)
+            if report is not None:
+                yield report
+
+    def _report(self, envelope: ev.Envelope, transaction: ev.Transaction,
+                completed: dict[int, ev.IndexOrderCompleted]) -> Addressed | None:
+        event, seq, ts = envelope.event, envelope.seq, envelope.ts
+        match event:
+            case ev.IndexOrderAccepted():
+                order = self.engine.orders[event.order_id]
+                return order.account, self._execution(order, seq, ts, "0", "0", [])
+            case ev.IndexOrderRejected():
+                return event.account, self._rejected(event, transaction.input, seq, ts)
+            case ev.IndexOrderFilled():
+                return self._filled(event, completed.get(event.order_id), seq, ts)
+            case ev.IndexOrderReduced():
+                return self._replaced(event, transaction.input, seq, ts)
+            case ev.IndexOrderEndPending() if event.request_id:
+                order = self.engine.orders[event.order_id]
+                return order.account, self._execution(order, seq, ts, "6", "6", [
+                    (41, order.current_client_id)], cl_ord_id=event.request_id)
+            case ev.IndexOrderCompleted():
+                return self._completed(event, transaction, seq, ts)
+            case ev.CancelRejected() if isinstance(transaction.input,
+                                                   (CancelIndexOrder, ReduceIndexOrder)):
+                return event.account, self._cancel_rejected(event, transaction.input, seq, ts)
+            case ev.IndexOrderMinted():
+                return self._minted(event, seq, ts)
+            case ev.CollateralDeposited():
+                return event.account, self._collateral(
+                    event.account, event.asset, seq, ts, event.amount, "deposit credited",
+                    [(DEPOSIT_TX_HASH, event.deposit_id)])
+            case ev.CollateralReleased():
+                return event.account, self._collateral(
+                    event.account, event.asset, seq, ts, event.amount,
+                    f"released from order {self.engine.orders[event.order_id].client_order_id}",
+                    [])
+        return None
+
+    # --- execution reports -------------------------------------------------------------------
+
+    def _execution(self, order: IndexOrder, seq: int, ts: int, exec_type: str, status: str,
+                   extra: list[tuple[int, str]], cl_ord_id: str | None = None,
+                   leaves: Decimal = ZERO) -> Outgoing:
+        avg = order.spent / order.filled_units if order.filled_units else ZERO
+        open_cash = order.remaining if order.is_open else ZERO
+        return Outgoing("8", (
+            (37, str(order.id)), (17, str(seq)), (150, exec_type), (39, status),
+            (11, cl_ord_id or order.current_client_id), *extra, (55, order.index), (54, "1"),
+            (152, amount(order.collateral)), (15, order.collateral_asset),
+            (14, amount(order.filled_units)), (6, price(avg)), (151, amount(leaves)),
+            (LEAVES_CASH_QTY, amount(open_cash)), (CUM_CASH_QTY, amount(order.spent)),
+            (60, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))))
+
+    def status(self, order: IndexOrder, ts: int) -> Outgoing:
+        """An order status report (150=I), outside the event stream."""
+        report = self._execution(order, 0, ts, "I", _status(order), [])
+        return Outgoing(report.msg_type, tuple(
+            (t, _refusal_id() if t == 17 else v) for t, v in report.fields
+            if t != EVENT_SEQ_NUM))
+
+    def _filled(self, event: ev.IndexOrderFilled, done: ev.IndexOrderCompleted | None,
+                seq: int, ts: int) -> Addressed:
+        order = self.engine.orders[event.order_id]
+        filled = done is not None and done.status is OrderStatus.FILLED
+        leaves = ZERO if done else floor_decimals(
+            event.remaining / event.price, self.engine.indexes[order.index].decimals)
+        report = self._execution(order, seq, ts, "F", "2" if filled else "1", [
+            (32, amount(event.units)), (31, price(event.price)), (381, amount(event.cost)),
+            (EXCHANGE_FEE, amount(event.fees))], leaves=leaves)
+        return order.account, _override(report, {
+            14: amount(event.filled_units), 6: price(event.spent / event.filled_units),
+            LEAVES_CASH_QTY: amount(ZERO if done else event.remaining),
+            CUM_CASH_QTY: amount(event.spent)})
+
+    def _replaced(self, event: ev.IndexOrderReduced, request: object, seq: int,
+                  ts: int) -> Addressed:
+        order = self.engine.orders[event.order_id]
+        orig = request.client_order_id if isinstance(request, ReduceIndexOrder) else ""
+        status = "1" if order.filled_units else "0"
+        return order.account, self._execution(order, seq, ts, "5", status, [(41, orig)],
+                                              cl_ord_id=event.request_id or None)
+
+    def _completed(self, event: ev.IndexOrderCompleted, transaction: ev.Transaction, seq: int,
+                   ts: int) -> Addressed | None:
+        order = self.engine.orders[event.order_id]
+        if event.status is OrderStatus.FILLED:
+            if any(f.order_id == order.id for f in transaction.of_type(ev.IndexOrderFilled)):
+                return None  # its last fill said so
+            return order.account, self._execution(order, seq, ts, "I", "2", [(58, (
+                "filled: the collateral left is below the dust threshold and was released"))])
+        code = _CLOSED[event.status]
+        request = transaction.input
+        orig = (request.client_order_id if isinstance(request, CancelIndexOrder)
+                else order.current_client_id)
+        extra = [(41, orig)] if event.request_id else []
+        return order.account, self._execution(order, seq, ts, code, code, extra,
+                                              cl_ord_id=event.request_id or None)
+
+    def _minted(self, event: ev.IndexOrderMinted, seq: int, ts: int) -> Addressed:
+        order = self.engine.orders[event.order_id]
+        return order.account, self._execution(order, seq, ts, "B", "B", [
+            (MINT_TX_HASH, event.tx_hash), (MINT_QTY, amount(event.units)),
+            (CHAIN_ID, str(self.chain_id)), (WALLET_ADDRESS, order.wallet),
+            (EXCHANGE_FEE, amount(order.fees)), (MANAGEMENT_FEE, "0")])
+
+    def _rejected(self, event: ev.IndexOrderRejected, request: object, seq: int,
+                  ts: int) -> Outgoing:
+        symbol, cash = ("NONE", ZERO)
+        if isinstance(request, SubmitIndexOrder):
+            symbol, cash = request.index or "NONE", request.collateral
+        return _order_reject(event.client_order_id, symbol, cash, ORD_REJ_REASON[event.reason],
+                             event.text, str(seq), ts, [(EVENT_SEQ_NUM, str(seq))])
+
+    def _cancel_rejected(self, event: ev.CancelRejected,
+                         request: CancelIndexOrder | ReduceIndexOrder, seq: int,
+                         ts: int) -> Outgoing:
+        order = self.engine.order(event.account, event.client_order_id)
+        return _cancel_reject(
+            order, event.request_id, event.client_order_id,
+            "1" if isinstance(request, CancelIndexOrder) else "2",
+            CXL_REJ_REASON.get(event.reason, "99"), event.text,
+            [(60, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))])
+
+    # --- collateral -----------------------------------------------------------------------
+
+    def _collateral(self, account: str, asset: str, seq: int, ts: int, change: Decimal,
+                    text: str, extra: list[tuple[int, str]]) -> Outgoing:
+        return collateral_report(self.engine, account, asset, str(seq), None, [
+            (53, amount(change)), (58, text), *extra, (CHAIN_ID, str(self.chain_id)),
+            (60, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))])
+
+    # --- quotes -----------------------------------------------------------------------------
+
+    @staticmethod
+    def quote(event: ev.QuoteIssued, quote_req_id: str, seq: int, ts: int) -> Outgoing:
+        return Outgoing("S", (
+            (131, quote_req_id), (117, str(seq)), (55, event.index), (54, "1"),
+            (152, amount(event.collateral)), (133, price(event.index_price)),
+            (135, amount(event.units)), (60, utc_timestamp(ts))))
+
+    @staticmethod
+    def quote_rejected(event: ev.QuoteRejected, quote_req_id: str, known: bool) -> Outgoing:
+        return Outgoing("AG", ((131, quote_req_id), (658, "99" if known else "1"),
+                               (146, "1"), (55, event.index), (58, event.text)))
+
+
+def collateral_report(engine: Engine, account: str, asset: str, report_id: str,
+                      inquiry_id: str | None, extra: list[tuple[int, str]]) -> Outgoing:
+    """CollateralReport (BA): the account's balance of ``asset`` now."""
+    balance = engine.ledger.balance(account, asset)
+    inquiry = [] if inquiry_id is None else [(909, inquiry_id)]
+    return Outgoing("BA", (
+        (908, report_id), *inquiry, (910, "3"), (1, account), (15, asset),
+        (900, amount(balance.available + balance.reserved)),
+        (901, amount(balance.available)), *extra))
+
+
+# --- refusals made by the gateway, before the engine -------------------------------------------
+
+
+def order_refused(msg: Received, code: str, text: str) -> Outgoing:
+    cash = msg.get(152)
+    return _order_reject(msg.get(11) or "NONE", msg.get(55) or "NONE", None, code, text,
+                         _refusal_id(), None, [] if cash is None else [(152, cash)])
+
+
+def cancel_refused(msg: Received, engine: Engine, account: str, code: str,
+                   text: str) -> Outgoing:
+    orig = msg.get(41) or ""
+    return _cancel_reject(engine.order(account, orig), msg.get(11) or "NONE", orig or "NONE",
+                          "1" if msg.msg_type == "F" else "2", code, text, [])
+
+
+def quote_refused(msg: Received, code: str, text: str) -> Outgoing:
+    return Outgoing("AG", ((131, msg.get(131) or "NONE"), (658, code), (146, "1"),
+                           (55, msg.get(55) or "NONE"), (58, text)))
+
+
+def business_reject(msg: Received, code: str, text: str) -> Outgoing:
+    """BusinessMessageReject (j); 380: 3 unsupported message type, 0 other."""
+    return Outgoing("j", ((45, msg.seq_num), (372, msg.msg_type), (380, code), (58, text)))
+
+
+def _order_reject(cl_ord_id: str, symbol: str, cash: Decimal | None, code: str, text: str,
+                  exec_id: str, ts: int | None, extra: list[tuple[int, str]]) -> Outgoing:
+    quantity = [] if cash is None else [(152, amount(cash))]
+    stamp = [] if ts is None else [(60, utc_timestamp(ts))]
+    return Outgoing("8", (
+        (37, "NONE"), (17, exec_id), (150, "8"), (39, "8"), (11, cl_ord_id), (55, symbol),
+        (54, "1"), *quantity, (14, "0"), (6, "0"), (151, "0"), (103, code), (58, text),
+        *stamp, *extra))
+
+
+def _cancel_reject(order: IndexOrder | None, cl_ord_id: str, orig: str, response_to: str,
+                   code: str, text: str, extra: list[tuple[int, str]]) -> Outgoing:
+    status = "8" if order is None else _status(order)
+    return Outgoing("9", (
+        (37, "NONE" if order is None else str(order.id)), (11, cl_ord_id), (41, orig),
+        (39, status), (434, response_to), (102, code), (58, text), *extra))
+
+
+def _status(order: IndexOrder) -> str:
+    if order.mint_tx is not None:
+        return "B"
+    if not order.is_open:
+        return _CLOSED[order.status]
+    if order.ending is not None:
+        return "6"
+    return "1" if order.filled_units else "0"
+
+
+def _refusal_id() -> str:
+    """ExecIDs of gateway refusals: never numeric, so never taken for an event's."""
+    return f"R{_run}-{next(_refusals)}"
+
+
+def _override(report: Outgoing, values: dict[int, str]) -> Outgoing:
+    return Outgoing(report.msg_type, tuple((t, values.get(t, v)) for t, v in report.fields))

@@ -1,0 +1,157 @@
+"""What a client's application message asks for: an engine command, or a reject saying why
+not. The checks here are the ones FIX's form needs (which size field, which order type, which
+time in force); what the order means (known index, enough collateral, a new ClOrdID, amounts
+within the collateral's precision) is the engine's to judge, so each rule lives in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from fix_gateway import reports
+from fix_gateway.tags import WALLET_ADDRESS
+from fix_gateway.wire import Outgoing, Received, decimal_field, parse_utc_timestamp
+from solver.commands import CancelIndexOrder, ReduceIndexOrder, SubmitIndexOrder
+from solver.engine import Engine
+from solver.model import Side
+
+MAX_ID_LENGTH = 64
+
+# OrdRejReason(103) and CxlRejReason(102) values used for the form checks.
+UNSUPPORTED = "11"
+INCORRECT_QUANTITY = "13"
+UNKNOWN_ACCOUNT = "15"
+OTHER = "99"
+
+_SIDES = {"1": Side.BUY, "2": Side.SELL}
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteAsked:
+    quote_req_id: str
+    index: str
+    collateral: Decimal
+
+
+Decision = SubmitIndexOrder | CancelIndexOrder | ReduceIndexOrder | QuoteAsked | Outgoing
+
+
+def new_order(msg: Received, account: str, now: int) -> SubmitIndexOrder | Outgoing:
+    def reject(code: str, text: str) -> Outgoing:
+        return reports.order_refused(msg, code, text)
+
+    cl_ord_id = msg.get(11) or ""
+    if len(cl_ord_id) > MAX_ID_LENGTH:
+        return reject(OTHER, f"ClOrdID(11) is longer than {MAX_ID_LENGTH} characters")
+    if msg.get(1) not in (None, account):
+        return reject(UNKNOWN_ACCOUNT, f"Account(1) must be this session's account {account}")
+    cash = _cash(msg)
+    if isinstance(cash, str):
+        return reject(INCORRECT_QUANTITY, cash)
+    side = _SIDES.get(msg.get(54) or "")
+    if side is None:
+        return reject(UNSUPPORTED, f"Side(54)={msg.get(54)} is not supported: use 1 (buy)")
+    max_price = _max_price(msg)
+    if isinstance(max_price, str):
+        return reject(UNSUPPORTED if "OrdType" in max_price else OTHER, max_price)
+    expire_at = _expiry(msg, now)
+    if isinstance(expire_at, str):
+        return reject(UNSUPPORTED, expire_at)
+    return SubmitIndexOrder(now, account, cl_ord_id, msg.get(55) or "", cash, side,
+                            msg.get(15), max_price, expire_at, msg.get(WALLET_ADDRESS))
+
+
+def cancel(msg: Received, account: str, engine: Engine, now: int) -> CancelIndexOrder | Outgoing:
+    problem = _change_problem(msg, account, engine)
+    if problem:
+        return reports.cancel_refused(msg, engine, account, OTHER, problem)
+    return CancelIndexOrder(now, account, msg.get(41) or "", msg.get(11) or "")
+
+
+def replace(msg: Received, account: str, engine: Engine,
+            now: int) -> ReduceIndexOrder | Outgoing:
+    def refuse(text: str) -> Outgoing:
+        return reports.cancel_refused(msg, engine, account, OTHER, text)
+
+    problem = _change_problem(msg, account, engine)
+    if problem:
+        return refuse(problem)
+    cash = _cash(msg)
+    if isinstance(cash, str):
+        return refuse(cash)
+    order = engine.order(account, msg.get(41) or "")
+    if order is not None:
+        ord_type = "1" if order.max_price is None else "2"
+        new_price = decimal_field(msg.get(44))
+        if msg.get(40) != ord_type or (msg.has(44) and new_price != order.max_price):
+            return refuse("only CashOrderQty(152) can be changed, to a lower amount; "
+                          f"keep OrdType(40)={ord_type}"
+                          + ("" if order.max_price is None else f" and Price(44)="
+                             f"{order.max_price}"))
+    return ReduceIndexOrder(now, account, msg.get(41) or "", cash, msg.get(11) or "")
+
+
+def quote_request(msg: Received) -> QuoteAsked | Outgoing:
+    if msg.get(146) != "1":
+        return reports.quote_refused(msg, OTHER, "ask for one symbol per QuoteRequest")
+    if msg.get(54) not in (None, "1"):
+        return reports.quote_refused(msg, OTHER, "only buy quotes (Side 1) are given")
+    cash = _cash(msg)
+    if isinstance(cash, str):
+        return reports.quote_refused(msg, OTHER, cash)
+    return QuoteAsked(msg.get(131) or "", msg.get(55) or "", cash)
+
+
+def _cash(msg: Received) -> Decimal | str:
+    """CashOrderQty(152), the collateral amount; the engine judges its size and precision."""
+    if msg.has(38):
+        return "OrderQty(38) is not accepted: give the collateral amount in CashOrderQty(152)"
+    text = msg.get(152)
+    if text is None:
+        return "CashOrderQty(152) is required: the collateral amount to spend"
+    cash = decimal_field(text)
+    if cash is None:
+        return f"CashOrderQty(152)={text} is not a plain decimal number"
+    return cash
+
+
+def _max_price(msg: Received) -> Decimal | str | None:
+    ord_type, text = msg.get(40), msg.get(44)
+    if ord_type == "1":
+        return None if text is None else "Price(44) is only for limit orders (OrdType 2)"
+    if ord_type != "2":
+        return f"OrdType(40)={ord_type} is not supported: use 1 (market) or 2 (limit)"
+    if text is None:
+        return "Price(44), the highest index price to pay, is required for a limit order"
+    price = decimal_field(text)
+    return f"Price(44)={text} is not a plain decimal number" if price is None else price
+
+
+def _expiry(msg: Received, now: int) -> int | str | None:
+    tif, expire = msg.get(59), msg.get(126)
+    if tif == "6":
+        moment = None if expire is None else parse_utc_timestamp(expire)
+        return "TimeInForce 6 (GTD) needs ExpireTime(126)" if moment is None else moment
+    if expire is not None:
+        return "ExpireTime(126) goes with TimeInForce(59)=6 (good till date)"
+    if tif in (None, "1"):
+        return None
+    if tif == "0":  # a day order ends at the next UTC midnight
+        day = datetime.fromtimestamp(now // 1000, UTC).date() + timedelta(days=1)
+        return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
+    return (f"TimeInForce(59)={tif} is not supported: use 0 (day), 1 (good till cancel) "
+            "or 6 (good till date)")
+
+
+def _change_problem(msg: Received, account: str, engine: Engine) -> str | None:
+    """Form problems of a cancel or replace; unknown or closed orders are the engine's."""
+    if len(msg.get(11) or "") > MAX_ID_LENGTH:
+        return f"ClOrdID(11) is longer than {MAX_ID_LENGTH} characters"
+    if msg.get(1) not in (None, account):
+        return f"Account(1) must be this session's account {account}"
+    order = engine.order(account, msg.get(41) or "")
+    if order is not None and msg.get(55) != order.index:
+        return f"Symbol(55) {msg.get(55)} is not the order's symbol {order.index}"
+    return None

@@ -1,0 +1,57 @@
+"""QuickFIX settings for the gateway, built in code from the deployment file: one session per
+account, durable (FileStore, no resets), plus the optional echo session for test suites."""
+
+from __future__ import annotations
+
+import quickfix as fix
+
+from fix_gateway.config import FixSettings
+
+BEGIN_STRING = "FIX.4.4"
+
+
+def session_settings(settings: FixSettings) -> fix.SessionSettings:
+    quickfix_settings = fix.SessionSettings()
+    defaults = fix.Dictionary()
+    for key, value in _defaults(settings).items():
+        defaults.setString(key, value)
+    quickfix_settings.set(defaults)
+    for account in settings.accounts:
+        quickfix_settings.set(fix.SessionID(BEGIN_STRING, settings.comp_id, account.comp_id),
+                              fix.Dictionary())
+    test = settings.test_session
+    if test is not None:
+        echo = fix.Dictionary()
+        for key in ("ResetOnLogon", "ResetOnLogout", "ResetOnDisconnect"):
+            echo.setString(key, "Y")
+        quickfix_settings.set(fix.SessionID(BEGIN_STRING, test.comp_id, test.target_comp_id),
+                              echo)
+    return quickfix_settings
+
+
+def _defaults(settings: FixSettings) -> dict[str, str]:
+    values = {
+        "ConnectionType": "acceptor",
+        "BeginString": BEGIN_STRING,
+        "SenderCompID": settings.comp_id,
+        "SocketAcceptPort": str(settings.port),
+        "SocketAcceptHost": settings.host,
+        "SocketReuseAddress": "Y",
+        "SocketNodelay": "Y",
+        "NonStopSession": "Y",
+        "FileStorePath": str(settings.store),
+        "PersistMessages": "Y",
+        "ResetOnLogon": "N",
+        "ResetOnLogout": "N",
+        "ResetOnDisconnect": "N",
+        "UseDataDictionary": "Y",
+        "DataDictionary": str(settings.dictionary),
+        "ValidateUserDefinedFields": "Y",
+        "ValidateFieldsOutOfOrder": "Y",
+        "ValidateFieldsHaveValues": "Y",
+        "CheckLatency": "Y",
+        "MaxLatency": "120",
+    }
+    if settings.log is not None:
+        values["FileLogPath"] = str(settings.log)
+    return values

@@ -1,0 +1,98 @@
+"""FIX messages as plain data on the asyncio side: the received text split into fields, and
+replies as a message type plus ordered fields, turned into QuickFIX messages only to be sent.
+
+Numbers leave as plain decimals (never exponents, never floats); prices are rounded to
+``PRICE_DECIMALS`` at this boundary and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from solver.money import plain
+
+SOH = "\x01"
+PRICE_DECIMALS = 10
+_PRICE_STEP = Decimal(1).scaleb(-PRICE_DECIMALS)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A received application message: its fields in order, and the session it came on."""
+
+    session: str
+    fields: tuple[tuple[int, str], ...]
+
+    @classmethod
+    def parse(cls, session: str, text: str) -> Received:
+        fields = []
+        for pair in text.split(SOH):
+            tag, sep, value = pair.partition("=")
+            if sep and tag.isdigit():
+                fields.append((int(tag), value))
+        return cls(session, tuple(fields))
+
+    def get(self, tag: int) -> str | None:
+        """The first value of ``tag`` (in a repeating group: its first entry's)."""
+        return next((v for t, v in self.fields if t == tag), None)
+
+    def has(self, tag: int) -> bool:
+        return any(t == tag for t, _ in self.fields)
+
+    @property
+    def msg_type(self) -> str:
+        return self.get(35) or ""
+
+    @property
+    def seq_num(self) -> str:
+        return self.get(34) or "0"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to send: MsgType and body fields, in order (header fields are QuickFIX's)."""
+
+    msg_type: str
+    fields: tuple[tuple[int, str], ...]
+
+    def get(self, tag: int) -> str | None:
+        return next((v for t, v in self.fields if t == tag), None)
+
+
+def amount(value: Decimal) -> str:
+    return plain(value)
+
+
+def price(value: Decimal) -> str:
+    return plain(value.quantize(_PRICE_STEP, rounding=ROUND_HALF_EVEN))
+
+
+def decimal_field(text: str | None) -> Decimal | None:
+    """A plain decimal number as FIX writes it, or None if it is not one (no exponents)."""
+    if text is None or not text or any(c not in "0123456789.-" for c in text):
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return None
+
+
+def utc_timestamp(ms: int) -> str:
+    """FIX UTCTimestamp with milliseconds."""
+    moment = _EPOCH + ms * _MS
+    return moment.strftime("%Y%m%d-%H:%M:%S.") + f"{ms % 1000:03d}"
+
+
+def parse_utc_timestamp(text: str) -> int | None:
+    """Unix milliseconds of a FIX UTCTimestamp (seconds or milliseconds), or None."""
+    for layout in ("%Y%m%d-%H:%M:%S.%f", "%Y%m%d-%H:%M:%S"):
+        try:
+            moment = datetime.strptime(text, layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        return (moment - _EPOCH) // _MS
+    return None

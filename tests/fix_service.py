@@ -1,0 +1,102 @@
+"""The FIX gateway in front of the runtime, trading on the mock Binance, on free loopback
+ports; and simplefix clients logged on to it."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import simplefix
+
+from fix_gateway.config import Account, FixSettings, TestSession
+from fix_gateway.gateway import Gateway
+from fix_gateway.passwords import hash_password
+from mocks.binance.server import MockBinance
+from mocks.fix_client import FixClient, SessionConfig
+from solver.instant_mint import InstantMint
+from solver.journal import Journal
+from solver.replay import rebuild
+from solver.runtime import Runtime
+from tests.mock_exchange import connector, mock_server, running
+from tests.test_runtime import FAST, setup
+
+GATEWAY = "SOLVER"
+PASSWORDS = {"alice": "alice-test-password", "bob": "bob-test-password"}
+_HASHES = {name: hash_password(password, salt=name.encode()) for name, password in
+           PASSWORDS.items()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fix_settings(tmp: Path, port: int, test_session: bool = False) -> FixSettings:
+    accounts = tuple(Account(name, name.upper(), _HASHES[name]) for name in PASSWORDS)
+    return FixSettings(port=port, comp_id=GATEWAY, store=tmp / "fix-store", accounts=accounts,
+                       test_session=TestSession("ECHO", "TESTER") if test_session else None)
+
+
+@dataclass
+class Service:
+    server: MockBinance
+    runtime: Runtime
+    gateway: Gateway
+    journal: Journal
+    port: int
+    tmp: Path
+    clients: list[FixClient] = field(default_factory=list)
+
+    async def client(self, account: str, password: str | None = None,
+                     connect: bool = True, **config: object) -> FixClient:
+        client = FixClient(SessionConfig(
+            "127.0.0.1", self.port, account.upper(), GATEWAY, account.upper(),
+            PASSWORDS.get(account, "") if password is None else password,
+            store_dir=self.tmp / "client-store", **config))  # type: ignore[arg-type]
+        self.clients.append(client)
+        if connect:
+            await client.connect()
+        return client
+
+
+@contextlib.asynccontextmanager
+async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: int = 0,
+                  test_session: bool = False) -> AsyncIterator[Service]:
+    """The whole service; ``deposits`` are credited before it starts."""
+    import asyncio
+    from decimal import Decimal
+
+    from solver.commands import DepositConfirmed
+
+    journal_path = tmp / "journal.db"
+    journal = (Journal.open(journal_path) if journal_path.exists()
+               else Journal.create(journal_path, setup()))
+    port = free_port()
+    async with running(mock_server(step_ms=step_ms)) as server, connector(server) as conn:
+        runtime = Runtime(rebuild(journal).engine, conn, journal, FAST)
+        InstantMint(runtime.bus, runtime.submit, runtime.clock)
+        gateway = Gateway(fix_settings(tmp, port, test_session), runtime)
+        gateway.start()
+        for account, amount in (deposits or {}).items():
+            runtime.submit(DepositConfirmed(runtime.clock(), f"dep-{account}", account, "USDC",
+                                            Decimal(amount)))
+        serving = asyncio.create_task(runtime.run())
+        running_service = Service(server, runtime, gateway, journal, port, tmp)
+        try:
+            yield running_service
+        finally:
+            for client in running_service.clients:
+                client.drop()
+            runtime.stop()
+            await serving
+            await gateway.stop()
+            journal.close()
+
+
+def field_of(message: simplefix.FixMessage, tag: int) -> str | None:
+    value = message.get(tag)
+    return None if value is None else value.decode()

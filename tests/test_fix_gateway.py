@@ -1,0 +1,200 @@
+"""The FIX gateway over real TCP on loopback: QuickFIX 1.16 acceptor in front of the runtime
+trading on the mock Binance, and the simplefix client as the counterparty."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+import simplefix
+
+from fix_gateway import requests
+from mocks.fix_client import FixClient, LogonRefused, SessionConfig, messages
+from solver.snapshot import state_of
+from tests.fix_service import GATEWAY, Service, field_of, service
+from tests.mock_exchange import run, until
+
+
+async def report_where(client: FixClient, timeout: float = 10,
+                       **wanted: str) -> simplefix.FixMessage:
+    """The next application message whose fields (by tag number ``t<N>``) match ``wanted``."""
+    tags = {int(k[1:]): v for k, v in wanted.items()}
+    while True:
+        message = await client.next_message(timeout)
+        if all(field_of(message, t) == v for t, v in tags.items()):
+            return message
+
+
+# --- logon ---------------------------------------------------------------------------------
+
+
+def test_logon_needs_a_known_comp_id_and_the_right_password(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path) as s:
+            good = await s.client("alice")
+            await good.test_request()
+            assert good.logged_on
+            with pytest.raises(LogonRefused, match="wrong password"):
+                await s.client("bob", password="not-bobs")
+            with pytest.raises(LogonRefused):
+                await s.client("mallory", password="anything")
+            stranger = FixClient(SessionConfig("127.0.0.1", s.port, "BOB", GATEWAY, "ALICE",
+                                               "alice-test-password"))
+            s.clients.append(stranger)
+            with pytest.raises(LogonRefused, match="Username"):
+                await stranger.connect()
+            assert s.gateway.logged_on == {"alice"}
+    run(scenario())
+
+
+# --- orders ------------------------------------------------------------------------------
+
+
+def test_an_order_is_acked_filled_in_parts_canceled_and_its_mint_reported(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            await alice.send(messages.new_order("o1", "SY2", D("5000"), currency="USDC"))
+            ack = await report_where(alice, t150="0")
+            assert (field_of(ack, 11), field_of(ack, 39), field_of(ack, 152)) == ("o1", "0", "5000")
+            fills = [await report_where(alice, t150="F") for _ in range(2)]
+            for fill in fills:
+                assert field_of(fill, 39) == "1"
+                last_qty, last_px = D(field_of(fill, 32) or ""), D(field_of(fill, 31) or "")
+                assert abs(last_qty * last_px - D(field_of(fill, 381) or "")) < D("0.00001")
+            assert D(field_of(fills[1], 14) or "") > D(field_of(fills[0], 14) or "")
+            await alice.send(messages.cancel("c1", "o1", "SY2"))
+            done = await report_where(alice, t11="c1", t150="4")
+            assert (field_of(done, 41), field_of(done, 39), field_of(done, 151)) == ("o1", "4", "0")
+            mint = await report_where(alice, t150="B")
+            order = s.runtime.engine.order("alice", "o1")
+            assert order is not None and order.mint_tx is not None
+            assert field_of(mint, 39) == "B"
+            assert field_of(mint, messages.MINT_TX_HASH) == order.mint_tx
+            assert D(field_of(mint, messages.MINT_QTY) or "") == order.minted_units > 0
+            assert field_of(mint, messages.CHAIN_ID) == "31337"
+            assert D(field_of(mint, 14) or "") == order.filled_units
+            assert D(field_of(mint, messages.CUM_CASH_QTY) or "") == order.spent
+    run(scenario(), timeout=90)
+
+
+def test_replace_lowers_the_amount_and_later_requests_use_the_new_id(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            await alice.send(messages.new_order("o1", "SY2", D("3000"), ord_type="2",
+                                                price=D("900")))
+            await report_where(alice, t150="0")
+            await alice.send(messages.replace("r1", "o1", "SY2", D("2000"), ord_type="2",
+                                              price=D("900")))
+            replaced = await report_where(alice, t11="r1")
+            assert (field_of(replaced, 150), field_of(replaced, 41),
+                    field_of(replaced, 152)) == ("5", "o1", "2000")
+            await alice.send(messages.replace("r2", "r1", "SY2", D("2500"), ord_type="2",
+                                              price=D("900")))
+            higher = await report_where(alice, t35="9")
+            assert (field_of(higher, 11), field_of(higher, 434), field_of(higher, 102)) == (
+                "r2", "2", "99")
+            await alice.send(messages.cancel("c1", "r1", "SY2"))
+            canceled = await report_where(alice, t11="c1")
+            assert (field_of(canceled, 150), field_of(canceled, 41)) == ("4", "r1")
+            balance = s.runtime.engine.ledger.balance("alice", "USDC")
+            assert balance.available == D(6000)
+    run(scenario())
+
+
+def test_quotes_price_the_index_on_the_exchange_books(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path) as s:
+            alice = await s.client("alice")
+            await until(lambda: s.runtime.market_data.live, what="books in sync")
+            await alice.send(messages.quote_request("q1", "SY2", D("1000")))
+            quote = await report_where(alice, t35="S")
+            assert field_of(quote, 131) == "q1"
+            price, units = D(field_of(quote, 133) or ""), D(field_of(quote, 135) or "")
+            assert D(1000) <= price <= D(1011)  # 8 A1 at 100 + 1 A2 at 200, tolerance, fees
+            assert units * price <= D(1000)
+            await alice.send(messages.quote_request("q2", "NOPE", D("1000")))
+            rejected = await report_where(alice, t35="AG")
+            assert (field_of(rejected, 131), field_of(rejected, 658)) == ("q2", "1")
+    run(scenario())
+
+
+def test_collateral_inquiry_is_acked_and_reported_and_deposits_are_reported(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            deposit = await report_where(alice, t35="BA")
+            assert (field_of(deposit, 53), field_of(deposit, messages.DEPOSIT_TX_HASH)) == (
+                "6000", "dep-alice")
+            await alice.send(messages.collateral_inquiry("i1"))
+            ack = await report_where(alice, t35="BG")
+            assert (field_of(ack, 909), field_of(ack, 945), field_of(ack, 911)) == ("i1", "0", "1")
+            report = await report_where(alice, t35="BA", t909="i1")
+            assert (field_of(report, 15), field_of(report, 900), field_of(report, 901)) == (
+                "USDC", "6000", "6000")
+    run(scenario())
+
+
+def test_each_session_sees_and_changes_only_its_own_accounts_orders(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000", "bob": "3000"}) as s:
+            alice, bob = await s.client("alice"), await s.client("bob")
+            await alice.send(messages.new_order("o1", "SY2", D("1000"), ord_type="2",
+                                                price=D("900")))  # below the market: it rests
+            await report_where(alice, t150="0")
+            await bob.send(messages.cancel("c1", "o1", "SY2"))
+            refused = await report_where(bob, t35="9")
+            assert (field_of(refused, 102), field_of(refused, 37)) == ("1", "NONE")
+            await bob.send(messages.new_order("o1", "SY2", D("500"), ord_type="2",
+                                              price=D("900")))  # his own o1
+            await report_where(bob, t150="0", t152="500")
+            await alice.test_request()
+            await bob.test_request()
+            assert all(field_of(m, 1) in (None, "alice") for m in alice.received)
+            assert all(field_of(m, 152) != "500" for m in alice.received)
+            assert all(field_of(m, 152) != "1000" for m in bob.received if field_of(m, 35) == "8")
+            order = s.runtime.engine.order("alice", "o1")
+            assert order is not None and order.is_open
+    run(scenario())
+
+
+def test_the_test_session_profile_echoes_application_messages(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, test_session=True) as s:
+            tester = FixClient(SessionConfig("127.0.0.1", s.port, "TESTER", "ECHO",
+                                             reset_seq_num=True))
+            s.clients.append(tester)
+            await tester.connect()
+            await tester.send(messages.new_order("e1", "ANY", D("1")))
+            echoed = await tester.next_message(5)
+            assert (field_of(echoed, 35), field_of(echoed, 11), field_of(echoed, 55)) == (
+                "D", "e1", "ANY")
+            assert s.runtime.engine.orders == {}
+    run(scenario())
+
+
+def test_a_failure_while_handling_a_message_is_answered_and_the_session_survives(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(requests, "new_order", broken)
+
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            await alice.send(messages.new_order("o1", "SY2", D("1000")))
+            reject = await report_where(alice, t35="j")
+            assert field_of(reject, 372) == "D"
+            assert "changed nothing" in (field_of(reject, 58) or "")
+            await alice.test_request()
+            assert s.runtime.engine.orders == {}
+    run(scenario())
+
+
+def engine_state(s: Service) -> dict[str, object]:
+    state = state_of(s.runtime.engine)
+    return {k: v for k, v in state.items() if k not in ("transactions", "last_seq", "books")}
