@@ -20,6 +20,7 @@ from solver.model import Side
 MAX_ID_LENGTH = 64
 
 # OrdRejReason(103) and CxlRejReason(102) values used for the form checks.
+UNKNOWN_SYMBOL = "1"
 UNSUPPORTED = "11"
 INCORRECT_QUANTITY = "13"
 UNKNOWN_ACCOUNT = "15"
@@ -45,6 +46,8 @@ def new_order(msg: Received, account: str, now: int) -> SubmitIndexOrder | Outgo
     cl_ord_id = msg.get(11) or ""
     if len(cl_ord_id) > MAX_ID_LENGTH:
         return reject(OTHER, f"ClOrdID(11) is longer than {MAX_ID_LENGTH} characters")
+    if not msg.get(55):
+        return reject(UNKNOWN_SYMBOL, "Symbol(55) is required: the index to buy")
     if msg.get(1) not in (None, account):
         return reject(UNKNOWN_ACCOUNT, f"Account(1) must be this session's account {account}")
     cash = _cash(msg)
@@ -53,9 +56,12 @@ def new_order(msg: Received, account: str, now: int) -> SubmitIndexOrder | Outgo
     side = _SIDES.get(msg.get(54) or "")
     if side is None:
         return reject(UNSUPPORTED, f"Side(54)={msg.get(54)} is not supported: use 1 (buy)")
+    if msg.get(40) not in ("1", "2"):
+        return reject(UNSUPPORTED, f"OrdType(40)={msg.get(40)} is not supported: use 1 "
+                                   "(market) or 2 (limit)")
     max_price = _max_price(msg)
     if isinstance(max_price, str):
-        return reject(UNSUPPORTED if "OrdType" in max_price else OTHER, max_price)
+        return reject(OTHER, max_price)
     expire_at = _expiry(msg, now)
     if isinstance(expire_at, str):
         return reject(UNSUPPORTED, expire_at)
@@ -94,6 +100,8 @@ def replace(msg: Received, account: str, engine: Engine,
 
 
 def quote_request(msg: Received) -> QuoteAsked | Outgoing:
+    if not msg.get(55):
+        return reports.quote_refused(msg, UNKNOWN_SYMBOL, "Symbol(55) is required")
     if msg.get(146) != "1":
         return reports.quote_refused(msg, OTHER, "ask for one symbol per QuoteRequest")
     if msg.get(54) not in (None, "1"):
@@ -118,11 +126,10 @@ def _cash(msg: Received) -> Decimal | str:
 
 
 def _max_price(msg: Received) -> Decimal | str | None:
-    ord_type, text = msg.get(40), msg.get(44)
-    if ord_type == "1":
+    """The limit (OrdType 2) or None (OrdType 1, market)."""
+    text = msg.get(44)
+    if msg.get(40) == "1":
         return None if text is None else "Price(44) is only for limit orders (OrdType 2)"
-    if ord_type != "2":
-        return f"OrdType(40)={ord_type} is not supported: use 1 (market) or 2 (limit)"
     if text is None:
         return "Price(44), the highest index price to pay, is required for a limit order"
     price = decimal_field(text)
