@@ -1,0 +1,169 @@
+"""A gateway killed with SIGKILL while reports are pending, then restarted: the client gets
+every report exactly once, new or resent with PossDup, none missing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal as D
+from pathlib import Path
+
+from fix_gateway.tags import EVENT_SEQ_NUM
+from mocks.fix_client import FixClient, SessionConfig, messages
+from solver import events as ev
+from solver.commands import CancelIndexOrder
+from solver.journal import Journal
+from solver.replay import rebuild
+from solver.runtime import Runtime
+from tests.fix_service import _HASHES, GATEWAY, PASSWORDS, field_of, free_port, service
+from tests.mock_exchange import KEY, connector, mock_server, run, running, until
+from tests.test_fix_gateway import report_where
+from tests.test_runtime import FAST
+
+ROOT = Path(__file__).parent.parent
+SCENARIO = ROOT / "examples" / "scenarios" / "basic.toml"
+ALICES_EVENTS = (ev.IndexOrderAccepted, ev.IndexOrderFilled, ev.IndexOrderCompleted,
+                 ev.IndexOrderMinted, ev.CollateralDeposited, ev.CollateralReleased)
+
+
+def write_config(tmp: Path, fix_port: int, exchange_port: int) -> Path:
+    accounts = "\n".join(f'[accounts.{name}]\ncomp_id = "{name.upper()}"\n'
+                         f'password_hash = "{_HASHES[name]}"\n' for name in PASSWORDS)
+    path = tmp / "gateway.toml"
+    path.write_text(f'[fix]\nport = {fix_port}\ncomp_id = "{GATEWAY}"\nstore = "fix-store"\n'
+                    f'{accounts}\n[service]\nsetup = "{SCENARIO}"\njournal = "journal.db"\n'
+                    f'exchange = "local:{exchange_port}"\n')
+    return path
+
+
+@contextlib.contextmanager
+def gateway_process(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "BINANCE_API_KEY": KEY.key, "BINANCE_API_SECRET": KEY.secret}
+    with log.open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "solver.cli", "gateway", "--config",
+                                    str(config)], cwd=ROOT, env=env, stdout=out, stderr=out)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+async def accepting(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+async def wait_accepting(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(600):
+        if process.poll() is not None:
+            raise AssertionError(f"gateway exited: {log.read_text()[-3000:]}")
+        if await accepting(port):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("gateway never accepted connections")
+
+
+def journaled_fills(journal: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT events FROM transactions").fetchall()
+    return sum(e.count('"IndexOrderFilled"') for (e,) in rows)
+
+
+def expected_seqs(journal_path: Path, account: str) -> Counter[int]:
+    """Per event that concerns ``account``'s orders or collateral, its sequence number."""
+    with Journal.open(journal_path) as journal:
+        transactions = list(journal.transactions())
+    ours = {e.order_id for t in transactions for e in t.of_type(ev.IndexOrderAccepted)
+            if e.account == account}
+    seqs: Counter[int] = Counter()
+    for transaction in transactions:
+        filled_now = {f.order_id for f in transaction.of_type(ev.IndexOrderFilled)}
+        for envelope in transaction.events:
+            event = envelope.event
+            if not isinstance(event, ALICES_EVENTS):
+                continue
+            if isinstance(event, ev.IndexOrderCompleted) and event.order_id in filled_now:
+                continue  # its last fill reported it
+            if getattr(event, "account", None) == account or getattr(
+                    event, "order_id", None) in ours:
+                seqs[envelope.seq] += 1
+    return seqs
+
+
+def test_a_killed_gateway_restarts_and_every_report_arrives_exactly_once(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        fix_port = free_port()
+        log = tmp_path / "gateway.log"
+        async with running(mock_server(step_ms=100)) as server:
+            config = write_config(tmp_path, fix_port, server.port)
+            alice = FixClient(SessionConfig("127.0.0.1", fix_port, "ALICE", GATEWAY, "ALICE",
+                                            PASSWORDS["alice"], store_dir=tmp_path / "client"))
+            with gateway_process(config, log) as first:
+                await wait_accepting(fix_port, first, log)
+                await alice.connect()
+                await alice.send(messages.new_order("o1", "SY2", D("5000")))
+                await report_where(alice, t150="0")
+                alice.drop()  # away while the order trades: its reports wait in the store
+                await until(lambda: journaled_fills(tmp_path / "journal.db") >= 2, 30,
+                            "fills journaled")
+                first.send_signal(signal.SIGKILL)
+                first.wait(10)
+            with gateway_process(config, log) as second:
+                await wait_accepting(fix_port, second, log)
+                await alice.connect()
+                await report_where(alice, t150="F", timeout=30)
+                await alice.send(messages.cancel("c1", "o1", "SY2"))
+                await report_where(alice, t150="B", timeout=30)
+                await alice.test_request()
+                await alice.logout()
+                second.send_signal(signal.SIGTERM)
+                assert second.wait(30) == 0, log.read_text()[-3000:]
+        received = Counter(int(field_of(m, EVENT_SEQ_NUM) or 0) for m in alice.received
+                           if field_of(m, EVENT_SEQ_NUM))
+        assert received == expected_seqs(tmp_path / "journal.db", "alice")
+        assert any(field_of(m, 43) == "Y" for m in alice.received)  # some came by resend
+    run(scenario(), timeout=150)
+
+
+def test_reports_journaled_but_never_sent_go_out_when_the_gateway_starts(
+        tmp_path: Path) -> None:
+    """As if the gateway died between a commit and its sends: a runtime without a gateway
+    journals a cancel, and the next gateway sends its report, once, and nothing older."""
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            await alice.send(messages.new_order("o1", "SY2", D("1000"), ord_type="2",
+                                                price=D("900")))
+            await report_where(alice, t150="0")
+            await alice.logout()
+        journal = Journal.open(tmp_path / "journal.db")
+        async with running(mock_server()) as server, connector(server) as conn:
+            runtime = Runtime(rebuild(journal).engine, conn, journal, FAST)
+            runtime.submit(CancelIndexOrder(runtime.clock(), "alice", "o1", "c1"))
+            serving = asyncio.create_task(runtime.run())
+            await until(lambda: not runtime.engine.open_orders(), what="canceled")
+            runtime.stop()
+            await serving
+        journal.close()
+        async with service(tmp_path) as s:
+            alice = await s.client("alice")
+            canceled = await report_where(alice, t150="4")
+            await alice.test_request()
+            assert field_of(canceled, 11) == "c1"  # stored at start, resent at logon
+            assert [field_of(m, 35) for m in alice.received[-2:]] == ["8", "BA"]
+            assert Counter(field_of(m, EVENT_SEQ_NUM) for m in alice.received).most_common(
+                1)[0][1] == 1
+    run(scenario())
