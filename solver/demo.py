@@ -1,16 +1,21 @@
-"""``index-solver demo``: a scenario's deposits and orders through the real service path.
+"""``index-solver demo``: a scenario's orders through the real service path, end to end.
 
 The mock Binance is started on a free loopback port with the scenario's markets; the solver's
 runtime trades against it through python-binance (REST orders, WebSocket API user stream,
-depth streams into local books). Until the chain adapter lands, mints are confirmed by a
-stand-in at once. The run ends when no further batch can be planned; orders still open are
-expired, and the report compares every lot with the exchange's own trades.
+depth streams into local books). The orders come in over FIX: the QuickFIX gateway runs on a
+free loopback port and each account's simplefix client logs on (passwords made for this run),
+sends its orders, and prints its reports as they arrive. Until the chain adapter lands,
+deposits are credited from the scenario and mints are confirmed by a stand-in at once. The run
+ends when no further batch can be planned; each client cancels its orders still open, and the
+report compares every lot with the exchange's own trades and every mint with the mint report
+its client received.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,9 +23,16 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
+from fix_gateway.config import Account, FixSettings
+from fix_gateway.gateway import Gateway
+from fix_gateway.passwords import hash_password
+from fix_gateway.tags import MINT_TX_HASH
 from mocks.binance.exchange import MockExchange
 from mocks.binance.server import Credentials, MockBinance
-from solver.commands import DepositConfirmed, ExpireIndexOrder, SubmitIndexOrder
+from mocks.fix_client import FixClient, SessionConfig
+from mocks.fix_client import messages as fix_messages
+from mocks.ports import free_port
+from solver.commands import DepositConfirmed
 from solver.engine import Engine
 from solver.events import LotOpened
 from solver.exchange.connector import BinanceConnector
@@ -57,27 +69,72 @@ async def _demo(scenario: Scenario, console: Console) -> int:
     lots: list[LotOpened] = []
     runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))  # type: ignore[arg-type]
     InstantMint(runtime.bus, runtime.submit, runtime.clock)
-    console.print(f"mock Binance on {server.url}; trading {len(scenario.orders)} orders "
-                  f"over python-binance")
+    console.print(f"mock Binance on {server.url}; {len(scenario.orders)} orders over FIX, "
+                  f"traded over python-binance")
     for n, (account, asset, amount) in enumerate(scenario.deposits):
         runtime.submit(DepositConfirmed(runtime.clock(), f"deposit-{n}", account, asset, amount))
-    for spec in scenario.orders:
-        runtime.submit(SubmitIndexOrder(runtime.clock(), spec.account, spec.id, spec.index,
-                                        spec.collateral, max_price=spec.max_price))
-    serving = asyncio.create_task(runtime.run())
-    try:
-        with console.status("trading..."):
+    with tempfile.TemporaryDirectory() as store:
+        passwords = {a: secrets.token_urlsafe(12) for a in _accounts(scenario)}
+        gateway = Gateway(_fix_settings(Path(store), passwords), runtime)
+        gateway.start()
+        serving = asyncio.create_task(runtime.run())
+        clients: dict[str, FixClient] = {}
+        try:
+            clients = await _log_on(gateway.settings, passwords)
+            printing = [asyncio.create_task(_print_reports(a, c, console))
+                        for a, c in clients.items()]
+            for spec in scenario.orders:
+                await clients[spec.account].send(fix_messages.new_order(
+                    spec.id, spec.index, spec.collateral,
+                    ord_type="1" if spec.max_price is None else "2", price=spec.max_price))
             await _until_quiet(engine)
             for order in engine.open_orders():
-                runtime.submit(ExpireIndexOrder(runtime.clock(), order.account,
-                                                order.client_order_id))
+                await clients[order.account].send(fix_messages.cancel(
+                    f"{order.client_order_id}-end", order.current_client_id, order.index))
             await _until_settled(engine)
-    finally:
-        runtime.stop()
-        await serving
-        await connector.close()
-        await server.stop()
-    return _report(engine, lots, server, console)
+            for client in clients.values():
+                await client.test_request()
+            for task in printing:
+                task.cancel()
+        finally:
+            for client in clients.values():
+                await client.logout()
+            runtime.stop()
+            await serving
+            await gateway.stop()
+            await connector.close()
+            await server.stop()
+    return _report(engine, lots, server, clients, console)
+
+
+def _accounts(scenario: Scenario) -> list[str]:
+    return sorted({account for account, _, _ in scenario.deposits}
+                  | {spec.account for spec in scenario.orders})
+
+
+def _fix_settings(store: Path, passwords: dict[str, str]) -> FixSettings:
+    accounts = tuple(Account(a, a, hash_password(p)) for a, p in passwords.items())
+    return FixSettings(port=free_port(), comp_id="SOLVER", store=store, accounts=accounts)
+
+
+async def _log_on(settings: FixSettings, passwords: dict[str, str]) -> dict[str, FixClient]:
+    clients = {}
+    for account, password in passwords.items():
+        client = FixClient(SessionConfig("127.0.0.1", settings.port, account, settings.comp_id,
+                                         account, password))
+        await client.connect()
+        clients[account] = client
+    return clients
+
+
+async def _print_reports(account: str, client: FixClient, console: Console) -> None:
+    while True:
+        try:
+            message = await client.next_message(3600)
+        except TimeoutError:
+            continue
+        console.print(f"[dim]{account:>8}[/dim] {fix_messages.describe(message)}",
+                      highlight=False)
 
 
 async def _until_quiet(engine: Engine) -> None:
@@ -99,7 +156,7 @@ async def _until_settled(engine: Engine) -> None:
 
 
 def _report(engine: Engine, lots: list[LotOpened], server: MockBinance,
-            console: Console) -> int:
+            clients: dict[str, FixClient], console: Console) -> int:
     orders = Table(title="index orders")
     for column in ("account", "order", "status", "collateral", "spent", "units", "mint"):
         orders.add_column(column)
@@ -115,6 +172,19 @@ def _report(engine: Engine, lots: list[LotOpened], server: MockBinance,
                   f"lots {len(lots)}: "
                   f"{'every trade recorded once' if same else 'MISMATCH'} "
                   f"(net quantity {plain(net)})")
+    unreported = _mints_unreported(engine, clients)
+    console.print(f"FIX reports received {sum(len(c.received) for c in clients.values())}; "
+                  + (f"MISSING mint reports for {unreported}" if unreported
+                     else "every mint reported to its client"))
     problems = violations(engine) + ([] if same else ["lots differ from the exchange's trades"])
+    problems += [f"no mint report for {o}" for o in unreported]
     console.print("invariants: ok" if not problems else f"invariants: {problems}")
     return 0 if not problems else 1
+
+
+def _mints_unreported(engine: Engine, clients: dict[str, FixClient]) -> list[str]:
+    reported = {(account, (m.get(MINT_TX_HASH) or b"").decode())
+                for account, client in clients.items() for m in client.received
+                if m.get(150) == b"B"}
+    return [o.client_order_id for o in engine.orders.values()
+            if o.mint_tx is not None and (o.account, o.mint_tx) not in reported]

@@ -4,7 +4,6 @@ ports; and simplefix clients logged on to it."""
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from fix_gateway.gateway import Gateway
 from fix_gateway.passwords import hash_password
 from mocks.binance.server import MockBinance
 from mocks.fix_client import FixClient, SessionConfig
+from mocks.ports import free_port
 from solver.instant_mint import InstantMint
 from solver.journal import Journal
 from solver.replay import rebuild
@@ -27,12 +27,6 @@ GATEWAY = "SOLVER"
 PASSWORDS = {"alice": "alice-test-password", "bob": "bob-test-password"}
 _HASHES = {name: hash_password(password, salt=name.encode()) for name, password in
            PASSWORDS.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fix_settings(tmp: Path, port: int, test_session: bool = False) -> FixSettings:

@@ -1,0 +1,110 @@
+"""The FIX gateway on loopback: NewOrderSingle -> ExecutionReport (new) round trip, and
+orders per second sustained.
+
+The service (QuickFIX acceptor, writer with its journal fsynced per commit, runtime, mock
+Binance) runs in this process; the simplefix client runs in a child process, as a client
+would. The orders rest (a limit below the market), so the figures are the gateway's path:
+QuickFIX parse and validation, the hand-over to asyncio, the engine, the journal commit, the
+report and its send. Latency: one order at a time. Throughput: N orders pipelined, from the
+first send to the last ack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import structlog
+
+from benchmarks.figures import percentiles
+
+Results = dict[str, object]
+
+
+def client_side(port: int, latency_orders: int, burst: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    results.put(asyncio.run(_measure(port, latency_orders, burst)))
+
+
+async def _measure(port: int, latency_orders: int, burst: int) -> Results:
+    from mocks.fix_client import FixClient, SessionConfig, messages
+    from tests.fix_service import GATEWAY, PASSWORDS
+
+    client = FixClient(SessionConfig("127.0.0.1", port, "ALICE", GATEWAY, "ALICE",
+                                     PASSWORDS["alice"]))
+    await client.connect()
+
+    async def acked() -> None:
+        while (await client.next_message(10)).get(150) != b"0":
+            pass
+
+    def order(n: int) -> object:
+        return messages.new_order(f"b{n}", "SY2", Decimal("10"), ord_type="2",
+                                  price=Decimal("900"))
+
+    for n in range(200):  # warm up
+        await client.send(order(-n - 1))
+        await acked()
+    samples = []
+    for n in range(latency_orders):
+        start = time.perf_counter()
+        await client.send(order(n))
+        await acked()
+        samples.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    waiting = asyncio.create_task(_acks(client, burst))
+    for n in range(burst):
+        await client.send(order(latency_orders + n))
+    await waiting
+    elapsed = time.perf_counter() - start
+    await client.logout()
+    return {"latency": samples, "burst": burst, "elapsed": elapsed}
+
+
+async def _acks(client: object, count: int) -> None:
+    for _ in range(count):
+        while (await client.next_message(30)).get(150) != b"0":  # type: ignore[attr-defined]
+            pass
+
+
+async def serve(latency_orders: int, burst: int) -> Results:
+    from tests.fix_service import service
+
+    deposit = str(10 * (latency_orders + burst + 1000))
+    with tempfile.TemporaryDirectory() as tmp:
+        async with service(Path(tmp), {"alice": deposit}) as s:
+            context = multiprocessing.get_context("spawn")
+            results = context.Queue()
+            child = context.Process(target=client_side,
+                                    args=(s.port, latency_orders, burst, results))
+            child.start()
+            outcome: Results = await asyncio.to_thread(results.get, True, 600)
+            await asyncio.to_thread(child.join, 30)
+            return outcome
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=int, default=1000, help="one-at-a-time orders")
+    parser.add_argument("--burst", type=int, default=5000, help="pipelined orders")
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    outcome = asyncio.run(serve(args.orders, args.burst))
+    latency = outcome["latency"]
+    assert isinstance(latency, list)
+    print(f"NewOrderSingle -> ExecutionReport new, one at a time: {percentiles(latency)}")
+    burst, elapsed = outcome["burst"], outcome["elapsed"]
+    assert isinstance(burst, int) and isinstance(elapsed, float)
+    print(f"{burst} orders pipelined: {burst / elapsed:,.0f} orders/s ({elapsed:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
