@@ -13,7 +13,8 @@ the exchange keys come from the environment.
 
     [accounts.alice]             # one FIX session per account
     comp_id = "ALICE"            # the client's SenderCompID, also its Username(553)
-    password_hash = "scrypt:..." # from `index-solver fix-password`
+    password_hash = "scrypt:..." # from `index-solver fix-password`, or
+    # password_hash_env = "FIX_ALICE_PASSWORD_HASH"   # the environment variable holding it
 
     [test_session]               # optional, off unless enabled: an echo session for FIX suites
     enabled = true
@@ -28,6 +29,7 @@ the exchange keys come from the environment.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -125,17 +127,33 @@ def _accounts(value: Any) -> tuple[Account, ...]:
     for name, table in expect_table(value, "accounts").items():
         key = f"accounts.{name}"
         table = expect_table(table, key)
-        reject_unknown(table, {"comp_id", "password_hash"}, key)
-        stored = expect_text(table.get("password_hash"), f"{key}.password_hash")
-        try:
-            check_hash(stored)
-        except BadPasswordHash as error:
-            raise ScenarioError(f"{key}.password_hash: {error}") from None
+        reject_unknown(table, {"comp_id", "password_hash", "password_hash_env"}, key)
+        stored = _password_hash(table, key)
         accounts.append(Account(name, _comp_id(table.get("comp_id"), f"{key}.comp_id"), stored))
     comp_ids = [a.comp_id for a in accounts]
     if len(set(comp_ids)) != len(comp_ids):
         raise ScenarioError("accounts: each account needs its own comp_id")
     return tuple(accounts)
+
+
+def _password_hash(table: Mapping[str, Any], key: str) -> str:
+    """Inline, or from the environment variable ``password_hash_env`` names."""
+    variable = table.get("password_hash_env")
+    if variable is not None:
+        name = expect_text(variable, f"{key}.password_hash_env")
+        stored = os.environ.get(name, "")
+        where = f"{key}.password_hash_env: ${name}"
+        if not stored:
+            raise ScenarioError(f"{where} is not set; make a hash with `index-solver "
+                                "fix-password`")
+    else:
+        stored = expect_text(table.get("password_hash"), f"{key}.password_hash")
+        where = f"{key}.password_hash"
+    try:
+        check_hash(stored)
+    except BadPasswordHash as error:
+        raise ScenarioError(f"{where}: {error}") from None
+    return stored
 
 
 def _test_session(value: Any) -> TestSession | None:
