@@ -33,6 +33,7 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/simulate.py
 	$(BIN)/python benchmarks/journal.py
 	$(BIN)/python benchmarks/exchange.py
+	$(BIN)/python benchmarks/fix_gateway.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

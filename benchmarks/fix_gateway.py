@@ -76,11 +76,16 @@ async def _acks(client: object, count: int) -> None:
 
 
 async def serve(latency_orders: int, burst: int) -> Results:
+    from solver.runtime import RuntimeSettings
     from tests.fix_service import service
 
     deposit = str(10 * (latency_orders + burst + 1000))
     with tempfile.TemporaryDirectory() as tmp:
-        async with service(Path(tmp), {"alice": deposit}) as s:
+        # No planning while measuring: thousands of resting orders would be re-planned on
+        # every tick, and that is the planner's cost (benchmarks/plan_batch.py), not the
+        # gateway's.
+        quiet = RuntimeSettings(plan_every_ms=3_600_000)
+        async with service(Path(tmp), {"alice": deposit}, settings=quiet) as s:
             context = multiprocessing.get_context("spawn")
             results = context.Queue()
             child = context.Process(target=client_side,

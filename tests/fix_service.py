@@ -19,7 +19,7 @@ from mocks.ports import free_port
 from solver.instant_mint import InstantMint
 from solver.journal import Journal
 from solver.replay import rebuild
-from solver.runtime import Runtime
+from solver.runtime import Runtime, RuntimeSettings
 from tests.mock_exchange import connector, mock_server, running
 from tests.test_runtime import FAST, setup
 
@@ -59,7 +59,8 @@ class Service:
 
 @contextlib.asynccontextmanager
 async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: int = 0,
-                  test_session: bool = False) -> AsyncIterator[Service]:
+                  test_session: bool = False,
+                  settings: RuntimeSettings = FAST) -> AsyncIterator[Service]:
     """The whole service; ``deposits`` are credited before it starts."""
     import asyncio
     from decimal import Decimal
@@ -71,7 +72,7 @@ async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: in
                else Journal.create(journal_path, setup()))
     port = free_port()
     async with running(mock_server(step_ms=step_ms)) as server, connector(server) as conn:
-        runtime = Runtime(rebuild(journal).engine, conn, journal, FAST)
+        runtime = Runtime(rebuild(journal).engine, conn, journal, settings)
         InstantMint(runtime.bus, runtime.submit, runtime.clock)
         gateway = Gateway(fix_settings(tmp, port, test_session), runtime)
         gateway.start()
