@@ -11,6 +11,7 @@ holds beyond what each session's store shows was sent (see ``delivery``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 
 import quickfix as fix
@@ -76,6 +77,10 @@ class Gateway:
         if self._acceptor is not None:
             acceptor, self._acceptor = self._acceptor, None
             await asyncio.to_thread(acceptor.stop)
+            # QuickFIX registers sessions process-wide: the old ones must be gone before an
+            # acceptor with the same CompIDs starts in this process, or sends go to them.
+            del acceptor
+            gc.collect()
         self._checkpoint()
 
     @property
