@@ -144,13 +144,13 @@ class Gateway:
                 decision = requests.quote_request(msg)
             case "BB":
                 self._collateral_inquiry(msg, account)
-                decision = Outgoing("", ())
+                handled.set_result(None)
+                return
             case _:
                 decision = reports.business_reject(
                     msg, "3", f"MsgType {msg.msg_type} is not supported by this gateway")
         if isinstance(decision, Outgoing):
-            if decision.msg_type:
-                self._send(msg.session, decision)
+            self._send(msg.session, decision)
             handled.set_result(None)
             return
         command: Input

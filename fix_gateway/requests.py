@@ -12,7 +12,14 @@ from decimal import Decimal
 
 from fix_gateway import reports
 from fix_gateway.tags import WALLET_ADDRESS
-from fix_gateway.wire import Outgoing, Received, decimal_field, parse_utc_timestamp
+from fix_gateway.wire import (
+    Outgoing,
+    Received,
+    decimal_field,
+    parse_utc_timestamp,
+    unix_ms,
+    utc_timestamp,
+)
 from solver.commands import CancelIndexOrder, ReduceIndexOrder, SubmitIndexOrder
 from solver.engine import Engine
 from solver.model import Side
@@ -146,8 +153,8 @@ def _expiry(msg: Received, now: int) -> int | str | None:
     if tif in (None, "1"):
         return None
     if tif == "0":  # a day order ends at the next UTC midnight
-        day = datetime.fromtimestamp(now // 1000, UTC).date() + timedelta(days=1)
-        return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
+        day = datetime.fromisoformat(utc_timestamp(now)[:8]).date() + timedelta(days=1)
+        return unix_ms(datetime(day.year, day.month, day.day, tzinfo=UTC))
     return (f"TimeInForce(59)={tif} is not supported: use 0 (day), 1 (good till cancel) "
             "or 6 (good till date)")
 

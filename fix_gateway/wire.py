@@ -94,5 +94,10 @@ def parse_utc_timestamp(text: str) -> int | None:
             moment = datetime.strptime(text, layout).replace(tzinfo=UTC)
         except ValueError:
             continue
-        return (moment - _EPOCH) // _MS
+        return unix_ms(moment)
     return None
+
+
+def unix_ms(moment: datetime) -> int:
+    """Whole milliseconds since the epoch, without passing through a float."""
+    return (moment - _EPOCH) // _MS

@@ -3,9 +3,11 @@ ports; and simplefix clients logged on to it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import simplefix
@@ -16,6 +18,7 @@ from fix_gateway.passwords import hash_password
 from mocks.binance.server import MockBinance
 from mocks.fix_client import FixClient, SessionConfig
 from mocks.ports import free_port
+from solver.commands import DepositConfirmed
 from solver.instant_mint import InstantMint
 from solver.journal import Journal
 from solver.replay import rebuild
@@ -62,11 +65,6 @@ async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: in
                   test_session: bool = False,
                   settings: RuntimeSettings = FAST) -> AsyncIterator[Service]:
     """The whole service; ``deposits`` are credited before it starts."""
-    import asyncio
-    from decimal import Decimal
-
-    from solver.commands import DepositConfirmed
-
     journal_path = tmp / "journal.db"
     journal = (Journal.open(journal_path) if journal_path.exists()
                else Journal.create(journal_path, setup()))

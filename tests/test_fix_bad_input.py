@@ -220,3 +220,21 @@ def comparable(s: Service) -> dict[str, object]:
     """The engine's state, less what any applied input moves (counters and books)."""
     state = state_of(s.runtime.engine)
     return {k: v for k, v in state.items() if k not in ("_transactions", "_sequence", "books")}
+
+
+def test_time_in_force_sets_the_expiry_exactly() -> None:
+    from fix_gateway.requests import new_order
+    from fix_gateway.wire import SOH, Outgoing, Received, utc_timestamp
+
+    def expiry(*fields: str) -> int | None:
+        text = SOH.join(("35=D", "11=o", "55=SY2", "54=1", "40=1", "152=10", *fields))
+        command = new_order(Received.parse("s", text), "alice", 1795307908661)
+        assert not isinstance(command, messages_type), command
+        return command.expire_at
+
+    messages_type = Outgoing
+    assert expiry() is None and expiry("59=1") is None
+    day = expiry("59=0")
+    assert day is not None and utc_timestamp(day) == "20261123-00:00:00.000"
+    gtd = expiry("59=6", "126=20261124-10:00:00.250")
+    assert gtd is not None and utc_timestamp(gtd) == "20261124-10:00:00.250"
