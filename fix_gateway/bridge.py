@@ -3,21 +3,25 @@
 QuickFIX calls these methods on its own threads with borrowed C++ objects. Each callback copies
 what it needs into Python strings and hands it to the asyncio loop; no exception may leave a
 callback (an uncaught one kills or hangs the process), so each catches, logs and answers with
-a reject. ``fromApp`` returns only when the loop has journaled what the message asked for:
-QuickFIX counts a message as received when ``fromApp`` returns, so a crash before that makes
-the client send it again instead of losing it.
+a reject. ``fromApp`` keeps the message in the inbound log before it returns (QuickFIX counts
+a message as received when ``fromApp`` returns) and hands it to the loop in the log's order.
+It waits only when the loop is ``MAX_BACKLOG`` messages behind, so a client that floods the
+gateway is slowed down instead of filling memory. A TestRequest is let through once every
+earlier message of its session is answered, so its Heartbeat stays the barrier clients expect:
+whatever they sent before has had its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import signal
+import threading
 from collections.abc import Callable
 
 import quickfix as fix
 import structlog
 
+from fix_gateway.inbound import InboundLog
 from fix_gateway.wire import Received
 
 # ``import quickfix`` resets SIGINT to the default action; give Python's handler back.
@@ -25,12 +29,12 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 
 log = structlog.get_logger(__name__)
 
-Handled = concurrent.futures.Future[None]
-Handler = Callable[[Received, Handled], None]
+Handler = Callable[[Received], None]
 Authenticate = Callable[[str, str | None, str | None], str | None]
 """(client CompID, Username, Password) -> None to let in, else the reason for refusing."""
 
-HANDLING_TIMEOUT_S = 10.0
+MAX_BACKLOG = 1000
+ROOM_TIMEOUT_S = 10.0
 
 
 def session_key(session_id: fix.SessionID) -> str:
@@ -39,11 +43,15 @@ def session_key(session_id: fix.SessionID) -> str:
 
 class Bridge(fix.Application):  # type: ignore[misc]
     def __init__(self, loop: asyncio.AbstractEventLoop, handle: Handler,
-                 authenticate: Authenticate) -> None:
+                 authenticate: Authenticate, inbound: InboundLog) -> None:
         super().__init__()
         self.loop = loop
         self.handle = handle
         self.authenticate = authenticate
+        self.inbound = inbound
+        self._in_order = threading.Lock()
+        self._room = threading.Condition()
+        self._last_record: dict[str, int] = {}
         self.sessions: dict[str, fix.SessionID] = {}
         self.logged_on: set[str] = set()
 
@@ -81,6 +89,8 @@ class Bridge(fix.Application):  # type: ignore[misc]
     def fromAdmin(self, message: fix.Message, session_id: fix.SessionID) -> None:
         refusal: str | None
         try:
+            if _msg_type(message) == "1":
+                self._wait_until_answered(session_key(session_id))
             if _msg_type(message) != "A":
                 return
             client = session_id.getTargetCompID().getValue()
@@ -94,12 +104,34 @@ class Bridge(fix.Application):  # type: ignore[misc]
 
     def fromApp(self, message: fix.Message, session_id: fix.SessionID) -> None:
         try:
-            received = Received.parse(session_key(session_id), message.toString())
-            handled: Handled = concurrent.futures.Future()
-            self.loop.call_soon_threadsafe(self.handle, received, handled)
-            handled.result(HANDLING_TIMEOUT_S)
+            key, text = session_key(session_id), message.toString()
+            self._wait_for_room(key)
+            with self._in_order:  # sessions have threads of their own; the log sets the order
+                number = self._last_record[key] = self.inbound.append(key, text)
+                self.loop.call_soon_threadsafe(self.handle, Received.parse(key, text, number))
         except Exception:
             log.exception("fix message not handled", session=session_key(session_id))
+
+    def room_made(self) -> None:
+        """The loop has handled messages: wake the callbacks waiting for that."""
+        with self._room:
+            self._room.notify_all()
+
+    def _wait_for_room(self, session: str) -> None:
+        self._wait(lambda: self.inbound.backlog < MAX_BACKLOG, session,
+                   "fix backlog still full; message taken anyway")
+
+    def _wait_until_answered(self, session: str) -> None:
+        last = self._last_record.get(session, 0)
+        self._wait(lambda: self.inbound.mark.record >= last, session,
+                   "fix messages still unanswered; TestRequest answered anyway")
+
+    def _wait(self, done: Callable[[], bool], session: str, late: str) -> None:
+        if done():
+            return
+        with self._room:
+            if not self._room.wait_for(done, ROOM_TIMEOUT_S):
+                log.warning(late, session=session, backlog=self.inbound.backlog)
 
 
 def _msg_type(message: fix.Message) -> str:

@@ -1,8 +1,9 @@
 """The FIX gateway: QuickFIX sessions in front of the solver's runtime.
 
-Inbound, each application message becomes an engine command (or a reject) on the asyncio loop;
-QuickFIX's thread is released once the command's transaction is journaled. Outbound, every
-committed transaction becomes reports for the accounts it concerns, sent with
+Inbound, each application message is kept in the inbound log and becomes an engine command (or
+a reply) on the asyncio loop; once its command is journaled or its reply sent it is marked
+handled, and at start-up what was kept but not handled is handled again (see ``inbound``).
+Outbound, every committed transaction becomes reports for the accounts it concerns, sent with
 ``Session.sendToTarget``: QuickFIX stores each before writing it, so a client that was away
 gets them on logon by resend (PossDup), and at start-up the gateway sends whatever the journal
 holds beyond what each session's store shows was sent (see ``delivery``).
@@ -12,25 +13,36 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
+import sys
+from collections import deque
 
 import quickfix as fix
 import structlog
 
 from fix_gateway import delivery, reports, requests
-from fix_gateway.bridge import Bridge, Handled
+from fix_gateway.bridge import Bridge
 from fix_gateway.config import FixSettings
+from fix_gateway.inbound import InboundLog, Mark
 from fix_gateway.passwords import verify
 from fix_gateway.sessions import session_settings
 from fix_gateway.tags import EVENT_SEQ_NUM
 from fix_gateway.wire import Outgoing, Received
 from solver import events as ev
-from solver.commands import Input, RequestQuote
+from solver.commands import (
+    CancelIndexOrder,
+    Input,
+    ReduceIndexOrder,
+    RequestQuote,
+    SubmitIndexOrder,
+)
 from solver.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
 CHECKPOINT_EVERY_S = 1.0
+SWITCH_INTERVAL_S = 0.0005
+
+Replies = tuple[Outgoing, ...]
 
 
 class Gateway:
@@ -43,9 +55,10 @@ class Gateway:
         self._session_of_account: dict[str, str] = {}
         self._account_of_session: dict[str, str] = {}
         self._echo_session: str | None = None
-        self._waiting: dict[int, tuple[Input, Handled]] = {}
+        self._in_flight: dict[int, tuple[Input, int]] = {}
+        self._done: set[int] = set()
+        self._last_ended = runtime.engine.transactions_applied
         self._quotes: dict[str, tuple[str, str, bool]] = {}
-        self._quote_ids = itertools.count(1)
         self._reported = 0
         self._checkpointed = 0
         self._acceptor: fix.ThreadedSocketAcceptor | None = None
@@ -55,9 +68,15 @@ class Gateway:
     # --- life cycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the sessions, send what the journal has beyond each session's store, and
-        accept connections. Call on the loop before the runtime applies new inputs."""
-        self.bridge = Bridge(asyncio.get_running_loop(), self._on_message, self._authenticate)
+        """Open the sessions, send what the journal has beyond each session's store, handle
+        what the inbound log kept but had not handled, and accept connections. Call on the
+        loop before the runtime applies new inputs."""
+        # QuickFIX's threads and the loop hand each message back and forth; with Python's
+        # default 5 ms switch interval a thread back from I/O can wait that long for the GIL.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self.inbound = InboundLog(self.settings.store / "inbound")
+        self.bridge = Bridge(asyncio.get_running_loop(), self._on_message, self._authenticate,
+                             self.inbound)
         quickfix_settings = session_settings(self.settings)
         self.settings.store.mkdir(parents=True, exist_ok=True)
         logs = fix.FileLogFactory(quickfix_settings) if self.settings.log else None
@@ -66,6 +85,7 @@ class Gateway:
             *([logs] if logs else []))
         self._bind_sessions()
         self._catch_up()
+        self._replay()
         self._acceptor.start()
         self._checkpointing = asyncio.create_task(self._checkpoint_periodically())
         log.info("fix gateway listening", port=self.settings.port,
@@ -81,6 +101,7 @@ class Gateway:
             # acceptor with the same CompIDs starts in this process, or sends go to them.
             del acceptor
             gc.collect()
+            self.inbound.close()
         self._checkpoint()
 
     @property
@@ -114,77 +135,120 @@ class Gateway:
 
     # --- inbound ------------------------------------------------------------------------------
 
-    def _on_message(self, msg: Received, handled: Handled) -> None:
-        """On the loop: act on one application message; ``handled`` is resolved once what it
-        asked for is journaled (or answered)."""
+    def _on_message(self, msg: Received) -> None:
+        """On the loop: act on one application message, in the inbound log's order."""
         try:
-            if msg.session == self._echo_session:
-                self._send(msg.session, Outgoing(msg.msg_type, _body(msg)))
-            else:
-                self._dispatch(msg, self._account_of_session[msg.session], handled)
-                return
+            self._act(msg, self._decide(msg))
         except Exception:
             log.exception("fix message failed", session=msg.session, msg_type=msg.msg_type)
             self._send(msg.session, reports.business_reject(
                 msg, "0", "the gateway could not process this message; it changed nothing"))
-        handled.set_result(None)
+            self._handled(msg.number)
 
-    def _dispatch(self, msg: Received, account: str, handled: Handled) -> None:
-        now = self.runtime.clock()
-        decision: requests.Decision
+    def _decide(self, msg: Received) -> Input | Replies:
+        """The engine command a message asks for, or the replies it gets instead."""
+        if msg.session == self._echo_session:
+            return (Outgoing(msg.msg_type, _body(msg)),)
+        account, now = self._account_of_session[msg.session], self.runtime.clock()
+        decision: Input | Outgoing | Replies
         match msg.msg_type:
             case "D":
-                decision = self._status_if_resent(msg, account) or requests.new_order(
+                decision = self._already_taken(msg, account) or requests.new_order(
                     msg, account, now)
             case "F":
-                decision = requests.cancel(msg, account, self.engine, now)
+                decision = self._already_taken(msg, account) or requests.cancel(
+                    msg, account, self.engine, now)
             case "G":
-                decision = requests.replace(msg, account, self.engine, now)
+                decision = self._already_taken(msg, account) or requests.replace(
+                    msg, account, self.engine, now)
             case "R":
-                decision = requests.quote_request(msg)
+                decision = requests.quote_request(msg, f"q{msg.number}", now)
             case "BB":
-                self._collateral_inquiry(msg, account)
-                handled.set_result(None)
-                return
+                return self._collateral_inquiry(msg, account)
             case _:
                 decision = reports.business_reject(
                     msg, "3", f"MsgType {msg.msg_type} is not supported by this gateway")
-        if isinstance(decision, Outgoing):
-            self._send(msg.session, decision)
-            handled.set_result(None)
+        return (decision,) if isinstance(decision, Outgoing) else decision
+
+    def _act(self, msg: Received, decision: Input | Replies) -> None:
+        if isinstance(decision, tuple):
+            for reply in decision:
+                self._send(msg.session, reply)
+            self._handled(msg.number)
             return
-        command: Input
-        if isinstance(decision, requests.QuoteAsked):
-            quote_id = f"q{next(self._quote_ids)}"
-            self._quotes[quote_id] = (msg.session, decision.quote_req_id,
-                                      decision.index in self.engine.indexes)
+        if isinstance(decision, RequestQuote):
+            self._quotes[decision.quote_id] = (msg.session, msg.get(131) or "",
+                                               decision.index in self.engine.indexes)
             self.runtime.refresh_books()
-            command = RequestQuote(now, quote_id, decision.index, decision.collateral)
-        else:
-            command = decision
-        self._waiting[id(command)] = (command, handled)
-        self.runtime.submit(command)
+        self._in_flight[id(decision)] = (decision, msg.number)
+        self.runtime.submit(decision)
 
-    def _status_if_resent(self, msg: Received, account: str) -> Outgoing | None:
-        """A PossResend(97) order already received gets its status, not a duplicate reject."""
-        order = self.engine.order(account, msg.get(11) or "")
-        if msg.get(97) != "Y" or order is None:
+    def _already_taken(self, msg: Received, account: str) -> Replies | None:
+        """A PossDup(43) or PossResend(97) copy of an order or request already taken gets
+        the order's status, or nothing while the original is still on its way to the engine
+        (its own reports answer it); anything else is new."""
+        if "Y" not in (msg.get(43), msg.get(97)):
             return None
-        return self.maker.status(order, self.runtime.clock())
+        name = msg.get(11) or ""
+        order = self.engine.order(account, name)
+        if order is not None:
+            return (self.maker.status(order, self.runtime.clock()),)
+        origin = ("order" if msg.msg_type == "D" else "request", account, name)
+        in_flight = origin in {_origin(c) for c, _ in self._in_flight.values()}
+        return () if in_flight else None
 
-    def _collateral_inquiry(self, msg: Received, account: str) -> None:
+    def _collateral_inquiry(self, msg: Received, account: str) -> Replies:
         inquiry = msg.get(909) or ""
         if msg.get(1) not in (None, account):
-            self._send(msg.session, Outgoing("BG", (
+            return (Outgoing("BG", (
                 (909, inquiry), (945, "4"), (1, msg.get(1) or ""),
-                (58, f"Account(1) must be this session's account {account}"))))
-            return
+                (58, f"Account(1) must be this session's account {account}"))),)
         assets = sorted(self.engine.collaterals)
-        self._send(msg.session, Outgoing("BG", (
-            (909, inquiry), (945, "0"), (911, str(len(assets))), (1, account))))
-        for n, asset in enumerate(assets, 1):
-            self._send(msg.session, reports.collateral_report(
-                self.engine, account, asset, f"{inquiry}-{n}", inquiry, []))
+        return (Outgoing("BG", ((909, inquiry), (945, "0"), (911, str(len(assets))),
+                                (1, account))),
+                *(reports.collateral_report(self.engine, account, asset, f"{inquiry}-{n}",
+                                            inquiry, [])
+                  for n, asset in enumerate(assets, 1)))
+
+    def _handled(self, number: int) -> None:
+        """Record ``number`` is journaled or answered: move the inbound mark past it."""
+        mark = self.inbound.mark.record
+        if number <= mark:
+            return
+        self._done.add(number)
+        while mark + 1 in self._done:
+            mark += 1
+            self._done.remove(mark)
+        if mark != self.inbound.mark.record:
+            self.inbound.set_mark(Mark(mark, self._last_ended))
+            self.bridge.room_made()
+
+    def _replay(self) -> None:
+        """Handle again the messages the inbound log kept but had not seen handled: all but
+        those whose commands the journal holds (after the mark's transaction, the journal's
+        client commands are exactly those records' commands, in order)."""
+        records = self.inbound.unhandled()
+        journal = self.runtime.sequencer.journal
+        if not records or journal is None:
+            return
+        applied = deque(origin for t in journal.transactions(self.inbound.mark.transaction)
+                        if (origin := _origin(t.input)) is not None)
+        replayed = 0
+        for record in records:
+            if record.session not in self._account_of_session:  # echo, or no longer configured
+                self._handled(record.number)
+                continue
+            msg = Received.parse(record.session, record.text, record.number)
+            decision = self._decide(msg)
+            if isinstance(decision, tuple) or not applied or applied[0] != _origin(decision):
+                self._act(msg, decision)
+                replayed += 1
+            else:
+                applied.popleft()
+                self._handled(record.number)
+        if applied:
+            log.error("fix inbound log and journal disagree", unmatched=list(applied)[:5])
+        log.info("fix inbound replayed", kept=len(records), replayed=replayed)
 
     # --- outbound: the bus calls these after each commit ----------------------------------------
 
@@ -192,13 +256,14 @@ class Gateway:
         pass
 
     def transaction_ended(self, transaction: ev.Transaction) -> None:
+        self._last_ended = transaction.number
         try:
             self._report(transaction)
         except Exception:
             log.exception("fix reports failed", transaction=transaction.number)
-        waiting = self._waiting.pop(id(transaction.input), None)
-        if waiting is not None and waiting[0] is transaction.input:
-            waiting[1].set_result(None)
+        taken = self._in_flight.pop(id(transaction.input), None)
+        if taken is not None and taken[0] is transaction.input:
+            self._handled(taken[1])
 
     def _report(self, transaction: ev.Transaction) -> None:
         for account, report in self.maker.reports(transaction):
@@ -255,6 +320,7 @@ class Gateway:
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY_S)
             self._checkpoint()
+            self.inbound.prune()
 
     def _checkpoint(self) -> None:
         if self._reported != self._checkpointed:
@@ -264,3 +330,15 @@ class Gateway:
 
 def _body(msg: Received) -> tuple[tuple[int, str], ...]:
     return tuple((t, v) for t, v in msg.fields if t not in delivery.HEADER_AND_TRAILER)
+
+
+def _origin(command: Input) -> tuple[str, str, str] | None:
+    """What names a command that a client message asked for: its kind, account and id."""
+    match command:
+        case SubmitIndexOrder():
+            return ("order", command.account, command.client_order_id)
+        case CancelIndexOrder() | ReduceIndexOrder():
+            return ("request", command.account, command.request_id)
+        case RequestQuote():
+            return ("quote", "", command.quote_id)
+    return None

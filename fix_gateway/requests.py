@@ -6,7 +6,6 @@ within the collateral's precision) is the engine's to judge, so each rule lives 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -20,7 +19,7 @@ from fix_gateway.wire import (
     unix_ms,
     utc_timestamp,
 )
-from solver.commands import CancelIndexOrder, ReduceIndexOrder, SubmitIndexOrder
+from solver.commands import CancelIndexOrder, ReduceIndexOrder, RequestQuote, SubmitIndexOrder
 from solver.engine import Engine
 from solver.model import Side
 
@@ -34,16 +33,6 @@ UNKNOWN_ACCOUNT = "15"
 OTHER = "99"
 
 _SIDES = {"1": Side.BUY, "2": Side.SELL}
-
-
-@dataclass(frozen=True, slots=True)
-class QuoteAsked:
-    quote_req_id: str
-    index: str
-    collateral: Decimal
-
-
-Decision = SubmitIndexOrder | CancelIndexOrder | ReduceIndexOrder | QuoteAsked | Outgoing
 
 
 def new_order(msg: Received, account: str, now: int) -> SubmitIndexOrder | Outgoing:
@@ -106,7 +95,7 @@ def replace(msg: Received, account: str, engine: Engine,
     return ReduceIndexOrder(now, account, msg.get(41) or "", cash, msg.get(11) or "")
 
 
-def quote_request(msg: Received) -> QuoteAsked | Outgoing:
+def quote_request(msg: Received, quote_id: str, now: int) -> RequestQuote | Outgoing:
     if not msg.get(55):
         return reports.quote_refused(msg, UNKNOWN_SYMBOL, "Symbol(55) is required")
     if msg.get(146) != "1":
@@ -116,7 +105,7 @@ def quote_request(msg: Received) -> QuoteAsked | Outgoing:
     cash = _cash(msg)
     if isinstance(cash, str):
         return reports.quote_refused(msg, OTHER, cash)
-    return QuoteAsked(msg.get(131) or "", msg.get(55) or "", cash)
+    return RequestQuote(now, quote_id, msg.get(55) or "", cash)
 
 
 def _cash(msg: Received) -> Decimal | str:

@@ -22,19 +22,21 @@ _MS = timedelta(milliseconds=1)
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """A received application message: its fields in order, and the session it came on."""
+    """A received application message: its fields in order, the session it came on, and its
+    number in the inbound log."""
 
     session: str
     fields: tuple[tuple[int, str], ...]
+    number: int = 0
 
     @classmethod
-    def parse(cls, session: str, text: str) -> Received:
+    def parse(cls, session: str, text: str, number: int = 0) -> Received:
         fields = []
         for pair in text.split(SOH):
             tag, sep, value = pair.partition("=")
             if sep and tag.isdigit():
                 fields.append((int(tag), value))
-        return cls(session, tuple(fields))
+        return cls(session, tuple(fields), number)
 
     def get(self, tag: int) -> str | None:
         """The first value of ``tag`` (in a repeating group: its first entry's)."""
