@@ -229,10 +229,8 @@ class Gateway:
         client commands are exactly those records' commands, in order)."""
         records = self.inbound.unhandled()
         journal = self.runtime.sequencer.journal
-        if not records or journal is None:
-            return
         applied = deque(origin for t in journal.transactions(self.inbound.mark.transaction)
-                        if (origin := _origin(t.input)) is not None)
+                        if (origin := _origin(t.input)) is not None) if journal else deque()
         replayed = 0
         for record in records:
             if record.session not in self._account_of_session:  # echo, or no longer configured
@@ -248,7 +246,8 @@ class Gateway:
                 self._handled(record.number)
         if applied:
             log.error("fix inbound log and journal disagree", unmatched=list(applied)[:5])
-        log.info("fix inbound replayed", kept=len(records), replayed=replayed)
+        log.info("fix inbound replayed", unhandled=len(records), replayed=replayed,
+                 mark=self.inbound.mark.record)
 
     # --- outbound: the bus calls these after each commit ----------------------------------------
 

@@ -167,3 +167,55 @@ def test_reports_journaled_but_never_sent_go_out_when_the_gateway_starts(
             assert Counter(field_of(m, EVENT_SEQ_NUM) for m in alice.received).most_common(
                 1)[0][1] == 1
     run(scenario())
+
+
+def test_a_gateway_killed_while_orders_stream_in_takes_each_order_exactly_once(
+        tmp_path: Path) -> None:
+    """Killed mid-stream, some orders are journaled, some only kept in the inbound log, some
+    still in the socket. After the restart the client asks again (PossResend) about any order
+    it has no answer for; in the end each order is taken once and answered once."""
+    count = 300
+    ids = [f"p{n}" for n in range(count)]
+
+    def answers(client: FixClient) -> Counter[str]:
+        return Counter(field_of(m, 11) or "" for m in client.received
+                       if field_of(m, 35) == "8" and field_of(m, 150) in ("0", "8"))
+
+    async def scenario() -> None:
+        fix_port = free_port()
+        log = tmp_path / "gateway.log"
+        async with running(mock_server()) as server:
+            config = write_config(tmp_path, fix_port, server.port)
+            alice = FixClient(SessionConfig("127.0.0.1", fix_port, "ALICE", GATEWAY, "ALICE",
+                                            PASSWORDS["alice"], store_dir=tmp_path / "client"))
+            with gateway_process(config, log) as first:
+                await wait_accepting(fix_port, first, log)
+                await alice.connect()
+                for n, cl_ord_id in enumerate(ids):
+                    await alice.send(messages.new_order(cl_ord_id, "SY2", D("10"),
+                                                        ord_type="2", price=D("900")))
+                    if n == count // 2:
+                        await until(lambda: len(answers(alice)) >= 1, 30, "a first answer")
+                first.send_signal(signal.SIGKILL)
+                first.wait(10)
+            with gateway_process(config, log) as second:
+                await wait_accepting(fix_port, second, log)
+                await alice.connect()
+                for cl_ord_id in sorted(set(ids) - set(answers(alice))):
+                    again = messages.new_order(cl_ord_id, "SY2", D("10"), ord_type="2",
+                                               price=D("900"))
+                    again.append_pair(97, "Y")
+                    await alice.send(again)
+                await until(lambda: set(answers(alice)) == set(ids), 30, "every order answered")
+                await alice.test_request()
+                await alice.logout()
+                second.send_signal(signal.SIGTERM)
+                assert second.wait(30) == 0, log.read_text()[-3000:]
+        assert answers(alice) == Counter(ids)
+        with Journal.open(tmp_path / "journal.db") as journal:
+            events = [e.event for t in journal.transactions() for e in t.events]
+        accepted = [e.client_order_id for e in events if isinstance(e, ev.IndexOrderAccepted)
+                    and e.account == "alice" and e.client_order_id in ids]
+        assert sorted(accepted) == sorted(ids)
+        assert not [e for e in events if isinstance(e, ev.IndexOrderRejected)]
+    run(scenario(), timeout=150)

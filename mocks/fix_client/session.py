@@ -25,6 +25,8 @@ from mocks.fix_client.framing import Framer
 log = structlog.get_logger(__name__)
 
 READ_SIZE = 65536
+_OPTIONAL_HEADER_TAGS = frozenset((50, 57, 97, 115, 116, 128, 129, 142, 143, 144, 145, 369))
+_NOT_HELD = frozenset((b"2", b"4"))
 _ADMIN = frozenset((b"0", b"1", b"2", b"3", b"4", b"5", b"A"))
 
 
@@ -75,7 +77,7 @@ class FixClient:
         self._echoes: dict[str, asyncio.Future[None]] = {}
         self._held_echoes: list[tuple[int, str]] = []   # Heartbeats answering us, beyond a gap
         self._gap_until = 0                             # highest seqnum seen beyond a gap
-        self._logon_seq = 1                             # our Logon's seqnum on this connection
+        self._held: set[int] = set()  # seqnums sent on this connection that the peer keeps
         self._logout_sent = self._peer_logged_out = self._probed = False
         self._last_sent = self._last_received = 0.0
         self._ids = itertools.count(1)
@@ -130,19 +132,21 @@ class FixClient:
         if cfg.reset_seq_num:
             self._set_seqnums(1, 1)
         self._tasks = [asyncio.create_task(self._read(reader))]
-        self._logon_seq = self._send_now(_body(b"A", (98, 0), (108, cfg.heartbeat_s),
+        self._held = set()
+        logon_seq = self._send_now(_body(b"A", (98, 0), (108, cfg.heartbeat_s),
                                                (141, "Y" if cfg.reset_seq_num else None),
                                                (553, cfg.username), (554, cfg.password)))
-        log.info("fix_client.logon_sent", sender=cfg.sender_comp_id, seq=self._logon_seq)
+        log.info("fix_client.logon_sent", sender=cfg.sender_comp_id, seq=logon_seq)
         try:
             await asyncio.wait_for(asyncio.shield(self._logon), timeout)
         except TimeoutError:
             self._close("logon timeout")
             raise
 
-    async def send(self, body: simplefix.FixMessage) -> int:
-        """Send an application message (MsgType in ``body``); returns its MsgSeqNum."""
-        seq = self._send_now(body)
+    async def send(self, body: simplefix.FixMessage, poss_dup: bool = False) -> int:
+        """Send an application message (MsgType in ``body``); returns its MsgSeqNum.
+        ``poss_dup``: mark it PossDupFlag(43)=Y, a copy of one that may have arrived."""
+        seq = self._send_now(body, poss_dup)
         await self._connected().drain()
         return seq
 
@@ -198,18 +202,21 @@ class FixClient:
             raise ConnectionError(f"not connected ({self.close_reason})")
         return self._writer
 
-    def _send_now(self, body: simplefix.FixMessage) -> int:
+    def _send_now(self, body: simplefix.FixMessage, poss_dup: bool = False) -> int:
         """Take the next MsgSeqNum and persist it before writing: a crash burns a number
         (the peer asks, we gap-fill) but never reuses one (fatal "MsgSeqNum too low")."""
         writer, seq = self._connected(), self._next_out
         self._set_seqnums(out=seq + 1)
-        writer.write(self._encode(body, seq))
+        if body.get(35) not in _NOT_HELD:
+            self._held.add(seq)
+        writer.write(self._encode(body, seq, poss_dup))
         self._last_sent = asyncio.get_running_loop().time()
         return seq
 
     def _encode(self, body: simplefix.FixMessage, seq: int, poss_dup: bool = False) -> bytes:
-        """Header 8, 9, 35, 34, [43], 49, 52, 56, [122], then the body (QuickFIX rejects a
-        header field after a body field)."""
+        """Header 8, 9, 35, 34, [43], 49, 52, 56, [122], the optional header fields the body
+        carries (e.g. PossResend), then the body (QuickFIX rejects a header field after a body
+        field)."""
         out = simplefix.FixMessage()
         for tag, value in ((8, "FIX.4.4"), (35, body.get(35)), (34, seq),
                            (43, "Y" if poss_dup else None), (49, self.config.sender_comp_id)):
@@ -218,8 +225,8 @@ class FixClient:
         out.append_pair(56, self.config.target_comp_id, header=True)
         out.append_pair(122, out.get(52) if poss_dup else None, header=True)
         for tag, value in body:
-            if tag not in (8, 9, 10, 35):
-                out.append_pair(tag, value)
+            if int(tag) not in (8, 9, 10, 35):
+                out.append_pair(tag, value, header=int(tag) in _OPTIONAL_HEADER_TAGS)
         return bytes(out.encode())
 
     # -- receiving ---------------------------------------------------------------------------
@@ -310,19 +317,20 @@ class FixClient:
             self._send_now(_body(b"2", (7, self._next_in), (16, 0)))
 
     def _answer_resend(self, msg: simplefix.FixMessage) -> None:
-        """We keep no outbound messages: one GapFill, numbered BeginSeqNo, covers the range,
-        but not what this connection carried from our Logon on: the peer holds those (queued
-        as too high) and a GapFill over them would make it discard them."""
+        """We keep no outbound messages: GapFills cover the range, each numbered with the
+        first seqnum it covers, but none covers a message this connection carried that the
+        peer holds (queued as too high): a GapFill over it would make the peer discard it.
+        The peer holds all but our ResendRequests and SequenceResets, which it acts on at
+        once when they come too early without counting them, and so asks for again."""
         begin, end = int(msg.get(7)), int(msg.get(16))
-        new_seq = self._next_out if end == 0 else min(end + 1, self._next_out)
-        if begin < self._logon_seq:
-            new_seq = min(new_seq, self._logon_seq)
-        if begin >= new_seq:
+        stop = self._next_out if end == 0 else min(end + 1, self._next_out)
+        runs = _runs_without(range(begin, stop), self._held)
+        if not runs:
             log.warning("fix_client.resend_nothing", begin=begin, next_out=self._next_out)
-            return
-        log.info("fix_client.gap_fill", begin=begin, new_seq_no=new_seq)
-        self._connected().write(self._encode(_body(b"4", (123, "Y"), (36, new_seq)), begin,
-                                             poss_dup=True))
+        for first, new_seq in runs:
+            log.info("fix_client.gap_fill", begin=first, new_seq_no=new_seq)
+            self._connected().write(self._encode(_body(b"4", (123, "Y"), (36, new_seq)), first,
+                                                 poss_dup=True))
 
     def _fatal(self, text: str) -> None:
         log.warning("fix_client.logout", text=text)
@@ -384,3 +392,16 @@ def _body(kind: bytes, *pairs: tuple[int, object]) -> simplefix.FixMessage:
     for tag, value in pairs:
         msg.append_pair(tag, value)     # None: the optional field is left out
     return msg
+
+
+def _runs_without(seqs: range, held: set[int]) -> list[tuple[int, int]]:
+    """The runs of ``seqs`` not in ``held``, as (first, one past the last)."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if seq in held:
+            continue
+        if runs and runs[-1][1] == seq:
+            runs[-1] = (runs[-1][0], seq + 1)
+        else:
+            runs.append((seq, seq + 1))
+    return runs

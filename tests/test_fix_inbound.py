@@ -1,0 +1,177 @@
+"""The inbound log: messages kept before ``fromApp`` returns are handled exactly once, across
+restarts, whether or not the engine had them when the gateway stopped."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+import simplefix
+
+from fix_gateway import inbound
+from fix_gateway.inbound import InboundLog, Mark
+from mocks.fix_client import messages
+from solver.commands import SubmitIndexOrder
+from solver.journal import Journal
+from tests.fix_service import GATEWAY, field_of, service
+from tests.mock_exchange import run
+from tests.test_fix_gateway import report_where
+
+ALICE_SESSION = f"FIX.4.4:{GATEWAY}->ALICE"
+
+
+def resting_order(cl_ord_id: str) -> simplefix.FixMessage:
+    return messages.new_order(cl_ord_id, "SY2", D("1000"), ord_type="2", price=D("900"))
+
+
+def as_received(message: simplefix.FixMessage, seq: int) -> str:
+    """The text QuickFIX hands to ``fromApp``: header and body, SOH-separated."""
+    fields = [(35, message.get(35).decode()), (34, str(seq)), (49, "ALICE"), (56, GATEWAY)]
+    fields += [(int(t), v.decode()) for t, v in message if int(t) != 35]
+    return "".join(f"{t}={v}\x01" for t, v in fields)
+
+
+def inbound_dir(tmp: Path) -> Path:
+    return tmp / "fix-store" / "inbound"
+
+
+# --- the log itself -------------------------------------------------------------------------
+
+
+def test_records_after_the_mark_are_found_again_in_order(tmp_path: Path) -> None:
+    log = InboundLog(tmp_path)
+    numbers = [log.append("s", f"text {n}") for n in range(5)]
+    log.set_mark(Mark(2, 7))
+    log.close()
+    again = InboundLog(tmp_path)
+    assert numbers == [1, 2, 3, 4, 5]
+    assert again.mark == Mark(2, 7)
+    assert [(r.number, r.text) for r in again.unhandled()] == [(3, "text 2"), (4, "text 3"),
+                                                               (5, "text 4")]
+    assert (again.append("s", "more"), again.backlog) == (6, 4)
+
+
+def test_a_torn_last_record_is_skipped(tmp_path: Path) -> None:
+    log = InboundLog(tmp_path)
+    log.append("s", "whole")
+    log.close()
+    [segment] = tmp_path.glob("*.log")
+    with segment.open("ab") as out:
+        out.write(b'{"n": 2, "session": "s", "te')
+    again = InboundLog(tmp_path)
+    assert [r.text for r in again.unhandled()] == ["whole"]
+    assert again.append("s", "next") == 2
+
+
+def test_an_empty_or_missing_mark_means_nothing_is_handled(tmp_path: Path) -> None:
+    InboundLog(tmp_path).close()
+    assert (tmp_path / "handled").read_text() == ""
+    assert InboundLog(tmp_path).mark == Mark(0, 0)
+
+
+def test_segments_roll_over_and_handled_ones_are_deleted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inbound, "SEGMENT_BYTES", 200)
+    log = InboundLog(tmp_path)
+    for _ in range(10):
+        log.append("s", "x" * 50)
+    segments = sorted(p.name for p in tmp_path.glob("*.log"))
+    assert len(segments) == 5
+    log.set_mark(Mark(5, 0))
+    log.prune()
+    assert sorted(p.name for p in tmp_path.glob("*.log")) == segments[2:]
+    log.set_mark(Mark(10, 0))
+    log.prune()
+    assert sorted(p.name for p in tmp_path.glob("*.log")) == segments[-1:]  # being written
+    log.close()
+    assert InboundLog(tmp_path).unhandled() == []
+
+
+# --- the gateway's use of it ----------------------------------------------------------------
+
+
+def test_a_message_kept_but_never_handled_is_handled_when_the_gateway_starts(
+        tmp_path: Path) -> None:
+    """As if the gateway died after ``fromApp`` kept an order and before the engine had it."""
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            await alice.send(resting_order("o1"))
+            await report_where(alice, t11="o1", t150="0")
+            await alice.logout()
+        log = InboundLog(inbound_dir(tmp_path))
+        log.append(ALICE_SESSION, as_received(resting_order("o2"), 99))
+        log.close()
+        async with service(tmp_path) as s:
+            alice = await s.client("alice")
+            await report_where(alice, t11="o2", t150="0")
+            await alice.test_request()
+            order = s.runtime.engine.order("alice", "o2")
+            assert order is not None and order.is_open
+            assert len(s.runtime.engine.orders) == 2
+            assert s.gateway.inbound.backlog == 0
+        assert [field_of(m, 150) for m in alice.received
+                if field_of(m, 11) == "o2" and field_of(m, 35) == "8"] == ["0"]
+    run(scenario())
+
+
+def test_a_kept_message_the_journal_already_holds_is_not_applied_again(tmp_path: Path) -> None:
+    """As if the gateway died after the order's commit and before its record was marked."""
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            await alice.send(resting_order("o1"))
+            await report_where(alice, t11="o1", t150="0")
+            await alice.send(messages.collateral_inquiry("i1"))
+            await report_where(alice, t35="BG")
+            await alice.logout()
+        journal = Journal.open(tmp_path / "journal.db")
+        [before_o1] = [t.number - 1 for t in journal.transactions()
+                       if isinstance(t.input, SubmitIndexOrder)]
+        journal.close()
+        log = InboundLog(inbound_dir(tmp_path))
+        assert len(log.unhandled()) == 0 and log.mark.record == 2
+        log.set_mark(Mark(0, before_o1))
+        log.close()
+        async with service(tmp_path) as s:
+            alice = await s.client("alice")
+            await report_where(alice, t35="BG")  # an answer is given again
+            await alice.test_request()
+            assert len(s.runtime.engine.orders) == 1
+            assert s.gateway.inbound.mark.record == 2
+        assert not any(field_of(m, 11) == "o1" for m in alice.received)  # no duplicate reject
+    run(scenario())
+
+
+def test_a_possible_duplicate_of_a_taken_order_gets_its_status(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            await alice.send(resting_order("o1"))
+            await report_where(alice, t11="o1", t150="0")
+            await alice.send(resting_order("o1"), poss_dup=True)
+            status = await report_where(alice, t11="o1")
+            resent = resting_order("o1")
+            resent.append_pair(97, "Y")
+            await alice.send(resent)
+            status_again = await report_where(alice, t11="o1")
+            await alice.send(resting_order("o2"), poss_dup=True)  # never seen: it is new
+            await report_where(alice, t11="o2", t150="0")
+            assert [(field_of(m, 150), field_of(m, 39)) for m in (status, status_again)] == [
+                ("I", "0"), ("I", "0")]
+            assert len(s.runtime.engine.orders) == 2
+    run(scenario())
+
+
+def test_a_heartbeat_answering_a_test_request_follows_the_earlier_answers(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            for n in range(20):
+                await alice.send(resting_order(f"o{n}"))
+            await alice.test_request()
+            answered = {field_of(m, 11) for m in alice.received if field_of(m, 35) == "8"}
+            assert answered == {f"o{n}" for n in range(20)}
+    run(scenario())
