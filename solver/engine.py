@@ -12,7 +12,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from solver import events as ev
-from solver.allocation import EngagedOrder, allocate
+from solver.allocation import EngagedOrder, allocate, min_fill_value
 from solver.batches import AssetOrder, Batch
 from solver.commands import (
     AssetOrderAccepted,
@@ -351,7 +351,9 @@ class Engine:
         assets = {a for c in candidates for a in c.index.assets}
         free = {a: self.inventory.free_quantity(a) for a in assets}
         room = self.params.max_inflight_notional - self.inflight_notional()
-        plan = plan_batch(candidates, self.markets(), free, self.params, room)
+        smallest = min_fill_value(self.collaterals[ready[0].collateral_asset].decimals) \
+            if ready else ZERO
+        plan = plan_batch(candidates, self.markets(), free, self.params, room, smallest)
         if plan is None:
             return []
         batch = Batch(len(self.batches) + 1, cmd.ts,

@@ -6,7 +6,8 @@ scarce liquidity is shared pro rata, each order being limited by its scarcest as
 and in-flight caps scale the engagements, and the asset orders to send are derived from the
 final engagements, so the caps hold for what is actually sent. Inventory is used first; an
 asset order that would fail the exchange filters is not sent (never padded up), and orders
-needing that asset wait for inventory or for company in a later batch.
+needing that asset wait for inventory or for company in a later batch. An order is not engaged
+for units worth less than ``smallest_fill`` (allocation would not give it such a sliver).
 """
 
 from __future__ import annotations
@@ -91,8 +92,10 @@ def plan_batch(
     free_inventory: Mapping[str, Decimal],
     params: SolverParams,
     room: Decimal,
+    smallest_fill: Decimal = ZERO,
 ) -> BatchPlan | None:
-    """Engage ``candidates`` (oldest first) within liquidity, caps and ``room`` in flight."""
+    """Engage ``candidates`` (oldest first) within liquidity, caps and ``room`` in flight,
+    none for units worth less than ``smallest_fill`` at the limit prices."""
     cap = min(params.max_batch_notional, room)
     if cap <= 0:
         return None
@@ -104,7 +107,7 @@ def plan_batch(
         return None
     sendable = set(liquidity)
     while True:
-        units = _fit(wanted, prices, liquidity, free_inventory, sendable, cap)
+        units = _fit(wanted, prices, liquidity, free_inventory, sendable, cap, smallest_fill)
         needed = _asset_needs(units)
         used = {a: min(free_inventory.get(a, ZERO), q) for a, q in needed.items()}
         orders = {a: _asset_order(a, markets[a].rules, liquidity[a], needed[a] - used[a])
@@ -149,8 +152,10 @@ def _fit(
     inventory: Mapping[str, Decimal],
     sendable: set[str],
     cap: Decimal,
+    smallest_fill: Decimal,
 ) -> list[tuple[Candidate, Decimal]]:
-    """Scale each index's orders by its scarcest asset, then all of them by the cap."""
+    """Scale each index's orders by its scarcest asset, then all of them by the cap; drop
+    engagements worth less than ``smallest_fill``."""
     per_index, indexes = _per_index(wanted)
     demand = asset_quantities((indexes[s], total) for s, total in per_index.items())
     supply_ratio = {
@@ -161,8 +166,9 @@ def _fit(
     ratio = {s: min(supply_ratio[a] for a in indexes[s].assets) for s in per_index}
     notional = sum((ratio[s] * total * prices[s] for s, total in per_index.items()), ZERO)
     scale = min(ONE, divide_down(cap, notional)) if notional > cap else ONE
-    return [(c, floor_decimals(u * ratio[c.index.symbol] * scale, c.index.decimals))
-            for c, u in wanted]
+    fitted = [(c, floor_decimals(u * ratio[c.index.symbol] * scale, c.index.decimals))
+              for c, u in wanted]
+    return [(c, u if u * prices[c.index.symbol] >= smallest_fill else ZERO) for c, u in fitted]
 
 
 def _asset_needs(units: Sequence[tuple[Candidate, Decimal]]) -> dict[str, Decimal]:

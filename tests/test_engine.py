@@ -613,3 +613,25 @@ def test_a_pending_cancel_completes_with_its_request_id():
     assert pending.request_id == "c1"
     done = [c for t in fill_all(d, requests) for c in t.of_type(ev.IndexOrderCompleted)]
     assert [(c.status, c.request_id) for c in done] == [(OrderStatus.CANCELED, "c1")]
+
+
+# --- slivers are not sold at absurd prices ---------------------------------------------
+
+
+def test_a_sliver_of_an_asset_is_not_sold_to_an_order_at_an_absurd_price():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, a2 = d.plan().of_type(ev.AssetOrderRequested)
+    fill(d, a1, "8")
+    end(d, a1, "8", AssetOrderOutcome.FILLED)
+    fill(d, a2, "0.000000000000000001")
+    # 1e-18 units are worth 1e-15 USDC: charged 0.000001 they would be priced at 1e12.
+    t = end(d, a2, "0.000000000000000001")
+    assert t.of_type(ev.IndexOrderFilled) == []
+    [settled] = t.of_type(ev.BatchSettled)
+    assert settled.filled_units == ((1, D(0)),) and settled.assignments == ()
+    order = d.engine.order("alice", "o1")
+    assert order.is_open and order.spent == 0 and order.filled_units == 0
+    assert d.engine.inventory.positions() == {"A1": D(8), "A2": D("1E-18")}
+    assert violations(d.engine) == []

@@ -119,3 +119,19 @@ def test_quote_gives_price_and_units_within_liquidity():
                                           market("A2", ("200", "0.5"))]}
     assert quote(SY2, D(1000), markets, {}, params()) == (D(1000), D("0.5"))
     assert quote(SY2, D(400), markets, {}, params()) == (D(1000), D("0.4"))
+
+
+def test_no_order_is_engaged_for_a_sliver_of_inventory():
+    # A2 cannot be sent (its minimum notional is out of reach): only slivers of inventory
+    # are left, worth 1e-12 USDC for the 1e-15 units they make.
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "1000"), min_notional="1e9")]
+    slivers = {"A1": D("8E-15"), "A2": D("1E-15")}
+    assert plan(["1000"], markets, inventory=slivers).engagements[0].units == D("1E-15")
+    candidates = [Candidate(1, SY2, D(1000))]
+    books = {m.rules.asset: m for m in markets}
+    assert plan_batch(candidates, books, slivers, params(), NO_LIMIT, D("0.01")) is None
+    # With no smallest fill (the default) the sliver is engaged, as above; 0.00001 units are
+    # worth 0.01: enough.
+    enough = {"A1": D("0.00008"), "A2": D("0.00001")}
+    result = plan_batch(candidates, books, enough, params(), NO_LIMIT, D("0.01"))
+    assert [(e.order_id, e.units) for e in result.engagements] == [(1, D("0.00001"))]

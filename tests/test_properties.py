@@ -9,6 +9,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from solver import events as ev
+from solver.allocation import min_fill_value
 from solver.market import Level, MarketRules, OrderBook
 from solver.model import Constituent, Index
 from solver.params import SolverParams
@@ -107,6 +109,10 @@ def test_conservation_budgets_and_filters_hold(scenario: Scenario) -> None:
     charged = sum((o.spent for o in result.engine.orders.values()), D(0))
     fills = sum(len(b.filled_units) for b in result.engine.batches.values())
     assert D(0) <= charged + held - paid <= D("0.000001") * fills + D("1e-20")
+    # No fill is a sliver whose charge, rounded up, would make its price absurd.
+    for t in result.transactions:
+        for filled in t.of_type(ev.IndexOrderFilled):
+            assert filled.cost >= min_fill_value(6)
 
 
 def outcome(scenario: Scenario, seed: int | None) -> object:
