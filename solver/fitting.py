@@ -8,6 +8,9 @@ final engagements, so the caps hold for what is actually sent. Inventory is used
 asset order that would fail the exchange filters is not sent (never padded up), and orders
 needing that asset wait for inventory or for company in a later batch. An order is not engaged
 for units worth less than ``smallest_fill`` (allocation would not give it such a sliver).
+
+``smallest_buy_cost`` prices the index's smallest tradable quantity: the engine completes an
+order with fills whose remaining collateral cannot pay for it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from decimal import Decimal
 
 from solver.market import Liquidity, MarketRules, OrderBook, buy_liquidity
 from solver.model import Index, asset_quantities
-from solver.money import ONE, ZERO, divide_down, exact, floor_decimals
+from solver.money import ONE, ZERO, ceil_decimals, divide_down, exact, floor_decimals, quantum
 from solver.params import SolverParams
 
 
@@ -195,6 +198,34 @@ def _asset_order(
     if rules.filter_failure(liquidity.limit, quantity):
         return None
     return PlannedAssetOrder(asset, rules.symbol, liquidity.limit, quantity)
+
+
+@exact
+def smallest_buy_cost(
+    index: Index,
+    markets: Mapping[str, Market],
+    params: SolverParams,
+    smallest_fill: Decimal = ZERO,
+) -> Decimal | None:
+    """The least collateral that buys the index's smallest tradable quantity on its own, at
+    the limit prices and with the fee reserve, as ``plan_batch`` counts; None without an ask
+    for every asset.
+
+    The smallest tradable quantity is the fewest units (on the index's decimals) for which
+    every constituent's buy passes its market's LOT_SIZE and NOTIONAL filters at its limit
+    price, and that are worth at least ``smallest_fill``. An order whose remaining collateral is
+    below this can still be engaged together with other orders of the same index, never alone.
+    """
+    liquidity = asset_liquidity([index], markets, params)
+    price = index_price(index, liquidity)
+    if price is None or price <= 0:
+        return None
+    units = max(smallest_fill / price, quantum(index.decimals))
+    for c in index.constituents:
+        if c.quantity > 0:
+            least = markets[c.asset].rules.min_buy_quantity(liquidity[c.asset].limit)
+            units = max(units, least / c.quantity)
+    return ceil_decimals(units, index.decimals) * price * (ONE + params.fee_reserve)
 
 
 @exact
