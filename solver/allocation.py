@@ -4,6 +4,11 @@ Each asset's pool (held inventory, then the batch's fills) is shared pro rata to
 engaged quantities; an order's units are the minimum over its assets, so every order of an
 index gets the same fill ratio. Every order pays each asset's pool VWAP plus its pro-rata share
 of the pool's fees: the result does not depend on the order in which fills arrived.
+
+A charge is rounded up to the collateral's decimals, which adds up to one smallest unit of the
+collateral. So that this never makes a fill's price absurd, no order is given units worth less
+than ``min_fill_value`` (what it cannot be charged for fairly stays in inventory, like every
+other rounding leftover): a fill's price is then within ``MAX_ROUNDING_MARKUP`` of the pool's.
 """
 
 from __future__ import annotations
@@ -22,7 +27,17 @@ from solver.money import (
     divide_down,
     exact,
     floor_decimals,
+    quantum,
 )
+
+MAX_ROUNDING_MARKUP = Decimal("0.0001")
+"""The most that rounding a charge up may add to a fill's price: one basis point."""
+
+
+def min_fill_value(collateral_decimals: int) -> Decimal:
+    """The least value a fill may have, so that rounding its charge up to the collateral's
+    decimals adds less than ``MAX_ROUNDING_MARKUP``: 0.01 for a 6-decimal collateral."""
+    return quantum(collateral_decimals) / MAX_ROUNDING_MARKUP
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,7 @@ def allocate(
     quantities = {a: sum((s.quantity for s in pool), ZERO) for a, pool in pools.items()}
     prices = {a: _pool_price(pool, quantities[a]) for a, pool in pools.items() if quantities[a]}
     ratios = _fill_ratios(engaged, quantities)
+    smallest = min_fill_value(collateral_decimals)
     orders = []
     for order in engaged:
         index = order.index
@@ -76,6 +92,8 @@ def allocate(
             units = ZERO  # older, dearer inventory in the pool: the order waits instead
         if units and units * unit_cost > order.remaining:
             units = floor_decimals(divide_down(order.remaining, unit_cost), index.decimals)
+        if units * unit_cost < smallest:
+            units = ZERO  # a sliver: its charge, rounded up, would overprice it
         cost = ceil_decimals(units * unit_cost, collateral_decimals)
         fees = min(cost, floor_decimals(units * unit_fee, collateral_decimals))
         orders.append(OrderAllocation(order.order_id, units, cost, fees))

@@ -12,7 +12,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from solver import events as ev
-from solver.allocation import EngagedOrder, allocate
+from solver.allocation import EngagedOrder, allocate, min_fill_value
 from solver.batches import AssetOrder, Batch
 from solver.commands import (
     AssetOrderAccepted,
@@ -31,7 +31,7 @@ from solver.commands import (
     RequestQuote,
     SubmitIndexOrder,
 )
-from solver.fitting import Candidate, Market, plan_batch, quote
+from solver.fitting import Candidate, Market, plan_batch, quote, smallest_buy_cost
 from solver.inventory import Inventory, Lot, lot_id
 from solver.ledger import CollateralLedger
 from solver.market import MarketRules, OrderBook
@@ -277,7 +277,7 @@ class Engine:
             ev.IndexOrderReduced(order.id, order.collateral, released, cmd.request_id),
             ev.CollateralReleased(order.account, order.collateral_asset, released, order.id),
         ]
-        if order.batch_id is None and order.remaining <= self.params.dust_threshold:
+        if order.batch_id is None and self._nothing_left_to_buy(order):
             events += self._complete(order, OrderStatus.FILLED)
         return events
 
@@ -343,6 +343,12 @@ class Engine:
     # --- batches ---------------------------------------------------------------------------
 
     def _plan(self, cmd: PlanBatch) -> Events:
+        # Prices move: a filled order may have been left unable to buy a step since it settled.
+        completed: Events = []
+        costs: dict[str, Decimal | None] = {}
+        for waiting in [o for o in self._open.values() if o.is_ready and o.filled_units]:
+            if self._nothing_left_to_buy(waiting, costs):
+                completed += self._complete(waiting, OrderStatus.FILLED)
         ready = [o for o in self._open.values() if o.is_ready]
         # One collateral per batch: its orders are charged and rounded in that collateral.
         ready = [o for o in ready if o.collateral_asset == ready[0].collateral_asset]
@@ -351,9 +357,11 @@ class Engine:
         assets = {a for c in candidates for a in c.index.assets}
         free = {a: self.inventory.free_quantity(a) for a in assets}
         room = self.params.max_inflight_notional - self.inflight_notional()
-        plan = plan_batch(candidates, self.markets(), free, self.params, room)
+        smallest = min_fill_value(self.collaterals[ready[0].collateral_asset].decimals) \
+            if ready else ZERO
+        plan = plan_batch(candidates, self.markets(), free, self.params, room, smallest)
         if plan is None:
-            return []
+            return completed
         batch = Batch(len(self.batches) + 1, cmd.ts,
                       {e.order_id: e.units for e in plan.engagements},
                       dict(plan.index_prices), dict(plan.inventory_used))
@@ -362,7 +370,7 @@ class Engine:
             self.orders[order_id].batch_id = batch.id
         for asset, quantity in plan.inventory_used.items():
             self.inventory.hold(batch.id, asset, quantity)
-        events: Events = [ev.BatchPlanned(
+        events: Events = [*completed, ev.BatchPlanned(
             batch.id, plan.engagements, tuple(sorted(plan.index_prices.items())),
             tuple(sorted(plan.inventory_used.items())))]
         for planned in plan.asset_orders:
@@ -461,13 +469,14 @@ class Engine:
         events: Events = [ev.BatchSettled(batch.id, tuple(batch.filled_units.items()),
                                           tuple(sorted(batch.vwaps.items())),
                                           allocation.assignments)]
+        costs: dict[str, Decimal | None] = {}
         for allocated in allocation.orders:
             order = self.orders[allocated.order_id]
             order.batch_id = None
             if allocated.units:
                 events += self._fill(order, batch.id, allocated.units, allocated.cost,
                                      allocated.fees)
-            events += self._complete_if_done(order)
+            events += self._complete_if_done(order, costs)
         return events
 
     def _fill(self, order: IndexOrder, batch_id: int, units: Decimal, cost: Decimal,
@@ -482,12 +491,32 @@ class Engine:
             ev.CollateralSpent(order.account, order.collateral_asset, cost, fees, order.id),
         ]
 
-    def _complete_if_done(self, order: IndexOrder) -> Events:
+    def _complete_if_done(self, order: IndexOrder, costs: dict[str, Decimal | None]) -> Events:
         if order.ending is not None:
             return self._complete(order, order.ending, order.ending_request)
-        if order.remaining <= self.params.dust_threshold:
+        if self._nothing_left_to_buy(order, costs):
             return self._complete(order, OrderStatus.FILLED)
         return []
+
+    def _nothing_left_to_buy(self, order: IndexOrder,
+                             costs: dict[str, Decimal | None] | None = None) -> bool:
+        """The rule for an open order to complete as filled (checked when a batch settles, on
+        a reduce and before planning): its remaining collateral is at or below the dust
+        threshold, or, once it has fills, below the cost of the index's smallest tradable
+        quantity at the prices the engine has (``fitting.smallest_buy_cost``), so that it can
+        never be engaged on its own again. An order without fills is never completed this way:
+        it may still be bought together with others. ``costs`` caches that cost per index."""
+        if order.remaining <= self.params.dust_threshold:
+            return True
+        if not order.filled_units:
+            return False
+        costs = {} if costs is None else costs
+        if order.index not in costs:
+            decimals = self.collaterals[order.collateral_asset].decimals
+            costs[order.index] = smallest_buy_cost(self.indexes[order.index], self.markets(),
+                                                   self.params, min_fill_value(decimals))
+        cost = costs[order.index]
+        return cost is not None and order.remaining < cost
 
     # --- mints and time --------------------------------------------------------------------
 

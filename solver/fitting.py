@@ -6,7 +6,11 @@ scarce liquidity is shared pro rata, each order being limited by its scarcest as
 and in-flight caps scale the engagements, and the asset orders to send are derived from the
 final engagements, so the caps hold for what is actually sent. Inventory is used first; an
 asset order that would fail the exchange filters is not sent (never padded up), and orders
-needing that asset wait for inventory or for company in a later batch.
+needing that asset wait for inventory or for company in a later batch. An order is not engaged
+for units worth less than ``smallest_fill`` (allocation would not give it such a sliver).
+
+``smallest_buy_cost`` prices the index's smallest tradable quantity: the engine completes an
+order with fills whose remaining collateral cannot pay for it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from decimal import Decimal
 
 from solver.market import Liquidity, MarketRules, OrderBook, buy_liquidity
 from solver.model import Index, asset_quantities
-from solver.money import ONE, ZERO, divide_down, exact, floor_decimals
+from solver.money import ONE, ZERO, ceil_decimals, divide_down, exact, floor_decimals, quantum
 from solver.params import SolverParams
 
 
@@ -91,8 +95,10 @@ def plan_batch(
     free_inventory: Mapping[str, Decimal],
     params: SolverParams,
     room: Decimal,
+    smallest_fill: Decimal = ZERO,
 ) -> BatchPlan | None:
-    """Engage ``candidates`` (oldest first) within liquidity, caps and ``room`` in flight."""
+    """Engage ``candidates`` (oldest first) within liquidity, caps and ``room`` in flight,
+    none for units worth less than ``smallest_fill`` at the limit prices."""
     cap = min(params.max_batch_notional, room)
     if cap <= 0:
         return None
@@ -104,7 +110,7 @@ def plan_batch(
         return None
     sendable = set(liquidity)
     while True:
-        units = _fit(wanted, prices, liquidity, free_inventory, sendable, cap)
+        units = _fit(wanted, prices, liquidity, free_inventory, sendable, cap, smallest_fill)
         needed = _asset_needs(units)
         used = {a: min(free_inventory.get(a, ZERO), q) for a, q in needed.items()}
         orders = {a: _asset_order(a, markets[a].rules, liquidity[a], needed[a] - used[a])
@@ -149,8 +155,10 @@ def _fit(
     inventory: Mapping[str, Decimal],
     sendable: set[str],
     cap: Decimal,
+    smallest_fill: Decimal,
 ) -> list[tuple[Candidate, Decimal]]:
-    """Scale each index's orders by its scarcest asset, then all of them by the cap."""
+    """Scale each index's orders by its scarcest asset, then all of them by the cap; drop
+    engagements worth less than ``smallest_fill``."""
     per_index, indexes = _per_index(wanted)
     demand = asset_quantities((indexes[s], total) for s, total in per_index.items())
     supply_ratio = {
@@ -161,8 +169,9 @@ def _fit(
     ratio = {s: min(supply_ratio[a] for a in indexes[s].assets) for s in per_index}
     notional = sum((ratio[s] * total * prices[s] for s, total in per_index.items()), ZERO)
     scale = min(ONE, divide_down(cap, notional)) if notional > cap else ONE
-    return [(c, floor_decimals(u * ratio[c.index.symbol] * scale, c.index.decimals))
-            for c, u in wanted]
+    fitted = [(c, floor_decimals(u * ratio[c.index.symbol] * scale, c.index.decimals))
+              for c, u in wanted]
+    return [(c, u if u * prices[c.index.symbol] >= smallest_fill else ZERO) for c, u in fitted]
 
 
 def _asset_needs(units: Sequence[tuple[Candidate, Decimal]]) -> dict[str, Decimal]:
@@ -189,6 +198,34 @@ def _asset_order(
     if rules.filter_failure(liquidity.limit, quantity):
         return None
     return PlannedAssetOrder(asset, rules.symbol, liquidity.limit, quantity)
+
+
+@exact
+def smallest_buy_cost(
+    index: Index,
+    markets: Mapping[str, Market],
+    params: SolverParams,
+    smallest_fill: Decimal = ZERO,
+) -> Decimal | None:
+    """The least collateral that buys the index's smallest tradable quantity on its own, at
+    the limit prices and with the fee reserve, as ``plan_batch`` counts; None without an ask
+    for every asset.
+
+    The smallest tradable quantity is the fewest units (on the index's decimals) for which
+    every constituent's buy passes its market's LOT_SIZE and NOTIONAL filters at its limit
+    price, and that are worth at least ``smallest_fill``. An order whose remaining collateral is
+    below this can still be engaged together with other orders of the same index, never alone.
+    """
+    liquidity = asset_liquidity([index], markets, params)
+    price = index_price(index, liquidity)
+    if price is None or price <= 0:
+        return None
+    units = max(smallest_fill / price, quantum(index.decimals))
+    for c in index.constituents:
+        if c.quantity > 0:
+            least = markets[c.asset].rules.min_buy_quantity(liquidity[c.asset].limit)
+            units = max(units, least / c.quantity)
+    return ceil_decimals(units, index.decimals) * price * (ONE + params.fee_reserve)
 
 
 @exact

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from solver.money import ONE, ZERO, floor_to
+from solver.money import ONE, ZERO, ceil_to, floor_to
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,12 @@ class MarketRules:
         if self.max_qty and quantity > self.max_qty:
             quantity = floor_to(self.max_qty, self.step_size)
         return quantity
+
+    def min_buy_quantity(self, price: Decimal) -> Decimal:
+        """The least quantity a buy at ``price`` can have: on the step, at least ``min_qty``
+        and worth at least ``min_notional`` (zero: any quantity above zero)."""
+        least = max(self.min_qty, self.min_notional / price if price > 0 else ZERO)
+        return max(ceil_to(least, self.step_size), self.step_size)
 
     def filter_failure(self, price: Decimal, quantity: Decimal) -> str | None:
         """The name of the first filter an order would fail, as the exchange names it."""

@@ -21,7 +21,9 @@ class SolverParams:
     max_inflight_notional: at most this much notional in asset orders not yet settled.
     max_levels: book levels counted per asset.
     max_orders_per_batch: index orders engaged per batch, oldest first.
-    dust_threshold: an order whose remaining collateral is at or below it is complete.
+    dust_threshold: an order whose remaining collateral is at or below it is complete (so is
+        an order with fills whose remaining collateral cannot buy the index's smallest
+        tradable quantity: ``Engine._nothing_left_to_buy``).
     min_order_collateral: orders for less are rejected.
     mint_retry_delay_ms: wait after the first failed mint; doubles per attempt, at most
         max_mint_retry_delay_ms.

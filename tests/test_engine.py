@@ -613,3 +613,130 @@ def test_a_pending_cancel_completes_with_its_request_id():
     assert pending.request_id == "c1"
     done = [c for t in fill_all(d, requests) for c in t.of_type(ev.IndexOrderCompleted)]
     assert [(c.status, c.request_id) for c in done] == [(OrderStatus.CANCELED, "c1")]
+
+
+# --- remainders too small to buy a step; slivers not sold at absurd prices ------------------
+
+
+def filtered_desk(**param_values: object) -> Desk:
+    """SY2 (8 A1 + 1 A2) on markets with Binance-like filters, at most 1000 USDC per order per
+    batch. The index's smallest tradable quantity is 0.03 units: A2's 5 USDC minimum notional
+    at 200 is 0.025 A2, up to its 0.01 step 0.03 (A1 needs only 0.05 A1, 0.00625 units); at
+    the index price of 1000 it costs 30 USDC."""
+    markets = [market("A1", ("100", "1000"), min_qty="0.001", min_notional="5"),
+               market("A2", ("200", "1000"), step="0.01", min_qty="0.01", min_notional="5")]
+    return desk(markets=markets,
+                solver_params=params(max_order_notional=D(1000), **param_values))
+
+
+def test_a_remainder_too_small_to_buy_a_step_completes_the_order_as_filled():
+    d = filtered_desk()
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "1018")
+    last = fill_all(d, d.plan().of_type(ev.AssetOrderRequested))[-1]
+    [filled] = last.of_type(ev.IndexOrderFilled)
+    assert (filled.units, filled.cost, filled.remaining) == (D(1), D(1000), D(18))
+    # 18 USDC left, above the dust threshold but below the 30 a step of the index costs: the
+    # order is done, with the fill that settled it.
+    [done] = last.of_type(ev.IndexOrderCompleted)
+    assert (done.status, done.filled_units, done.spent, done.released) == (
+        OrderStatus.FILLED, D(1), D(1000), D(18))
+    [released] = last.of_type(ev.CollateralReleased)
+    assert released.amount == D(18)
+    [mint] = last.of_type(ev.MintRequested)
+    assert mint.units == D(1)
+    assert d.engine.open_orders() == []
+    assert d.engine.ledger.balance("alice", "USDC").available == D(1000)
+    assert d.plan().events == ()
+    assert violations(d.engine) == []
+
+
+def test_a_remainder_that_buys_a_step_stays_open_for_the_next_batch():
+    d = filtered_desk()
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "1030")
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    order = d.engine.order("alice", "o1")
+    assert order.is_open and order.remaining == D(30)
+    requests = d.plan().of_type(ev.AssetOrderRequested)
+    assert {(r.symbol, r.quantity) for r in requests} == {
+        ("A1USDC", D("0.24")), ("A2USDC", D("0.03"))}
+    fill_all(d, requests)
+    assert (order.status, order.filled_units, order.spent, order.released) == (
+        OrderStatus.FILLED, D("1.03"), D(1030), D(0))
+    assert violations(d.engine) == []
+
+
+def test_orders_that_got_nothing_for_want_of_liquidity_stay_open():
+    d = filtered_desk()
+    d.deposit("alice", "100")
+    d.deposit("bob", "3000")
+    d.order("alice", "small", "18")  # too small to be bought alone, not with company
+    d.order("bob", "big", "3000")
+    for r in d.plan().of_type(ev.AssetOrderRequested):
+        end(d, r, "0")  # the books moved away: nothing executed
+    small, big = d.engine.order("alice", "small"), d.engine.order("bob", "big")
+    assert small.is_open and big.is_open and small.spent == big.spent == 0
+    # The next batch fills: the small order gets its share, and the little left ends it.
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    assert small.status is OrderStatus.FILLED and small.filled_units > 0
+    assert small.released < D(1) and small.spent + small.released == D(18)
+    # Bob got a fill and has 2000 left; a batch that brings him nothing keeps his order open.
+    assert big.is_open and big.remaining > D(1900)
+    for r in d.plan().of_type(ev.AssetOrderRequested):
+        end(d, r, "0")
+    assert big.is_open and big.remaining > D(1900)
+    # An order without fills is never completed for being small: it waits for company.
+    d.apply(CancelIndexOrder, "bob", "big")
+    d.order("alice", "alone", "18")
+    assert d.plan().events == ()
+    assert d.engine.order("alice", "alone").is_open
+    assert violations(d.engine) == []
+
+
+def test_a_price_move_that_leaves_a_remainder_unable_to_buy_a_step_completes_it():
+    d = filtered_desk()
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "1040")
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    assert d.engine.order("alice", "o1").remaining == D(40)
+    d.books(book("A1", ("200", "1000")))  # the index now costs 1800: a step, 54
+    t = d.plan()
+    assert t.of_type(ev.BatchPlanned) == []
+    [done] = t.of_type(ev.IndexOrderCompleted)
+    assert (done.status, done.filled_units, done.released) == (OrderStatus.FILLED, D(1), D(40))
+    [mint] = t.of_type(ev.MintRequested)
+    assert mint.units == D(1)
+    assert violations(d.engine) == []
+
+
+def test_reducing_a_filled_order_below_a_step_completes_it():
+    d = filtered_desk()
+    d.deposit("alice", "3000")
+    d.order("alice", "o1", "3000")
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    t = d.apply(ReduceIndexOrder, "alice", "o1", D(1020))
+    [reduced] = t.of_type(ev.IndexOrderReduced)
+    [done] = t.of_type(ev.IndexOrderCompleted)
+    assert reduced.released == D(1980)
+    assert (done.status, done.spent, done.released) == (OrderStatus.FILLED, D(1000), D(20))
+    assert violations(d.engine) == []
+
+
+def test_a_sliver_of_an_asset_is_not_sold_to_an_order_at_an_absurd_price():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, a2 = d.plan().of_type(ev.AssetOrderRequested)
+    fill(d, a1, "8")
+    end(d, a1, "8", AssetOrderOutcome.FILLED)
+    fill(d, a2, "0.000000000000000001")
+    # 1e-18 units are worth 1e-15 USDC: charged 0.000001 they would be priced at 1e12.
+    t = end(d, a2, "0.000000000000000001")
+    assert t.of_type(ev.IndexOrderFilled) == []
+    [settled] = t.of_type(ev.BatchSettled)
+    assert settled.filled_units == ((1, D(0)),) and settled.assignments == ()
+    order = d.engine.order("alice", "o1")
+    assert order.is_open and order.spent == 0 and order.filled_units == 0
+    assert d.engine.inventory.positions() == {"A1": D(8), "A2": D("1E-18")}
+    assert violations(d.engine) == []

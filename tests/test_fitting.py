@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from solver.fitting import Candidate, plan_batch, quote
+from solver.fitting import Candidate, plan_batch, quote, smallest_buy_cost
 from solver.market import buy_liquidity
 from tests.builders import book, index, market, params, rules
 
@@ -119,3 +119,57 @@ def test_quote_gives_price_and_units_within_liquidity():
                                           market("A2", ("200", "0.5"))]}
     assert quote(SY2, D(1000), markets, {}, params()) == (D(1000), D("0.5"))
     assert quote(SY2, D(400), markets, {}, params()) == (D(1000), D("0.4"))
+
+
+def test_no_order_is_engaged_for_a_sliver_of_inventory():
+    # A2 cannot be sent (its minimum notional is out of reach): only slivers of inventory
+    # are left, worth 1e-12 USDC for the 1e-15 units they make.
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "1000"), min_notional="1e9")]
+    slivers = {"A1": D("8E-15"), "A2": D("1E-15")}
+    assert plan(["1000"], markets, inventory=slivers).engagements[0].units == D("1E-15")
+    candidates = [Candidate(1, SY2, D(1000))]
+    books = {m.rules.asset: m for m in markets}
+    assert plan_batch(candidates, books, slivers, params(), NO_LIMIT, D("0.01")) is None
+    # With no smallest fill (the default) the sliver is engaged, as above; 0.00001 units are
+    # worth 0.01: enough.
+    enough = {"A1": D("0.00008"), "A2": D("0.00001")}
+    result = plan_batch(candidates, books, enough, params(), NO_LIMIT, D("0.01"))
+    assert [(e.order_id, e.units) for e in result.engagements] == [(1, D("0.00001"))]
+
+
+def test_min_buy_quantity_meets_every_filter():
+    assert rules("A2", step="0.01", min_qty="0.01", min_notional="5").min_buy_quantity(
+        D(200)) == D("0.03")  # 5 / 200 = 0.025, up to the step
+    assert rules("A1", step="0.001", min_qty="0.1", min_notional="5").min_buy_quantity(
+        D(100)) == D("0.1")  # min_qty binds
+    assert rules("A1", step="0.001").min_buy_quantity(D(100)) == D("0.001")  # one step
+    assert rules("A1", step="0").min_buy_quantity(D(100)) == D(0)  # any quantity
+    for price in (D("0.37"), D(200), D("61234.5")):
+        r = rules("X", step="0.0001", min_qty="0.0002", min_notional="10")
+        least = r.min_buy_quantity(price)
+        assert r.filter_failure(price, least) is None
+        assert r.filter_failure(price, least - D("0.0001")) is not None
+
+
+def test_smallest_buy_cost_prices_the_smallest_tradable_quantity():
+    filtered = {m.rules.asset: m for m in [
+        market("A1", ("100", "1000"), min_qty="0.001", min_notional="5"),
+        market("A2", ("200", "1000"), step="0.01", min_qty="0.01", min_notional="5")]}
+    # A2 needs 0.03 (5 USDC at 200, up to the step): 0.03 units at 1000.
+    assert smallest_buy_cost(SY2, filtered, params()) == D(30)
+    # At the limits (1% tolerance: 101 and 202) and with the fee reserve.
+    assert smallest_buy_cost(SY2, filtered, params(price_tolerance=D("0.01"),
+                                                   fee_reserve=D("0.002"))) == (
+        D("0.03") * D(1010) * D("1.002"))
+    # No filters but steps: one step of A2 (0.001) is the binding one: 1 USDC.
+    deep = {m.rules.asset: m for m in deep_markets()}
+    assert smallest_buy_cost(SY2, deep, params()) == D(1)
+    # A smallest fill of 5 USDC binds over the steps.
+    assert smallest_buy_cost(SY2, deep, params(), D(5)) == D(5)
+    # Without an ask for every asset it cannot be priced.
+    assert smallest_buy_cost(SY2, {"A1": deep["A1"]}, params()) is None
+    # A candidate with exactly that much is engaged alone; with less, not.
+    candidates = [Candidate(1, SY2, D(30))]
+    assert plan_batch(candidates, filtered, {}, params(), NO_LIMIT).engagements[0].units == (
+        D("0.03"))
+    assert plan_batch([Candidate(1, SY2, D("29.99"))], filtered, {}, params(), NO_LIMIT) is None

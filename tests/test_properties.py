@@ -9,10 +9,15 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from solver import events as ev
+from solver.allocation import min_fill_value
+from solver.commands import BookUpdated, PlanBatch
+from solver.fitting import Market, smallest_buy_cost
 from solver.market import Level, MarketRules, OrderBook
 from solver.model import Constituent, Index
+from solver.orders import OrderStatus
 from solver.params import SolverParams
-from solver.simulation.run import simulate
+from solver.simulation.run import SimulationResult, simulate
 from solver.simulation.scenario import CancelSpec, MarketSpec, OrderSpec, Scenario
 
 D = Decimal
@@ -107,6 +112,34 @@ def test_conservation_budgets_and_filters_hold(scenario: Scenario) -> None:
     charged = sum((o.spent for o in result.engine.orders.values()), D(0))
     fills = sum(len(b.filled_units) for b in result.engine.batches.values())
     assert D(0) <= charged + held - paid <= D("0.000001") * fills + D("1e-20")
+    # No fill is a sliver whose charge, rounded up, would make its price absurd.
+    for t in result.transactions:
+        for filled in t.of_type(ev.IndexOrderFilled):
+            assert filled.cost >= min_fill_value(6)
+    assert_no_order_was_left_open_unable_to_buy_a_step(scenario, result)
+
+
+def assert_no_order_was_left_open_unable_to_buy_a_step(scenario: Scenario,
+                                                       result: SimulationResult) -> None:
+    """Orders still open when batches stopped are expired by the run: those with fills must
+    have had enough left to buy the index's smallest tradable quantity at the last plan."""
+    books: dict[str, OrderBook] = {}
+    last_books: dict[str, OrderBook] = {}
+    for t in result.transactions:
+        if isinstance(t.input, BookUpdated):
+            books[t.input.book.symbol] = t.input.book
+        elif isinstance(t.input, PlanBatch):
+            last_books = dict(books)
+    if len(result.engine.batches) >= scenario.max_batches:
+        return
+    markets = {a: Market(m.rules, last_books[m.rules.symbol])
+               for a, m in scenario.markets.items() if m.rules.symbol in last_books}
+    indexes = {i.symbol: i for i in scenario.indexes}
+    for order in result.engine.orders.values():
+        if order.status is OrderStatus.EXPIRED and order.filled_units:
+            cost = smallest_buy_cost(indexes[order.index], markets, scenario.params,
+                                     min_fill_value(6))
+            assert cost is None or order.released >= cost
 
 
 def outcome(scenario: Scenario, seed: int | None) -> object:
