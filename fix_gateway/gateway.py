@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-from collections import deque
+from collections import Counter
 
 import quickfix as fix
 import structlog
@@ -41,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 CHECKPOINT_EVERY_S = 1.0
 SWITCH_INTERVAL_S = 0.0005
+STOP_WAIT_S = 5.0
 
 Replies = tuple[Outgoing, ...]
 
@@ -57,11 +58,12 @@ class Gateway:
         self._echo_session: str | None = None
         self._in_flight: dict[int, tuple[Input, int]] = {}
         self._done: set[int] = set()
-        self._last_ended = runtime.engine.transactions_applied
+        self._last_ended = 0  # until a transaction ends: the mark's, as read at start
         self._quotes: dict[str, tuple[str, str, bool]] = {}
         self._reported = 0
         self._checkpointed = 0
         self._acceptor: fix.ThreadedSocketAcceptor | None = None
+        self._closed = False
         self._checkpointing: asyncio.Task[None] | None = None
         runtime.bus.observe(self)
 
@@ -74,7 +76,8 @@ class Gateway:
         # QuickFIX's threads and the loop hand each message back and forth; with Python's
         # default 5 ms switch interval a thread back from I/O can wait that long for the GIL.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self.inbound = InboundLog(self.settings.store / "inbound")
+        self.inbound = InboundLog(self.settings.store / "inbound",
+                                  self.engine.transactions_applied)
         self.bridge = Bridge(asyncio.get_running_loop(), self._on_message, self._authenticate,
                              self.inbound)
         quickfix_settings = session_settings(self.settings)
@@ -85,6 +88,9 @@ class Gateway:
             *([logs] if logs else []))
         self._bind_sessions()
         self._catch_up()
+        # Records matched while replaying must not move the mark's transaction past
+        # journaled commands of records still after it.
+        self._last_ended = self.inbound.mark.transaction
         self._replay()
         self._acceptor.start()
         self._checkpointing = asyncio.create_task(self._checkpoint_periodically())
@@ -92,6 +98,9 @@ class Gateway:
                  accounts=sorted(self._session_of_account))
 
     async def stop(self) -> None:
+        """Stop taking messages and close the inbound log once what was taken is handled.
+        Stop the gateway before the runtime, so that the writer journals what was taken;
+        reports of later transactions go out at the next start (see ``_catch_up``)."""
         if self._checkpointing is not None:
             self._checkpointing.cancel()
         if self._acceptor is not None:
@@ -101,8 +110,18 @@ class Gateway:
             # acceptor with the same CompIDs starts in this process, or sends go to them.
             del acceptor
             gc.collect()
+            await self._all_handled(STOP_WAIT_S)
             self.inbound.close()
+            self._closed = True
         self._checkpoint()
+
+    async def _all_handled(self, timeout_s: float) -> None:
+        """Wait (bounded) for every kept record to be handled; what is left is handled at the
+        next start."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.inbound.backlog and loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
     @property
     def logged_on(self) -> set[str]:
@@ -145,22 +164,25 @@ class Gateway:
                 msg, "0", "the gateway could not process this message; it changed nothing"))
             self._handled(msg.number)
 
-    def _decide(self, msg: Received) -> Input | Replies:
-        """The engine command a message asks for, or the replies it gets instead."""
+    def _decide(self, msg: Received, copies: bool = True) -> Input | Replies:
+        """The engine command a message asks for, or the replies it gets instead.
+        ``copies``: a copy (PossDup, PossResend) of what was already taken is answered as one;
+        without, the message is judged as if it came first."""
         if msg.session == self._echo_session:
             return (Outgoing(msg.msg_type, _body(msg)),)
         account, now = self._account_of_session[msg.session], self.runtime.clock()
+        if copies and msg.msg_type in ("D", "F", "G"):
+            taken = self._already_taken(msg, account)
+            if taken is not None:
+                return taken
         decision: Input | Outgoing | Replies
         match msg.msg_type:
             case "D":
-                decision = self._already_taken(msg, account) or requests.new_order(
-                    msg, account, now)
+                decision = requests.new_order(msg, account, now)
             case "F":
-                decision = self._already_taken(msg, account) or requests.cancel(
-                    msg, account, self.engine, now)
+                decision = requests.cancel(msg, account, self.engine, now)
             case "G":
-                decision = self._already_taken(msg, account) or requests.replace(
-                    msg, account, self.engine, now)
+                decision = requests.replace(msg, account, self.engine, now)
             case "R":
                 decision = requests.quote_request(msg, f"q{msg.number}", now)
             case "BB":
@@ -224,30 +246,44 @@ class Gateway:
             self.bridge.room_made()
 
     def _replay(self) -> None:
-        """Handle again the messages the inbound log kept but had not seen handled: all but
-        those whose commands the journal holds (after the mark's transaction, the journal's
-        client commands are exactly those records' commands, in order)."""
+        """Handle again the messages the inbound log kept but had not seen handled, except
+        those whose commands the journal holds: every client command journaled after the
+        mark's transaction came from a record after the mark. Each such command is matched
+        with the first record asking for it (judged as if it came first: a copy may have been
+        the first to arrive), so a mismatch cannot spread. Numbers missing from the log (a
+        failed or torn write) have nothing to redo."""
         records = self.inbound.unhandled()
         journal = self.runtime.sequencer.journal
-        applied = deque(origin for t in journal.transactions(self.inbound.mark.transaction)
-                        if (origin := _origin(t.input)) is not None) if journal else deque()
+        applied = Counter(origin for t in journal.transactions(self.inbound.mark.transaction)
+                          if (origin := _origin(t.input)) is not None) if journal else Counter()
+        kept = {r.number for r in records}
+        for number in range(self.inbound.mark.record + 1, self.inbound.next_number):
+            if number not in kept:
+                self._handled(number)
         replayed = 0
         for record in records:
-            if record.session not in self._account_of_session:  # echo, or no longer configured
-                self._handled(record.number)
-                continue
             msg = Received.parse(record.session, record.text, record.number)
-            decision = self._decide(msg)
-            if isinstance(decision, tuple) or not applied or applied[0] != _origin(decision):
-                self._act(msg, decision)
-                replayed += 1
-            else:
-                applied.popleft()
+            origin = self._origin_of(msg)
+            if origin is not None and applied[origin] > 0:
+                applied[origin] -= 1
                 self._handled(record.number)
-        if applied:
-            log.error("fix inbound log and journal disagree", unmatched=list(applied)[:5])
+            elif record.session in self._account_of_session:
+                self._on_message(msg)
+                replayed += 1
+            else:  # the echo session, or one no longer configured
+                self._handled(record.number)
         log.info("fix inbound replayed", unhandled=len(records), replayed=replayed,
                  mark=self.inbound.mark.record)
+
+    def _origin_of(self, msg: Received) -> tuple[str, str, str] | None:
+        """The origin of the command a kept message asked for, if it asked for one."""
+        if msg.session not in self._account_of_session:
+            return None
+        try:
+            decision = self._decide(msg, copies=False)
+        except Exception:
+            return None  # handling it again answers it
+        return None if isinstance(decision, tuple) else _origin(decision)
 
     # --- outbound: the bus calls these after each commit ----------------------------------------
 
@@ -255,6 +291,8 @@ class Gateway:
         pass
 
     def transaction_ended(self, transaction: ev.Transaction) -> None:
+        if self._closed:
+            return
         self._last_ended = transaction.number
         try:
             self._report(transaction)

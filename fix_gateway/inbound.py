@@ -49,14 +49,20 @@ class Mark:
 
 
 class InboundLog:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, journal_transaction: int) -> None:
+        """Open the log in ``directory``; a new one starts marked at ``journal_transaction``,
+        the journal's last (every command journaled so far came before it)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self.mark = _read_mark(directory / _MARK_FILE)
+        self._mark_fd = os.open(directory / _MARK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        mark = _read_mark(directory / _MARK_FILE)
         records = [r for segment in self._segments() for r in _read_segment(segment)]
+        if mark is None:
+            self.set_mark(Mark(max([0] + [r.number for r in records]), journal_transaction))
+        else:
+            self.mark = mark
         self._unhandled = [r for r in records if r.number > self.mark.record]
         self.next_number = max([self.mark.record] + [r.number for r in records]) + 1
-        self._mark_fd = os.open(directory / _MARK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         self._segment_fd = self._open_segment(self.next_number)
         self._segment_bytes = 0
 
@@ -117,18 +123,17 @@ def _first_number(segment: Path) -> int:
     return int(segment.stem)
 
 
-def _read_mark(path: Path) -> Mark:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return Mark(0, 0)
+def _read_mark(path: Path) -> Mark | None:
+    """The mark, or None for a new log (the file is created empty and written at once)."""
+    text = path.read_text()
     if not text:
-        return Mark(0, 0)
+        return None
     try:
         record, transaction = text.split()
         return Mark(int(record), int(transaction))
     except ValueError:
-        log.warning("inbound mark unreadable; every kept record is handled again", path=str(path))
+        log.error("inbound mark unreadable: every kept record is handled again, matched "
+                  "against the whole journal", path=str(path))
         return Mark(0, 0)
 
 
@@ -139,6 +144,7 @@ def _read_segment(path: Path) -> list[Record]:
             fields = json.loads(line)
             records.append(Record(int(fields["n"]), str(fields["session"]), str(fields["text"])))
         except (ValueError, KeyError, TypeError):
-            # Only the last line can be torn (a crash mid-write); it was never handed over.
+            # A torn write (a crash or a full disk mid-write): the message was either never
+            # handed over or handled without being kept; its number has nothing to redo.
             log.warning("inbound record unreadable, skipped", segment=str(path))
     return records

@@ -50,6 +50,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
                                             asset, amount))
         serving = asyncio.create_task(runtime.run())
         await stop.wait()
+        await gateway.stop()  # first, so that the writer journals what the gateway took
         runtime.stop()
         await serving
     finally:

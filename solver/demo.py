@@ -99,9 +99,9 @@ async def _demo(scenario: Scenario, console: Console) -> int:
         finally:
             for client in clients.values():
                 await client.logout()
+            await gateway.stop()
             runtime.stop()
             await serving
-            await gateway.stop()
             await connector.close()
             await server.stop()
     return _report(engine, lots, server, clients, console)

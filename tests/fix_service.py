@@ -84,9 +84,9 @@ async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: in
         finally:
             for client in running_service.clients:
                 client.drop()
+            await gateway.stop()
             runtime.stop()
             await serving
-            await gateway.stop()
             journal.close()
 
 

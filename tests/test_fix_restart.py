@@ -76,6 +76,12 @@ async def wait_accepting(port: int, process: subprocess.Popen[bytes], log: Path)
     raise AssertionError("gateway never accepted connections")
 
 
+def alice_client(tmp: Path, fix_port: int) -> FixClient:
+    """Alice's client, its sequence numbers kept across connections and gateway restarts."""
+    return FixClient(SessionConfig("127.0.0.1", fix_port, "ALICE", GATEWAY, "ALICE",
+                                   PASSWORDS["alice"], store_dir=tmp / "client"))
+
+
 def journaled_fills(journal: Path) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as db:
         rows = db.execute("SELECT events FROM transactions").fetchall()
@@ -109,8 +115,7 @@ def test_a_killed_gateway_restarts_and_every_report_arrives_exactly_once(tmp_pat
         log = tmp_path / "gateway.log"
         async with running(mock_server(step_ms=100)) as server:
             config = write_config(tmp_path, fix_port, server.port)
-            alice = FixClient(SessionConfig("127.0.0.1", fix_port, "ALICE", GATEWAY, "ALICE",
-                                            PASSWORDS["alice"], store_dir=tmp_path / "client"))
+            alice = alice_client(tmp_path, fix_port)
             with gateway_process(config, log) as first:
                 await wait_accepting(fix_port, first, log)
                 await alice.connect()
@@ -186,8 +191,7 @@ def test_a_gateway_killed_while_orders_stream_in_takes_each_order_exactly_once(
         log = tmp_path / "gateway.log"
         async with running(mock_server()) as server:
             config = write_config(tmp_path, fix_port, server.port)
-            alice = FixClient(SessionConfig("127.0.0.1", fix_port, "ALICE", GATEWAY, "ALICE",
-                                            PASSWORDS["alice"], store_dir=tmp_path / "client"))
+            alice = alice_client(tmp_path, fix_port)
             with gateway_process(config, log) as first:
                 await wait_accepting(fix_port, first, log)
                 await alice.connect()
@@ -212,6 +216,7 @@ def test_a_gateway_killed_while_orders_stream_in_takes_each_order_exactly_once(
                 second.send_signal(signal.SIGTERM)
                 assert second.wait(30) == 0, log.read_text()[-3000:]
         assert answers(alice) == Counter(ids)
+        assert "disagree" not in log.read_text()
         with Journal.open(tmp_path / "journal.db") as journal:
             events = [e.event for t in journal.transactions() for e in t.events]
         accepted = [e.client_order_id for e in events if isinstance(e, ev.IndexOrderAccepted)
