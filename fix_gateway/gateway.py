@@ -253,13 +253,15 @@ class Gateway:
         the first to arrive), so a mismatch cannot spread. Numbers missing from the log (a
         failed or torn write) have nothing to redo."""
         records = self.inbound.unhandled()
-        journal = self.runtime.sequencer.journal
-        applied = Counter(origin for t in journal.transactions(self.inbound.mark.transaction)
-                          if (origin := _origin(t.input)) is not None) if journal else Counter()
         kept = {r.number for r in records}
         for number in range(self.inbound.mark.record + 1, self.inbound.next_number):
             if number not in kept:
                 self._handled(number)
+        if not records:
+            return  # the journal's tail since the mark need not be read
+        journal = self.runtime.sequencer.journal
+        applied = Counter(origin for t in journal.transactions(self.inbound.mark.transaction)
+                          if (origin := _origin(t.input)) is not None) if journal else Counter()
         replayed = 0
         for record in records:
             msg = Received.parse(record.session, record.text, record.number)

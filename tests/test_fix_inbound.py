@@ -3,14 +3,16 @@ restarts, whether or not the engine had them when the gateway stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 import simplefix
 
-from fix_gateway import inbound
+from fix_gateway import bridge, inbound
 from fix_gateway.inbound import InboundLog, Mark
 from mocks.fix_client import messages
 from solver.commands import SubmitIndexOrder
@@ -251,3 +253,23 @@ def test_a_number_missing_from_the_log_does_not_hold_the_mark_back(tmp_path: Pat
             assert s.gateway.inbound.mark.record == mark + 3
             assert len(s.runtime.engine.orders) == 2
     run(scenario())
+
+
+def test_a_full_backlog_holds_the_quickfix_thread_until_the_loop_makes_room(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bridge, "MAX_BACKLOG", 2)
+    log = InboundLog(tmp_path, 0)
+    loop = asyncio.new_event_loop()
+    gate = bridge.Bridge(loop, lambda msg: None, lambda *a: None, log)
+    log.append("s", "one")
+    log.append("s", "two")
+    through = threading.Event()
+    waiting = threading.Thread(target=lambda: (gate._wait_for_room("s"), through.set()))
+    waiting.start()
+    assert not through.wait(0.2)  # still held: nothing was handled
+    log.set_mark(Mark(1, 0))
+    gate.room_made()
+    assert through.wait(5)
+    waiting.join(5)
+    log.close()
+    loop.close()
