@@ -151,8 +151,8 @@ class ReportMaker:
             if any(f.order_id == order.id for f in transaction.of_type(ev.IndexOrderFilled)):
                 return None  # its last fill said so
             return order.account, self._execution(order, seq, ts, "I", "2", [(58, (
-                "filled: the collateral left cannot buy the index's smallest tradable "
-                "quantity and was released"))])
+                event.reason or "filled: the collateral left can buy nothing more and was "
+                "released"))])
         code = _CLOSED[event.status]
         request = transaction.input
         orig = (request.client_order_id if isinstance(request, CancelIndexOrder)

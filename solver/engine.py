@@ -31,12 +31,29 @@ from solver.commands import (
     RequestQuote,
     SubmitIndexOrder,
 )
-from solver.fitting import Candidate, Market, plan_batch, quote, smallest_buy_cost
+from solver.fitting import (
+    Candidate,
+    Market,
+    can_be_engaged,
+    limit_price,
+    plan_batch,
+    quote,
+    smallest_buy_cost,
+)
 from solver.inventory import Inventory, Lot, lot_id
 from solver.ledger import CollateralLedger
 from solver.market import MarketRules, OrderBook
 from solver.model import Collateral, Index, Side
-from solver.money import CONTEXT, QUANTITY_DECIMALS, ZERO, decimal_places, floor_decimals
+from solver.money import (
+    CONTEXT,
+    QUANTITY_DECIMALS,
+    ZERO,
+    ceil_decimals,
+    decimal_places,
+    floor_decimals,
+    plain,
+    quantum,
+)
 from solver.orders import (
     MAX_AMOUNT,
     CancelRejectReason,
@@ -50,6 +67,8 @@ from solver.orders import (
 from solver.params import SolverParams
 
 Events = list[ev.Event]
+IndexPrices = dict[str, Decimal | None]
+"""Each index's limit price, found once per transaction."""
 _CLIENT_ORDER_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,16}")
 
 
@@ -198,9 +217,9 @@ class Engine:
         refusal = amount_refusal(cmd.collateral, decimals, index.collateral, reason)
         if refusal:
             return refusal
-        if cmd.collateral < self.params.min_order_collateral:
-            return Refusal(reason.BELOW_MINIMUM, f"minimum order is "
-                           f"{self.params.min_order_collateral} {index.collateral}")
+        refusal = self._minimum_refusal(index, cmd.collateral, reason)
+        if refusal:
+            return refusal
         if cmd.max_price is not None and (not cmd.max_price.is_finite() or cmd.max_price <= 0):
             return Refusal(reason.INVALID_PRICE, f"maximum price must be > 0, got {cmd.max_price}")
         if cmd.expire_at is not None and cmd.expire_at <= cmd.ts:
@@ -210,6 +229,24 @@ class Engine:
             return Refusal(reason.INSUFFICIENT_COLLATERAL,
                            f"{cmd.collateral} {index.collateral} wanted, {available} available")
         return None
+
+    def _minimum_refusal(self, index: Index, collateral: Decimal,
+                         reason: type[RejectReason | CancelRejectReason]) -> Refusal | None:
+        """An order must be able to buy the index's smallest tradable quantity on its own at
+        today's books and exchange filters, so that it never waits for company it may not
+        get; without a book for every asset only ``min_order_collateral`` applies."""
+        asset, least = index.collateral, self.params.min_order_collateral
+        if collateral < least:
+            return Refusal(reason.BELOW_MINIMUM, f"the minimum order is {plain(least)} {asset}")
+        decimals = self.collaterals[asset].decimals
+        cost = smallest_buy_cost(index, self.markets(), self.params, min_fill_value(decimals))
+        if cost is None or collateral >= cost:
+            return None
+        return Refusal(reason.BELOW_MINIMUM, (
+            f"the smallest {index.symbol} order at today's prices is "
+            f"{plain(ceil_decimals(cost, decimals))} {asset}: less cannot buy the index's "
+            "smallest tradable quantity (the exchange's minimum quantities and notionals) "
+            "with the fee reserve"))
 
     def _cancel(self, cmd: CancelIndexOrder) -> Events:
         order = self._changeable(cmd.account, cmd.client_order_id, cmd.request_id)
@@ -277,8 +314,8 @@ class Engine:
             ev.IndexOrderReduced(order.id, order.collateral, released, cmd.request_id),
             ev.CollateralReleased(order.account, order.collateral_asset, released, order.id),
         ]
-        if order.batch_id is None and self._nothing_left_to_buy(order):
-            events += self._complete(order, OrderStatus.FILLED)
+        if order.batch_id is None:
+            events += self._complete_if_done(order, {})
         return events
 
     def _reduce_refusal(self, order: IndexOrder, collateral: Decimal) -> Refusal | None:
@@ -290,6 +327,10 @@ class Engine:
         if collateral >= order.collateral:
             return Refusal(reason.NOT_A_REDUCTION,
                            f"new amount {collateral} is not below {order.collateral}")
+        if not order.filled_units:  # a reduce must not leave an order that cannot buy
+            refusal = self._minimum_refusal(self.indexes[order.index], collateral, reason)
+            if refusal:
+                return refusal
         committed = order.spent + self._engaged_budget(order)
         if collateral < committed:
             return Refusal(reason.BELOW_COMMITTED, f"cannot go below {committed}: spent "
@@ -304,14 +345,16 @@ class Engine:
         at_limits = batch.engagements[order.id] * batch.index_prices[order.index]
         return min(order.remaining, at_limits * (1 + self.params.fee_reserve))
 
-    def _complete(self, order: IndexOrder, status: OrderStatus, request_id: str = "") -> Events:
+    def _complete(self, order: IndexOrder, status: OrderStatus, request_id: str = "",
+                  reason: str = "") -> Events:
         """Close the order: release every unspent unit, ask for its mint once."""
         order.status, order.ending, order.ending_request = status, None, ""
         order.released = order.remaining
         del self._open[order.id]
         self.ledger.release(order.account, order.collateral_asset, order.released)
         events: Events = [ev.IndexOrderCompleted(order.id, status, order.filled_units,
-                                                 order.spent, order.released, request_id)]
+                                                 order.spent, order.released, request_id,
+                                                 reason)]
         if order.released:
             events.append(ev.CollateralReleased(order.account, order.collateral_asset,
                                                 order.released, order.id))
@@ -345,10 +388,9 @@ class Engine:
     def _plan(self, cmd: PlanBatch) -> Events:
         # Prices move: a filled order may have been left unable to buy a step since it settled.
         completed: Events = []
-        costs: dict[str, Decimal | None] = {}
+        prices: IndexPrices = {}
         for waiting in [o for o in self._open.values() if o.is_ready and o.filled_units]:
-            if self._nothing_left_to_buy(waiting, costs):
-                completed += self._complete(waiting, OrderStatus.FILLED)
+            completed += self._complete_if_done(waiting, prices)
         ready = [o for o in self._open.values() if o.is_ready]
         # One collateral per batch: its orders are charged and rounded in that collateral.
         ready = [o for o in ready if o.collateral_asset == ready[0].collateral_asset]
@@ -469,14 +511,14 @@ class Engine:
         events: Events = [ev.BatchSettled(batch.id, tuple(batch.filled_units.items()),
                                           tuple(sorted(batch.vwaps.items())),
                                           allocation.assignments)]
-        costs: dict[str, Decimal | None] = {}
+        prices: IndexPrices = {}
         for allocated in allocation.orders:
             order = self.orders[allocated.order_id]
             order.batch_id = None
             if allocated.units:
                 events += self._fill(order, batch.id, allocated.units, allocated.cost,
                                      allocated.fees)
-            events += self._complete_if_done(order, costs)
+            events += self._complete_if_done(order, prices)
         return events
 
     def _fill(self, order: IndexOrder, batch_id: int, units: Decimal, cost: Decimal,
@@ -491,32 +533,38 @@ class Engine:
             ev.CollateralSpent(order.account, order.collateral_asset, cost, fees, order.id),
         ]
 
-    def _complete_if_done(self, order: IndexOrder, costs: dict[str, Decimal | None]) -> Events:
+    def _complete_if_done(self, order: IndexOrder, prices: IndexPrices) -> Events:
         if order.ending is not None:
             return self._complete(order, order.ending, order.ending_request)
-        if self._nothing_left_to_buy(order, costs):
-            return self._complete(order, OrderStatus.FILLED)
-        return []
+        reason = self._nothing_left_to_buy(order, prices)
+        return self._complete(order, OrderStatus.FILLED, reason=reason) if reason else []
 
-    def _nothing_left_to_buy(self, order: IndexOrder,
-                             costs: dict[str, Decimal | None] | None = None) -> bool:
-        """The rule for an open order to complete as filled (checked when a batch settles, on
-        a reduce and before planning): its remaining collateral is at or below the dust
-        threshold, or, once it has fills, below the cost of the index's smallest tradable
-        quantity at the prices the engine has (``fitting.smallest_buy_cost``), so that it can
-        never be engaged on its own again. An order without fills is never completed this way:
-        it may still be bought together with others. ``costs`` caches that cost per index."""
-        if order.remaining <= self.params.dust_threshold:
-            return True
+    def _nothing_left_to_buy(self, order: IndexOrder, prices: IndexPrices) -> str:
+        """Why an open order with fills is complete, or "" while a batch could still buy for
+        it. Only a remainder no batch can use completes it: one at or below the dust
+        threshold, or too small for the order's own share of one batch at today's limit
+        prices (less than one unit on the index's decimals, or worth less than the smallest
+        fill). A remainder too small to be bought alone, because of the exchange's minimums,
+        is no reason: batches sum the orders of an index, and the minimums apply to the sum.
+        An order without fills is never completed this way (it ends cancelled or expired).
+        ``prices`` caches each index's limit price for the transaction."""
         if not order.filled_units:
-            return False
-        costs = {} if costs is None else costs
-        if order.index not in costs:
-            decimals = self.collaterals[order.collateral_asset].decimals
-            costs[order.index] = smallest_buy_cost(self.indexes[order.index], self.markets(),
-                                                   self.params, min_fill_value(decimals))
-        cost = costs[order.index]
-        return cost is not None and order.remaining < cost
+            return ""
+        asset = order.collateral_asset
+        if order.remaining <= self.params.dust_threshold:
+            return (f"filled: the {plain(order.remaining)} {asset} left is at or below the "
+                    f"dust threshold of {plain(self.params.dust_threshold)} {asset}")
+        index = self.indexes[order.index]
+        if index.symbol not in prices:
+            prices[index.symbol] = limit_price(index, self.markets(), self.params)
+        price = prices[index.symbol]
+        smallest = min_fill_value(self.collaterals[asset].decimals)
+        if price is None or can_be_engaged(index, order.remaining, price, self.params,
+                                           smallest):
+            return ""
+        return (f"filled: the {plain(order.remaining)} {asset} left buys less than the "
+                f"smallest fill of {index.symbol} ({plain(quantum(index.decimals))} unit, "
+                f"at least {plain(smallest)} {asset}; {plain(price)} {asset} a unit)")
 
     # --- mints and time --------------------------------------------------------------------
 

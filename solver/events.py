@@ -121,7 +121,8 @@ class IndexOrderFilled(Event):
 
 @dataclass(frozen=True, slots=True)
 class IndexOrderCompleted(Event):
-    """The order is closed; ``request_id`` names the cancel request that closed it, if any."""
+    """The order is closed; ``request_id`` names the cancel request that closed it, if any,
+    and ``reason`` says why, in words, when the solver closed it."""
 
     order_id: int
     status: OrderStatus
@@ -129,6 +130,7 @@ class IndexOrderCompleted(Event):
     spent: Decimal
     released: Decimal
     request_id: str = ""
+    reason: str = ""
 
 
 # --- quotes --------------------------------------------------------------------------------

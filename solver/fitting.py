@@ -9,8 +9,9 @@ asset order that would fail the exchange filters is not sent (never padded up), 
 needing that asset wait for inventory or for company in a later batch. An order is not engaged
 for units worth less than ``smallest_fill`` (allocation would not give it such a sliver).
 
-``smallest_buy_cost`` prices the index's smallest tradable quantity: the engine completes an
-order with fills whose remaining collateral cannot pay for it.
+``smallest_buy_cost`` prices the index's smallest quantity an order can buy on its own (the
+engine's minimum order); ``can_be_engaged`` tells whether an order's remainder has a share any
+batch could still buy (the engine completes an order with fills only when it has none).
 """
 
 from __future__ import annotations
@@ -139,13 +140,36 @@ def _wanted_units(
         price = prices.get(c.index.symbol)
         if price is None or price <= 0 or (c.max_price is not None and price > c.max_price):
             continue
-        usable = min(c.remaining / (ONE + params.fee_reserve), params.max_order_notional)
-        units = floor_decimals(usable / price, c.index.decimals)
+        units = order_units(c.index, c.remaining, price, params)
         if units > 0:
             wanted.append((c, units))
         if len(wanted) == params.max_orders_per_batch:
             break
     return wanted
+
+
+def order_units(index: Index, remaining: Decimal, price: Decimal,
+                params: SolverParams) -> Decimal:
+    """The units one order's ``remaining`` collateral can be engaged for in a batch at the
+    index ``price``: with the fee reserve kept back, at most ``max_order_notional``, floored
+    to the index's decimals."""
+    usable = min(remaining / (ONE + params.fee_reserve), params.max_order_notional)
+    return floor_decimals(usable / price, index.decimals)
+
+
+def limit_price(index: Index, markets: Mapping[str, Market],
+                params: SolverParams) -> Decimal | None:
+    """The price of one unit at today's limit prices, as ``plan_batch`` prices it; None when
+    some asset has no ask."""
+    return index_price(index, asset_liquidity([index], markets, params))
+
+
+def can_be_engaged(index: Index, remaining: Decimal, price: Decimal, params: SolverParams,
+                   smallest_fill: Decimal) -> bool:
+    """Whether an order with ``remaining`` collateral has a share a batch could engage at the
+    index ``price`` (together with other orders where the exchange minimums ask for it): at
+    least one unit on the index's decimals, worth at least ``smallest_fill``."""
+    return order_units(index, remaining, price, params) * price >= smallest_fill
 
 
 def _fit(

@@ -45,6 +45,7 @@ class CancelRejectReason(StrEnum):
     TOO_PRECISE = "too_precise"
     NOT_A_REDUCTION = "not_a_reduction"
     BELOW_COMMITTED = "below_committed"
+    BELOW_MINIMUM = "below_minimum"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,11 @@ class SolverParams:
     max_inflight_notional: at most this much notional in asset orders not yet settled.
     max_levels: book levels counted per asset.
     max_orders_per_batch: index orders engaged per batch, oldest first.
-    dust_threshold: an order whose remaining collateral is at or below it is complete (so is
-        an order with fills whose remaining collateral cannot buy the index's smallest
-        tradable quantity: ``Engine._nothing_left_to_buy``).
-    min_order_collateral: orders for less are rejected.
+    dust_threshold: an order with fills whose remaining collateral is at or below it is
+        complete (so is one whose remainder buys less than the smallest fill:
+        ``Engine._nothing_left_to_buy``).
+    min_order_collateral: orders for less are rejected (so are orders that cannot buy the
+        index's smallest tradable quantity alone at today's books).
     mint_retry_delay_ms: wait after the first failed mint; doubles per attempt, at most
         max_mint_retry_delay_ms.
     """

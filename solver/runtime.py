@@ -3,8 +3,8 @@ adapter (execution and market data) around it.
 
 Start-up resumes from the journal: the engine is the replay of the journal, and every asset
 order it has in flight is tracked again and queried on the exchange before new batches are
-planned. Then, every ``plan_every_ms`` while orders are waiting, the local books go to the
-engine and a batch is planned; a clock tick every ``tick_every_ms`` makes expiries and mint
+planned. Then, every ``plan_every_ms``, the local books that moved go to the engine and, while
+orders are waiting, a batch is planned; a clock tick every ``tick_every_ms`` makes expiries and mint
 retries fall due.
 """
 
@@ -111,8 +111,9 @@ class Runtime:
                 writer.result()
                 raise RuntimeError("the writer stopped")
             now = self.clock()
+            # The engine prices new orders' minimum on its books: keep them current.
+            self.refresh_books()
             if self.engine.open_orders():
-                self.refresh_books()
                 self.submit(PlanBatch(now))
             if now - last_tick >= self.settings.tick_every_ms:
                 self.submit(ClockTicked(now))

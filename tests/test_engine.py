@@ -629,25 +629,71 @@ def filtered_desk(**param_values: object) -> Desk:
                 solver_params=params(max_order_notional=D(1000), **param_values))
 
 
-def test_a_remainder_too_small_to_buy_a_step_completes_the_order_as_filled():
+def test_an_order_too_small_to_be_bought_alone_is_refused_naming_the_minimum():
+    d = filtered_desk()
+    d.deposit("alice", "100")
+    [rejected] = d.order("alice", "o1", "29.99").of_type(ev.IndexOrderRejected)
+    assert rejected.reason is RejectReason.BELOW_MINIMUM
+    assert "the smallest SY2 order at today's prices is 30 USDC" in rejected.text
+    assert d.engine.order("alice", "o1") is None
+    assert d.engine.ledger.balance("alice", "USDC").available == D(100)
+    assert d.order("alice", "o1", "30").of_type(ev.IndexOrderAccepted)
+    assert violations(d.engine) == []
+
+
+def test_the_minimum_follows_the_books_and_is_not_applied_without_them():
+    d = filtered_desk(fee_reserve=D("0.01"))
+    d.deposit("alice", "100")
+    [rejected] = d.order("alice", "o1", "30").of_type(ev.IndexOrderRejected)
+    assert "is 30.3 USDC" in rejected.text  # the fee reserve comes on top
+    d.books(book("A1", ("50", "1000")))  # the index now costs 600: 0.03 units cost 18.18
+    assert d.order("alice", "o1", "30").of_type(ev.IndexOrderAccepted)
+    unpriced = Desk(Engine([index()], [rules("A1"), rules("A2")], params()))
+    unpriced.deposit("bob", "10")
+    assert unpriced.order("bob", "o1", "1").of_type(ev.IndexOrderAccepted)
+
+
+def test_a_remainder_too_small_to_be_bought_alone_waits_for_company():
     d = filtered_desk()
     d.deposit("alice", "2000")
+    d.deposit("bob", "2000")
     d.order("alice", "o1", "1018")
-    last = fill_all(d, d.plan().of_type(ev.AssetOrderRequested))[-1]
-    [filled] = last.of_type(ev.IndexOrderFilled)
-    assert (filled.units, filled.cost, filled.remaining) == (D(1), D(1000), D(18))
-    # 18 USDC left, above the dust threshold but below the 30 a step of the index costs: the
-    # order is done, with the fill that settled it.
-    [done] = last.of_type(ev.IndexOrderCompleted)
-    assert (done.status, done.filled_units, done.spent, done.released) == (
-        OrderStatus.FILLED, D(1), D(1000), D(18))
-    [released] = last.of_type(ev.CollateralReleased)
-    assert released.amount == D(18)
-    [mint] = last.of_type(ev.MintRequested)
-    assert mint.units == D(1)
-    assert d.engine.open_orders() == []
-    assert d.engine.ledger.balance("alice", "USDC").available == D(1000)
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    alice = d.engine.order("alice", "o1")
+    # 18 USDC left: less than the 30 a step of the index costs alone, but a batch with other
+    # orders of SY2 can buy it, so the order stays open.
+    assert alice.is_open and (alice.filled_units, alice.remaining) == (D(1), D(18))
     assert d.plan().events == ()
+    d.order("bob", "o1", "992")
+    requests = d.plan().of_type(ev.AssetOrderRequested)
+    assert {(r.symbol, r.quantity) for r in requests} == {
+        ("A1USDC", D("8.08")), ("A2USDC", D("1.01"))}  # 0.018 + 0.992 units
+    fill_all(d, requests)
+    bob = d.engine.order("bob", "o1")
+    assert (alice.status, alice.filled_units, alice.spent, alice.released) == (
+        OrderStatus.FILLED, D("1.018"), D(1018), D(0))
+    assert (bob.status, bob.filled_units, bob.spent) == (OrderStatus.FILLED, D("0.992"), D(992))
+    assert violations(d.engine) == []
+
+
+def test_orders_share_a_batch_that_neither_could_trade_alone():
+    """IX = 1 A + 1 C; A asks 995 (step 0.001), C asks 5 (step 1, min notional 5); at most
+    1000 USDC per order per batch. Two orders of 1500 each: the first batch buys 1 unit each,
+    the second 0.5 each (1 C in all), so each gets 1.5 units for 1500."""
+    ix = Index("IX", "USDC", (Constituent("A", "AUSDC", D(1)), Constituent("C", "CUSDC", D(1))))
+    markets = [market("A", ("995", "1000")),
+               market("C", ("5", "1000"), step="1", min_notional="5")]
+    d = desk(ix, markets, params(max_order_notional=D(1000)))
+    for user in ("alice", "bob"):
+        d.deposit(user, "1500")
+        d.order(user, "o1", "1500", index="IX")
+    while requests := d.plan().of_type(ev.AssetOrderRequested):
+        fill_all(d, requests)
+    for user in ("alice", "bob"):
+        order = d.engine.order(user, "o1")
+        assert (order.status, order.filled_units, order.spent, order.released) == (
+            OrderStatus.FILLED, D("1.5"), D(1500), D(0))
+    assert len(d.engine.batches) == 2
     assert violations(d.engine) == []
 
 
@@ -671,55 +717,82 @@ def test_orders_that_got_nothing_for_want_of_liquidity_stay_open():
     d = filtered_desk()
     d.deposit("alice", "100")
     d.deposit("bob", "3000")
-    d.order("alice", "small", "18")  # too small to be bought alone, not with company
+    d.order("alice", "small", "30")
     d.order("bob", "big", "3000")
     for r in d.plan().of_type(ev.AssetOrderRequested):
         end(d, r, "0")  # the books moved away: nothing executed
     small, big = d.engine.order("alice", "small"), d.engine.order("bob", "big")
     assert small.is_open and big.is_open and small.spent == big.spent == 0
-    # The next batch fills: the small order gets its share, and the little left ends it.
     fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
-    assert small.status is OrderStatus.FILLED and small.filled_units > 0
-    assert small.released < D(1) and small.spent + small.released == D(18)
+    assert (small.status, small.filled_units, small.released) == (
+        OrderStatus.FILLED, D("0.03"), D(0))
     # Bob got a fill and has 2000 left; a batch that brings him nothing keeps his order open.
-    assert big.is_open and big.remaining > D(1900)
+    assert big.is_open and big.remaining == D(2000)
     for r in d.plan().of_type(ev.AssetOrderRequested):
         end(d, r, "0")
-    assert big.is_open and big.remaining > D(1900)
-    # An order without fills is never completed for being small: it waits for company.
-    d.apply(CancelIndexOrder, "bob", "big")
-    d.order("alice", "alone", "18")
-    assert d.plan().events == ()
-    assert d.engine.order("alice", "alone").is_open
+    assert big.is_open and big.remaining == D(2000)
     assert violations(d.engine) == []
 
 
-def test_a_price_move_that_leaves_a_remainder_unable_to_buy_a_step_completes_it():
+def test_an_order_without_fills_never_ends_filled():
+    d = filtered_desk(dust_threshold=D(50))
+    d.deposit("alice", "100")
+    d.order("alice", "o1", "40")  # at or below the dust threshold, but nothing bought yet
+    order = d.engine.order("alice", "o1")
+    for _ in range(2):
+        t = d.plan()
+        assert t.of_type(ev.IndexOrderCompleted) == []
+        for r in t.of_type(ev.AssetOrderRequested):
+            end(d, r, "0")
+        assert order.is_open
+    [refused] = d.apply(ReduceIndexOrder, "alice", "o1", D(20)).of_type(ev.CancelRejected)
+    assert refused.reason is CancelRejectReason.BELOW_MINIMUM and "30 USDC" in refused.text
+    [done] = d.apply(CancelIndexOrder, "alice", "o1").of_type(ev.IndexOrderCompleted)
+    assert (done.status, done.filled_units, done.released) == (OrderStatus.CANCELED, 0, D(40))
+    assert violations(d.engine) == []
+
+
+def test_a_price_move_leaves_a_remainder_waiting_until_it_is_cancelled():
     d = filtered_desk()
     d.deposit("alice", "2000")
     d.order("alice", "o1", "1040")
     fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
-    assert d.engine.order("alice", "o1").remaining == D(40)
-    d.books(book("A1", ("200", "1000")))  # the index now costs 1800: a step, 54
-    t = d.plan()
-    assert t.of_type(ev.BatchPlanned) == []
-    [done] = t.of_type(ev.IndexOrderCompleted)
-    assert (done.status, done.filled_units, done.released) == (OrderStatus.FILLED, D(1), D(40))
-    [mint] = t.of_type(ev.MintRequested)
-    assert mint.units == D(1)
+    d.books(book("A1", ("200", "1000")))  # the index now costs 1800: alone, a step costs 54
+    assert d.plan().events == ()
+    order = d.engine.order("alice", "o1")
+    assert order.is_open and order.remaining == D(40)
+    [done] = d.apply(CancelIndexOrder, "alice", "o1").of_type(ev.IndexOrderCompleted)
+    assert (done.status, done.filled_units, done.released) == (
+        OrderStatus.CANCELED, D(1), D(40))
     assert violations(d.engine) == []
 
 
-def test_reducing_a_filled_order_below_a_step_completes_it():
+def test_a_remainder_below_the_smallest_unit_of_the_index_completes_the_order():
+    whole = Index("WH", "USDC", (Constituent("A1", "A1USDC", D(10)),), decimals=0)
+    d = desk(whole, [market("A1", ("100", "1000"))])
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "1500", index="WH")
+    [t] = fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    [done] = t.of_type(ev.IndexOrderCompleted)
+    assert (done.status, done.filled_units, done.spent, done.released) == (
+        OrderStatus.FILLED, D(1), D(1000), D(500))
+    assert "500 USDC left buys less than the smallest fill of WH (1 unit" in done.reason
+    assert t.of_type(ev.MintRequested)[0].units == D(1)
+    assert violations(d.engine) == []
+
+
+def test_reducing_a_filled_order_to_dust_completes_it():
     d = filtered_desk()
     d.deposit("alice", "3000")
     d.order("alice", "o1", "3000")
     fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
     t = d.apply(ReduceIndexOrder, "alice", "o1", D(1020))
-    [reduced] = t.of_type(ev.IndexOrderReduced)
+    assert t.of_type(ev.IndexOrderCompleted) == []  # 20 left: it waits for company
+    t = d.apply(ReduceIndexOrder, "alice", "o1", D("1000.01"))
     [done] = t.of_type(ev.IndexOrderCompleted)
-    assert reduced.released == D(1980)
-    assert (done.status, done.spent, done.released) == (OrderStatus.FILLED, D(1000), D(20))
+    assert (done.status, done.spent, done.released) == (OrderStatus.FILLED, D(1000), D("0.01"))
+    assert done.reason == "filled: the 0.01 USDC left is at or below the dust threshold of " \
+        "0.01 USDC"
     assert violations(d.engine) == []
 
 

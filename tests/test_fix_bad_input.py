@@ -14,7 +14,7 @@ import simplefix
 from mocks.fix_client import FixClient, messages
 from solver.snapshot import state_of
 from tests.fix_service import Service, field_of, service
-from tests.mock_exchange import run
+from tests.mock_exchange import run, until
 from tests.test_fix_gateway import report_where
 
 Build = Callable[[], simplefix.FixMessage]
@@ -115,6 +115,8 @@ CASES = [
     Case("cash with an exponent", order(t152="1e5"), "3", {373: "6"}),
     Case("absurd cash", order(t152="1" + "0" * 30), "8", {103: "13"}),
     Case("more cash than deposited", order(t152="1000000"), "8", {103: "3"}),
+    Case("too little cash to buy the index's smallest tradable quantity", order(t152="10"),
+         "8", {103: "13"}),
     Case("unknown index", order(t55="NOPE"), "8", {103: "1"}),
     Case("no Symbol", order(t55=None), "8", {103: "1"}),
     Case("sell side", order(t54="2"), "8", {103: "11"}),
@@ -172,6 +174,7 @@ def test_each_bad_message_is_rejected_and_changes_nothing(tmp_path: Path) -> Non
     async def scenario() -> None:
         async with service(tmp_path, {"alice": "6000"}) as s:
             alice = await s.client("alice")
+            await until(lambda: {"A1", "A2"} <= set(s.runtime.engine.books), what="the books")
             await prepare(alice)
             before = comparable(s)
             for case in CASES:

@@ -3,6 +3,7 @@ trading on the mock Binance, and the simplefix client as the counterparty."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -76,6 +77,24 @@ def test_an_order_is_acked_filled_in_parts_canceled_and_its_mint_reported(tmp_pa
             assert field_of(mint, messages.CHAIN_ID) == "31337"
             assert D(field_of(mint, 14) or "") == order.filled_units
             assert D(field_of(mint, messages.CUM_CASH_QTY) or "") == order.spent
+    run(scenario(), timeout=90)
+
+
+def test_an_order_too_small_to_be_bought_is_refused_with_the_minimum(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            await until(lambda: {"A1", "A2"} <= set(s.runtime.engine.books), what="the books")
+            await alice.send(messages.new_order("tiny", "SY2", D("10"), currency="USDC"))
+            reject = await report_where(alice, t11="tiny")
+            assert (field_of(reject, 150), field_of(reject, 39), field_of(reject, 103)) == (
+                "8", "8", "13")
+            text = field_of(reject, 58) or ""
+            minimum = re.search(r"the smallest SY2 order at today's prices is ([0-9.]+) USDC",
+                                text)
+            assert minimum and D(minimum.group(1)) > 10, text
+            await alice.send(messages.new_order("enough", "SY2", D(minimum.group(1))))
+            assert field_of(await report_where(alice, t11="enough"), 150) == "0"
     run(scenario(), timeout=90)
 
 

@@ -36,9 +36,11 @@ ALICES_EVENTS = (ev.IndexOrderAccepted, ev.IndexOrderFilled, ev.IndexOrderComple
 def write_config(tmp: Path, fix_port: int, exchange_port: int) -> Path:
     accounts = "\n".join(f'[accounts.{name}]\ncomp_id = "{name.upper()}"\n'
                          f'password_hash = "{_HASHES[name]}"\n' for name in PASSWORDS)
+    setup = tmp / "setup.toml"  # alice deposits enough for 300 orders of the minimum size
+    setup.write_text(SCENARIO.read_text().replace('amount = "6000"', 'amount = "20000"'))
     path = tmp / "gateway.toml"
     path.write_text(f'[fix]\nport = {fix_port}\ncomp_id = "{GATEWAY}"\nstore = "fix-store"\n'
-                    f'{accounts}\n[service]\nsetup = "{SCENARIO}"\njournal = "journal.db"\n'
+                    f'{accounts}\n[service]\nsetup = "{setup}"\njournal = "journal.db"\n'
                     f'exchange = "local:{exchange_port}"\n')
     return path
 
@@ -196,7 +198,7 @@ def test_a_gateway_killed_while_orders_stream_in_takes_each_order_exactly_once(
                 await wait_accepting(fix_port, first, log)
                 await alice.connect()
                 for n, cl_ord_id in enumerate(ids):
-                    await alice.send(messages.new_order(cl_ord_id, "SY2", D("10"),
+                    await alice.send(messages.new_order(cl_ord_id, "SY2", D("40"),
                                                         ord_type="2", price=D("900")))
                     if n == count // 2:
                         await until(lambda: len(answers(alice)) >= 1, 30, "a first answer")
@@ -206,7 +208,7 @@ def test_a_gateway_killed_while_orders_stream_in_takes_each_order_exactly_once(
                 await wait_accepting(fix_port, second, log)
                 await alice.connect()
                 for cl_ord_id in sorted(set(ids) - set(answers(alice))):
-                    again = messages.new_order(cl_ord_id, "SY2", D("10"), ord_type="2",
+                    again = messages.new_order(cl_ord_id, "SY2", D("40"), ord_type="2",
                                                price=D("900"))
                     again.append_pair(97, "Y")
                     await alice.send(again)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from solver import events as ev
 from solver.allocation import min_fill_value
-from solver.commands import BookUpdated, PlanBatch
-from solver.fitting import Market, smallest_buy_cost
+from solver.commands import BookUpdated
+from solver.fitting import Market, can_be_engaged, limit_price
 from solver.market import Level, MarketRules, OrderBook
 from solver.model import Constituent, Index
 from solver.orders import OrderStatus
@@ -116,30 +116,32 @@ def test_conservation_budgets_and_filters_hold(scenario: Scenario) -> None:
     for t in result.transactions:
         for filled in t.of_type(ev.IndexOrderFilled):
             assert filled.cost >= min_fill_value(6)
-    assert_no_order_was_left_open_unable_to_buy_a_step(scenario, result)
+    assert_no_order_closed_while_a_batch_could_buy_for_it(scenario, result)
 
 
-def assert_no_order_was_left_open_unable_to_buy_a_step(scenario: Scenario,
-                                                       result: SimulationResult) -> None:
-    """Orders still open when batches stopped are expired by the run: those with fills must
-    have had enough left to buy the index's smallest tradable quantity at the last plan."""
+def assert_no_order_closed_while_a_batch_could_buy_for_it(scenario: Scenario,
+                                                          result: SimulationResult) -> None:
+    """An order completes as filled only with fills, and only when what it has left is at or
+    below the dust threshold or buys less than the smallest fill at the books of that moment
+    (together with other orders or not)."""
     books: dict[str, OrderBook] = {}
-    last_books: dict[str, OrderBook] = {}
+    indexes = {i.symbol: i for i in scenario.indexes}
     for t in result.transactions:
         if isinstance(t.input, BookUpdated):
             books[t.input.book.symbol] = t.input.book
-        elif isinstance(t.input, PlanBatch):
-            last_books = dict(books)
-    if len(result.engine.batches) >= scenario.max_batches:
-        return
-    markets = {a: Market(m.rules, last_books[m.rules.symbol])
-               for a, m in scenario.markets.items() if m.rules.symbol in last_books}
-    indexes = {i.symbol: i for i in scenario.indexes}
-    for order in result.engine.orders.values():
-        if order.status is OrderStatus.EXPIRED and order.filled_units:
-            cost = smallest_buy_cost(indexes[order.index], markets, scenario.params,
-                                     min_fill_value(6))
-            assert cost is None or order.released >= cost
+        for done in t.of_type(ev.IndexOrderCompleted):
+            if done.status is not OrderStatus.FILLED:
+                continue
+            assert done.filled_units > 0
+            if done.released <= scenario.params.dust_threshold:
+                continue
+            index = indexes[result.engine.orders[done.order_id].index]
+            markets = {a: Market(m.rules, books[m.rules.symbol])
+                       for a, m in scenario.markets.items() if m.rules.symbol in books}
+            price = limit_price(index, markets, scenario.params)
+            assert price is not None
+            assert not can_be_engaged(index, done.released, price, scenario.params,
+                                      min_fill_value(6))
 
 
 def outcome(scenario: Scenario, seed: int | None) -> object:

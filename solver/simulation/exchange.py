@@ -28,11 +28,13 @@ from solver.simulation.scenario import MarketSpec
 @dataclass(frozen=True, slots=True)
 class Trade:
     symbol: str
+    asset: str
     trade_id: str
     asset_order_id: int
     price: Decimal
     quantity: Decimal
     commission: Decimal
+    commission_asset: str
 
 
 @dataclass(slots=True)
@@ -74,12 +76,13 @@ class SimulatedExchange:
             asks[0] = Level(level.price, level.quantity - take)
             if asks[0].quantity == 0:
                 asks.pop(0)
-            trade = Trade(request.symbol, str(len(self.trades) + 1), request.asset_order_id,
-                          level.price, take, level.price * take * spec.fee_rate)
+            trade = Trade(request.symbol, spec.rules.asset, str(len(self.trades) + 1),
+                          request.asset_order_id, level.price, take,
+                          level.price * take * spec.fee_rate, spec.rules.quote)
             self.trades.append(trade)
             facts.append(AssetOrderFilled(ts, request.asset_order_id, trade.trade_id,
                                           trade.price, trade.quantity, trade.commission,
-                                          spec.rules.quote))
+                                          trade.commission_asset))
         outcome = AssetOrderOutcome.FILLED if left == 0 else AssetOrderOutcome.EXPIRED
         facts.append(AssetOrderEnded(ts, request.asset_order_id, outcome,
                                      request.quantity - left))

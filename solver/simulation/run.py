@@ -36,8 +36,10 @@ from solver.events import (
     Transaction,
 )
 from solver.invariants import violations
+from solver.inventory import lot_id
 from solver.journal import Journal
 from solver.model import Collateral
+from solver.money import ZERO, plain
 from solver.sequencer import Sequencer
 from solver.setup import EngineSetup
 from solver.simulation.exchange import SimulatedExchange
@@ -59,12 +61,32 @@ class SimulationResult:
         return [e for t in self.transactions for e in t.events]
 
 
-def audit(engine: Engine, transactions: list[Transaction]) -> list[str]:
-    """The architecture's laws on the final state, and at most one mint request per order."""
+def audit(engine: Engine, transactions: list[Transaction],
+          exchange: SimulatedExchange | None = None) -> list[str]:
+    """The architecture's laws on the final state, at most one mint request per order, every
+    batch settled, and (given the exchange the run traded with) every trade recorded as a lot
+    of its quantity."""
     requested = Counter(e.event.order_id for t in transactions for e in t.events
                         if isinstance(e.event, MintRequested))
-    return violations(engine) + [f"order {order_id}: {n} mint requests"
-                                 for order_id, n in requested.items() if n > 1]
+    unsettled = [f"batch {b.id}: not settled at the end of the run"
+                 for b in engine.batches.values() if not b.settled]
+    return (violations(engine) + [f"order {order_id}: {n} mint requests"
+                                  for order_id, n in requested.items() if n > 1]
+            + unsettled + (_unrecorded_trades(engine, exchange) if exchange else []))
+
+
+def _unrecorded_trades(engine: Engine, exchange: SimulatedExchange) -> list[str]:
+    """Trades the exchange made that the engine holds no lot of, or a lot of another size
+    (the lot is the trade less a commission paid in the asset itself)."""
+    found = []
+    for trade in exchange.trades:
+        lot = engine.inventory.lot(lot_id(trade.symbol, trade.trade_id))
+        paid_in_asset = trade.commission_asset == trade.asset
+        bought = trade.quantity - (trade.commission if paid_in_asset else ZERO)
+        if lot is None or lot.quantity != bought:
+            found.append(f"trade {trade.symbol} {trade.trade_id} of {plain(trade.quantity)}: "
+                         + ("no lot" if lot is None else f"lot of {plain(lot.quantity)}"))
+    return found
 
 
 def setup_of(scenario: Scenario) -> EngineSetup:
@@ -121,7 +143,8 @@ class Simulation:
             self.apply(ExpireIndexOrder(self._tick(), order.account, order.client_order_id))
         self._drain()
         return SimulationResult(self.engine, self.transactions,
-                                audit(self.engine, self.transactions), self.exchange)
+                                audit(self.engine, self.transactions, self.exchange),
+                                self.exchange)
 
     def apply(self, command: Input) -> Transaction:
         transaction = self.sequencer.apply(command)
