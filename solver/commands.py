@@ -95,6 +95,16 @@ class DepositConfirmed(Input):
 
 
 @dataclass(frozen=True, slots=True)
+class FeeAssetFunded(Input):
+    """The operator put ``quantity`` of ``asset`` (say BNB) on the exchange account to pay
+    commissions with; ``funding_id`` makes re-delivery harmless."""
+
+    funding_id: str
+    asset: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class BookUpdated(Input):
     book: OrderBook
 

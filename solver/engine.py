@@ -23,6 +23,7 @@ from solver.commands import (
     ClockTicked,
     DepositConfirmed,
     ExpireIndexOrder,
+    FeeAssetFunded,
     Input,
     MintConfirmed,
     MintFailed,
@@ -31,6 +32,7 @@ from solver.commands import (
     RequestQuote,
     SubmitIndexOrder,
 )
+from solver.fee_assets import FeeAsset
 from solver.fitting import (
     Candidate,
     Market,
@@ -112,6 +114,8 @@ class Engine:
         self._order_ids: dict[tuple[str, str], int] = {}
         self._open: dict[int, IndexOrder] = {}
         self._deposits: set[str] = set()
+        self.fee_assets: dict[str, FeeAsset] = {}
+        self._fundings: set[str] = set()
         self._wallets: dict[str, str] = {}
         self._assets_by_symbol = {m.symbol: m.asset for m in self.rules.values()}
         self._transactions = 0
@@ -459,6 +463,9 @@ class Engine:
         self.inventory.open(lot)
         events: Events = [ev.LotOpened(lot.id, lot.asset, order.id, order.batch_id, lot.price,
                                        lot.quantity, lot.fee)]
+        if fact.commission and fact.commission_asset not in (order.asset, self.rules[
+                order.asset].quote):
+            events.append(self._debit_commission(lot, fact))
         batch = self.batches[order.batch_id]
         if batch.settled:  # a trade reported after its batch settled becomes free inventory
             self.inventory.settle(batch.id, ())
@@ -467,15 +474,41 @@ class Engine:
 
     def _lot(self, order: AssetOrder, fact: AssetOrderFilled, lid: str) -> Lot:
         """A fill as a lot: an asset commission reduces the quantity, any is valued in quote."""
-        rules = self.rules[order.asset]
         quantity, fee = fact.quantity, fact.commission
         if fact.commission_asset == order.asset:
             quantity, fee = fact.quantity - fact.commission, fact.commission * fact.price
-        elif fact.commission_asset != rules.quote:
-            book = self.books.get(fact.commission_asset)
-            fee = fact.commission * book.best_ask if book and book.best_ask else ZERO
+        elif fact.commission_asset != self.rules[order.asset].quote:
+            fee = self._commission_value(fact, self.rules[order.asset].quote) or ZERO
         return Lot(lid, order.asset, order.symbol, fact.trade_id, order.id, order.batch_id,
                    fact.price, quantity, fee, fact.ts)
+
+    def _commission_value(self, fact: AssetOrderFilled, quote: str) -> Decimal | None:
+        """A third-asset commission at that asset's best ask in ``quote``, if a book says."""
+        rules, book = self.rules.get(fact.commission_asset), self.books.get(
+            fact.commission_asset)
+        if rules is None or rules.quote != quote or book is None or book.best_ask is None:
+            return None
+        return fact.commission * book.best_ask
+
+    def _debit_commission(self, lot: Lot, fact: AssetOrderFilled) -> ev.CommissionDebited:
+        value = self._commission_value(fact, self.rules[lot.asset].quote)
+        held = self.fee_assets.setdefault(fact.commission_asset, FeeAsset())
+        held.paid += fact.commission
+        if value is None:
+            held.unvalued += fact.commission
+        return ev.CommissionDebited(lot.id, fact.commission_asset, fact.commission, value,
+                                    held.balance)
+
+    def _fund_fee_asset(self, fact: FeeAssetFunded) -> Events:
+        if fact.funding_id in self._fundings:
+            return [ev.InputIgnored(f"fee asset funding {fact.funding_id} already credited")]
+        if not _sane(fact.quantity):
+            return [ev.InputIgnored(f"fee asset funding {fact.funding_id}: quantity out of "
+                                    "range")]
+        self._fundings.add(fact.funding_id)
+        held = self.fee_assets.setdefault(fact.asset, FeeAsset())
+        held.funded += fact.quantity
+        return [ev.FeeAssetCredited(fact.funding_id, fact.asset, fact.quantity, held.balance)]
 
     def _ended(self, fact: AssetOrderEnded) -> Events:
         order = self.asset_orders.get(fact.asset_order_id)
@@ -622,6 +655,7 @@ _HANDLERS: dict[type[Any], Callable[[Engine, Any], Events]] = {
     RequestQuote: Engine._quote,
     PlanBatch: Engine._plan,
     DepositConfirmed: Engine._deposit,
+    FeeAssetFunded: Engine._fund_fee_asset,
     BookUpdated: Engine._book,
     AssetOrderAccepted: Engine._accepted,
     AssetOrderFilled: Engine._filled,

@@ -188,6 +188,27 @@ class LotOpened(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class FeeAssetCredited(Event):
+    funding_id: str
+    asset: str
+    quantity: Decimal
+    balance: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CommissionDebited(Event):
+    """A trade's commission was paid in a third asset: ``quantity`` left the house's balance
+    of it; ``value`` is what the lot's orders are charged for it in the collateral, None when
+    no book priced it (the house bears it)."""
+
+    lot_id: str
+    asset: str
+    quantity: Decimal
+    value: Decimal | None
+    balance: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class AssetOrderClosed(Event):
     asset_order_id: int
     outcome: AssetOrderOutcome

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from solver.engine import Engine
 from solver.model import asset_quantities
-from solver.money import ZERO, exact
+from solver.money import ZERO, exact, plain
 from solver.orders import MintStatus
 
 
@@ -14,7 +14,7 @@ from solver.orders import MintStatus
 def violations(engine: Engine) -> list[str]:
     """Every broken law, in words; an empty list when all hold."""
     return (engine.ledger.violations() + _reservations(engine) + _orders(engine)
-            + _assets(engine) + _filters(engine))
+            + _assets(engine) + _filters(engine) + _fee_assets(engine))
 
 
 def _reservations(engine: Engine) -> list[str]:
@@ -74,3 +74,11 @@ def _filters(engine: Engine) -> list[str]:
             found.append(f"asset order {order.client_order_id} {order.symbol}: "
                          f"Filter failure: {failure}")
     return found
+
+
+def _fee_assets(engine: Engine) -> list[str]:
+    """The exchange cannot take commission the house does not hold: a balance below zero
+    means a funding was never recorded."""
+    return [f"fee asset {asset}: commissions paid {plain(held.paid)} exceed its funding "
+            f"{plain(held.funded)} (fund it)"
+            for asset, held in sorted(engine.fee_assets.items()) if held.balance < 0]

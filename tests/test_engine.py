@@ -16,6 +16,7 @@ from solver.commands import (
     ClockTicked,
     DepositConfirmed,
     ExpireIndexOrder,
+    FeeAssetFunded,
     MintConfirmed,
     MintFailed,
     ReduceIndexOrder,
@@ -260,6 +261,60 @@ def test_commission_in_the_base_asset_reduces_the_lot():
     t = d.apply(AssetOrderFilled, a1.asset_order_id, "7", D(100), D(8), D("0.008"), "A1")
     [lot] = t.of_type(ev.LotOpened)
     assert (lot.quantity, lot.fee) == (D("7.992"), D("0.8"))
+
+
+def bnb_desk(with_book: bool) -> Desk:
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "1000")),
+               market("BNB", ("600", "50"))]
+    d = Desk(Engine([index()], [m.rules for m in markets], params(fee_reserve=D("0.25"))))
+    d.books(*(m.book for m in (markets if with_book else markets[:2])))
+    d.apply(FeeAssetFunded, "fund-1", "BNB", D("0.1"))
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    return d
+
+
+def test_commission_in_a_third_asset_is_charged_at_its_price_and_debited_from_the_house():
+    d = bnb_desk(with_book=True)
+    a1, a2 = d.plan().of_type(ev.AssetOrderRequested)
+    t = d.apply(AssetOrderFilled, a1.asset_order_id, "7", a1.price, a1.quantity,
+                D("0.001"), "BNB")
+    [lot] = t.of_type(ev.LotOpened)
+    [debit] = t.of_type(ev.CommissionDebited)
+    assert (lot.quantity, lot.fee) == (a1.quantity, D("0.6"))  # 0.001 BNB at 600
+    assert (debit.asset, debit.quantity, debit.value, debit.balance) == (
+        "BNB", D("0.001"), D("0.6"), D("0.099"))
+    end(d, a1, str(a1.quantity), AssetOrderOutcome.FILLED)
+    fill(d, a2, str(a2.quantity))
+    [filled] = end(d, a2, str(a2.quantity), AssetOrderOutcome.FILLED).of_type(
+        ev.IndexOrderFilled)
+    assert filled.fees == D("0.6")
+    held = d.engine.fee_assets["BNB"]
+    assert (held.funded, held.paid, held.unvalued, held.balance) == (
+        D("0.1"), D("0.001"), 0, D("0.099"))
+    assert violations(d.engine) == []
+
+
+def test_a_third_asset_commission_without_a_price_is_borne_by_the_house_and_recorded():
+    d = bnb_desk(with_book=False)
+    a1, _ = d.plan().of_type(ev.AssetOrderRequested)
+    t = d.apply(AssetOrderFilled, a1.asset_order_id, "7", a1.price, a1.quantity,
+                D("0.001"), "BNB")
+    [lot] = t.of_type(ev.LotOpened)
+    [debit] = t.of_type(ev.CommissionDebited)
+    assert lot.fee == 0 and debit.value is None and debit.balance == D("0.099")
+    assert d.engine.fee_assets["BNB"].unvalued == D("0.001")
+
+
+def test_fee_asset_funding_is_credited_once_and_overdrawn_balances_are_flagged():
+    d = bnb_desk(with_book=True)
+    assert d.apply(FeeAssetFunded, "fund-1", "BNB", D("5")).of_type(ev.InputIgnored)
+    assert d.apply(FeeAssetFunded, "fund-2", "BNB", D("-1")).of_type(ev.InputIgnored)
+    assert d.engine.fee_assets["BNB"].funded == D("0.1")
+    a1, _ = d.plan().of_type(ev.AssetOrderRequested)
+    d.apply(AssetOrderFilled, a1.asset_order_id, "7", a1.price, a1.quantity, D("0.3"), "BNB")
+    assert violations(d.engine) == [
+        "fee asset BNB: commissions paid 0.3 exceed its funding 0.1 (fund it)"]
 
 
 def test_unknown_facts_are_ignored_without_change():
