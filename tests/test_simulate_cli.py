@@ -210,6 +210,23 @@ def test_bounds_take_their_edge_and_no_further(tmp_path, capsys, put, edge, beyo
     assert (status, out) == (2, "") and key in err
 
 
+def test_average_prices_near_1e21_are_reported(tmp_path, capsys):
+    price = "1000000000000000000000.5"
+    data = {
+        "params": {"price_tolerance": "0", "fee_reserve": "0", "max_order_notional": "1e23",
+                   "max_batch_notional": "1e23", "max_inflight_notional": "1e23"},
+        "indexes": {"BIG": {"collateral": "USDC", "constituents": {"A1": "1"}}},
+        "markets": {"A1": {"symbol": "A1USDC", "asks": [[price, "10"]], "tick_size": "0.5",
+                           "step_size": "1"}},
+        "deposits": [{"account": "alice", "amount": "5e21"}],
+        "orders": [{"account": "alice", "id": "o1", "index": "BIG", "collateral": "2500e18"}],
+    }
+    status, out, _ = simulate(capsys, write(tmp_path, data), "--json")
+    order = json.loads(out)["orders"]["o1"]
+    assert status == 0
+    assert (order["filled_units"], order["avg_price"]) == ("2", price)
+
+
 def test_unreadable_files_exit_2(tmp_path, capsys):
     assert simulate(capsys, tmp_path / "missing.json")[0] == 2
     broken = tmp_path / "broken.json"
