@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from solver.money import AMOUNT_DECIMALS, QUANTITY_DECIMALS, ZERO, exact, round_decimals
+from solver.money import (
+    AMOUNT_DECIMALS,
+    QUANTITY_DECIMALS,
+    ZERO,
+    amount_problem,
+    exact,
+    round_decimals,
+)
 
 MAX_INDEX_DECIMALS = QUANTITY_DECIMALS
 
@@ -63,6 +70,11 @@ class Index:
             raise IndexDefinitionError(
                 f"index {self.symbol}: decimals must be a whole number from 0 to "
                 f"{MAX_INDEX_DECIMALS}, got {self.decimals}")
+        for c in self.constituents:
+            problem = amount_problem(c.quantity) or (
+                None if c.quantity > 0 else f"must be greater than zero, got {c.quantity}")
+            if problem:
+                raise IndexDefinitionError(f"index {self.symbol}: {c.asset} quantity {problem}")
 
     @property
     def assets(self) -> tuple[str, ...]:

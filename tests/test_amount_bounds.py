@@ -62,7 +62,7 @@ def test_a_deposit_beyond_the_context_is_not_credited_rounded_up() -> None:
 def test_a_quantity_beyond_the_context_is_refused_at_set_up() -> None:
     long_quantity = "1." + "0" * 61 + "1"  # 1 in the 60-digit context
     markets = [market("A1", ("100", "10"))]
-    with pytest.raises(ValueError, match="A1 quantity has more than 18 decimals"):
+    with pytest.raises(ValueError, match="A1 quantity must have at most 18 decimals"):
         Engine([index(A1=long_quantity)], [m.rules for m in markets])
 
 
@@ -76,6 +76,19 @@ def test_index_decimals_stay_on_the_allocation_grid() -> None:
     assert [build(n).decimals for n in (0, 18)] == [0, 18]
     for beyond in (19, 36, -1):
         with pytest.raises(IndexDefinitionError, match=r"index IX: decimals .* 0 to 18"):
+            build(beyond)
+
+
+def test_constituent_quantities_are_within_the_bound_wherever_an_index_is_built() -> None:
+    def build(quantity: str) -> Index:
+        return Index("IX", "USDC", (Constituent("A1", "A1USDC", D(quantity)),))
+
+    assert build("999999999999999999999999.999999999999999999").constituents
+    for beyond, problem in (("1E+24", "must be below 1E+24"), ("0", "must be greater than zero"),
+                            ("1E-19", "must have at most 18 decimals"),
+                            ("NaN", "must be a finite number")):
+        expected = re.escape(f"index IX: A1 quantity {problem}")
+        with pytest.raises(IndexDefinitionError, match=expected):
             build(beyond)
 
 
