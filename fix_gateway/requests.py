@@ -1,7 +1,9 @@
 """What a client's application message asks for: an engine command, or a reject saying why
 not. The checks here are the ones FIX's form needs (which size field, which order type, which
-time in force); what the order means (known index, enough collateral, a new ClOrdID, amounts
-within the collateral's precision) is the engine's to judge, so each rule lives in one place.
+time in force), and numbers within the door's bound (``wire.amount_field``: no longer than 64
+characters, below 1E+24, at most 18 decimals); what the order means (known index, enough
+collateral, a new ClOrdID, amounts within the collateral's precision) is the engine's to judge,
+so each rule lives in one place.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fix_gateway.tags import WALLET_ADDRESS
 from fix_gateway.wire import (
     Outgoing,
     Received,
+    amount_field,
     decimal_field,
     parse_utc_timestamp,
     unix_ms,
@@ -109,16 +112,14 @@ def quote_request(msg: Received, quote_id: str, now: int) -> RequestQuote | Outg
 
 
 def _cash(msg: Received) -> Decimal | str:
-    """CashOrderQty(152), the collateral amount; the engine judges its size and precision."""
+    """CashOrderQty(152), the collateral amount within the door's bound; the engine judges
+    whether it is positive and within the collateral's precision."""
     if msg.has(38):
         return "OrderQty(38) is not accepted: give the collateral amount in CashOrderQty(152)"
     text = msg.get(152)
     if text is None:
         return "CashOrderQty(152) is required: the collateral amount to spend"
-    cash = decimal_field(text)
-    if cash is None:
-        return f"CashOrderQty(152)={text} is not a plain decimal number"
-    return cash
+    return amount_field("CashOrderQty(152)", text)
 
 
 def _max_price(msg: Received) -> Decimal | str | None:
@@ -128,8 +129,7 @@ def _max_price(msg: Received) -> Decimal | str | None:
         return None if text is None else "Price(44) is only for limit orders (OrdType 2)"
     if text is None:
         return "Price(44), the highest index price to pay, is required for a limit order"
-    price = decimal_field(text)
-    return f"Price(44)={text} is not a plain decimal number" if price is None else price
+    return amount_field("Price(44)", text)
 
 
 def _expiry(msg: Received, now: int) -> int | str | None:

@@ -11,13 +11,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-from solver.money import plain
+from solver.money import amount_problem, plain
 
 SOH = "\x01"
 PRICE_DECIMALS = 10
 _PRICE_STEP = Decimal(1).scaleb(-PRICE_DECIMALS)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+
+# The door's bound (below 1E+24, at most 18 decimals) takes 44 characters at most with a sign;
+# the rest leaves room for zeros a client pads with, and none for text the engine never needs.
+MAX_NUMBER_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +78,27 @@ def price(value: Decimal) -> str:
 
 
 def decimal_field(text: str | None) -> Decimal | None:
-    """A plain decimal number as FIX writes it, or None if it is not one (no exponents)."""
-    if text is None or not text or any(c not in "0123456789.-" for c in text):
+    """A plain decimal number as FIX writes it, or None if it is not one (no exponents) or is
+    longer than ``MAX_NUMBER_LENGTH``."""
+    if text is None or not text or len(text) > MAX_NUMBER_LENGTH \
+            or any(c not in "0123456789.-" for c in text):
         return None
     try:
         return Decimal(text)
     except InvalidOperation:
         return None
+
+
+def amount_field(name: str, text: str) -> Decimal | str:
+    """The number in field ``name`` (e.g. ``CashOrderQty(152)``) within the door's bound
+    (``money.amount_problem``), or why not, naming the field."""
+    if len(text) > MAX_NUMBER_LENGTH:
+        return f"{name} is longer than {MAX_NUMBER_LENGTH} characters"
+    number = decimal_field(text)
+    if number is None:
+        return f"{name}={text} is not a plain decimal number"
+    problem = amount_problem(number)
+    return number if problem is None else f"{name} {problem}"
 
 
 def utc_timestamp(ms: int) -> str:

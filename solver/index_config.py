@@ -5,7 +5,7 @@ prices and an initial index price (``q_i = initial_price * w_i / p_i``, weights 
 
     symbol = "SY2"                  # optional in a file; defaults to the file name
     collateral = "USDC"
-    decimals = 18                   # optional
+    decimals = 18                   # optional: index units' decimals, 0 to 18
     [constituents]
     BTC = "0.001"                   # quantity per unit, traded as BTCUSDC
     ETH = { symbol = "ETHUSDC", quantity = "0.02" }
@@ -15,6 +15,8 @@ prices and an initial index price (``q_i = initial_price * w_i / p_i``, weights 
     [constituents.BTC]
     weight = "60"
     price = "60000"
+
+Every number is below 1E+24 and has at most 18 decimals (``money.amount_problem``).
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from solver.model import (
+    MAX_INDEX_DECIMALS,
     Constituent,
     Index,
     IndexDefinitionError,
     WeightedConstituent,
     quantities_from_weights,
 )
-from solver.money import QUANTITY_DECIMALS, decimal_places, to_decimal
+from solver.money import QUANTITY_DECIMALS, amount_problem, to_decimal
 
 SymbolOf = Callable[[str, str], str]
 
@@ -69,8 +72,9 @@ def parse_index(
     if not isinstance(collateral, str) or not collateral:
         raise fail("collateral", "must name the collateral asset, e.g. USDC")
     decimals = data.get("decimals", 18)
-    if not isinstance(decimals, int) or isinstance(decimals, bool) or not 0 <= decimals <= 36:
-        raise fail("decimals", "must be a whole number from 0 to 36")
+    if not isinstance(decimals, int) or isinstance(decimals, bool) \
+            or not 0 <= decimals <= MAX_INDEX_DECIMALS:
+        raise fail("decimals", f"must be a whole number from 0 to {MAX_INDEX_DECIMALS}")
     entries = data.get("constituents")
     if not isinstance(entries, Mapping) or not entries:
         raise fail("constituents", "must map each asset to its quantity or weight")
@@ -98,8 +102,6 @@ def _constituents(
             raise fail(f"{field}.symbol", "must be an exchange symbol such as BTCUSDC")
         if "quantity" in spec:
             quantity = positive(spec["quantity"], _at(fail, f"{field}.quantity"))
-            if decimal_places(quantity) > QUANTITY_DECIMALS:
-                raise fail(f"{field}.quantity", f"at most {QUANTITY_DECIMALS} decimals")
             quantities.append(Constituent(asset, market, quantity))
         elif "weight" in spec and "price" in spec:
             weight = positive(spec["weight"], _at(fail, f"{field}.weight"))
@@ -114,7 +116,22 @@ def _constituents(
     if initial_price is None:
         raise fail("initial_price", "required when constituents are given by weight")
     start = positive(initial_price, _at(fail, "initial_price"))
-    return quantities_from_weights(start, tuple(weighted))
+    derived = quantities_from_weights(start, tuple(weighted))
+    for c in derived:
+        problem = _derived_quantity_problem(c.quantity)
+        if problem:
+            raise fail(f"constituents.{c.asset}", problem)
+    return derived
+
+
+def _derived_quantity_problem(quantity: Decimal) -> str | None:
+    """Bounded inputs can still give a quantity beyond the door's bound, or one that rounds to
+    nothing at 18 decimals."""
+    if quantity <= 0:
+        return (f"initial_price x weight / price rounds to zero at {QUANTITY_DECIMALS} "
+                "decimals: raise the weight or initial_price")
+    problem = amount_problem(quantity)
+    return None if problem is None else f"initial_price x weight / price {problem}"
 
 
 def _at(
@@ -124,7 +141,8 @@ def _at(
 
 
 def positive(value: object, fail: Callable[[str], Exception]) -> Decimal:
-    """A finite decimal above zero, from an int, a string or a Decimal (never a float)."""
+    """A decimal above zero within the door's bounds (``money.to_decimal``), from an int, a
+    string or a Decimal (never a float)."""
     number = decimal(value, fail)
     if number <= 0:
         raise fail(f"must be greater than zero, got {value}")
@@ -132,6 +150,8 @@ def positive(value: object, fail: Callable[[str], Exception]) -> Decimal:
 
 
 def decimal(value: object, fail: Callable[[str], Exception]) -> Decimal:
+    """A decimal within the door's bounds: below 1E+24 either side of zero, at most 18
+    decimals (``money.amount_problem``)."""
     try:
         return to_decimal(value)
     except ValueError as error:

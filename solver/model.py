@@ -7,7 +7,24 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from solver.money import QUANTITY_DECIMALS, ZERO, exact, round_decimals
+from solver.money import (
+    AMOUNT_DECIMALS,
+    QUANTITY_DECIMALS,
+    ZERO,
+    amount_problem,
+    exact,
+    round_decimals,
+)
+
+MAX_INDEX_DECIMALS = QUANTITY_DECIMALS
+
+
+class IndexDefinitionError(ValueError):
+    """A definition that cannot describe an index; the message names the field at fault."""
+
+
+def _whole_in(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 class Side(StrEnum):
@@ -31,6 +48,13 @@ class Collateral:
     asset: str
     decimals: int = 6
 
+    def __post_init__(self) -> None:
+        # Amounts at the door have at most 18 decimals, and a cost near MAX_AMOUNT rounded to
+        # more decimals than that would need more digits than the core's context carries.
+        if not _whole_in(self.decimals, 0, AMOUNT_DECIMALS):
+            raise ValueError(f"collateral {self.asset}: decimals must be a whole number from 0 "
+                             f"to {AMOUNT_DECIMALS}, got {self.decimals}")
+
 
 @dataclass(frozen=True, slots=True)
 class Index:
@@ -38,6 +62,19 @@ class Index:
     collateral: str
     constituents: tuple[Constituent, ...]
     decimals: int = 18
+
+    def __post_init__(self) -> None:
+        # Allocation shares lie on a grid of quantity decimals plus unit decimals: more unit
+        # decimals than 18 leave that grid, and a batch could never settle.
+        if not _whole_in(self.decimals, 0, MAX_INDEX_DECIMALS):
+            raise IndexDefinitionError(
+                f"index {self.symbol}: decimals must be a whole number from 0 to "
+                f"{MAX_INDEX_DECIMALS}, got {self.decimals}")
+        for c in self.constituents:
+            problem = amount_problem(c.quantity) or (
+                None if c.quantity > 0 else f"must be greater than zero, got {c.quantity}")
+            if problem:
+                raise IndexDefinitionError(f"index {self.symbol}: {c.asset} quantity {problem}")
 
     @property
     def assets(self) -> tuple[str, ...]:
@@ -59,10 +96,6 @@ def asset_quantities(holdings: Iterable[tuple[Index, Decimal]]) -> dict[str, Dec
         for c in index.constituents:
             totals[c.asset] = totals.get(c.asset, ZERO) + c.quantity * units
     return totals
-
-
-class IndexDefinitionError(ValueError):
-    """A definition that cannot describe an index; the message names the field at fault."""
 
 
 @dataclass(frozen=True, slots=True)

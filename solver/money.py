@@ -28,6 +28,14 @@ ONE = Decimal(1)
 QUANTITY_DECIMALS = 18
 SHARE_DECIMALS = 2 * QUANTITY_DECIMALS
 
+# The bound on every amount, price, quantity and rate read at the door (FIX, config files,
+# scenarios, the engine's commands): below MAX_AMOUNT and at most AMOUNT_DECIMALS decimals, so
+# at most 42 significant digits, and sums of them stay exact in the core's 60. Far above any
+# real balance.
+MAX_AMOUNT = Decimal(10) ** 24
+MAX_AMOUNT_TEXT = f"{MAX_AMOUNT:.0E}"
+AMOUNT_DECIMALS = QUANTITY_DECIMALS
+
 _FLOOR = CONTEXT.copy()
 _FLOOR.rounding = ROUND_FLOOR
 
@@ -83,9 +91,27 @@ def round_decimals(value: Decimal, decimals: int) -> Decimal:
 
 
 def decimal_places(value: Decimal) -> int:
-    """How many decimals ``value`` is written with, ignoring trailing zeros."""
-    exponent = value.normalize(CONTEXT).as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
+    """How many decimals ``value`` is written with, ignoring trailing zeros; exact whatever its
+    length (read from its digits, not normalised in a context that would round them)."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or not any(digits):
+        return 0
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing_zeros))
+
+
+def amount_problem(value: Decimal) -> str | None:
+    """Why ``value`` is beyond what the core's arithmetic carries exactly, or None: it must be
+    finite, below MAX_AMOUNT either side of zero, and have at most AMOUNT_DECIMALS decimals."""
+    if not value.is_finite():
+        return f"must be a finite number, got {value}"
+    if value >= MAX_AMOUNT:
+        return f"must be below {MAX_AMOUNT_TEXT}, got {value}"
+    if value <= -MAX_AMOUNT:
+        return f"must be above -{MAX_AMOUNT_TEXT}, got {value}"
+    if decimal_places(value) > AMOUNT_DECIMALS:
+        return f"must have at most {AMOUNT_DECIMALS} decimals, got {value}"
+    return None
 
 
 def plain(value: Decimal) -> str:
@@ -95,13 +121,15 @@ def plain(value: Decimal) -> str:
 
 
 def to_decimal(value: object) -> Decimal:
-    """A finite Decimal from an int, a string or a Decimal; floats are refused as inexact."""
+    """A Decimal within the door's bounds (``amount_problem``) from an int, a string or a
+    Decimal; floats are refused as inexact."""
     if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
         raise ValueError(f"expected a number, got {value!r}")
     try:
         number = Decimal(value)
     except InvalidOperation:
         raise ValueError(f"{value!r} is not a number") from None
-    if not number.is_finite():
-        raise ValueError(f"must be finite, got {value}")
+    problem = amount_problem(number)
+    if problem:
+        raise ValueError(problem)
     return number

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from solver.money import ZERO, decimal_places
+from solver.money import MAX_AMOUNT as MAX_AMOUNT  # re-exported: the engine imports it here
+from solver.money import MAX_AMOUNT_TEXT, ZERO, decimal_places
 
 
 class OrderStatus(StrEnum):
@@ -105,19 +106,15 @@ class IndexOrder:
         return self.is_open and self.batch_id is None and self.ending is None
 
 
-# Far above any real balance, and low enough that sums at 18 decimals stay exact in the core's
-# 60-digit context.
-MAX_AMOUNT = Decimal(10) ** 24
-
-
 def amount_refusal(
     amount: Decimal, decimals: int, asset: str, reason: type[RejectReason | CancelRejectReason]
 ) -> Refusal | None:
-    """Amounts must be finite, positive and no more precise than the collateral token."""
+    """Amounts must be finite, positive, within the door's bound (``money.MAX_AMOUNT``) and no
+    more precise than the collateral token (whose decimals are at most the door's 18)."""
     if not amount.is_finite() or amount <= 0:
         return Refusal(reason.INVALID_AMOUNT, f"amount must be greater than zero, got {amount}")
     if amount >= MAX_AMOUNT:
-        return Refusal(reason.INVALID_AMOUNT, f"amount must be below {MAX_AMOUNT:E}")
+        return Refusal(reason.INVALID_AMOUNT, f"amount must be below {MAX_AMOUNT_TEXT}")
     if decimal_places(amount) > decimals:
         return Refusal(reason.TOO_PRECISE, f"{asset} has {decimals} decimals, got {amount}")
     return None

@@ -9,9 +9,13 @@ from dataclasses import dataclass
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
 import simplefix
 
+from fix_gateway.requests import new_order, quote_request
+from fix_gateway.wire import SOH, Outgoing, Received
 from mocks.fix_client import FixClient, messages
+from solver.commands import SubmitIndexOrder
 from solver.snapshot import state_of
 from tests.fix_service import Service, field_of, service
 from tests.mock_exchange import run, until
@@ -86,6 +90,7 @@ def bare(msg_type: str, *pairs: tuple[int, str]) -> Build:
 
 
 NOW = "20261122-00:00:00.000"
+BEYOND_THE_CONTEXT = "999." + "9" * 65  # 68 digits: 1000 once normalised in the core's 60
 CASES = [
     # QuickFIX's session-level Reject (35=3): the message breaks the data dictionary
     Case("cash not a number", order(t152="abc"), "3", {373: "6"}),
@@ -114,6 +119,12 @@ CASES = [
     Case("cash finer than USDC's 6 decimals", order(t152="100.1234567"), "8", {103: "13"}),
     Case("cash with an exponent", order(t152="1e5"), "3", {373: "6"}),
     Case("absurd cash", order(t152="1" + "0" * 30), "8", {103: "13"}),
+    Case("cash longer than 64 characters", order(t152=BEYOND_THE_CONTEXT), "8",
+         {103: "13", 58: "CashOrderQty(152) is longer than 64 characters"}),
+    Case("cash with more digits than the core carries", order(t152="999." + "9" * 60), "8",
+         {103: "13"}),
+    Case("limit price longer than 64 characters", order(t44="899." + "9" * 65), "8",
+         {103: "99", 58: "Price(44) is longer than 64 characters"}),
     Case("more cash than deposited", order(t152="1000000"), "8", {103: "3"}),
     Case("too little cash to buy the index's smallest tradable quantity", order(t152="10"),
          "8", {103: "13"}),
@@ -154,6 +165,8 @@ CASES = [
     Case("quote with OrderQty", quote(t38="1"), "AG", {658: "99"}),
     Case("quote to sell", quote(t54="2"), "AG", {658: "99"}),
     Case("quote zero cash", quote(t152="0"), "AG", {658: "99"}),
+    Case("quote cash longer than 64 characters", quote(t152="99." + "9" * 65), "AG",
+         {658: "99", 58: "CashOrderQty(152) is longer than 64 characters"}),
     # BusinessMessageReject (j) and CollateralInquiryAck rejected (BG 945=4)
     Case("quote cancel", bare("Z", (131, "qx"), (117, "qx"), (298, "1")), "j", {380: "3"}),
     Case("order status request", bare("H", (11, "rest1"), (55, "SY2"), (54, "1")), "j",
@@ -241,3 +254,41 @@ def test_time_in_force_sets_the_expiry_exactly() -> None:
     assert day is not None and utc_timestamp(day) == "20261123-00:00:00.000"
     gtd = expiry("59=6", "126=20261124-10:00:00.250")
     assert gtd is not None and utc_timestamp(gtd) == "20261124-10:00:00.250"
+
+
+# --- numbers at the door: no longer than 64 characters, below 1E+24, at most 18 decimals -----
+
+
+def text_of(answer: object) -> str:
+    assert isinstance(answer, Outgoing), answer
+    return answer.get(58) or ""
+
+
+def new_order_with(*fields: str) -> SubmitIndexOrder | Outgoing:
+    text = SOH.join(("35=D", "11=o", "55=SY2", "54=1", *fields))
+    return new_order(Received.parse("s", text), "alice", 1)
+
+
+@pytest.mark.parametrize("cash, problem", [
+    (BEYOND_THE_CONTEXT, "CashOrderQty(152) is longer than 64 characters"),
+    ("999." + "9" * 60, "CashOrderQty(152) must have at most 18 decimals"),
+    ("1" + "0" * 24, "CashOrderQty(152) must be below 1E+24"),
+    ("-1" + "0" * 24, "CashOrderQty(152) must be above -1E+24"),
+])
+def test_cash_beyond_the_bound_is_refused_naming_the_tag(cash: str, problem: str) -> None:
+    answer = new_order_with("40=1", f"152={cash}")
+    assert problem in text_of(answer) and answer.get(103) == "13"  # type: ignore[union-attr]
+    request = SOH.join(("35=R", "131=q", "146=1", "55=SY2", f"152={cash}"))
+    assert problem in text_of(quote_request(Received.parse("s", request), "q1", 1))
+
+
+def test_a_limit_beyond_the_bound_is_refused_naming_the_tag() -> None:
+    answer = new_order_with("40=2", "152=100", f"44={BEYOND_THE_CONTEXT}")
+    assert "Price(44) is longer than 64 characters" in text_of(answer)
+
+
+def test_cash_up_to_the_bound_reaches_the_engine_and_no_further() -> None:
+    largest = "999999999999999999999999.999999999999999999"
+    command = new_order_with("40=1", f"152={largest}")
+    assert isinstance(command, SubmitIndexOrder) and command.collateral == D(largest)
+    assert "must be below 1E+24" in text_of(new_order_with("40=1", "152=1" + "0" * 24))

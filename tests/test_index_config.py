@@ -46,6 +46,19 @@ def test_directory_loads_every_file():
     ('collateral = "USDC"\ninitial_price = "1"\nconstituents = { BTC = "1", '
      'ETH = { weight = "1", price = "2" } }', "constituents"),
     ('collateral = "USDC"\nconstituents = [', "Invalid value"),
+    # the door's bound: index units on the 18-decimal grid, numbers below 1E+24, 18 decimals
+    ('collateral = "USDC"\ndecimals = 19\nconstituents = { BTC = "1" }', "decimals"),
+    ('collateral = "USDC"\ndecimals = 36\nconstituents = { BTC = "1" }', "decimals"),
+    ('collateral = "USDC"\nconstituents = { BTC = "1.' + "0" * 61 + '1" }',
+     "constituents.BTC.quantity: must have at most 18 decimals"),
+    ('collateral = "USDC"\nconstituents = { BTC = "1e400" }',
+     "constituents.BTC.quantity: must be below 1E+24"),
+    ('collateral = "USDC"\ninitial_price = "1e23"\n'
+     'constituents = { BTC = { weight = "1", price = "0.01" } }',
+     "constituents.BTC: initial_price x weight / price must be below 1E+24"),
+    ('collateral = "USDC"\ninitial_price = "1"\n'
+     'constituents = { BTC = { weight = "1", price = "1e23" } }',
+     "constituents.BTC: initial_price x weight / price rounds to zero"),
 ])
 def test_bad_definitions_name_the_file_and_field(tmp_path, text, field):
     path = tmp_path / "BAD.toml"

@@ -129,12 +129,121 @@ def test_bad_scenarios_exit_2_naming_the_key(tmp_path, capsys, change, key):
     assert key in err
 
 
+HUGE = "1e400"
+
+
+def second_market_named_a1usdc(data: dict) -> None:
+    data["markets"]["A3"] = dict(data["markets"]["A1"], quote="USDC")
+    data["indexes"]["SY2"]["constituents"]["A3"] = "1"
+
+
+def quoted_in_eur(data: dict) -> None:
+    data["markets"]["A1"].update(symbol="A1EUR", quote="EUR")
+
+
+@pytest.mark.parametrize("suffix, change, key", [
+    # Issue 12, point 5: set-up values out of range
+    (".json", lambda d: d["deposits"][0].update(amount=HUGE), "deposits[0].amount: must be below"),
+    (".json", lambda d: d["markets"]["A1"].update(asks=[[HUGE, "10"]]),
+     "markets.A1.asks[0].price: must be below"),
+    (".json", lambda d: d["indexes"]["SY2"]["constituents"].update(A1=HUGE),
+     "indexes.SY2: constituents.A1.quantity: must be below"),
+    (".json", lambda d: d["markets"]["A1"].update(fee_rate=HUGE), "markets.A1.fee_rate"),
+    (".json", lambda d: d["params"].update(fee_reserve=HUGE), "params.fee_reserve"),
+    (".json", lambda d: d["params"].update(price_tolerance=HUGE), "params.price_tolerance"),
+    (".json", lambda d: d["params"].update(dust_threshold=HUGE), "params.dust_threshold"),
+    (".json", lambda d: d["markets"]["A1"].update(tick_size=HUGE), "markets.A1.tick_size"),
+    (".json", lambda d: d["markets"]["A1"].update(step_size=HUGE), "markets.A1.step_size"),
+    (".json", lambda d: d["markets"]["A1"].update(min_notional=HUGE),
+     "markets.A1.min_notional"),
+    (".json", lambda d: d["params"].update(max_levels=HUGE), "params.max_levels"),
+    (".json", lambda d: d["params"].update(max_order_notional=HUGE),
+     "params.max_order_notional"),
+    (".json", lambda d: d["deposits"][0].update(asset="EUR"),
+     "deposits[0].asset: no index is bought with EUR"),
+    (".json", second_market_named_a1usdc, "markets.A3.symbol: A1USDC is already the symbol"),
+    (".json", quoted_in_eur, "indexes.SY2: constituents.A1: markets.A1 is quoted in EUR"),
+    (".yaml", lambda d: d["deposits"][0].update(amount=float("nan")),
+     "deposits[0].amount: must be a finite number"),
+    (".yaml", lambda d: d["markets"]["A1"].update(tick_size=float("inf")),
+     "markets.A1.tick_size: must be a finite number"),
+    # point 2: amounts beyond what the arithmetic carries
+    (".json", lambda d: d["orders"][0].update(collateral="999." + "9" * 65),
+     "orders[0].collateral: must have at most 18 decimals"),
+    (".json", lambda d: d["deposits"][0].update(amount="0." + "9" * 65),
+     "deposits[0].amount: must have at most 18 decimals"),
+    (".json", lambda d: d.update(collaterals={"EUR": 2}), "collaterals.EUR: no index"),
+])
+def test_set_up_values_out_of_range_exit_2_naming_the_key(tmp_path, capsys, suffix, change,
+                                                          key):
+    data = json.loads(json.dumps(HAND_COMPUTED))
+    change(data)
+    status, out, err = simulate(capsys, write(tmp_path, data, suffix))
+    assert (status, out) == (2, "")
+    assert key in err
+
+
+@pytest.mark.parametrize("put, edge, beyond, key", [
+    (lambda d, v: d.update(collaterals={"USDC": v}), 18, 19,
+     "collaterals.USDC: must be a whole number from 0 to 18"),
+    (lambda d, v: d["indexes"]["SY2"].update(decimals=v), 18, 19,
+     "indexes.SY2: decimals: must be a whole number from 0 to 18"),
+    (lambda d, v: d["markets"]["A1"].update(fee_rate=v), "0.999999999999999999", "1",
+     "markets.A1.fee_rate: must be below 1"),
+    (lambda d, v: d["params"].update(fee_reserve=v), "0.999999999999999999", "1",
+     "params.fee_reserve: must be below 1"),
+    (lambda d, v: d["params"].update(price_tolerance=v), "0.999999999999999999", "1",
+     "params.price_tolerance: must be below 1"),
+    (lambda d, v: d["params"].update(max_levels=v), 1000, 1001, "params.max_levels"),
+    (lambda d, v: d["params"].update(max_orders_per_batch=v), 100_000, 100_001,
+     "params.max_orders_per_batch"),
+    (lambda d, v: d["params"].update(max_batch_notional=v), "9" * 24, "1e24",
+     "params.max_batch_notional: must be below 1E+24"),
+])
+def test_bounds_take_their_edge_and_no_further(tmp_path, capsys, put, edge, beyond, key):
+    data = json.loads(json.dumps(HAND_COMPUTED))
+    put(data, edge)
+    status, out, _ = simulate(capsys, write(tmp_path, data), "--json")
+    assert status == 0 and json.loads(out)["invariants"] == "ok"
+    put(data, beyond)
+    status, out, err = simulate(capsys, write(tmp_path, data))
+    assert (status, out) == (2, "") and key in err
+
+
+def test_average_prices_near_1e21_are_reported(tmp_path, capsys):
+    price = "1000000000000000000000.5"
+    data = {
+        "params": {"price_tolerance": "0", "fee_reserve": "0", "max_order_notional": "1e23",
+                   "max_batch_notional": "1e23", "max_inflight_notional": "1e23"},
+        "indexes": {"BIG": {"collateral": "USDC", "constituents": {"A1": "1"}}},
+        "markets": {"A1": {"symbol": "A1USDC", "asks": [[price, "10"]], "tick_size": "0.5",
+                           "step_size": "1"}},
+        "deposits": [{"account": "alice", "amount": "5e21"}],
+        "orders": [{"account": "alice", "id": "o1", "index": "BIG", "collateral": "2500e18"}],
+    }
+    status, out, _ = simulate(capsys, write(tmp_path, data), "--json")
+    order = json.loads(out)["orders"]["o1"]
+    assert status == 0
+    assert (order["filled_units"], order["avg_price"]) == ("2", price)
+
+
 def test_unreadable_files_exit_2(tmp_path, capsys):
     assert simulate(capsys, tmp_path / "missing.json")[0] == 2
     broken = tmp_path / "broken.json"
     broken.write_text("{")
     status, _, err = simulate(capsys, broken)
     assert status == 2 and "not valid json" in err
+
+
+def test_numbers_python_cannot_read_exit_2(tmp_path, capsys):
+    longest_int = tmp_path / "long.json"  # Python refuses ints of more than 4300 digits
+    longest_int.write_text('{"indexes": ' + "1" * 5000 + "}")
+    status, _, err = simulate(capsys, longest_int)
+    assert status == 2 and "not valid json" in err
+    sexagesimal = write(tmp_path, HAND_COMPUTED, ".yaml")  # YAML 1.1 reads 1:30.5 as a float
+    sexagesimal.write_text(sexagesimal.read_text().replace("amount: '1500'", "amount: 1:30.5"))
+    status, _, err = simulate(capsys, sexagesimal)
+    assert status == 2 and "deposits[0].amount: '1:30.5' is not a number" in err
 
 
 def test_violations_exit_1(tmp_path, capsys, monkeypatch):

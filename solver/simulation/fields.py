@@ -46,6 +46,7 @@ def failure(key: str) -> Callable[[str], ScenarioError]:
 
 def expect_number(value: Any, key: str, minimum: Decimal | None = None,
             positive_only: bool = False) -> Decimal:
+    """A number within the door's bound (below 1E+24, at most 18 decimals: ``to_decimal``)."""
     if value is None:
         raise ScenarioError(f"{key}: required")
     number = positive(value, failure(key)) if positive_only else decimal(value, failure(key))

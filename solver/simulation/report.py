@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -23,7 +23,7 @@ from solver.events import (
     QuoteRejected,
     Transaction,
 )
-from solver.money import ZERO, plain, quantum
+from solver.money import ZERO, exact, plain, round_decimals
 from solver.simulation.run import SimulationResult
 
 AVG_PRICE_DECIMALS = 8
@@ -38,6 +38,7 @@ class Submission:
     rejection: IndexOrderRejected | None
 
 
+@exact  # the engine's context: amounts up to 1E+24 at 18 decimals need more than 28 digits
 def build_report(result: SimulationResult) -> dict[str, Any]:
     submitted = submissions(result.transactions)
     return {
@@ -88,8 +89,8 @@ def _orders(result: SimulationResult,
                        reject_text=sub.rejection.text)
         else:
             o = result.engine.orders[sub.order_id]
-            avg = None if not o.filled_units else (o.spent / o.filled_units).quantize(
-                quantum(AVG_PRICE_DECIMALS), rounding=ROUND_HALF_EVEN)
+            avg = None if not o.filled_units else round_decimals(o.spent / o.filled_units,
+                                                                 AVG_PRICE_DECIMALS)
             row.update(status=o.status.value, filled_units=plain(o.filled_units),
                        collateral_spent=plain(o.spent), collateral_released=plain(o.released),
                        fees=plain(o.fees), avg_price=None if avg is None else plain(avg),

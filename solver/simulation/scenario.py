@@ -10,7 +10,7 @@ import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import yaml
 from solver.index_config import parse_index
 from solver.market import Level, MarketRules, OrderBook
 from solver.model import Index, IndexDefinitionError
-from solver.money import ZERO
+from solver.money import AMOUNT_DECIMALS, ONE, ZERO
 from solver.params import SolverParams
 from solver.simulation.fields import (
     ScenarioError,
@@ -93,7 +93,8 @@ def read_document(text: str, suffix: str, name: str) -> Mapping[str, Any]:
             data = yaml.load(text, Loader=_DecimalLoader)
         else:
             raise ScenarioError(f"{name}: expected a .json, .toml or .yaml file")
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+    except (ValueError, yaml.YAMLError) as error:  # ValueError: the decode errors, and ints
+        # longer than Python converts
         raise ScenarioError(f"{name}: not valid {suffix[1:]}: {error}") from None
     if not isinstance(data, Mapping):
         raise ScenarioError(f"{name}: the scenario must be a table of keys")
@@ -104,9 +105,18 @@ class _DecimalLoader(yaml.SafeLoader):
     """YAML's floats as exact decimals, as written."""
 
 
-def _exact_float(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
+_SPECIAL_FLOATS = {".inf": "Infinity", "+.inf": "Infinity", "-.inf": "-Infinity", ".nan": "NaN"}
+
+
+def _exact_float(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal | str:
+    """.inf and .nan become Decimal's own, and what Decimal cannot read (YAML 1.1's 1:30.5)
+    stays text: either way the field's reader refuses it, naming the key."""
     assert isinstance(node, yaml.ScalarNode)
-    return Decimal(str(loader.construct_scalar(node)).replace("_", ""))
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    try:
+        return Decimal(_SPECIAL_FLOATS.get(text.lower(), text))
+    except InvalidOperation:
+        return text
 
 
 _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _exact_float)
@@ -127,9 +137,8 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         raise ScenarioError(f"params.{error}") from None
     markets = parse_markets(expect_table(data["markets"], "markets"))
     indexes = _indexes(expect_table(data["indexes"], "indexes"), markets)
-    collateral_decimals = {i.collateral: 6 for i in indexes}
-    for asset, value in expect_table(data.get("collaterals", {}), "collaterals").items():
-        collateral_decimals[asset] = expect_whole(value, f"collaterals.{asset}", 0, 36)
+    collateral_decimals = _collaterals(expect_table(data.get("collaterals", {}),
+                                                    "collaterals"), indexes)
     orders = _orders(expect_list(data["orders"], "orders"), {i.symbol for i in indexes})
     return Scenario(
         params=params,
@@ -145,30 +154,43 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
 
 
 def parse_markets(table: Mapping[str, Any]) -> dict[str, MarketSpec]:
-    markets = {}
+    markets: dict[str, MarketSpec] = {}
     for asset, spec in table.items():
-        key = f"markets.{asset}"
-        spec = expect_table(spec, key)
-        allowed = {"symbol", "quote", "asks", "bids", "tick_size", "step_size", "min_qty",
-                   "max_qty", "min_notional", "fee_rate", "refill"}
-        reject_unknown(spec, allowed, key)
-        symbol = spec.get("symbol")
-        if not isinstance(symbol, str) or not symbol:
-            raise ScenarioError(f"{key}.symbol: required, e.g. {asset}USDC")
-        quote = spec.get("quote") or (symbol[len(asset):] if symbol.startswith(asset) else "")
-        if not quote:
-            raise ScenarioError(f"{key}.quote: cannot tell the quote asset of {symbol}")
-        rules = MarketRules(symbol, asset, str(quote), **{
-            f: expect_number(spec.get(f, 0), f"{key}.{f}", minimum=ZERO)
-            for f in ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")})
-        asks = _levels(spec.get("asks", []), f"{key}.asks", ascending=True)
-        bids = _levels(spec.get("bids", []), f"{key}.bids", ascending=False)
-        refill = spec.get("refill", False)
-        if not isinstance(refill, bool):
-            raise ScenarioError(f"{key}.refill: must be true or false")
-        fee_rate = expect_number(spec.get("fee_rate", 0), f"{key}.fee_rate", minimum=ZERO)
-        markets[asset] = MarketSpec(rules, OrderBook(symbol, asks, bids), fee_rate, refill)
+        market = _market(asset, expect_table(spec, f"markets.{asset}"))
+        symbol = market.rules.symbol
+        # The engine and the exchange know a market by its symbol: a second one would hide it.
+        other = next((a for a, m in markets.items() if m.rules.symbol == symbol), None)
+        if other is not None:
+            raise ScenarioError(f"markets.{asset}.symbol: {symbol} is already the symbol of "
+                                f"markets.{other}")
+        markets[asset] = market
     return markets
+
+
+def _market(asset: str, spec: Mapping[str, Any]) -> MarketSpec:
+    key = f"markets.{asset}"
+    allowed = {"symbol", "quote", "asks", "bids", "tick_size", "step_size", "min_qty",
+               "max_qty", "min_notional", "fee_rate", "refill"}
+    reject_unknown(spec, allowed, key)
+    symbol = spec.get("symbol")
+    if not isinstance(symbol, str) or not symbol:
+        raise ScenarioError(f"{key}.symbol: required, e.g. {asset}USDC")
+    quote = spec.get("quote") or (symbol[len(asset):] if symbol.startswith(asset) else "")
+    if not quote:
+        raise ScenarioError(f"{key}.quote: cannot tell the quote asset of {symbol}")
+    rules = MarketRules(symbol, asset, str(quote), **{
+        f: expect_number(spec.get(f, 0), f"{key}.{f}", minimum=ZERO)
+        for f in ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")})
+    asks = _levels(spec.get("asks", []), f"{key}.asks", ascending=True)
+    bids = _levels(spec.get("bids", []), f"{key}.bids", ascending=False)
+    refill = spec.get("refill", False)
+    if not isinstance(refill, bool):
+        raise ScenarioError(f"{key}.refill: must be true or false")
+    fee_rate = expect_number(spec.get("fee_rate", 0), f"{key}.fee_rate", minimum=ZERO)
+    if fee_rate >= ONE:
+        raise ScenarioError(f"{key}.fee_rate: must be below 1 (a fraction of the notional: "
+                            f"0.001 is 0.1 %), got {fee_rate}")
+    return MarketSpec(rules, OrderBook(symbol, asks, bids), fee_rate, refill)
 
 
 def _levels(value: Any, key: str, ascending: bool) -> tuple[Level, ...]:
@@ -194,25 +216,52 @@ def _indexes(table: Mapping[str, Any], markets: Mapping[str, MarketSpec]) -> tup
 
     indexes = []
     for symbol, spec in table.items():
+        key = f"indexes.{symbol}"
         try:
-            indexes.append(parse_index(symbol, expect_table(spec, f"indexes.{symbol}"),
-                                       f"indexes.{symbol}", symbol_of))
+            index = parse_index(symbol, expect_table(spec, key), key, symbol_of)
         except IndexDefinitionError as error:
             raise ScenarioError(str(error)) from None
+        _check_quotes(index, markets, key)
+        indexes.append(index)
     if not indexes:
         raise ScenarioError("indexes: at least one index is required")
     return tuple(indexes)
 
 
+def _check_quotes(index: Index, markets: Mapping[str, MarketSpec], key: str) -> None:
+    """Every constituent is bought with the index's collateral, so its market must quote it."""
+    for c in index.constituents:
+        quote = markets[c.asset].rules.quote
+        if quote != index.collateral:
+            raise ScenarioError(f"{key}: constituents.{c.asset}: markets.{c.asset} is quoted in "
+                                f"{quote}, not in the index's collateral {index.collateral}")
+
+
+def _collaterals(table: Mapping[str, Any], indexes: tuple[Index, ...]) -> dict[str, int]:
+    """Token decimals per collateral: 6 unless given, for the assets indexes are bought with."""
+    decimals = {i.collateral: 6 for i in indexes}
+    for asset, value in table.items():
+        key = f"collaterals.{asset}"
+        if asset not in decimals:
+            raise ScenarioError(f"{key}: no index is bought with {asset} (collaterals: "
+                                f"{', '.join(sorted(decimals))})")
+        decimals[asset] = expect_whole(value, key, 0, AMOUNT_DECIMALS)
+    return decimals
+
+
 def _deposits(items: list[Any], indexes: tuple[Index, ...]) -> tuple[tuple[str, str, Decimal], ...]:
     default = indexes[0].collateral
+    collaterals = {i.collateral for i in indexes}
     deposits = []
     for n, item in enumerate(items):
         key = f"deposits[{n}]"
         item = expect_table(item, key)
         reject_unknown(item, {"account", "amount", "asset"}, key)
-        deposits.append((expect_text(item.get("account"), f"{key}.account"),
-                         expect_text(item.get("asset", default), f"{key}.asset"),
+        asset = expect_text(item.get("asset", default), f"{key}.asset")
+        if asset not in collaterals:  # the engine would ignore it, and orders would find nothing
+            raise ScenarioError(f"{key}.asset: no index is bought with {asset} (collaterals: "
+                                f"{', '.join(sorted(collaterals))})")
+        deposits.append((expect_text(item.get("account"), f"{key}.account"), asset,
                          expect_number(item.get("amount"), f"{key}.amount", positive_only=True)))
     return tuple(deposits)
 
@@ -227,7 +276,9 @@ def _orders(items: list[Any], index_symbols: set[str]) -> tuple[OrderSpec, ...]:
         orders.append(OrderSpec(
             account=expect_text(item.get("account"), f"{key}.account"),
             id=expect_text(item.get("id"), f"{key}.id"),
-            # Unknown indexes and bad amounts are the engine's to reject, as a user would see.
+            # Unknown indexes and amounts finer than the collateral are the engine's to reject,
+            # as a user would see; amounts beyond the door's bound are refused here, as the FIX
+            # gateway refuses them at its door.
             index=expect_text(item.get("index"), f"{key}.index"),
             collateral=expect_number(item.get("collateral"), f"{key}.collateral"),
             max_price=None if max_price is None else expect_number(max_price, f"{key}.max_price"),
