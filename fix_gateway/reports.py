@@ -25,7 +25,14 @@ from fix_gateway.tags import (
     MINT_TX_HASH,
     WALLET_ADDRESS,
 )
-from fix_gateway.wire import Outgoing, Received, amount, price, utc_timestamp
+from fix_gateway.wire import (
+    MAX_NUMBER_LENGTH,
+    Outgoing,
+    Received,
+    amount,
+    price,
+    utc_timestamp,
+)
 from solver import events as ev
 from solver.commands import CancelIndexOrder, ReduceIndexOrder, SubmitIndexOrder
 from solver.engine import Engine
@@ -225,8 +232,9 @@ def collateral_report(engine: Engine, account: str, asset: str, report_id: str,
 
 def order_refused(msg: Received, code: str, text: str) -> Outgoing:
     cash = msg.get(152)
+    echoed = [(152, cash)] if cash is not None and len(cash) <= MAX_NUMBER_LENGTH else []
     return _order_reject(msg.get(11) or "NONE", msg.get(55) or "NONE", None, code, text,
-                         _refusal_id(), None, [] if cash is None else [(152, cash)])
+                         _refusal_id(), None, echoed)
 
 
 def cancel_refused(msg: Received, engine: Engine, account: str, code: str,

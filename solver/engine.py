@@ -48,16 +48,15 @@ from solver.market import MarketRules, OrderBook
 from solver.model import Collateral, Index, Side
 from solver.money import (
     CONTEXT,
-    QUANTITY_DECIMALS,
+    MAX_AMOUNT,
     ZERO,
+    amount_problem,
     ceil_decimals,
-    decimal_places,
     floor_decimals,
     plain,
     quantum,
 )
 from solver.orders import (
-    MAX_AMOUNT,
     CancelRejectReason,
     IndexOrder,
     MintStatus,
@@ -98,9 +97,6 @@ class Engine:
         for index in self.indexes.values():
             self.collaterals.setdefault(index.collateral, Collateral(index.collateral))
             for c in index.constituents:
-                if decimal_places(c.quantity) > QUANTITY_DECIMALS:
-                    raise ValueError(f"index {index.symbol}: {c.asset} quantity has more than "
-                                     f"{QUANTITY_DECIMALS} decimals")
                 market = self.rules.get(c.asset)
                 if market is None or market.quote != index.collateral:
                     raise ValueError(f"index {index.symbol}: {c.asset} needs a market quoted "
@@ -224,8 +220,9 @@ class Engine:
         refusal = self._minimum_refusal(index, cmd.collateral, reason)
         if refusal:
             return refusal
-        if cmd.max_price is not None and (not cmd.max_price.is_finite() or cmd.max_price <= 0):
-            return Refusal(reason.INVALID_PRICE, f"maximum price must be > 0, got {cmd.max_price}")
+        if cmd.max_price is not None and (amount_problem(cmd.max_price) or cmd.max_price <= 0):
+            problem = amount_problem(cmd.max_price) or f"must be > 0, got {cmd.max_price}"
+            return Refusal(reason.INVALID_PRICE, f"maximum price {problem}")
         if cmd.expire_at is not None and cmd.expire_at <= cmd.ts:
             return Refusal(reason.ALREADY_EXPIRED, "expiry time is not in the future")
         available = self.ledger.balance(cmd.account, index.collateral).available

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from solver.money import ONE, ZERO, ceil_to, floor_to
+from solver.money import MAX_AMOUNT, ONE, ZERO, ceil_to, floor_to
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,8 @@ class Liquidity:
 def buy_liquidity(
     book: OrderBook, rules: MarketRules, tolerance: Decimal, max_levels: int
 ) -> Liquidity | None:
-    """Asks at or below best ask x (1 + tolerance), within ``max_levels`` levels.
+    """Asks at or below best ask x (1 + tolerance), within ``max_levels`` levels, and less than
+    ``MAX_AMOUNT`` in all: the engine records no trade of that size, so none is planned.
 
     The limit is floored to the tick so that it never exceeds the tolerance; when more levels
     than ``max_levels`` are within it, the limit moves down to the last level counted so that
@@ -100,4 +101,5 @@ def buy_liquidity(
     if len(counted) == max_levels and len(book.asks) > max_levels \
             and book.asks[max_levels].price <= limit:
         limit = counted[-1].price
-    return Liquidity(limit, sum((level.quantity for level in counted), ZERO))
+    total = sum((level.quantity for level in counted), ZERO)
+    return Liquidity(limit, min(total, MAX_AMOUNT - ONE))

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from solver.money import MAX_AMOUNT as MAX_AMOUNT  # re-exported: the engine imports it here
-from solver.money import MAX_AMOUNT_TEXT, ZERO, decimal_places
+from solver.money import MAX_AMOUNT, MAX_AMOUNT_TEXT, ZERO, decimal_places
 
 
 class OrderStatus(StrEnum):

@@ -532,7 +532,8 @@ def test_impossible_end_reports_books_and_deposits_are_ignored():
     a1, _ = d.plan().of_type(ev.AssetOrderRequested)
     assert d.apply(AssetOrderEnded, a1.asset_order_id, AssetOrderOutcome.FILLED,
                    D("NaN")).of_type(ev.InputIgnored)
-    for asks in ((("NaN", "1"),), (("100", "0"),), (("101", "1"), ("100", "1"))):
+    for asks in ((("NaN", "1"),), (("100", "0"),), (("101", "1"), ("100", "1")),
+                 (("100", "1E+24"),), (("1E+24", "1"),)):
         assert d.apply(BookUpdated, book("A1", *asks)).of_type(ev.InputIgnored)
     assert d.apply(DepositConfirmed, "big", "alice", "USDC", D("9E+99")).of_type(
         ev.InputIgnored)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import yaml
 
 from solver import cli
+from solver.commands import BookUpdated, PlanBatch, SubmitIndexOrder
+from solver.events import AssetOrderRequested
 from solver.simulation import run
+from solver.simulation.scenario import parse_scenario
+
+D = Decimal
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "scenarios"
 
@@ -225,6 +231,46 @@ def test_average_prices_near_1e21_are_reported(tmp_path, capsys):
     order = json.loads(out)["orders"]["o1"]
     assert status == 0
     assert (order["filled_units"], order["avg_price"]) == ("2", price)
+
+
+def test_the_planner_never_sends_more_than_the_engine_records(tmp_path, capsys):
+    """At 1e-8 a unit, 1e17 USDC would buy 5e24 A1: more than any trade the engine records
+    (below 1e24). The planned quantity is capped, so every trade is recorded and each batch
+    settles."""
+    data = {
+        "params": {"price_tolerance": "0.99", "fee_reserve": "0", "max_order_notional": "1e20",
+                   "max_batch_notional": "1e20", "max_inflight_notional": "1e21"},
+        "indexes": {"TINY": {"collateral": "USDC", "constituents": {"A1": "1"}}},
+        "markets": {"A1": {"symbol": "A1USDC", "tick_size": "0.000000001",
+                           "step_size": "0.00000001",
+                           "asks": [["0.00000001", "9e23"], ["0.000000015", "9e23"]]}},
+        "deposits": [{"account": "alice", "amount": "1e17"}],
+        "orders": [{"account": "alice", "id": "o1", "index": "TINY", "collateral": "1e17"}],
+    }
+    status, out, _ = simulate(capsys, write(tmp_path, data), "--json")
+    report = json.loads(out)
+    assert (status, report["invariants"]) == (0, "ok")
+    first = report["batches"][0]["asset_orders"][0]
+    assert D("0.99e24") < D(first["qty"]) < D("1e24") and first["status"] == "filled"
+    assert D(report["orders"]["o1"]["filled_units"]) == D("1.8e24")
+
+
+def test_the_audit_flags_unsettled_batches_and_trades_without_lots():
+    scenario = parse_scenario(HAND_COMPUTED)
+    simulation = run.Simulation(scenario)
+    result = simulation.run()
+    assert result.violations == []
+    engine, exchange = result.engine, result.exchange
+    assert exchange is not None
+    simulation.apply(SubmitIndexOrder(100, "alice", "o2", "SY2", D(400)))
+    exchange.refill()
+    simulation.apply(BookUpdated(101, exchange.book("A1USDC")))
+    simulation.apply(BookUpdated(102, exchange.book("A2USDC")))
+    [requested, _] = simulation.apply(PlanBatch(103)).of_type(AssetOrderRequested)
+    exchange.execute(requested, 104)  # traded on the exchange, never reported to the engine
+    assert run.audit(engine, result.transactions, exchange) == [
+        "batch 2: not settled at the end of the run",
+        "trade A1USDC 3 of 3.2: no lot"]
 
 
 def test_unreadable_files_exit_2(tmp_path, capsys):

@@ -39,7 +39,7 @@ from solver.invariants import violations
 from solver.inventory import lot_id
 from solver.journal import Journal
 from solver.model import Collateral
-from solver.money import ZERO, plain
+from solver.money import ZERO, exact, plain
 from solver.sequencer import Sequencer
 from solver.setup import EngineSetup
 from solver.simulation.exchange import SimulatedExchange
@@ -61,6 +61,7 @@ class SimulationResult:
         return [e for t in self.transactions for e in t.events]
 
 
+@exact
 def audit(engine: Engine, transactions: list[Transaction],
           exchange: SimulatedExchange | None = None) -> list[str]:
     """The architecture's laws on the final state, at most one mint request per order, every
