@@ -433,8 +433,8 @@ class Engine:
         if asset is None:
             return [ev.InputIgnored(f"book for unknown symbol {fact.book.symbol}")]
         if not fact.book.is_well_formed():
-            return [ev.InputIgnored(f"book {fact.book.symbol}: levels must be positive, finite "
-                                    "and sorted best first")]
+            return [ev.InputIgnored(f"book {fact.book.symbol}: levels must be positive, below "
+                                    f"{MAX_AMOUNT:.0E} and sorted best first")]
         self.books[asset] = fact.book
         return []
 

@@ -27,9 +27,10 @@ class OrderBook:
         return self.asks[0].price if self.asks else None
 
     def is_well_formed(self) -> bool:
-        """Positive finite levels, strictly sorted best first on each side."""
+        """Positive levels below ``MAX_AMOUNT``, strictly sorted best first on each side."""
         levels = self.asks + self.bids
-        if not all(x.is_finite() and x > 0 for lv in levels for x in (lv.price, lv.quantity)):
+        if not all(x.is_finite() and 0 < x < MAX_AMOUNT
+                   for lv in levels for x in (lv.price, lv.quantity)):
             return False
         asks_sorted = all(a.price < b.price for a, b in zip(self.asks, self.asks[1:], strict=False))
         bids_sorted = all(a.price > b.price for a, b in zip(self.bids, self.bids[1:], strict=False))
