@@ -164,7 +164,8 @@ class ReportMaker:
         request = transaction.input
         orig = (request.client_order_id if isinstance(request, CancelIndexOrder)
                 else order.current_client_id)
-        extra = [(41, orig)] if event.request_id else []
+        extra = ([(41, orig)] if event.request_id else []) + (
+            [(58, event.reason)] if event.reason else [])
         return order.account, self._execution(order, seq, ts, code, code, extra,
                                               cl_ord_id=event.request_id or None)
 

@@ -62,10 +62,12 @@ class ReduceIndexOrder(Input):
 
 @dataclass(frozen=True, slots=True)
 class ExpireIndexOrder(Input):
-    """An operator ends an order now, as if its expiry time had come."""
+    """An operator ends an order now, as if its expiry time had come; ``reason`` tells the
+    user why."""
 
     account: str
     client_order_id: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,19 +255,21 @@ class Engine:
             return [self._cancel_rejected(cmd.account, cmd.client_order_id, order,
                                           cmd.request_id)]
         self._register_request(order, cmd.request_id)
-        return self._end_order(order, OrderStatus.CANCELED, cmd.request_id)
+        return self._end_order(order, OrderStatus.CANCELED, cmd.request_id,
+                               "canceled at the user's request")
 
     def _expire(self, cmd: ExpireIndexOrder) -> Events:
         order = self._changeable(cmd.account, cmd.client_order_id)
         if isinstance(order, Refusal):
             return [self._cancel_rejected(cmd.account, cmd.client_order_id, order)]
-        return self._end_order(order, OrderStatus.EXPIRED)
+        return self._end_order(order, OrderStatus.EXPIRED,
+                               reason=f"expired: {cmd.reason or 'ended by the operator'}")
 
-    def _end_order(self, order: IndexOrder, status: OrderStatus,
-                   request_id: str = "") -> Events:
+    def _end_order(self, order: IndexOrder, status: OrderStatus, request_id: str = "",
+                   reason: str = "") -> Events:
         if order.batch_id is None:
-            return self._complete(order, status, request_id)
-        order.ending, order.ending_request = status, request_id
+            return self._complete(order, status, request_id, reason)
+        order.ending, order.ending_request, order.ending_reason = status, request_id, reason
         return [ev.IndexOrderEndPending(order.id, status, request_id)]
 
     def _changeable(self, account: str, client_order_id: str,
@@ -349,7 +351,8 @@ class Engine:
     def _complete(self, order: IndexOrder, status: OrderStatus, request_id: str = "",
                   reason: str = "") -> Events:
         """Close the order: release every unspent unit, ask for its mint once."""
-        order.status, order.ending, order.ending_request = status, None, ""
+        order.status, order.ending, order.ending_request, order.ending_reason = (
+            status, None, "", "")
         order.released = order.remaining
         del self._open[order.id]
         self.ledger.release(order.account, order.collateral_asset, order.released)
@@ -565,7 +568,8 @@ class Engine:
 
     def _complete_if_done(self, order: IndexOrder, prices: IndexPrices) -> Events:
         if order.ending is not None:
-            return self._complete(order, order.ending, order.ending_request)
+            return self._complete(order, order.ending, order.ending_request,
+                                  order.ending_reason)
         reason = self._nothing_left_to_buy(order, prices)
         return self._complete(order, OrderStatus.FILLED, reason=reason) if reason else []
 
@@ -581,6 +585,8 @@ class Engine:
         if not order.filled_units:
             return ""
         asset = order.collateral_asset
+        if not order.remaining:
+            return "filled: all of its collateral was spent"
         if order.remaining <= self.params.dust_threshold:
             return (f"filled: the {plain(order.remaining)} {asset} left is at or below the "
                     f"dust threshold of {plain(self.params.dust_threshold)} {asset}")
@@ -626,7 +632,8 @@ class Engine:
         for order in list(self._open.values()):
             if order.expire_at is not None and order.expire_at <= fact.ts \
                     and order.ending is None:
-                events += self._end_order(order, OrderStatus.EXPIRED)
+                events += self._end_order(order, OrderStatus.EXPIRED,
+                                          reason="expired: its expiry time passed")
         for order in self.orders.values():
             if order.mint_status is MintStatus.RETRY_WAIT and order.mint_retry_at is not None \
                     and order.mint_retry_at <= fact.ts:

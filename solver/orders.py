@@ -74,6 +74,7 @@ class IndexOrder:
     batch_id: int | None = None
     ending: OrderStatus | None = None
     ending_request: str = ""
+    ending_reason: str = ""
     latest_request_id: str = ""
     spent: Decimal = ZERO
     fees: Decimal = ZERO

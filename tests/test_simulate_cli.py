@@ -59,7 +59,8 @@ def test_hand_computed_scenario(tmp_path, capsys):
         "account": "alice", "index": "SY2", "collateral": "1000", "status": "filled",
         "filled_units": "1", "collateral_spent": "1000", "collateral_released": "0",
         "fees": "0", "avg_price": "1000", "minted_units": "1", "mint_tx": report["orders"]["o1"][
-            "mint_tx"], "reject_reason": None, "reject_text": None}
+            "mint_tx"], "reject_reason": None, "reject_text": None,
+        "end_reason": "filled: all of its collateral was spent"}
     assert report["orders"]["o1"]["mint_tx"].startswith("0x")
     [batch] = report["batches"]
     assert batch["engaged"] == {"o1": "1"} and batch["filled"] == {"o1": "1"}
@@ -85,6 +86,7 @@ def test_orders_without_liquidity_are_expired_with_what_they_got(tmp_path, capsy
     assert (order["status"], order["filled_units"], order["collateral_spent"],
             order["collateral_released"], order["minted_units"]) == (
         "expired", "1.25", "1250", "250", "1.25")
+    assert order["end_reason"] == "expired: the run ended with no batch able to buy for it"
 
 
 def test_example_scenario_in_every_format_gives_the_same_report(tmp_path, capsys):
@@ -271,6 +273,35 @@ def test_the_audit_flags_unsettled_batches_and_trades_without_lots():
     assert run.audit(engine, result.transactions, exchange) == [
         "batch 2: not settled at the end of the run",
         "trade A1USDC 3 of 3.2: no lot"]
+
+
+def test_commission_in_the_asset_bought_or_in_a_third_asset(tmp_path, capsys):
+    """A1's commission is paid in BNB (0.1 % of 640 USDC at 500 a BNB: 0.00128 BNB, charged
+    as 0.64 USDC), A2's in A2 itself (0.1 % of 0.8: the lot is 0.7992 A2)."""
+    data = json.loads(json.dumps(HAND_COMPUTED))
+    data["params"]["fee_reserve"] = "0.25"  # 800 of the 1000 usable: 0.8 units
+    data["markets"]["A1"].update(fee_rate="0.001", commission_asset="BNB")
+    data["markets"]["A2"].update(fee_rate="0.001", commission_asset="A2")
+    data["markets"]["BNB"] = {"symbol": "BNBUSDC", "asks": [["500", "10"]], "tick_size": "0.01",
+                              "step_size": "0.001"}
+    data["fee_funds"] = {"BNB": "1"}
+    status, out, _ = simulate(capsys, write(tmp_path, data), "--json")
+    report = json.loads(out)
+    assert (status, report["invariants"]) == (0, "ok")
+    fills = {f["symbol"]: (f["qty"], f["fee"]) for f in report["batches"][0]["fills"]}
+    assert fills == {"A1USDC": ("6.4", "0.64"), "A2USDC": ("0.7992", "0.16")}
+    assert report["batches"][0]["filled"] == {"o1": "0.7992"}  # A2 was the scarcer asset
+    paid = sum(D(f["fee"]) / 500 for b in report["batches"] for f in b["fills"]
+               if f["symbol"] == "A1USDC")  # the order's remainder buys in later batches
+    held = report["fee_assets"]["BNB"]
+    assert (D(held["paid"]), D(held["balance"]), held["unvalued"]) == (paid, 1 - paid, "0")
+    data["fee_funds"] = {"BNB": "0.001"}
+    status, out, _ = simulate(capsys, write(tmp_path, data), "--json")
+    assert (status, json.loads(out)["invariants"]) == (1, [
+        f"fee asset BNB: commissions paid {paid} exceed its funding 0.001 (fund it)"])
+    data["markets"]["A1"]["commission_asset"] = "XYZ"
+    status, _, err = simulate(capsys, write(tmp_path, data), "--json")
+    assert status == 2 and "markets.A1.commission_asset: XYZ needs a market" in err
 
 
 def test_unreadable_files_exit_2(tmp_path, capsys):

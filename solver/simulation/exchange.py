@@ -1,7 +1,8 @@
 """A deterministic in-process exchange for ``simulate``: LIMIT IOC buys against fixed books.
 
 Each order takes asks at or below its price, best first, consuming them; the rest expires.
-Commission is ``fee_rate`` of the notional, charged in the quote (collateral) asset. Orders
+Commission is ``fee_rate`` of the trade, in the quote (collateral) asset, or in the asset bought
+or a third asset (BNB) where the market says so. Orders
 that break a filter are rejected as the exchange would, and counted as violations: the solver
 must never send one.
 """
@@ -21,7 +22,7 @@ from solver.commands import (
 )
 from solver.events import AssetOrderRequested
 from solver.market import Level, OrderBook
-from solver.money import ZERO, exact
+from solver.money import ZERO, exact, floor_decimals
 from solver.simulation.scenario import MarketSpec
 
 
@@ -56,6 +57,18 @@ class SimulatedExchange:
     def book(self, symbol: str) -> OrderBook:
         return OrderBook(symbol, tuple(self.books[symbol]), self._by_symbol[symbol].book.bids)
 
+    def _commission(self, spec: MarketSpec, price: Decimal,
+                    quantity: Decimal) -> tuple[Decimal, str]:
+        """``fee_rate`` of the trade, in the asset the market charges it in: a third asset at
+        its market's first ask, to Binance's 8 decimals."""
+        paid_in = spec.commission_asset or spec.rules.quote
+        if paid_in == spec.rules.quote:
+            return price * quantity * spec.fee_rate, paid_in
+        if paid_in == spec.rules.asset:
+            return quantity * spec.fee_rate, paid_in
+        third = self.markets[paid_in].book.asks[0].price
+        return floor_decimals(price * quantity * spec.fee_rate / third, 8), paid_in
+
     @exact
     def execute(self, request: AssetOrderRequested, ts: int) -> list[Input]:
         """The facts the exchange reports for one order, in the order it reports them."""
@@ -76,9 +89,9 @@ class SimulatedExchange:
             asks[0] = Level(level.price, level.quantity - take)
             if asks[0].quantity == 0:
                 asks.pop(0)
+            commission, paid_in = self._commission(spec, level.price, take)
             trade = Trade(request.symbol, spec.rules.asset, str(len(self.trades) + 1),
-                          request.asset_order_id, level.price, take,
-                          level.price * take * spec.fee_rate, spec.rules.quote)
+                          request.asset_order_id, level.price, take, commission, paid_in)
             self.trades.append(trade)
             facts.append(AssetOrderFilled(ts, request.asset_order_id, trade.trade_id,
                                           trade.price, trade.quantity, trade.commission,

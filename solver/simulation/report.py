@@ -17,6 +17,7 @@ from rich.table import Table
 from solver.commands import SubmitIndexOrder
 from solver.events import (
     IndexOrderAccepted,
+    IndexOrderCompleted,
     IndexOrderRejected,
     LotOpened,
     QuoteIssued,
@@ -48,6 +49,9 @@ def build_report(result: SimulationResult) -> dict[str, Any]:
                    if isinstance(e.event, QuoteIssued | QuoteRejected)],
         "inventory": {a: plain(q) for a, q in sorted(result.engine.inventory.positions().items())},
         "accounts": _accounts(result),
+        "fee_assets": {asset: {"funded": plain(held.funded), "paid": plain(held.paid),
+                               "unvalued": plain(held.unvalued), "balance": plain(held.balance)}
+                       for asset, held in sorted(result.engine.fee_assets.items())},
         "invariants": result.violations or "ok",
     }
 
@@ -77,6 +81,8 @@ def submissions(transactions: Iterable[Transaction]) -> list[Submission]:
 
 def _orders(result: SimulationResult,
             submitted: list[Submission]) -> dict[str, dict[str, Any]]:
+    ended = {e.event.order_id: e.event.reason for e in result.events
+             if isinstance(e.event, IndexOrderCompleted)}
     report = {}
     for sub in submitted:
         row: dict[str, Any] = {"account": sub.order.account, "index": sub.order.index,
@@ -86,7 +92,7 @@ def _orders(result: SimulationResult,
             row.update(status="rejected", filled_units="0", collateral_spent="0",
                        collateral_released="0", fees="0", avg_price=None, minted_units="0",
                        mint_tx=None, reject_reason=sub.rejection.reason.value,
-                       reject_text=sub.rejection.text)
+                       reject_text=sub.rejection.text, end_reason=None)
         else:
             o = result.engine.orders[sub.order_id]
             avg = None if not o.filled_units else round_decimals(o.spent / o.filled_units,
@@ -95,7 +101,8 @@ def _orders(result: SimulationResult,
                        collateral_spent=plain(o.spent), collateral_released=plain(o.released),
                        fees=plain(o.fees), avg_price=None if avg is None else plain(avg),
                        minted_units=plain(o.minted_units), mint_tx=o.mint_tx,
-                       reject_reason=None, reject_text=None)
+                       reject_reason=None, reject_text=None,
+                       end_reason=ended.get(o.id) or None)
         report[sub.key] = row
     return report
 

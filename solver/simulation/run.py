@@ -20,6 +20,7 @@ from solver.commands import (
     CancelIndexOrder,
     DepositConfirmed,
     ExpireIndexOrder,
+    FeeAssetFunded,
     Input,
     MintConfirmed,
     PlanBatch,
@@ -128,6 +129,8 @@ class Simulation:
         self._refresh_books()
         for n, (account, asset, amount) in enumerate(s.deposits, 1):
             self.apply(DepositConfirmed(self._tick(), f"deposit-{n}", account, asset, amount))
+        for asset, quantity in s.fee_funds.items():
+            self.apply(FeeAssetFunded(self._tick(), f"fee-funds-{asset}", asset, quantity))
         for n, (index, amount) in enumerate(s.quotes, 1):
             self.apply(RequestQuote(self._tick(), f"quote-{n}", index, amount))
         for spec in s.orders:
@@ -141,7 +144,8 @@ class Simulation:
             if cancel.after_batch > batches:
                 self._apply_cancel(cancel)
         for order in self.engine.open_orders():
-            self.apply(ExpireIndexOrder(self._tick(), order.account, order.client_order_id))
+            self.apply(ExpireIndexOrder(self._tick(), order.account, order.client_order_id,
+                                        "the run ended with no batch able to buy for it"))
         self._drain()
         return SimulationResult(self.engine, self.transactions,
                                 audit(self.engine, self.transactions, self.exchange),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,9 @@ class MarketSpec:
     book: OrderBook
     fee_rate: Decimal
     refill: bool
+    commission_asset: str = ""
+    """The asset commission is paid in: the quote asset when empty, else the market's own
+    asset or a third one (priced at its market's first ask in the scenario)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,8 @@ class Scenario:
     quotes: tuple[tuple[str, Decimal], ...]
     collateral_decimals: Mapping[str, int]
     max_batches: int
+    fee_funds: Mapping[str, Decimal] = field(default_factory=dict)
+    """What the house holds of each third asset commissions are paid in, at the start."""
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -124,7 +129,7 @@ _DecimalLoader.add_constructor("tag:yaml.org,2002:float", _exact_float)
 
 def parse_scenario(data: Mapping[str, Any]) -> Scenario:
     known = {"params", "indexes", "markets", "deposits", "orders", "cancels", "quotes",
-             "collaterals", "max_batches"}
+             "collaterals", "max_batches", "fee_funds"}
     for key in data:
         if key not in known:
             raise ScenarioError(f"{key}: unknown key (known: {', '.join(sorted(known))})")
@@ -150,6 +155,9 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         quotes=_quotes(expect_list(data.get("quotes", []), "quotes")),
         collateral_decimals=collateral_decimals,
         max_batches=expect_whole(data.get("max_batches", 100_000), "max_batches", 1, 10**9),
+        fee_funds={asset: expect_number(value, f"fee_funds.{asset}", positive_only=True)
+                   for asset, value in expect_table(data.get("fee_funds", {}),
+                                                    "fee_funds").items()},
     )
 
 
@@ -164,13 +172,19 @@ def parse_markets(table: Mapping[str, Any]) -> dict[str, MarketSpec]:
             raise ScenarioError(f"markets.{asset}.symbol: {symbol} is already the symbol of "
                                 f"markets.{other}")
         markets[asset] = market
+    for asset, market in markets.items():
+        paid_in = market.commission_asset
+        if paid_in not in ("", asset, market.rules.quote) and not (
+                paid_in in markets and markets[paid_in].book.asks):
+            raise ScenarioError(f"markets.{asset}.commission_asset: {paid_in} needs a market "
+                                "with asks to price the commission")
     return markets
 
 
 def _market(asset: str, spec: Mapping[str, Any]) -> MarketSpec:
     key = f"markets.{asset}"
     allowed = {"symbol", "quote", "asks", "bids", "tick_size", "step_size", "min_qty",
-               "max_qty", "min_notional", "fee_rate", "refill"}
+               "max_qty", "min_notional", "fee_rate", "refill", "commission_asset"}
     reject_unknown(spec, allowed, key)
     symbol = spec.get("symbol")
     if not isinstance(symbol, str) or not symbol:
@@ -190,7 +204,10 @@ def _market(asset: str, spec: Mapping[str, Any]) -> MarketSpec:
     if fee_rate >= ONE:
         raise ScenarioError(f"{key}.fee_rate: must be below 1 (a fraction of the notional: "
                             f"0.001 is 0.1 %), got {fee_rate}")
-    return MarketSpec(rules, OrderBook(symbol, asks, bids), fee_rate, refill)
+    commission_asset = expect_text(spec.get("commission_asset", quote),
+                                   f"{key}.commission_asset")
+    return MarketSpec(rules, OrderBook(symbol, asks, bids), fee_rate, refill,
+                      "" if commission_asset == quote else commission_asset)
 
 
 def _levels(value: Any, key: str, ascending: bool) -> tuple[Level, ...]:
