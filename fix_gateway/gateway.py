@@ -22,6 +22,7 @@ import structlog
 from fix_gateway import delivery, reports, requests
 from fix_gateway.bridge import Bridge
 from fix_gateway.config import FixSettings
+from fix_gateway.dictionary import field_name
 from fix_gateway.inbound import InboundLog, Mark
 from fix_gateway.passwords import verify
 from fix_gateway.sessions import session_settings
@@ -56,7 +57,7 @@ class Gateway:
         self._session_of_account: dict[str, str] = {}
         self._account_of_session: dict[str, str] = {}
         self._echo_session: str | None = None
-        self._in_flight: dict[int, tuple[Input, int]] = {}
+        self._in_flight: dict[int, tuple[Input, Received]] = {}
         self._done: set[int] = set()
         self._last_ended = 0  # until a transaction ends: the mark's, as read at start
         self._quotes: dict[str, tuple[str, str, bool]] = {}
@@ -66,6 +67,7 @@ class Gateway:
         self._closed = False
         self._checkpointing: asyncio.Task[None] | None = None
         runtime.bus.observe(self)
+        runtime.bus.on_refusal(self._refused)
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -170,6 +172,11 @@ class Gateway:
         without, the message is judged as if it came first."""
         if msg.session == self._echo_session:
             return (Outgoing(msg.msg_type, _body(msg)),)
+        bad = msg.bad_field()
+        if bad is not None:
+            tag, problem = bad
+            return (reports.business_reject(
+                msg, "0", f"{field_name(tag)} {problem}; the message changed nothing"),)
         account, now = self._account_of_session[msg.session], self.runtime.clock()
         if copies and msg.msg_type in ("D", "F", "G"):
             taken = self._already_taken(msg, account)
@@ -202,7 +209,7 @@ class Gateway:
             self._quotes[decision.quote_id] = (msg.session, msg.get(131) or "",
                                                decision.index in self.engine.indexes)
             self.runtime.refresh_books()
-        self._in_flight[id(decision)] = (decision, msg.number)
+        self._in_flight[id(decision)] = (decision, msg)
         self.runtime.submit(decision)
 
     def _already_taken(self, msg: Received, account: str) -> Replies | None:
@@ -223,9 +230,15 @@ class Gateway:
         inquiry = msg.get(909) or ""
         if msg.get(1) not in (None, account):
             return (Outgoing("BG", (
-                (909, inquiry), (945, "4"), (1, msg.get(1) or ""),
+                (909, inquiry), (945, "4"), (946, "3"), (1, msg.get(1) or ""),
                 (58, f"Account(1) must be this session's account {account}"))),)
-        assets = sorted(self.engine.collaterals)
+        currency = msg.get(15)
+        if currency is not None and currency not in self.engine.collaterals:
+            return (Outgoing("BG", (
+                (909, inquiry), (945, "4"), (946, "2"), (1, account), (15, currency),
+                (58, f"Currency(15) {currency} is no collateral here; known: "
+                     + ", ".join(sorted(self.engine.collaterals))))),)
+        assets = [currency] if currency else sorted(self.engine.collaterals)
         return (Outgoing("BG", ((909, inquiry), (945, "0"), (911, str(len(assets))),
                                 (1, account))),
                 *(reports.collateral_report(self.engine, account, asset, f"{inquiry}-{n}",
@@ -302,7 +315,22 @@ class Gateway:
             log.exception("fix reports failed", transaction=transaction.number)
         taken = self._in_flight.pop(id(transaction.input), None)
         if taken is not None and taken[0] is transaction.input:
-            self._handled(taken[1])
+            if transaction.of_type(ev.InputRefused):
+                self._answer_refused(taken[1])
+            self._handled(taken[1].number)
+
+    def _refused(self, command: Input, reason: str) -> None:
+        """The writer refused a command before the engine saw it: answer, and move on."""
+        taken = self._in_flight.pop(id(command), None)
+        if taken is not None and taken[0] is command:
+            self._answer_refused(taken[1])
+            self._handled(taken[1].number)
+
+    def _answer_refused(self, msg: Received) -> None:
+        log.error("fix message refused by the writer", session=msg.session,
+                  msg_type=msg.msg_type, record=msg.number)
+        self._send(msg.session, reports.business_reject(
+            msg, "0", "the gateway could not process this message; it changed nothing"))
 
     def _report(self, transaction: ev.Transaction) -> None:
         for account, report in self.maker.reports(transaction):

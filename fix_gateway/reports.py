@@ -251,8 +251,15 @@ def quote_refused(msg: Received, code: str, text: str) -> Outgoing:
 
 
 def business_reject(msg: Received, code: str, text: str) -> Outgoing:
-    """BusinessMessageReject (j); 380: 3 unsupported message type, 0 other."""
-    return Outgoing("j", ((45, msg.seq_num), (372, msg.msg_type), (380, code), (58, text)))
+    """BusinessMessageReject (j); 380: 3 unsupported message type, 0 other. It names the
+    message's own id (ClOrdID, QuoteReqID, CollInquiryID) in 379 when that is fit to send."""
+    ref = next((value for tag in _REF_IDS.get(msg.msg_type, ()) if (value := msg.clean(tag))),
+               None)
+    return Outgoing("j", ((45, msg.seq_num), (372, msg.msg_type), *(
+        [(379, ref)] if ref else []), (380, code), (58, text)))
+
+
+_REF_IDS = {"D": (11,), "F": (11,), "G": (11,), "R": (131,), "BB": (909,)}
 
 
 def _order_reject(cl_ord_id: str, symbol: str, cash: Decimal | None, code: str, text: str,

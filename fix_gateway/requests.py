@@ -8,8 +8,11 @@ so each rule lives in one place.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+
+from Crypto.Hash import keccak
 
 from fix_gateway import reports
 from fix_gateway.tags import WALLET_ADDRESS
@@ -27,6 +30,7 @@ from solver.engine import Engine
 from solver.model import Side
 
 MAX_ID_LENGTH = 64
+_EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 # OrdRejReason(103) and CxlRejReason(102) values used for the form checks.
 UNKNOWN_SYMBOL = "1"
@@ -64,8 +68,26 @@ def new_order(msg: Received, account: str, now: int) -> SubmitIndexOrder | Outgo
     expire_at = _expiry(msg, now)
     if isinstance(expire_at, str):
         return reject(UNSUPPORTED, expire_at)
+    wallet = msg.get(WALLET_ADDRESS)
+    problem = None if wallet is None else wallet_problem(wallet)
+    if problem:
+        return reject(OTHER, f"WalletAddress({WALLET_ADDRESS}) {problem}")
     return SubmitIndexOrder(now, account, cl_ord_id, msg.get(55) or "", cash, side,
-                            msg.get(15), max_price, expire_at, msg.get(WALLET_ADDRESS))
+                            msg.get(15), max_price, expire_at, wallet)
+
+
+def wallet_problem(address: str) -> str | None:
+    """Why ``address`` is not an EVM address the index tokens can be minted to, or None: 0x
+    and 40 hex digits, in one case or with a valid EIP-55 checksum."""
+    if not _EVM_ADDRESS.fullmatch(address):
+        return f"must be 0x and 40 hex digits, got {address!r}"
+    digits = address[2:]
+    if digits in (digits.lower(), digits.upper()):
+        return None
+    digest = keccak.new(data=digits.lower().encode(), digest_bits=256).hexdigest()
+    expected = "".join(c.upper() if int(h, 16) >= 8 else c for c, h in zip(
+        digits.lower(), digest, strict=False))
+    return None if digits == expected else f"has a wrong EIP-55 checksum (0x{expected})"
 
 
 def cancel(msg: Received, account: str, engine: Engine, now: int) -> CancelIndexOrder | Outgoing:

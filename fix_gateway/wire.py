@@ -24,6 +24,10 @@ _MS = timedelta(milliseconds=1)
 MAX_NUMBER_LENGTH = 64
 
 
+MAX_FIELD_LENGTH = 256
+"""No field we read needs more; ids have their own, tighter bounds."""
+
+
 @dataclass(frozen=True, slots=True)
 class Received:
     """A received application message: its fields in order, the session it came on, and its
@@ -52,6 +56,24 @@ class Received:
     @property
     def msg_type(self) -> str:
         return self.get(35) or ""
+
+    def bad_field(self) -> tuple[int, str] | None:
+        """The first field we cannot keep, and why: longer than ``MAX_FIELD_LENGTH``, or
+        not printable ASCII (FIX's String fields are ASCII; bytes that were not UTF-8 arrive
+        as lone surrogates, which nothing downstream could store or send)."""
+        for tag, value in self.fields:
+            if len(value) > MAX_FIELD_LENGTH:
+                return tag, f"is longer than {MAX_FIELD_LENGTH} characters"
+            if not (value.isascii() and value.isprintable()):
+                return tag, "must be printable ASCII"
+        return None
+
+    def clean(self, tag: int) -> str | None:
+        """The value of ``tag`` if it is fit to send back, else None."""
+        value = self.get(tag)
+        ok = value is not None and len(value) <= MAX_FIELD_LENGTH and value.isascii() \
+            and value.isprintable()
+        return value if ok else None
 
     @property
     def seq_num(self) -> str:

@@ -10,11 +10,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from solver.commands import Input
 from solver.events import Envelope, Event, Transaction
 
 E = TypeVar("E", bound=Event)
 _log = logging.getLogger(__name__)
 Handler = Callable[[Envelope], None]
+Refusal = Callable[[Input, str], None]
+"""Told of an input the writer refused before the engine saw it, and why."""
 
 
 class TransactionObserver(Protocol):
@@ -28,6 +31,7 @@ class EventBus:
         self._handlers: dict[type[Event], list[Handler]] = {}
         self._observers: list[TransactionObserver] = []
         self._routes: dict[type[Any], list[Handler]] = {}
+        self._refusals: list[Refusal] = []
 
     def subscribe(self, topic: type[E], handler: Handler) -> None:
         """Call ``handler`` with every envelope whose event is a ``topic``."""
@@ -36,6 +40,17 @@ class EventBus:
 
     def observe(self, observer: TransactionObserver) -> None:
         self._observers.append(observer)
+
+    def on_refusal(self, handler: Refusal) -> None:
+        self._refusals.append(handler)
+
+    def refuse(self, command: Input, reason: str) -> None:
+        """Tell whoever handed ``command`` in that it was refused (it is not journaled)."""
+        for handler in self._refusals:
+            try:
+                handler(command, reason)
+            except Exception:
+                _log.exception("refusal handler %r failed", handler)
 
     def publish(self, transaction: Transaction) -> None:
         for observer in self._observers:

@@ -86,8 +86,14 @@ def dumps(data: Any) -> str:
 
 
 def check_input(command: commands.Input) -> None:
-    """Raise ``CodecError`` unless ``command`` reads back from the journal as itself."""
-    if decode_input(json.loads(dumps(encode_tagged(command)))) != command:
+    """Raise ``CodecError`` unless ``command`` reads back from the journal as itself (the
+    journal stores UTF-8: text that is not, such as a lone surrogate, cannot be kept)."""
+    text = dumps(encode_tagged(command))
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise CodecError(f"{type(command).__name__} holds text that is not UTF-8") from None
+    if decode_input(json.loads(text)) != command:
         raise CodecError(f"{type(command).__name__} does not survive the journal exactly")
 
 

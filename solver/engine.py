@@ -124,8 +124,14 @@ class Engine:
         handler = _HANDLERS.get(type(command))
         if handler is None:
             raise TypeError(f"not an engine input: {command!r}")
-        with localcontext(CONTEXT):
-            events = handler(self, command)
+        try:
+            with localcontext(CONTEXT):
+                events = handler(self, command)
+        except Exception as error:  # one input must not stop the writer
+            # Handlers check before they change anything, so this is a defect; the journal
+            # keeps the input with this event, and replay raises and refuses it the same way.
+            events = [ev.InputRefused(f"the engine failed on this input: "
+                                      f"{type(error).__name__}: {error}")]
         self._transactions += 1
         envelopes = []
         for event in events:

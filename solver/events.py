@@ -234,6 +234,14 @@ class InputIgnored(Event):
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class InputRefused(Event):
+    """Applying the input failed (a defect): it had no effect beyond what its handler did
+    before failing, and the writer went on with the next."""
+
+    reason: str
+
+
 # --- mints ---------------------------------------------------------------------------------
 
 

@@ -20,12 +20,12 @@ from solver.bus import EventBus
 from solver.clock import now_ms
 from solver.commands import ClockTicked, Input, PlanBatch
 from solver.engine import Engine
-from solver.events import AssetOrderRequested
+from solver.events import AssetOrderRequested, InputRefused, Transaction
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.execution import Execution, ReconcilePolicy
 from solver.exchange.market_data import MarketData
 from solver.journal import Journal
-from solver.sequencer import Sequencer
+from solver.sequencer import Sequencer, identity
 from solver.tasks import cancel, wait_set
 
 log = structlog.get_logger(__name__)
@@ -52,6 +52,7 @@ class Runtime:
         self.sequencer = Sequencer(engine, self.bus, journal, self.settings.snapshot_every)
         self.execution = Execution(connector, self.submit, self.settings.reconcile, self.clock)
         self.bus.subscribe(AssetOrderRequested, self.execution.on_requested)
+        self.bus.observe(_RefusalLog())
         symbols = sorted(rules.symbol for rules in engine.rules.values())
         self.market_data = MarketData(connector, symbols, self.settings.book_max_age_ms,
                                       clock=self.clock)
@@ -128,6 +129,19 @@ class Runtime:
 
 
 _FILTERS = ("tick_size", "step_size", "min_qty", "min_notional")
+
+
+class _RefusalLog:
+    """Says loudly, with the input's identity, when the engine failed on an input."""
+
+    def transaction_began(self, transaction: Transaction) -> None:
+        pass
+
+    def transaction_ended(self, transaction: Transaction) -> None:
+        for refused in transaction.of_type(InputRefused):
+            log.error("input refused by the engine", input=type(transaction.input).__name__,
+                      transaction=transaction.number, reason=refused.reason,
+                      **identity(transaction.input))
 
 
 class ExchangeMismatch(RuntimeError):

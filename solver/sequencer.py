@@ -84,4 +84,15 @@ class Sequencer:
         try:
             self.apply(command)
         except codec.CodecError as error:  # a bad input must not stop the writer
-            log.error("input refused", input=type(command).__name__, error=str(error))
+            log.error("input refused", input=type(command).__name__, error=str(error),
+                      **identity(command))
+            self.bus.refuse(command, str(error))
+
+
+def identity(command: Input) -> dict[str, str]:
+    """The fields that name an input and who sent it, for the logs."""
+    return {name: repr(value) for name in _NAMES
+            if isinstance(value := getattr(command, name, None), str) and value}
+
+
+_NAMES = ("account", "client_order_id", "request_id", "quote_id", "deposit_id", "funding_id")

@@ -33,7 +33,7 @@ class Case:
     fields: dict[int, str]
 
 
-def order(**changes: str | None) -> Build:
+def order(**changes: str | bytes | None) -> Build:
     """A valid resting order (limit below the market), with fields changed or removed."""
     def build() -> simplefix.FixMessage:
         message = messages.new_order("bad", "SY2", D("100"), ord_type="2", price=D("900"))
@@ -41,7 +41,8 @@ def order(**changes: str | None) -> Build:
     return build
 
 
-def edit(message: simplefix.FixMessage, changes: dict[str, str | None]) -> simplefix.FixMessage:
+def edit(message: simplefix.FixMessage,
+         changes: dict[str, str | bytes | None]) -> simplefix.FixMessage:
     """``changes`` by ``t<tag>``: a value replaces the field where it stands (inside a group
     too) or is appended; None removes it."""
     wanted = {int(key[1:]): value for key, value in changes.items()}
@@ -66,7 +67,8 @@ def twice(tag: int, value: str) -> Build:
     return build
 
 
-def cancel(orig: str = "rest1", cl_ord_id: str = "cx", **changes: str | None) -> Build:
+def cancel(orig: str = "rest1", cl_ord_id: str | bytes = "cx",
+           **changes: str | bytes | None) -> Build:
     return lambda: edit(messages.cancel(cl_ord_id, orig, "SY2"), changes)
 
 
@@ -75,7 +77,7 @@ def replace(orig: str = "rest1", cash: str = "500", **changes: str | None) -> Bu
                                          price=D("900")), changes)
 
 
-def quote(**changes: str | None) -> Build:
+def quote(**changes: str | bytes | None) -> Build:
     return lambda: edit(messages.quote_request("qx", "SY2", D("100")), changes)
 
 
@@ -175,6 +177,32 @@ CASES = [
                                        (60, NOW)), "j", {380: "3"}),
     Case("collateral inquiry for another account", bare("BB", (909, "i1"), (1, "bob")), "BG",
          {945: "4"}),
+    Case("collateral inquiry for an unknown currency", bare("BB", (909, "i2"), (15, "ZZZ")),
+         "BG", {945: "4", 946: "2"}),
+    # Bytes that are not printable ASCII, or too many: refused at the door naming the field,
+    # the message's own id echoed only when it is fit to send back.
+    Case("ClOrdID with bytes that are not UTF-8", order(t11=b"p1-\xff\x80"), "j",
+         {380: "0", 379: None, 58: "ClOrdID(11) must be printable ASCII; the message "
+                                    "changed nothing"}),
+    Case("ClOrdID in latin-1", order(t11=b"caf\xe9"), "j", {380: "0", 379: None}),
+    Case("WalletAddress with a byte that is not UTF-8", order(t20004=b"0x\xff"), "j",
+         {380: "0", 379: "bad", 58: "WalletAddress(20004) must be printable ASCII; the "
+                                     "message changed nothing"}),
+    Case("Symbol with a byte that is not UTF-8", order(t55=b"SY\xff"), "j", {380: "0"}),
+    Case("Currency with a byte that is not UTF-8", order(t15=b"US\xff"), "j", {380: "0"}),
+    Case("Account with a control character", order(t1=b"alice\x07"), "j", {380: "0"}),
+    Case("cancel ClOrdID in latin-1", cancel(cl_ord_id=b"c\xe9"), "j", {380: "0", 372: "F"}),
+    Case("QuoteReqID with a byte that is not UTF-8", quote(t131=b"q\xff"), "j",
+         {380: "0", 372: "R"}),
+    Case("WalletAddress of 10 KB", order(t20004="0x" + "a" * 10_000), "j",
+         {58: "WalletAddress(20004) is longer than 256 characters; the message changed "
+              "nothing"}),
+    Case("Text of 1 MB", order(t58="x" * 2**20), "j", {380: "0", 379: "bad"}),
+    Case("WalletAddress that is no EVM address", order(t20004="0xabc"), "8", {103: "99"}),
+    Case("WalletAddress with a wrong checksum",
+         order(t20004="0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed"), "8",
+         {103: "99", 58: "WalletAddress(20004) has a wrong EIP-55 checksum "
+                         "(0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed)"}),
 ]
 
 

@@ -128,6 +128,34 @@ def test_a_message_kept_but_never_handled_is_handled_when_the_gateway_starts(
     run(scenario())
 
 
+def test_a_kept_message_that_cannot_be_handled_is_answered_and_skipped_at_start(
+        tmp_path: Path) -> None:
+    """A record with bytes that are not UTF-8 (kept as QuickFIX handed it over) is refused
+    with a reject when replayed, and the mark moves past it: never replayed forever."""
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            await alice.test_request()
+            await alice.logout()
+        log = InboundLog(inbound_dir(tmp_path), 0)
+        bad = as_received(resting_order("p1-"), 99).replace("11=p1-", "11=p1-\udcff\udc80")
+        log.append(ALICE_SESSION, bad)
+        log.append(ALICE_SESSION, as_received(resting_order("o2"), 100))
+        log.close()
+        received = []
+        for _ in range(2):
+            async with service(tmp_path) as s:
+                alice = await s.client("alice")
+                await alice.test_request()
+                assert s.gateway.inbound.backlog == 0
+                assert [o.client_order_id for o in s.runtime.engine.orders.values()] == ["o2"]
+                received += alice.received
+        [reject] = [m for m in received if field_of(m, 35) == "j"]
+        assert field_of(reject, 58) == "ClOrdID(11) must be printable ASCII; the message " \
+            "changed nothing"
+    run(scenario())
+
+
 def test_a_kept_message_the_journal_already_holds_is_not_applied_again(tmp_path: Path) -> None:
     """As if the gateway died after the order's commit and before its record was marked."""
     async def scenario() -> None:

@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 
 from mocks import synthetic
 from solver import cli
+from solver import engine as engine_module
 from solver.bus import EventBus
 from solver.codec import CodecError
-from solver.commands import DepositConfirmed, Input
-from solver.events import AssetOrderRequested, Envelope, Event
+from solver.commands import DepositConfirmed, Input, RequestQuote, SubmitIndexOrder
+from solver.events import AssetOrderRequested, Envelope, Event, InputRefused
 from solver.journal import SCHEMA_VERSION, Journal, JournalCorrupt, JournalError
 from solver.params import SolverParams
 from solver.positions import PositionStore
@@ -158,6 +159,50 @@ def test_an_input_the_journal_cannot_hold_exactly_is_refused_and_changes_nothing
     sequencer.apply(DepositConfirmed(1, "d1", "alice", "USDC", Decimal(100)))
     sequencer.flush()
     assert journal.last_number == 1
+    journal.close()
+
+
+def test_the_writer_refuses_text_that_is_not_utf8_and_goes_on(tmp_path: Path) -> None:
+    """Bytes that were not UTF-8 reach Python as lone surrogates, which SQLite cannot store:
+    the writer refuses that input before the engine sees it, says so, and serves the next."""
+    journal = Journal.create(tmp_path / "j.db", setup_of(load_scenario(BASIC)))
+    bus = EventBus()
+    refused: list[tuple[str, str]] = []
+    bus.on_refusal(lambda command, reason: refused.append((type(command).__name__, reason)))
+    sequencer = Sequencer(journal.setup.build(), bus, journal)
+    inbox: asyncio.Queue[Input] = asyncio.Queue()
+    inbox.put_nowait(DepositConfirmed(1, "d1", "alice", "USDC", Decimal(100)))
+    inbox.put_nowait(SubmitIndexOrder(2, "alice", "p1-\udcff\udc80", "SY2", Decimal(50)))
+    inbox.put_nowait(SubmitIndexOrder(3, "alice", "p2", "SY2", Decimal(50)))
+
+    async def serve() -> None:
+        writer = asyncio.create_task(sequencer.run(inbox))
+        while not inbox.empty() or sequencer.engine.transactions_applied < 2:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0)  # the last group's flush
+        writer.cancel()
+
+    asyncio.run(serve())
+    assert refused == [("SubmitIndexOrder", "SubmitIndexOrder holds text that is not UTF-8")]
+    assert [o.client_order_id for o in sequencer.engine.orders.values()] == ["p2"]
+    assert journal.last_number == 2 and rebuild(journal).engine.order("alice", "p2")
+    journal.close()
+
+
+def test_an_input_the_engine_fails_on_is_journaled_as_refused_and_replayed_alike(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(engine: object, command: object) -> list[Event]:
+        raise ZeroDivisionError("a defect")
+
+    monkeypatch.setitem(engine_module._HANDLERS, RequestQuote, broken)
+    journal = Journal.create(tmp_path / "j.db", setup_of(load_scenario(BASIC)))
+    sequencer = Sequencer(journal.setup.build(), EventBus(), journal)
+    [refused] = sequencer.apply(RequestQuote(1, "q1", "SY2", Decimal(100))).events
+    assert refused.event == InputRefused(
+        "the engine failed on this input: ZeroDivisionError: a defect")
+    sequencer.apply(DepositConfirmed(2, "d1", "alice", "USDC", Decimal(100)))
+    sequencer.flush()
+    assert rebuild(journal).engine.transactions_applied == 2  # the same events again
     journal.close()
 
 
