@@ -21,6 +21,7 @@ from collections.abc import Callable
 import quickfix as fix
 import structlog
 
+from fix_gateway.front_door import Authenticate
 from fix_gateway.inbound import InboundLog
 from fix_gateway.wire import Received
 
@@ -30,8 +31,6 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Received], None]
-Authenticate = Callable[[str, str | None, str | None], str | None]
-"""(client CompID, Username, Password) -> None to let in, else the reason for refusing."""
 
 MAX_BACKLOG = 1000
 ROOM_TIMEOUT_S = 10.0
@@ -93,8 +92,9 @@ class Bridge(fix.Application):  # type: ignore[misc]
                 self._wait_until_answered(session_key(session_id))
             if _msg_type(message) != "A":
                 return
-            client = session_id.getTargetCompID().getValue()
-            refusal = self.authenticate(client, _optional(message, 553), _optional(message, 554))
+            refusal = self.authenticate(
+                session_id.getSenderCompID().getValue(), session_id.getTargetCompID().getValue(),
+                _optional(message, 553), _optional(message, 554))
         except Exception:
             log.exception("fix logon check failed")
             refusal = "logon could not be checked; try again"

@@ -16,6 +16,13 @@ the exchange keys come from the environment.
     password_hash = "scrypt:..." # from `index-solver fix-password`, or
     # password_hash_env = "FIX_ALICE_PASSWORD_HASH"   # the environment variable holding it
 
+    [fix.door]                   # optional: what peers that have not logged on may hold
+    logon_timeout_s = 5          # a connection must send its Logon within this
+    max_unauthenticated = 32     # connections not logged on at once, at most
+    failed_logons_per_address = 5    # within failure_window_s; past it, refused unchecked
+    failed_logons_per_comp_id = 10
+    failure_window_s = 60
+
     [test_session]               # optional, off unless enabled: an echo session for FIX suites
     enabled = true
     comp_id = "ECHO"
@@ -32,10 +39,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fix_gateway.front_door import DoorSettings
 from fix_gateway.passwords import BadPasswordHash, check_hash
 from solver.simulation.fields import (
     ScenarioError,
@@ -74,6 +82,7 @@ class FixSettings:
     chain_id: int = 31337
     dictionary: Path = DICTIONARY
     test_session: TestSession | None = None
+    door: DoorSettings = field(default_factory=DoorSettings)
 
     def account_of(self, comp_id: str) -> Account | None:
         return next((a for a in self.accounts if a.comp_id == comp_id), None)
@@ -104,8 +113,8 @@ def load_config(path: Path) -> GatewayConfig:
 
 def _fix(table: Mapping[str, Any], accounts: tuple[Account, ...],
          test_session: TestSession | None, base: Path) -> FixSettings:
-    reject_unknown(table, {"port", "host", "comp_id", "store", "log", "chain_id", "dictionary"},
-                   "fix")
+    reject_unknown(table, {"port", "host", "comp_id", "store", "log", "chain_id", "dictionary",
+                           "door"}, "fix")
     log = table.get("log")
     dictionary = table.get("dictionary")
     return FixSettings(
@@ -119,6 +128,29 @@ def _fix(table: Mapping[str, Any], accounts: tuple[Account, ...],
         dictionary=DICTIONARY if dictionary is None else base / expect_text(dictionary,
                                                                             "fix.dictionary"),
         test_session=test_session,
+        door=_door(expect_table(table.get("door", {}), "fix.door")),
+    )
+
+
+def _door(table: Mapping[str, Any]) -> DoorSettings:
+    defaults = DoorSettings()
+    reject_unknown(table, set(DoorSettings.__dataclass_fields__), "fix.door")
+    return DoorSettings(
+        logon_timeout_s=float(expect_whole(table.get(
+            "logon_timeout_s", int(defaults.logon_timeout_s)), "fix.door.logon_timeout_s",
+            1, 600)),
+        max_unauthenticated=expect_whole(table.get(
+            "max_unauthenticated", defaults.max_unauthenticated),
+            "fix.door.max_unauthenticated", 1, 10_000),
+        failed_logons_per_address=expect_whole(table.get(
+            "failed_logons_per_address", defaults.failed_logons_per_address),
+            "fix.door.failed_logons_per_address", 1, 10_000),
+        failed_logons_per_comp_id=expect_whole(table.get(
+            "failed_logons_per_comp_id", defaults.failed_logons_per_comp_id),
+            "fix.door.failed_logons_per_comp_id", 1, 10_000),
+        failure_window_s=float(expect_whole(table.get(
+            "failure_window_s", int(defaults.failure_window_s)), "fix.door.failure_window_s",
+            1, 86_400)),
     )
 
 

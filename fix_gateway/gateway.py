@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import sys
 from collections import Counter
 
@@ -23,6 +24,7 @@ from fix_gateway import delivery, reports, requests
 from fix_gateway.bridge import Bridge
 from fix_gateway.config import FixSettings
 from fix_gateway.dictionary import field_name
+from fix_gateway.front_door import FrontDoor
 from fix_gateway.inbound import InboundLog, Mark
 from fix_gateway.passwords import verify
 from fix_gateway.sessions import session_settings
@@ -82,7 +84,12 @@ class Gateway:
                                   self.engine.transactions_applied)
         self.bridge = Bridge(asyncio.get_running_loop(), self._on_message, self._authenticate,
                              self.inbound)
-        quickfix_settings = session_settings(self.settings)
+        inner_port = free_loopback_port()
+        quickfix_settings = session_settings(self.settings, inner_port)
+        test = self.settings.test_session
+        ours = (self.settings.comp_id, *([test.comp_id] if test else []))
+        self.door = FrontDoor(self.settings.host, self.settings.port, ours, inner_port,
+                              self._authenticate, self.settings.door)
         self.settings.store.mkdir(parents=True, exist_ok=True)
         logs = fix.FileLogFactory(quickfix_settings) if self.settings.log else None
         self._acceptor = fix.ThreadedSocketAcceptor(
@@ -95,6 +102,7 @@ class Gateway:
         self._last_ended = self.inbound.mark.transaction
         self._replay()
         self._acceptor.start()
+        self.door.start()
         self._checkpointing = asyncio.create_task(self._checkpoint_periodically())
         log.info("fix gateway listening", port=self.settings.port,
                  accounts=sorted(self._session_of_account))
@@ -107,6 +115,7 @@ class Gateway:
             self._checkpointing.cancel()
         if self._acceptor is not None:
             acceptor, self._acceptor = self._acceptor, None
+            await asyncio.to_thread(self.door.stop)
             await asyncio.to_thread(acceptor.stop)
             # QuickFIX registers sessions process-wide: the old ones must be gone before an
             # acceptor with the same CompIDs starts in this process, or sends go to them.
@@ -141,12 +150,13 @@ class Gateway:
             else:
                 self._echo_session = key
 
-    def _authenticate(self, client: str, username: str | None, password: str | None) -> str | None:
+    def _authenticate(self, ours: str, client: str, username: str | None,
+                      password: str | None) -> str | None:
         test = self.settings.test_session
-        if test is not None and client == test.target_comp_id:
-            return None
+        if test is not None and (ours, client) == (test.comp_id, test.target_comp_id):
+            return None  # the test profile: acceptance suites send no password
         account = self._account_by_comp_id.get(client)
-        if account is None:
+        if account is None or ours != self.settings.comp_id:
             return "unknown CompID"
         if username != client:
             return "Username(553) must be your SenderCompID"
@@ -393,6 +403,13 @@ class Gateway:
         if self._reported != self._checkpointed:
             delivery.write_checkpoint(self.settings.store, self._reported)
             self._checkpointed = self._reported
+
+
+def free_loopback_port() -> int:
+    """A port free on 127.0.0.1 now, for QuickFIX's acceptor behind the front door."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _body(msg: Received) -> tuple[tuple[int, str], ...]:

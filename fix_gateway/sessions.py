@@ -10,10 +10,12 @@ from fix_gateway.config import FixSettings
 BEGIN_STRING = "FIX.4.4"
 
 
-def session_settings(settings: FixSettings) -> fix.SessionSettings:
+def session_settings(settings: FixSettings, accept_port: int) -> fix.SessionSettings:
+    """QuickFIX accepts on ``accept_port`` of the loopback interface only: peers reach it
+    through the front door, once logged on."""
     quickfix_settings = fix.SessionSettings()
     defaults = fix.Dictionary()
-    for key, value in _defaults(settings).items():
+    for key, value in _defaults(settings, accept_port).items():
         defaults.setString(key, value)
     quickfix_settings.set(defaults)
     for account in settings.accounts:
@@ -29,13 +31,13 @@ def session_settings(settings: FixSettings) -> fix.SessionSettings:
     return quickfix_settings
 
 
-def _defaults(settings: FixSettings) -> dict[str, str]:
+def _defaults(settings: FixSettings, accept_port: int) -> dict[str, str]:
     values = {
         "ConnectionType": "acceptor",
         "BeginString": BEGIN_STRING,
         "SenderCompID": settings.comp_id,
-        "SocketAcceptPort": str(settings.port),
-        "SocketAcceptHost": settings.host,
+        "SocketAcceptPort": str(accept_port),
+        "SocketAcceptHost": "127.0.0.1",
         "SocketReuseAddress": "Y",
         "SocketNodelay": "Y",
         "NonStopSession": "Y",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from solver.commands import AssetOrderOutcome
+from solver.events import AssetOrderRequested
 from solver.model import Side
 from solver.money import ZERO
 
@@ -34,6 +35,11 @@ class AssetOrder:
     @property
     def notional(self) -> Decimal:
         return self.price * self.quantity
+
+    def requested(self) -> AssetOrderRequested:
+        """The event that asked for this order."""
+        return AssetOrderRequested(self.id, self.client_order_id, self.batch_id, self.symbol,
+                                   self.side, self.price, self.quantity)
 
     @property
     def is_done(self) -> bool:

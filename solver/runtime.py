@@ -26,6 +26,7 @@ from solver.exchange.execution import Execution, ReconcilePolicy
 from solver.exchange.market_data import MarketData
 from solver.journal import Journal
 from solver.sequencer import Sequencer, identity
+from solver.settlement_watch import SettlementWatch
 from solver.tasks import cancel, wait_set
 
 log = structlog.get_logger(__name__)
@@ -38,6 +39,8 @@ class RuntimeSettings:
     snapshot_every: int = 2000
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
     book_max_age_ms: int = 10_000
+    settle_within_ms: int = 60_000
+    """A batch not settled by then is alarmed and recovered from the exchange."""
 
 
 class Runtime:
@@ -53,6 +56,8 @@ class Runtime:
         self.execution = Execution(connector, self.submit, self.settings.reconcile, self.clock)
         self.bus.subscribe(AssetOrderRequested, self.execution.on_requested)
         self.bus.observe(_RefusalLog())
+        self.settlement = SettlementWatch(self.bus, self.settings.settle_within_ms,
+                                          self.execution.recover)
         symbols = sorted(rules.symbol for rules in engine.rules.values())
         self.market_data = MarketData(connector, symbols, self.settings.book_max_age_ms,
                                       clock=self.clock)
@@ -78,6 +83,7 @@ class Runtime:
         reconciling: asyncio.Task[None] | None = None
         try:
             await self.execution.resume(self.engine.asset_orders.values())
+            self.settlement.resume(self._unsettled_batches())
             reconciling = asyncio.create_task(self.execution.run())
             await self._plan_until_stopped(writer)
         finally:
@@ -116,9 +122,17 @@ class Runtime:
             self.refresh_books()
             if self.engine.open_orders():
                 self.submit(PlanBatch(now))
+            self.settlement.check(now)
             if now - last_tick >= self.settings.tick_every_ms:
                 self.submit(ClockTicked(now))
                 last_tick = now
+
+    def _unsettled_batches(self) -> list[tuple[int, int, tuple[int, ...],
+                                              list[AssetOrderRequested]]]:
+        """The batches the journal left in flight (read once, at start, before serving)."""
+        return [(b.id, b.ts, tuple(b.engagements),
+                 [self.engine.asset_orders[i].requested() for i in b.asset_order_ids])
+                for b in self.engine.batches.values() if not b.settled]
 
     async def _written(self, writer: asyncio.Task[None], timeout_s: float = 5) -> None:
         """Wait until the writer has applied (and so journaled) every input waiting."""

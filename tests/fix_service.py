@@ -13,6 +13,7 @@ from pathlib import Path
 import simplefix
 
 from fix_gateway.config import Account, FixSettings, TestSession
+from fix_gateway.front_door import DoorSettings
 from fix_gateway.gateway import Gateway
 from fix_gateway.passwords import hash_password
 from mocks.binance.server import MockBinance
@@ -32,10 +33,12 @@ _HASHES = {name: hash_password(password, salt=name.encode()) for name, password 
            PASSWORDS.items()}
 
 
-def fix_settings(tmp: Path, port: int, test_session: bool = False) -> FixSettings:
+def fix_settings(tmp: Path, port: int, test_session: bool = False,
+                 door: DoorSettings | None = None) -> FixSettings:
     accounts = tuple(Account(name, name.upper(), _HASHES[name]) for name in PASSWORDS)
     return FixSettings(port=port, comp_id=GATEWAY, store=tmp / "fix-store", accounts=accounts,
-                       test_session=TestSession("ECHO", "TESTER") if test_session else None)
+                       test_session=TestSession("ECHO", "TESTER") if test_session else None,
+                       door=door or DoorSettings())
 
 
 @dataclass
@@ -62,8 +65,8 @@ class Service:
 
 @contextlib.asynccontextmanager
 async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: int = 0,
-                  test_session: bool = False,
-                  settings: RuntimeSettings = FAST) -> AsyncIterator[Service]:
+                  test_session: bool = False, settings: RuntimeSettings = FAST,
+                  door: DoorSettings | None = None) -> AsyncIterator[Service]:
     """The whole service; ``deposits`` are credited before it starts."""
     journal_path = tmp / "journal.db"
     journal = (Journal.open(journal_path) if journal_path.exists()
@@ -72,7 +75,7 @@ async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: in
     async with running(mock_server(step_ms=step_ms)) as server, connector(server) as conn:
         runtime = Runtime(rebuild(journal).engine, conn, journal, settings)
         InstantMint(runtime.bus, runtime.submit, runtime.clock)
-        gateway = Gateway(fix_settings(tmp, port, test_session), runtime)
+        gateway = Gateway(fix_settings(tmp, port, test_session, door), runtime)
         gateway.start()
         for account, amount in (deposits or {}).items():
             runtime.submit(DepositConfirmed(runtime.clock(), f"dep-{account}", account, "USDC",

@@ -12,6 +12,7 @@ from decimal import Decimal as D
 
 import pytest
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from mocks.binance.faults import Faults
 from mocks.binance.limits import RateLimits
@@ -251,9 +252,32 @@ def test_a_timeout_is_an_unknown_outcome_resolved_by_query_not_by_resending() ->
             assert tracked is not None and tracked.outcome_unknown and facts == []
             server.faults.delay_ms = 0
             await until(lambda: bool(server.exchange.orders), what="the late order executed")
-            await execution.reconcile(everything=True)
+            with capture_logs() as logs:
+                await execution.reconcile(everything=True)
             assert_books_balance(server, [req], facts)
             assert len(server.exchange.orders) == 1  # never sent twice
+            [resolved] = [e for e in logs if e["event"] == "asset order outcome resolved"]
+            assert (resolved["client_order_id"], resolved["state"], resolved["executed"]) == (
+                "to-1", "filled", "10")
+    run(scenario())
+
+
+def test_an_order_the_exchange_never_had_is_given_up_and_the_log_says_so() -> None:
+    async def scenario() -> None:
+        async with running(mock_server()) as server, connector(server) as conn:
+            facts: list[Input] = []
+            execution = Execution(conn, facts.append, FAST)
+            req = request(1, "A1USDC", "100.50", "10", "lost")
+            execution.tracker.track(req, execution.clock()).outcome_unknown = True
+            with capture_logs() as logs:
+                for _ in range(FAST.max_misses):
+                    await execution.reconcile(everything=True)
+            [ended] = facts
+            assert isinstance(ended, AssetOrderEnded)
+            assert ended.outcome is AssetOrderOutcome.REJECTED
+            [resolved] = [e for e in logs if e["event"] == "asset order outcome resolved"]
+            assert (resolved["state"], resolved["reason"]) == (
+                "rejected", "not found on the exchange after 3 queries")
     run(scenario())
 
 

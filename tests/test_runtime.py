@@ -10,13 +10,16 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from mocks.binance.faults import Faults
 from mocks.binance.server import MockBinance
 from solver.cli import main
 from solver.commands import (
+    AssetOrderFilled,
     CancelIndexOrder,
     DepositConfirmed,
+    Input,
     MintConfirmed,
     SubmitIndexOrder,
 )
@@ -106,6 +109,46 @@ def test_orders_are_filled_on_the_mock_and_minted() -> None:
             await serving
             assert violations(engine) == []
             assert all(o.minted_units == o.filled_units > 0 for o in engine.orders.values())
+            assert_lots_are_the_trades(server, lots)
+    run(scenario(), timeout=120)
+
+
+def test_a_batch_that_lost_a_trade_is_alarmed_and_recovered_from_the_exchange() -> None:
+    """The first trade's fact never reaches the engine (the order tracker thinks it did), so
+    the batch cannot settle: past the bound it is logged with its orders and every trade is
+    handed over again; the engine keeps the missing one and the batch settles."""
+    async def scenario() -> None:
+        async with running(mock_server(step_ms=50)) as server, connector(server) as conn:
+            engine = setup().build()
+            runtime = Runtime(engine, conn, settings=replace(FAST, settle_within_ms=1000))
+            confirm_mints(runtime)
+            lost: list[Input] = []
+
+            def lose_the_first_trade(fact: Input) -> None:
+                if isinstance(fact, AssetOrderFilled) and not lost:
+                    lost.append(fact)
+                else:
+                    runtime.submit(fact)
+
+            runtime.execution.submit = lose_the_first_trade
+            lots: list[LotOpened] = []
+            runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))  # type: ignore
+            for command in orders(runtime.clock()):
+                runtime.submit(command)
+            with capture_logs() as logs:
+                serving = asyncio.create_task(runtime.run())
+                await until(lambda: bool(lost), what="a trade lost")
+                [batch] = [b for b in engine.batches.values()
+                           if lost[0].asset_order_id in b.asset_order_ids]
+                await until(lambda: batch.settled, timeout=30, what="the batch recovered")
+                await finish(runtime)
+                runtime.stop()
+                await serving
+            [alarm] = [e for e in logs if e["event"].startswith("batch not settled in time")]
+            assert alarm["log_level"] == "error" and alarm["batch_id"] == batch.id
+            assert alarm["index_orders"] == list(batch.engagements)
+            assert len(alarm["asset_orders"]) == len(batch.asset_order_ids)
+            assert violations(engine) == []
             assert_lots_are_the_trades(server, lots)
     run(scenario(), timeout=120)
 

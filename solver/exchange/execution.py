@@ -38,7 +38,14 @@ from solver.exchange.connector import (
     Rejected,
     StreamLost,
 )
-from solver.exchange.tracker import OrderReport, OrderTracker, TrackedOrder, TradeReport
+from solver.exchange.tracker import (
+    OrderReport,
+    OrderTracker,
+    TrackedOrder,
+    TradeReport,
+    recovered_facts,
+)
+from solver.money import plain
 from solver.tasks import cancel, wait_set
 
 log = structlog.get_logger(__name__)
@@ -119,8 +126,13 @@ class Execution:
     # --- facts in ---------------------------------------------------------------------------
 
     def _apply(self, report: OrderReport, trades: Iterable[TradeReport] = ()) -> None:
-        self._emit(self.tracker.on_report(report, self.clock(), tuple(trades)))
         order = self.tracker.get(report.client_order_id)
+        was_unknown = order is not None and order.outcome_unknown
+        self._emit(self.tracker.on_report(report, self.clock(), tuple(trades)))
+        if was_unknown and order is not None and not order.outcome_unknown:
+            log.info("asset order outcome resolved", client_order_id=order.client_order_id,
+                     batch_id=order.request.batch_id, state=order.state.value,
+                     executed=plain(report.executed))
         if order is not None and order.wants_cancel:
             order.cancel_requested = False  # one cancel per ack; a new request sets it again
             self._spawn(self._send_cancel(order))
@@ -144,6 +156,21 @@ class Execution:
                 report, trade = event
                 self._apply(report, (trade,) if trade else ())
 
+    def recover(self, requests: Iterable[AssetOrderRequested]) -> None:
+        """Hand the engine everything the exchange has of these orders again: their state and
+        every trade (the engine keeps each once). For a batch that did not settle in time."""
+        self._spawn(self._recover(list(requests)))
+
+    async def _recover(self, requests: list[AssetOrderRequested]) -> None:
+        for request in requests:
+            answer = await self.connector.query(request.symbol, request.client_order_id)
+            if not isinstance(answer, OrderReport):
+                log.warning("asset order not found while recovering",
+                            client_order_id=request.client_order_id)
+                continue
+            trades = await self.connector.trades(request.symbol, answer.exchange_order_id)
+            self._emit(recovered_facts(request, answer, trades, self.clock()))
+
     # --- reconciliation ---------------------------------------------------------------------
 
     async def resume(self, orders: Iterable[AssetOrder]) -> None:
@@ -152,9 +179,7 @@ class Execution:
         for order in orders:
             if order.is_done:
                 continue
-            request = AssetOrderRequested(order.id, order.client_order_id, order.batch_id,
-                                          order.symbol, order.side, order.price, order.quantity)
-            self.tracker.track(request, now).outcome_unknown = True
+            self.tracker.track(order.requested(), now).outcome_unknown = True
         log.info("resuming in-flight asset orders", count=len(self.tracker.open()))
         await self.reconcile(everything=True)
 
@@ -195,8 +220,13 @@ class Execution:
             self._apply(answer)
         elif isinstance(answer, NotFound):
             metrics.NOT_FOUND.inc()
-            self._emit(self.tracker.on_not_found(order.client_order_id, self.clock(),
-                                                 self.policy.max_misses))
+            facts = self.tracker.on_not_found(order.client_order_id, self.clock(),
+                                              self.policy.max_misses)
+            if facts:
+                log.warning("asset order outcome resolved", client_order_id=order.client_order_id,
+                            batch_id=order.request.batch_id, state=order.state.value,
+                            reason=order.reason)
+            self._emit(facts)
 
     def _maybe_forget(self, order: TrackedOrder, now: int) -> None:
         if order.state.is_terminal and not order.missing_trades \

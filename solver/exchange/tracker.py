@@ -13,6 +13,7 @@ resolves it by querying the client order id, never by sending it again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -233,3 +234,17 @@ class OrderTracker:
         order.cancel_requested = False
         return AssetOrderEnded(now, order.request.asset_order_id, _OUTCOME[order.state],
                                order.executed, order.reason)
+
+
+def recovered_facts(request: AssetOrderRequested, report: OrderReport,
+                    trades: Iterable[TradeReport], now: int) -> list[Input]:
+    """Every fact the exchange's own record of an order amounts to, whatever was said before:
+    the engine keeps each once, so this recovers a batch that lost one."""
+    order = request.asset_order_id
+    facts: list[Input] = [AssetOrderAccepted(now, order, str(report.exchange_order_id))]
+    facts += [AssetOrderFilled(now, order, str(t.trade_id), t.price, t.quantity, t.commission,
+                               t.commission_asset) for t in trades]
+    if report.state.is_terminal:
+        facts.append(AssetOrderEnded(now, order, _OUTCOME[report.state], report.executed,
+                                     report.reason))
+    return facts

@@ -1,0 +1,183 @@
+"""The front door: a peer that has not logged on changes nothing about a session, learns
+nothing about it and holds nothing for long; the owner's own reset still works."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from decimal import Decimal as D
+from pathlib import Path
+
+import quickfix as fix
+import simplefix
+
+from fix_gateway.front_door import DoorSettings, Failures
+from mocks.fix_client import messages
+from solver.commands import DepositConfirmed
+from tests.fix_service import GATEWAY, PASSWORDS, Service, field_of, service
+from tests.mock_exchange import run, until
+from tests.test_fix_gateway import report_where
+
+WRONG = "not-alices-password"
+
+
+async def raw_logon(port: int, sender: str = "ALICE", password: str | None = WRONG,
+                    seq: int = 1, reset: bool = False,
+                    target: str = GATEWAY) -> simplefix.FixMessage | None:
+    """A Logon from a bare socket; the answer (None if the door just closed)."""
+    logon = simplefix.FixMessage()
+    for tag, value in ((8, "FIX.4.4"), (35, "A"), (49, sender), (56, target), (34, str(seq)),
+                       (52, "20261130-10:00:00.000"), (98, "0"), (108, "30"),
+                       *([(141, "Y")] if reset else []), (553, sender),
+                       *([(554, password)] if password is not None else [])):
+        logon.append_pair(tag, value)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(logon.encode())
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 10)  # until the door closes
+    finally:
+        writer.close()
+    parser = simplefix.FixParser()
+    parser.append_buffer(data)
+    return parser.get_message()
+
+
+def expected_sender_num(s: Service, account: str) -> int:
+    key = s.gateway._session_of_account[account]
+    session = fix.Session.lookupSession(s.gateway.bridge.sessions[key])
+    return int(session.getExpectedSenderNum())
+
+
+def threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_a_wrong_password_with_a_reset_changes_nothing_and_tells_nothing(tmp_path: Path) -> None:
+    """An offline account's session: a stranger's Logon with ResetSeqNumFlag=Y, a stale
+    MsgSeqNum and a wrong password is refused as a wrong password, with the door's own
+    numbering; the session's numbers do not move, and the owner logs on with the numbers it
+    kept and gets every report that waited for it."""
+    async def scenario() -> None:
+        door = DoorSettings(failed_logons_per_address=100, failed_logons_per_comp_id=100)
+        async with service(tmp_path, {"alice": "6000"}, door=door) as s:
+            alice = await s.client("alice")
+            await alice.send(messages.new_order("o1", "SY2", D("1000"), ord_type="2",
+                                                price=D("900")))
+            await report_where(alice, t11="o1", t150="0")
+            await alice.logout()
+            s.runtime.submit(DepositConfirmed(s.runtime.clock(), "while-away", "alice", "USDC",
+                                              D(500)))
+            await until(lambda: s.runtime.engine.ledger.balance("alice", "USDC").available
+                        == D(5500), what="the deposit")
+            before = expected_sender_num(s, "alice")
+            for _ in range(20):
+                answer = await raw_logon(s.port, reset=True, seq=1)
+                assert answer is not None
+                assert (field_of(answer, 35), field_of(answer, 34), field_of(answer, 58)) == (
+                    "5", "1", "wrong password")
+            assert expected_sender_num(s, "alice") == before
+            alice = await s.client("alice")  # the numbers it kept in its store
+            deposit = await report_where(alice, t35="BA")
+            assert field_of(deposit, 53) == "500"
+            await alice.test_request()
+            assert expected_sender_num(s, "alice") > before
+    run(scenario())
+
+
+def test_the_first_wrong_password_says_so_and_nothing_else(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path) as s:
+            answer = await raw_logon(s.port, seq=1)
+            assert answer is not None
+            assert (field_of(answer, 35), field_of(answer, 34), field_of(answer, 58)) == (
+                "5", "1", "wrong password")
+            unknown = await raw_logon(s.port, sender="MALLORY")
+            assert unknown is not None and field_of(unknown, 58) == "unknown CompID"
+            elsewhere = await raw_logon(s.port, target="SOMEONE")
+            assert elsewhere is not None and field_of(elsewhere, 58) == \
+                f"TargetCompID(56) must be {GATEWAY}"
+            assert s.gateway.logged_on == set()
+    run(scenario())
+
+
+def test_the_owner_can_still_reset_the_session(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}) as s:
+            alice = await s.client("alice")
+            await alice.send(messages.collateral_inquiry("i1"))
+            await report_where(alice, t35="BG")
+            await alice.logout()
+            resetting = await s.client("alice", reset_seq_num=True)
+            await resetting.test_request()
+            assert expected_sender_num(s, "alice") <= 4  # Logon, Heartbeat, ... from 1 again
+    run(scenario())
+
+
+def test_failed_logons_are_throttled_then_let_through_after_the_window(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        door = DoorSettings(failed_logons_per_address=3, failure_window_s=2)
+        async with service(tmp_path, door=door) as s:
+            for _ in range(3):
+                answer = await raw_logon(s.port)
+                assert answer is not None and field_of(answer, 58) == "wrong password"
+            throttled = await raw_logon(s.port, password=PASSWORDS["alice"])
+            assert throttled is not None
+            assert (field_of(throttled, 58) or "").startswith("too many failed logons")
+            assert s.gateway.logged_on == set()
+            await asyncio.sleep(2.1)
+            alice = await s.client("alice")
+            await alice.test_request()
+            assert s.gateway.logged_on == {"alice"}
+    run(scenario())
+
+
+def test_failures_are_counted_per_key_over_a_sliding_window() -> None:
+    failures = Failures(window_s=10)
+    for t in (0, 1, 2):
+        failures.add(("address", "a"), t)
+    assert failures.wait(("address", "a"), 3, limit=3) == 7  # until the first leaves
+    assert failures.wait(("address", "a"), 3, limit=4) == 0
+    assert failures.wait(("address", "b"), 3, limit=1) == 0
+    assert failures.wait(("address", "a"), 10.5, limit=3) == 0  # the first has left
+
+
+def test_a_connection_that_sends_nothing_is_closed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, door=DoorSettings(logon_timeout_s=0.5)) as s:
+            reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # the door closed it
+            writer.close()
+    run(scenario())
+
+
+def test_connections_beyond_the_bound_are_closed_and_take_no_threads(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, door=DoorSettings(max_unauthenticated=5)) as s:
+            base = threads()
+            idle = [await asyncio.open_connection("127.0.0.1", s.port) for _ in range(5)]
+            reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+            assert await asyncio.wait_for(reader.read(), 2) == b""  # closed on arrival
+            writer.close()
+            more = [await asyncio.open_connection("127.0.0.1", s.port) for _ in range(100)]
+            assert threads() <= base + 2  # the acceptor's threads are for logged-on peers
+            for _, w in idle + more:
+                w.close()
+            await until(lambda: s.gateway.door._unauthenticated == 0, what="idle ones closed")
+            alice = await s.client("alice")
+            await alice.test_request()
+    run(scenario())
+
+
+def test_a_first_message_that_is_not_a_logon_is_dropped(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path) as s:
+            for garbage in (b"GET / HTTP/1.1\r\n\r\n", b"8=FIX.4.4\x019=5\x0135=0\x0110=000\x01",
+                            b"\xff" * 5000):
+                reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+                writer.write(garbage)
+                assert await asyncio.wait_for(reader.read(), 10) == b""
+                writer.close()
+            alice = await s.client("alice")
+            await alice.test_request()
+    run(scenario())
