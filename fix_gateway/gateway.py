@@ -350,7 +350,7 @@ class Gateway:
         if transaction.events:
             self._reported = transaction.events[-1].seq
 
-    def _answer_quote(self, envelope: ev.Envelope) -> None:
+    def _answer_quote(self, envelope: ev.Envelope[ev.Event]) -> None:
         event = envelope.event
         if not isinstance(event, ev.QuoteIssued | ev.QuoteRejected):
             return

@@ -72,7 +72,7 @@ class ReportMaker:
             if report is not None:
                 yield report
 
-    def _report(self, envelope: ev.Envelope, transaction: ev.Transaction,
+    def _report(self, envelope: ev.Envelope[ev.Event], transaction: ev.Transaction,
                 completed: dict[int, ev.IndexOrderCompleted]) -> Addressed | None:
         event, seq, ts = envelope.event, envelope.seq, envelope.ts
         match event:

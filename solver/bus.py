@@ -15,7 +15,7 @@ from solver.events import Envelope, Event, Transaction
 
 E = TypeVar("E", bound=Event)
 _log = logging.getLogger(__name__)
-Handler = Callable[[Envelope], None]
+Handler = Callable[[Envelope[Any]], None]
 Refusal = Callable[[Input, str], None]
 """Told of an input the writer refused before the engine saw it, and why."""
 
@@ -33,8 +33,9 @@ class EventBus:
         self._routes: dict[type[Any], list[Handler]] = {}
         self._refusals: list[Refusal] = []
 
-    def subscribe(self, topic: type[E], handler: Handler) -> None:
-        """Call ``handler`` with every envelope whose event is a ``topic``."""
+    def subscribe(self, topic: type[E], handler: Callable[[Envelope[E]], None]) -> None:
+        """Call ``handler`` with every envelope whose event is a ``topic`` (typed: the
+        handler of ``IndexOrderFilled`` takes an ``Envelope[IndexOrderFilled]``)."""
         self._handlers.setdefault(topic, []).append(handler)
         self._routes.clear()
 

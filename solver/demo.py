@@ -67,7 +67,7 @@ async def _demo(scenario: Scenario, console: Console) -> int:
     engine = setup_of(scenario).build()
     runtime = Runtime(engine, connector, settings=RuntimeSettings(plan_every_ms=200))
     lots: list[LotOpened] = []
-    runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))  # type: ignore[arg-type]
+    runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))
     InstantMint(runtime.bus, runtime.submit, runtime.clock)
     console.print(f"mock Binance on {server.url}; {len(scenario.orders)} orders over FIX, "
                   f"traded over python-binance")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from solver.commands import AssetOrderOutcome, Input
 from solver.fitting import Engagement
@@ -20,6 +20,9 @@ from solver.orders import CancelRejectReason, OrderStatus, RejectReason
 @dataclass(frozen=True, slots=True)
 class Event:
     pass
+
+
+Kind = TypeVar("Kind", bound=Event, covariant=True)
 
 
 # --- collateral ----------------------------------------------------------------------------
@@ -285,12 +288,13 @@ class IndexOrderMinted(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class Envelope:
-    """An event with its global sequence number and the time of the input that caused it."""
+class Envelope(Generic[Kind]):
+    """An event with its global sequence number and the time of the input that caused it;
+    ``Envelope[IndexOrderFilled]`` holds an ``IndexOrderFilled``."""
 
     seq: int
     ts: int
-    event: Event
+    event: Kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +304,7 @@ class Transaction:
     number: int
     ts: int
     input: Input
-    events: tuple[Envelope, ...]
+    events: tuple[Envelope[Event], ...]
 
     def of_type(self, kind: type[E]) -> list[E]:
         return [e.event for e in self.events if isinstance(e.event, kind)]

@@ -21,7 +21,6 @@ class InstantMint:
         bus.subscribe(MintRequested, self._mint)
         bus.subscribe(MintRetryRequested, self._mint)
 
-    def _mint(self, envelope: Envelope) -> None:
+    def _mint(self, envelope: Envelope[MintRequested | MintRetryRequested]) -> None:
         event = envelope.event
-        assert isinstance(event, MintRequested | MintRetryRequested)
         self.submit(MintConfirmed(self.clock(), event.order_id, f"0x{event.order_id:064x}"))

@@ -88,29 +88,25 @@ class PositionStore:
 
     # --- events ----------------------------------------------------------------------------
 
-    def _accepted(self, envelope: ev.Envelope) -> None:
+    def _accepted(self, envelope: ev.Envelope[ev.IndexOrderAccepted]) -> None:
         e = envelope.event
-        assert isinstance(e, ev.IndexOrderAccepted)
         self._owners[e.order_id] = (e.account, e.index)
 
     @exact
-    def _lot(self, envelope: ev.Envelope) -> None:
+    def _lot(self, envelope: ev.Envelope[ev.LotOpened]) -> None:
         e = envelope.event
-        assert isinstance(e, ev.LotOpened)
         p = self._inventory.get(e.asset, Position())
         self._inventory[e.asset] = replace(p, quantity=p.quantity + e.quantity,
                                            cost=p.cost + e.price * e.quantity,
                                            fees=p.fees + e.fee)
 
-    def _settled(self, envelope: ev.Envelope) -> None:
+    def _settled(self, envelope: ev.Envelope[ev.BatchSettled]) -> None:
         e = envelope.event
-        assert isinstance(e, ev.BatchSettled)
         self._vwaps[e.batch_id] = dict(e.vwaps)
 
     @exact
-    def _filled(self, envelope: ev.Envelope) -> None:
+    def _filled(self, envelope: ev.Envelope[ev.IndexOrderFilled]) -> None:
         e = envelope.event
-        assert isinstance(e, ev.IndexOrderFilled)
         key = self._owners.get(e.order_id)
         if key is None:  # accepted before this store was attached: feed it the journal first
             return

@@ -35,12 +35,12 @@ class Recorder:
     def attach(self, bus: EventBus) -> None:
         bus.subscribe(ev.Event, self.record)
 
-    def record(self, envelope: ev.Envelope) -> None:
+    def record(self, envelope: ev.Envelope[ev.Event]) -> None:
         handler = _HANDLERS.get(type(envelope.event))
         if handler is not None:
             handler(self, envelope.seq, envelope.ts, envelope.event)
 
-    def record_all(self, envelopes: Iterable[ev.Envelope]) -> None:
+    def record_all(self, envelopes: Iterable[ev.Envelope[ev.Event]]) -> None:
         for envelope in envelopes:
             self.record(envelope)
 

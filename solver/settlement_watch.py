@@ -68,22 +68,19 @@ class SettlementWatch:
     def waiting(self) -> list[int]:
         return sorted(self._waiting)
 
-    def _planned(self, envelope: Envelope) -> None:
+    def _planned(self, envelope: Envelope[BatchPlanned]) -> None:
         event = envelope.event
-        assert isinstance(event, BatchPlanned)
         self._waiting[event.batch_id] = _Waiting(
             envelope.ts, tuple(e.order_id for e in event.engagements))
 
-    def _requested(self, envelope: Envelope) -> None:
+    def _requested(self, envelope: Envelope[AssetOrderRequested]) -> None:
         event = envelope.event
-        assert isinstance(event, AssetOrderRequested)
         waiting = self._waiting.get(event.batch_id)
         if waiting is not None:
             waiting.asset_orders.append(event)
 
-    def _settled(self, envelope: Envelope) -> None:
+    def _settled(self, envelope: Envelope[BatchSettled]) -> None:
         event = envelope.event
-        assert isinstance(event, BatchSettled)
         waiting = self._waiting.pop(event.batch_id, None)
         if waiting is not None and waiting.alarmed_ts is not None:
             log.info("batch settled after its alarm", batch_id=event.batch_id,

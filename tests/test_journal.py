@@ -396,7 +396,7 @@ def test_ids_continue_across_a_restart_and_client_order_ids_stay_unique(tmp_path
         engine = rebuild(journal).engine
         bus = EventBus()
         bus.subscribe(AssetOrderRequested,
-                      lambda e: requested.append(e.event.client_order_id))  # type: ignore[attr-defined]
+                      lambda e: requested.append(e.event.client_order_id))
         sequencer = Sequencer(engine, bus, journal)
         for command in part:
             sequencer.apply(command)

@@ -100,7 +100,7 @@ def test_orders_are_filled_on_the_mock_and_minted() -> None:
             runtime = Runtime(engine, conn, settings=FAST)
             confirm_mints(runtime)
             lots: list[LotOpened] = []
-            runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))  # type: ignore
+            runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))
             for command in orders(runtime.clock()):
                 runtime.submit(command)
             serving = asyncio.create_task(runtime.run())
@@ -132,7 +132,7 @@ def test_a_batch_that_lost_a_trade_is_alarmed_and_recovered_from_the_exchange() 
 
             runtime.execution.submit = lose_the_first_trade
             lots: list[LotOpened] = []
-            runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))  # type: ignore
+            runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))
             for command in orders(runtime.clock()):
                 runtime.submit(command)
             with capture_logs() as logs:

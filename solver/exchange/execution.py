@@ -79,10 +79,9 @@ class Execution:
 
     # --- orders out -------------------------------------------------------------------------
 
-    def on_requested(self, envelope: Envelope) -> None:
+    def on_requested(self, envelope: Envelope[AssetOrderRequested]) -> None:
         """Bus handler for ``AssetOrderRequested``: journaled by now, so send it."""
-        if isinstance(envelope.event, AssetOrderRequested):
-            self._spawn(self.send(envelope.event))
+        self._spawn(self.send(envelope.event))
 
     async def send(self, request: AssetOrderRequested) -> None:
         order = self.tracker.track(request, self.clock())

@@ -32,6 +32,7 @@ from solver.events import (
     AssetOrderRequested,
     BatchPlanned,
     Envelope,
+    Event,
     MintRequested,
     MintRetryRequested,
     Transaction,
@@ -58,7 +59,7 @@ class SimulationResult:
     """The exchange the run traded with (None when the run was rebuilt from a journal)."""
 
     @property
-    def events(self) -> list[Envelope]:
+    def events(self) -> list[Envelope[Event]]:
         return [e for t in self.transactions for e in t.events]
 
 
@@ -190,8 +191,7 @@ class Simulation:
         for symbol in self.exchange.books:
             self.apply(BookUpdated(self._tick(), self.exchange.book(symbol)))
 
-    def _send(self, envelope: Envelope) -> None:
-        assert isinstance(envelope.event, AssetOrderRequested)
+    def _send(self, envelope: Envelope[AssetOrderRequested]) -> None:
         self._outbox.append(envelope.event)
 
     def _cancel(self, after_batch: int) -> None:
@@ -202,9 +202,8 @@ class Simulation:
     def _apply_cancel(self, cancel: CancelSpec) -> None:
         self.apply(CancelIndexOrder(self._tick(), cancel.account, cancel.id))
 
-    def _confirm_mint(self, envelope: Envelope) -> None:
+    def _confirm_mint(self, envelope: Envelope[MintRequested | MintRetryRequested]) -> None:
         event = envelope.event
-        assert isinstance(event, MintRequested | MintRetryRequested)
         digest = hashlib.sha256(f"mint:{event.order_id}".encode()).hexdigest()
         self._facts.append(MintConfirmed(envelope.ts, event.order_id, "0x" + digest))
 
