@@ -42,10 +42,12 @@ def session_key(session_id: fix.SessionID) -> str:
 
 class Bridge(fix.Application):  # type: ignore[misc]
     def __init__(self, loop: asyncio.AbstractEventLoop, handle: Handler,
-                 authenticate: Authenticate, inbound: InboundLog) -> None:
+                 authenticate: Authenticate, inbound: InboundLog,
+                 logged_out: Callable[[str], None]) -> None:
         super().__init__()
         self.loop = loop
         self.handle = handle
+        self.logged_out = logged_out
         self.authenticate = authenticate
         self.inbound = inbound
         self._in_order = threading.Lock()
@@ -75,6 +77,7 @@ class Bridge(fix.Application):  # type: ignore[misc]
         try:
             key = session_key(session_id)
             self.logged_on.discard(key)
+            self.loop.call_soon_threadsafe(self.logged_out, key)
             log.info("fix logout", session=key)
         except Exception:
             log.exception("fix onLogout failed")

@@ -31,6 +31,8 @@ _GROUPS = {146: (55, 54, 152, 15)}
 def to_quickfix(report: Outgoing) -> fix.Message:
     message = fix.Message()
     message.getHeader().setField(fix.MsgType(report.msg_type))
+    for tag, value in report.header:
+        message.getHeader().setField(fix.StringField(tag, value))
     fields = iter(report.fields)
     group: fix.Group | None = None
     for tag, value in fields:

@@ -59,6 +59,7 @@ class Gateway:
         self._session_of_account: dict[str, str] = {}
         self._account_of_session: dict[str, str] = {}
         self._echo_session: str | None = None
+        self._echoed: set[str] = set()
         self._in_flight: dict[int, tuple[Input, Received]] = {}
         self._done: set[int] = set()
         self._last_ended = 0  # until a transaction ends: the mark's, as read at start
@@ -83,7 +84,7 @@ class Gateway:
         self.inbound = InboundLog(self.settings.store / "inbound",
                                   self.engine.transactions_applied)
         self.bridge = Bridge(asyncio.get_running_loop(), self._on_message, self._authenticate,
-                             self.inbound)
+                             self.inbound, self._logged_out)
         inner_port = free_loopback_port()
         quickfix_settings = session_settings(self.settings, inner_port)
         test = self.settings.test_session
@@ -181,7 +182,7 @@ class Gateway:
         ``copies``: a copy (PossDup, PossResend) of what was already taken is answered as one;
         without, the message is judged as if it came first."""
         if msg.session == self._echo_session:
-            return (Outgoing(msg.msg_type, _body(msg)),)
+            return self._echo(msg)
         bad = msg.bad_field()
         if bad is not None:
             tag, problem = bad
@@ -221,6 +222,25 @@ class Gateway:
             self.runtime.refresh_books()
         self._in_flight[id(decision)] = (decision, msg)
         self.runtime.submit(decision)
+
+    def _echo(self, msg: Received) -> Replies:
+        """The test profile behaves as QuickFIX's acceptance application (``at``): it echoes
+        NewOrderSingle and SecurityDefinition, keeping PossResend; drops a PossResend copy of
+        an order it has seen since its logon; answers anything else as unsupported."""
+        if msg.msg_type not in ("D", "d"):
+            return (reports.business_reject(msg, "3", "Unsupported Message Type"),)
+        resend = msg.get(97) == "Y"
+        if msg.msg_type == "D":
+            cl_ord_id = msg.get(11) or ""
+            if resend and cl_ord_id in self._echoed:
+                return ()
+            self._echoed.add(cl_ord_id)
+        return (Outgoing(msg.msg_type, _body(msg), ((97, "Y"),) if resend else ()),)
+
+    def _logged_out(self, session: str) -> None:
+        """On the loop: a session logged out."""
+        if session == self._echo_session:
+            self._echoed.clear()
 
     def _already_taken(self, msg: Received, account: str) -> Replies | None:
         """A PossDup(43) or PossResend(97) copy of an order or request already taken gets

@@ -82,10 +82,12 @@ class Received:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message to send: MsgType and body fields, in order (header fields are QuickFIX's)."""
+    """A message to send: MsgType and body fields, in order; QuickFIX makes the header, but
+    for the ``header`` fields given (the test profile's PossResend)."""
 
     msg_type: str
     fields: tuple[tuple[int, str], ...]
+    header: tuple[tuple[int, str], ...] = ()
 
     def get(self, tag: int) -> str | None:
         return next((v for t, v in self.fields if t == tag), None)

@@ -180,7 +180,10 @@ def test_each_session_sees_and_changes_only_its_own_accounts_orders(tmp_path: Pa
     run(scenario())
 
 
-def test_the_test_session_profile_echoes_application_messages(tmp_path: Path) -> None:
+def test_the_test_session_profile_behaves_as_quickfixs_acceptance_application(
+        tmp_path: Path) -> None:
+    """It echoes NewOrderSingle and SecurityDefinition (PossResend kept), drops a PossResend
+    copy of an order it has seen since logon, and answers anything else as unsupported."""
     async def scenario() -> None:
         async with service(tmp_path, test_session=True) as s:
             tester = FixClient(SessionConfig("127.0.0.1", s.port, "TESTER", "ECHO",
@@ -189,8 +192,31 @@ def test_the_test_session_profile_echoes_application_messages(tmp_path: Path) ->
             await tester.connect()
             await tester.send(messages.new_order("e1", "ANY", D("1")))
             echoed = await tester.next_message(5)
-            assert (field_of(echoed, 35), field_of(echoed, 11), field_of(echoed, 55)) == (
-                "D", "e1", "ANY")
+            assert (field_of(echoed, 35), field_of(echoed, 11), field_of(echoed, 55),
+                    field_of(echoed, 97)) == ("D", "e1", "ANY", None)
+            again = messages.new_order("e1", "ANY", D("1"))
+            again.append_pair(97, "Y")
+            await tester.send(again)  # seen: dropped
+            fresh = messages.new_order("e2", "ANY", D("1"))
+            fresh.append_pair(97, "Y")
+            await tester.send(fresh)  # not seen: echoed, still a PossResend
+            echoed = await tester.next_message(5)
+            assert (field_of(echoed, 11), field_of(echoed, 97)) == ("e2", "Y")
+            definition = simplefix.FixMessage()
+            for tag, value in ((35, "d"), (320, "sd1"), (322, "r1"), (323, "1"), (55, "ANY")):
+                definition.append_pair(tag, value)
+            await tester.send(definition)
+            echoed = await tester.next_message(5)
+            assert (field_of(echoed, 35), field_of(echoed, 320)) == ("d", "sd1")
+            await tester.send(messages.cancel("c1", "e1", "ANY"))
+            reject = await tester.next_message(5)
+            assert (field_of(reject, 35), field_of(reject, 380), field_of(reject, 58)) == (
+                "j", "3", "Unsupported Message Type")
+            await tester.logout()  # the orders seen are forgotten
+            await tester.connect()
+            await tester.send(again)
+            echoed = await tester.next_message(5)
+            assert (field_of(echoed, 11), field_of(echoed, 97)) == ("e1", "Y")
             assert s.runtime.engine.orders == {}
     run(scenario())
 

@@ -288,7 +288,7 @@ def test_a_full_backlog_holds_the_quickfix_thread_until_the_loop_makes_room(
     monkeypatch.setattr(bridge, "MAX_BACKLOG", 2)
     log = InboundLog(tmp_path, 0)
     loop = asyncio.new_event_loop()
-    gate = bridge.Bridge(loop, lambda msg: None, lambda *a: None, log)
+    gate = bridge.Bridge(loop, lambda msg: None, lambda *a: None, log, lambda session: None)
     log.append("s", "one")
     log.append("s", "two")
     through = threading.Event()
