@@ -31,6 +31,7 @@ from fix_gateway.sessions import session_settings
 from fix_gateway.tags import EVENT_SEQ_NUM
 from fix_gateway.wire import Outgoing, Received
 from solver import events as ev
+from solver.account_view import AccountView
 from solver.commands import (
     CancelIndexOrder,
     Input,
@@ -54,7 +55,7 @@ class Gateway:
         self.settings = settings
         self.runtime = runtime
         self.engine = runtime.engine
-        self.maker = reports.ReportMaker(runtime.engine, settings.chain_id)
+        self.maker = reports.ReportMaker(runtime.engine.indexes, settings.chain_id)
         self._account_by_comp_id = {a.comp_id: a for a in settings.accounts}
         self._session_of_account: dict[str, str] = {}
         self._account_of_session: dict[str, str] = {}
@@ -81,6 +82,8 @@ class Gateway:
         # QuickFIX's threads and the loop hand each message back and forth; with Python's
         # default 5 ms switch interval a thread back from I/O can wait that long for the GIL.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self.view = AccountView.of(self.engine)  # the journal's last transaction, as yet
+        self.runtime.bus.observe(self.view)
         self.inbound = InboundLog(self.settings.store / "inbound",
                                   self.engine.transactions_applied)
         self.bridge = Bridge(asyncio.get_running_loop(), self._on_message, self._authenticate,
@@ -198,13 +201,17 @@ class Gateway:
             case "D":
                 decision = requests.new_order(msg, account, now)
             case "F":
-                decision = requests.cancel(msg, account, self.engine, now)
+                decision = requests.cancel(msg, account, self.view, now)
             case "G":
-                decision = requests.replace(msg, account, self.engine, now)
+                decision = requests.replace(msg, account, self.view, now)
             case "R":
                 decision = requests.quote_request(msg, f"q{msg.number}", now)
             case "BB":
                 return self._collateral_inquiry(msg, account)
+            case "H":
+                return self._order_status(msg, account)
+            case "AF":
+                return self._mass_status(msg, account)
             case _:
                 decision = reports.business_reject(
                     msg, "3", f"MsgType {msg.msg_type} is not supported by this gateway")
@@ -249,12 +256,43 @@ class Gateway:
         if "Y" not in (msg.get(43), msg.get(97)):
             return None
         name = msg.get(11) or ""
-        order = self.engine.order(account, name)
+        order = self.view.order(account, name)
         if order is not None:
-            return (self.maker.status(order, self.runtime.clock()),)
+            return (reports.status(order, self.runtime.clock()),)
         origin = ("order" if msg.msg_type == "D" else "request", account, name)
         in_flight = origin in {_origin(c) for c, _ in self._in_flight.values()}
         return () if in_flight else None
+
+    def _order_status(self, msg: Received, account: str) -> Replies:
+        """OrderStatusRequest (H): the order as of the last transaction, or OrdStatus 8."""
+        cl_ord_id, request = msg.get(11) or "", msg.get(790)
+        echo = [(790, request)] if request else []
+        order = self.view.order(account, cl_ord_id) if msg.get(1) in (None, account) else None
+        if order is None:
+            return (reports.unknown_order(cl_ord_id, msg.get(55) or "NONE",
+                                          f"no order {cl_ord_id} for account {account}", echo),)
+        return (reports.status(order, self.runtime.clock(), echo),)
+
+    def _mass_status(self, msg: Received, account: str) -> Replies:
+        """OrderMassStatusRequest (AF): every open order of the account (585=7), or of one
+        index (585=1), one status report each; TotNumReports and LastRptRequested say how
+        many and which is the last."""
+        kind, symbol = msg.get(585), msg.get(55)
+        if msg.get(1) not in (None, account):
+            return (reports.business_reject(msg, "0", f"Account(1) must be this session's "
+                                                      f"account {account}"),)
+        if kind not in ("1", "7") or (kind == "1" and not symbol):
+            return (reports.business_reject(msg, "0", "MassStatusReqType(585) must be 7 (all "
+                                                      "orders) or 1 (the orders of Symbol(55))"),)
+        orders = self.view.open_orders(account, symbol if kind == "1" else None)
+        request = [(584, msg.get(584) or "")]
+        if not orders:
+            return (reports.unknown_order("NONE", symbol or "NONE", "no open orders",
+                                          [*request, (911, "0"), (912, "Y")]),)
+        now, last = self.runtime.clock(), len(orders)
+        return tuple(reports.status(order, now, [*request, (911, str(last)),
+                                                 (912, "Y" if n == last else "N")])
+                     for n, order in enumerate(orders, 1))
 
     def _collateral_inquiry(self, msg: Received, account: str) -> Replies:
         inquiry = msg.get(909) or ""
@@ -271,8 +309,8 @@ class Gateway:
         assets = [currency] if currency else sorted(self.engine.collaterals)
         return (Outgoing("BG", ((909, inquiry), (945, "0"), (911, str(len(assets))),
                                 (1, account))),
-                *(reports.collateral_report(self.engine, account, asset, f"{inquiry}-{n}",
-                                            inquiry, [])
+                *(reports.collateral_report(self.view.balance(account, asset), account, asset,
+                                            f"{inquiry}-{n}", inquiry, [])
                   for n, asset in enumerate(assets, 1)))
 
     def _handled(self, number: int) -> None:

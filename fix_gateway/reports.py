@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 
 from fix_gateway.tags import (
@@ -34,10 +34,12 @@ from fix_gateway.wire import (
     utc_timestamp,
 )
 from solver import events as ev
+from solver.account_view import AccountView
 from solver.commands import CancelIndexOrder, ReduceIndexOrder, SubmitIndexOrder
-from solver.engine import Engine
+from solver.ledger import Balance
+from solver.model import Index
 from solver.money import ZERO, floor_decimals
-from solver.orders import CancelRejectReason, IndexOrder, OrderStatus, RejectReason
+from solver.orders import CancelRejectReason, OrderSnapshot, OrderStatus, RejectReason
 
 ORD_REJ_REASON = {
     RejectReason.UNKNOWN_INDEX: "1", RejectReason.UNSUPPORTED_SIDE: "11",
@@ -59,10 +61,13 @@ Addressed = tuple[str, Outgoing]
 
 
 class ReportMaker:
-    """Turns committed transactions into reports; reads the engine for the orders' fields."""
+    """Turns committed transactions into reports. Every report is made from the events of its
+    own transaction (the order snapshots and balances they carry) and the static
+    configuration, never from live state, so a report made late (at a catch-up, after a group
+    commit) says what was true when its transaction happened."""
 
-    def __init__(self, engine: Engine, chain_id: int) -> None:
-        self.engine = engine
+    def __init__(self, indexes: Mapping[str, Index], chain_id: int) -> None:
+        self.indexes = indexes
         self.chain_id = chain_id
 
     def reports(self, transaction: ev.Transaction) -> Iterator[Addressed]:
@@ -77,8 +82,7 @@ class ReportMaker:
         event, seq, ts = envelope.event, envelope.seq, envelope.ts
         match event:
             case ev.IndexOrderAccepted():
-                order = self.engine.orders[event.order_id]
-                return order.account, self._execution(order, seq, ts, "0", "0", [])
+                return event.account, execution(event.order, seq, ts, "0", "0", [])
             case ev.IndexOrderRejected():
                 return event.account, self._rejected(event, transaction.input, seq, ts)
             case ev.IndexOrderFilled():
@@ -86,9 +90,10 @@ class ReportMaker:
             case ev.IndexOrderReduced():
                 return self._replaced(event, transaction.input, seq, ts)
             case ev.IndexOrderEndPending() if event.request_id:
-                order = self.engine.orders[event.order_id]
-                return order.account, self._execution(order, seq, ts, "6", "6", [
-                    (41, order.current_client_id)], cl_ord_id=event.request_id)
+                order = event.order
+                return order.account, execution(order, seq, ts, "6", "6", [
+                    (41, _before(order, event.request_id, transaction.input))],
+                    cl_ord_id=event.request_id)
             case ev.IndexOrderCompleted():
                 return self._completed(event, transaction, seq, ts)
             case ev.CancelRejected() if isinstance(transaction.input,
@@ -98,80 +103,54 @@ class ReportMaker:
                 return self._minted(event, seq, ts)
             case ev.CollateralDeposited():
                 return event.account, self._collateral(
-                    event.account, event.asset, seq, ts, event.amount, "deposit credited",
-                    [(DEPOSIT_TX_HASH, event.deposit_id)])
+                    event, seq, ts, "deposit credited", [(DEPOSIT_TX_HASH, event.deposit_id)])
             case ev.CollateralReleased():
+                name = _order_names(transaction).get(event.order_id, str(event.order_id))
                 return event.account, self._collateral(
-                    event.account, event.asset, seq, ts, event.amount,
-                    f"released from order {self.engine.orders[event.order_id].client_order_id}",
-                    [])
+                    event, seq, ts, f"released from order {name}", [])
         return None
 
     # --- execution reports -------------------------------------------------------------------
 
-    def _execution(self, order: IndexOrder, seq: int, ts: int, exec_type: str, status: str,
-                   extra: list[tuple[int, str]], cl_ord_id: str | None = None,
-                   leaves: Decimal = ZERO) -> Outgoing:
-        avg = order.spent / order.filled_units if order.filled_units else ZERO
-        open_cash = order.remaining if order.is_open else ZERO
-        return Outgoing("8", (
-            (37, str(order.id)), (17, str(seq)), (150, exec_type), (39, status),
-            (11, cl_ord_id or order.current_client_id), *extra, (55, order.index), (54, "1"),
-            (152, amount(order.collateral)), (15, order.collateral_asset),
-            (14, amount(order.filled_units)), (6, price(avg)), (151, amount(leaves)),
-            (LEAVES_CASH_QTY, amount(open_cash)), (CUM_CASH_QTY, amount(order.spent)),
-            (60, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))))
-
-    def status(self, order: IndexOrder, ts: int) -> Outgoing:
-        """An order status report (150=I), outside the event stream."""
-        report = self._execution(order, 0, ts, "I", _status(order), [])
-        return Outgoing(report.msg_type, tuple(
-            (t, _refusal_id() if t == 17 else v) for t, v in report.fields
-            if t != EVENT_SEQ_NUM))
-
     def _filled(self, event: ev.IndexOrderFilled, done: ev.IndexOrderCompleted | None,
                 seq: int, ts: int) -> Addressed:
-        order = self.engine.orders[event.order_id]
+        order = event.order
         filled = done is not None and done.status is OrderStatus.FILLED
         leaves = ZERO if done else floor_decimals(
-            event.remaining / event.price, self.engine.indexes[order.index].decimals)
-        report = self._execution(order, seq, ts, "F", "2" if filled else "1", [
+            event.remaining / event.price, self.indexes[order.index].decimals)
+        report = execution(order, seq, ts, "F", "2" if filled else "1", [
             (32, amount(event.units)), (31, price(event.price)), (381, amount(event.cost)),
             (EXCHANGE_FEE, amount(event.fees))], leaves=leaves)
         return order.account, _override(report, {
-            14: amount(event.filled_units), 6: price(event.spent / event.filled_units),
-            LEAVES_CASH_QTY: amount(ZERO if done else event.remaining),
-            CUM_CASH_QTY: amount(event.spent)})
+            LEAVES_CASH_QTY: amount(ZERO if done else event.remaining)})
 
     def _replaced(self, event: ev.IndexOrderReduced, request: object, seq: int,
                   ts: int) -> Addressed:
-        order = self.engine.orders[event.order_id]
+        order = event.order
         orig = request.client_order_id if isinstance(request, ReduceIndexOrder) else ""
         status = "1" if order.filled_units else "0"
-        return order.account, self._execution(order, seq, ts, "5", status, [(41, orig)],
-                                              cl_ord_id=event.request_id or None)
+        return order.account, execution(order, seq, ts, "5", status, [(41, orig)],
+                                        cl_ord_id=event.request_id or None)
 
     def _completed(self, event: ev.IndexOrderCompleted, transaction: ev.Transaction, seq: int,
                    ts: int) -> Addressed | None:
-        order = self.engine.orders[event.order_id]
+        order = event.order
         if event.status is OrderStatus.FILLED:
-            if any(f.order_id == order.id for f in transaction.of_type(ev.IndexOrderFilled)):
+            if any(f.order_id == order.order_id
+                   for f in transaction.of_type(ev.IndexOrderFilled)):
                 return None  # its last fill said so
-            return order.account, self._execution(order, seq, ts, "I", "2", [(58, (
+            return order.account, execution(order, seq, ts, "I", "2", [(58, (
                 event.reason or "filled: the collateral left can buy nothing more and was "
                 "released"))])
         code = _CLOSED[event.status]
-        request = transaction.input
-        orig = (request.client_order_id if isinstance(request, CancelIndexOrder)
-                else order.current_client_id)
-        extra = ([(41, orig)] if event.request_id else []) + (
-            [(58, event.reason)] if event.reason else [])
-        return order.account, self._execution(order, seq, ts, code, code, extra,
-                                              cl_ord_id=event.request_id or None)
+        extra = ([(41, _before(order, event.request_id, transaction.input))]
+                 if event.request_id else []) + ([(58, event.reason)] if event.reason else [])
+        return order.account, execution(order, seq, ts, code, code, extra,
+                                        cl_ord_id=event.request_id or None)
 
     def _minted(self, event: ev.IndexOrderMinted, seq: int, ts: int) -> Addressed:
-        order = self.engine.orders[event.order_id]
-        return order.account, self._execution(order, seq, ts, "B", "B", [
+        order = event.order
+        return order.account, execution(order, seq, ts, "B", "B", [
             (MINT_TX_HASH, event.tx_hash), (MINT_QTY, amount(event.units)),
             (CHAIN_ID, str(self.chain_id)), (WALLET_ADDRESS, order.wallet),
             (EXCHANGE_FEE, amount(order.fees)), (MANAGEMENT_FEE, "0")])
@@ -184,22 +163,21 @@ class ReportMaker:
         return _order_reject(event.client_order_id, symbol, cash, ORD_REJ_REASON[event.reason],
                              event.text, str(seq), ts, [(EVENT_SEQ_NUM, str(seq))])
 
-    def _cancel_rejected(self, event: ev.CancelRejected,
-                         request: CancelIndexOrder | ReduceIndexOrder, seq: int,
-                         ts: int) -> Outgoing:
-        order = self.engine.order(event.account, event.client_order_id)
+    @staticmethod
+    def _cancel_rejected(event: ev.CancelRejected, request: CancelIndexOrder | ReduceIndexOrder,
+                         seq: int, ts: int) -> Outgoing:
         return _cancel_reject(
-            order, event.request_id, event.client_order_id,
+            event.order, event.request_id, event.client_order_id,
             "1" if isinstance(request, CancelIndexOrder) else "2",
             CXL_REJ_REASON.get(event.reason, "99"), event.text,
             [(60, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))])
 
     # --- collateral -----------------------------------------------------------------------
 
-    def _collateral(self, account: str, asset: str, seq: int, ts: int, change: Decimal,
-                    text: str, extra: list[tuple[int, str]]) -> Outgoing:
-        return collateral_report(self.engine, account, asset, str(seq), None, [
-            (53, amount(change)), (58, text), *extra, (CHAIN_ID, str(self.chain_id)),
+    def _collateral(self, event: ev.CollateralDeposited | ev.CollateralReleased, seq: int,
+                    ts: int, text: str, extra: list[tuple[int, str]]) -> Outgoing:
+        return collateral_report(event.balance, event.account, event.asset, str(seq), None, [
+            (53, amount(event.amount)), (58, text), *extra, (CHAIN_ID, str(self.chain_id)),
             (60, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))])
 
     # --- quotes -----------------------------------------------------------------------------
@@ -217,15 +195,62 @@ class ReportMaker:
                                (146, "1"), (55, event.index), (58, event.text)))
 
 
-def collateral_report(engine: Engine, account: str, asset: str, report_id: str,
+def execution(order: OrderSnapshot, seq: int, ts: int, exec_type: str, status: str,
+              extra: list[tuple[int, str]], cl_ord_id: str | None = None,
+              leaves: Decimal = ZERO) -> Outgoing:
+    """An ExecutionReport of ``order`` as the snapshot has it."""
+    avg = order.spent / order.filled_units if order.filled_units else ZERO
+    open_cash = order.remaining if order.is_open else ZERO
+    return Outgoing("8", (
+        (37, str(order.order_id)), (17, str(seq)), (150, exec_type), (39, status),
+        (11, cl_ord_id or order.client_id), *extra, (55, order.index), (54, "1"),
+        (152, amount(order.collateral)), (15, order.collateral_asset),
+        (14, amount(order.filled_units)), (6, price(avg)), (151, amount(leaves)),
+        (LEAVES_CASH_QTY, amount(open_cash)), (CUM_CASH_QTY, amount(order.spent)),
+        (60, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))))
+
+
+def status(order: OrderSnapshot, ts: int, extra: Sequence[tuple[int, str]] = ()) -> Outgoing:
+    """An order status report (150=I), outside the event stream."""
+    report = execution(order, 0, ts, "I", _status(order), list(extra))
+    return Outgoing(report.msg_type, tuple(
+        (t, _refusal_id() if t == 17 else v) for t, v in report.fields if t != EVENT_SEQ_NUM))
+
+
+def unknown_order(cl_ord_id: str, symbol: str, text: str,
+                  extra: Sequence[tuple[int, str]]) -> Outgoing:
+    """A status report (150=I) for an order we do not have: OrdStatus 8, and why."""
+    return Outgoing("8", (
+        (37, "NONE"), (17, _refusal_id()), (150, "I"), (39, "8"), (11, cl_ord_id),
+        *extra, (55, symbol), (54, "1"), (14, "0"), (6, "0"), (151, "0"), (58, text)))
+
+
+def collateral_report(balance: Balance, account: str, asset: str, report_id: str,
                       inquiry_id: str | None, extra: list[tuple[int, str]]) -> Outgoing:
-    """CollateralReport (BA): the account's balance of ``asset`` now."""
-    balance = engine.ledger.balance(account, asset)
+    """CollateralReport (BA): ``balance``, the account's balance of ``asset``."""
     inquiry = [] if inquiry_id is None else [(909, inquiry_id)]
     return Outgoing("BA", (
         (908, report_id), *inquiry, (910, "3"), (1, account), (15, asset),
         (900, amount(balance.available + balance.reserved)),
         (901, amount(balance.available)), *extra))
+
+
+def _before(order: OrderSnapshot, request_id: str, request: object) -> str:
+    """OrigClOrdID of a change request: the id the request named."""
+    if isinstance(request, CancelIndexOrder | ReduceIndexOrder) \
+            and request.request_id == request_id:
+        return request.client_order_id
+    return order.client_id
+
+
+def _order_names(transaction: ev.Transaction) -> dict[int, str]:
+    """The client's name of each order the transaction's events show."""
+    names = {}
+    for envelope in transaction.events:
+        order = getattr(envelope.event, "order", None)
+        if isinstance(order, OrderSnapshot):
+            names[order.order_id] = order.client_order_id
+    return names
 
 
 # --- refusals made by the gateway, before the engine -------------------------------------------
@@ -238,10 +263,10 @@ def order_refused(msg: Received, code: str, text: str) -> Outgoing:
                          _refusal_id(), None, echoed)
 
 
-def cancel_refused(msg: Received, engine: Engine, account: str, code: str,
+def cancel_refused(msg: Received, view: AccountView, account: str, code: str,
                    text: str) -> Outgoing:
     orig = msg.get(41) or ""
-    return _cancel_reject(engine.order(account, orig), msg.get(11) or "NONE", orig or "NONE",
+    return _cancel_reject(view.order(account, orig), msg.get(11) or "NONE", orig or "NONE",
                           "1" if msg.msg_type == "F" else "2", code, text, [])
 
 
@@ -259,7 +284,8 @@ def business_reject(msg: Received, code: str, text: str) -> Outgoing:
         [(379, ref)] if ref else []), (380, code), (58, text)))
 
 
-_REF_IDS = {"D": (11,), "F": (11,), "G": (11,), "R": (131,), "BB": (909,)}
+_REF_IDS = {"D": (11,), "F": (11,), "G": (11,), "R": (131,), "BB": (909,), "H": (11,),
+            "AF": (584,)}
 
 
 def _order_reject(cl_ord_id: str, symbol: str, cash: Decimal | None, code: str, text: str,
@@ -272,15 +298,15 @@ def _order_reject(cl_ord_id: str, symbol: str, cash: Decimal | None, code: str, 
         *stamp, *extra))
 
 
-def _cancel_reject(order: IndexOrder | None, cl_ord_id: str, orig: str, response_to: str,
+def _cancel_reject(order: OrderSnapshot | None, cl_ord_id: str, orig: str, response_to: str,
                    code: str, text: str, extra: list[tuple[int, str]]) -> Outgoing:
     status = "8" if order is None else _status(order)
     return Outgoing("9", (
-        (37, "NONE" if order is None else str(order.id)), (11, cl_ord_id), (41, orig),
+        (37, "NONE" if order is None else str(order.order_id)), (11, cl_ord_id), (41, orig),
         (39, status), (434, response_to), (102, code), (58, text), *extra))
 
 
-def _status(order: IndexOrder) -> str:
+def _status(order: OrderSnapshot) -> str:
     if order.mint_tx is not None:
         return "B"
     if not order.is_open:

@@ -25,8 +25,8 @@ from fix_gateway.wire import (
     unix_ms,
     utc_timestamp,
 )
+from solver.account_view import AccountView
 from solver.commands import CancelIndexOrder, ReduceIndexOrder, RequestQuote, SubmitIndexOrder
-from solver.engine import Engine
 from solver.model import Side
 
 MAX_ID_LENGTH = 64
@@ -90,25 +90,26 @@ def wallet_problem(address: str) -> str | None:
     return None if digits == expected else f"has a wrong EIP-55 checksum (0x{expected})"
 
 
-def cancel(msg: Received, account: str, engine: Engine, now: int) -> CancelIndexOrder | Outgoing:
-    problem = _change_problem(msg, account, engine)
+def cancel(msg: Received, account: str, view: AccountView,
+           now: int) -> CancelIndexOrder | Outgoing:
+    problem = _change_problem(msg, account, view)
     if problem:
-        return reports.cancel_refused(msg, engine, account, OTHER, problem)
+        return reports.cancel_refused(msg, view, account, OTHER, problem)
     return CancelIndexOrder(now, account, msg.get(41) or "", msg.get(11) or "")
 
 
-def replace(msg: Received, account: str, engine: Engine,
+def replace(msg: Received, account: str, view: AccountView,
             now: int) -> ReduceIndexOrder | Outgoing:
     def refuse(text: str) -> Outgoing:
-        return reports.cancel_refused(msg, engine, account, OTHER, text)
+        return reports.cancel_refused(msg, view, account, OTHER, text)
 
-    problem = _change_problem(msg, account, engine)
+    problem = _change_problem(msg, account, view)
     if problem:
         return refuse(problem)
     cash = _cash(msg)
     if isinstance(cash, str):
         return refuse(cash)
-    order = engine.order(account, msg.get(41) or "")
+    order = view.order(account, msg.get(41) or "")
     if order is not None:
         ord_type = "1" if order.max_price is None else "2"
         new_price = decimal_field(msg.get(44))
@@ -170,13 +171,13 @@ def _expiry(msg: Received, now: int) -> int | str | None:
             "or 6 (good till date)")
 
 
-def _change_problem(msg: Received, account: str, engine: Engine) -> str | None:
+def _change_problem(msg: Received, account: str, view: AccountView) -> str | None:
     """Form problems of a cancel or replace; unknown or closed orders are the engine's."""
     if len(msg.get(11) or "") > MAX_ID_LENGTH:
         return f"ClOrdID(11) is longer than {MAX_ID_LENGTH} characters"
     if msg.get(1) not in (None, account):
         return f"Account(1) must be this session's account {account}"
-    order = engine.order(account, msg.get(41) or "")
+    order = view.order(account, msg.get(41) or "")
     if order is not None and msg.get(55) != order.index:
         return f"Symbol(55) {msg.get(55)} is not the order's symbol {order.index}"
     return None

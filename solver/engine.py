@@ -43,7 +43,7 @@ from solver.fitting import (
     smallest_buy_cost,
 )
 from solver.inventory import Inventory, Lot, lot_id
-from solver.ledger import CollateralLedger
+from solver.ledger import Balance, CollateralLedger
 from solver.market import MarketRules, OrderBook
 from solver.model import Collateral, Index, Side
 from solver.money import (
@@ -155,6 +155,11 @@ class Engine:
         order_id = self._order_ids.get((account, client_order_id))
         return None if order_id is None else self.orders[order_id]
 
+    def order_names(self) -> list[tuple[tuple[str, str], int]]:
+        """((account, client id), order id) for every id that names an order: the order's own
+        and each accepted change's."""
+        return list(self._order_ids.items())
+
     def open_orders(self) -> list[IndexOrder]:
         return list(self._open.values())
 
@@ -179,7 +184,8 @@ class Engine:
         self._deposits.add(fact.deposit_id)
         self._wallets.setdefault(fact.account, fact.wallet or fact.account)
         self.ledger.credit(fact.account, fact.asset, fact.amount)
-        return [ev.CollateralDeposited(fact.account, fact.asset, fact.amount, fact.deposit_id)]
+        return [ev.CollateralDeposited(fact.account, fact.asset, fact.amount, fact.deposit_id,
+                                       self.ledger.balance(fact.account, fact.asset))]
 
     # --- index orders ----------------------------------------------------------------------
 
@@ -200,9 +206,9 @@ class Engine:
         self.ledger.reserve(order.account, order.collateral_asset, order.collateral)
         return [
             ev.IndexOrderAccepted(order.id, order.account, order.client_order_id, order.index,
-                                  order.collateral),
+                                  order.collateral, order.snapshot()),
             ev.CollateralReserved(order.account, order.collateral_asset, order.collateral,
-                                  order.id),
+                                  order.id, self._balance(order)),
         ]
 
     def _new_order_refusal(self, cmd: SubmitIndexOrder) -> Refusal | None:
@@ -276,7 +282,7 @@ class Engine:
         if order.batch_id is None:
             return self._complete(order, status, request_id, reason)
         order.ending, order.ending_request, order.ending_reason = status, request_id, reason
-        return [ev.IndexOrderEndPending(order.id, status, request_id)]
+        return [ev.IndexOrderEndPending(order.id, status, order.snapshot(), request_id)]
 
     def _changeable(self, account: str, client_order_id: str,
                     request_id: str = "") -> IndexOrder | Refusal:
@@ -300,11 +306,15 @@ class Engine:
         if request_id:
             self._order_ids[(order.account, request_id)] = order.id
 
-    @staticmethod
-    def _cancel_rejected(account: str, client_order_id: str, refusal: Refusal,
+    def _cancel_rejected(self, account: str, client_order_id: str, refusal: Refusal,
                          request_id: str = "") -> ev.CancelRejected:
+        order = self.order(account, client_order_id)
         return ev.CancelRejected(account, client_order_id, CancelRejectReason(refusal.reason),
-                                 refusal.text, request_id)
+                                 refusal.text, None if order is None else order.snapshot(),
+                                 request_id)
+
+    def _balance(self, order: IndexOrder) -> Balance:
+        return self.ledger.balance(order.account, order.collateral_asset)
 
     def _reduce(self, cmd: ReduceIndexOrder) -> Events:
         order = self._changeable(cmd.account, cmd.client_order_id, cmd.request_id)
@@ -320,8 +330,10 @@ class Engine:
         order.collateral = cmd.collateral
         self.ledger.release(order.account, order.collateral_asset, released)
         events: Events = [
-            ev.IndexOrderReduced(order.id, order.collateral, released, cmd.request_id),
-            ev.CollateralReleased(order.account, order.collateral_asset, released, order.id),
+            ev.IndexOrderReduced(order.id, order.collateral, released, order.snapshot(),
+                                 cmd.request_id),
+            ev.CollateralReleased(order.account, order.collateral_asset, released, order.id,
+                                  self._balance(order)),
         ]
         if order.batch_id is None:
             events += self._complete_if_done(order, {})
@@ -363,11 +375,11 @@ class Engine:
         del self._open[order.id]
         self.ledger.release(order.account, order.collateral_asset, order.released)
         events: Events = [ev.IndexOrderCompleted(order.id, status, order.filled_units,
-                                                 order.spent, order.released, request_id,
-                                                 reason)]
+                                                 order.spent, order.released, order.snapshot(),
+                                                 request_id, reason)]
         if order.released:
             events.append(ev.CollateralReleased(order.account, order.collateral_asset,
-                                                order.released, order.id))
+                                                order.released, order.id, self._balance(order)))
         units = floor_decimals(order.filled_units, self.indexes[order.index].decimals)
         if units > 0:
             order.mint_status, order.mint_attempts = MintStatus.REQUESTED, 1
@@ -568,8 +580,10 @@ class Engine:
         self.ledger.spend(order.account, order.collateral_asset, cost, fees)
         return [
             ev.IndexOrderFilled(order.id, batch_id, units, cost / units, cost, fees,
-                                order.filled_units, order.spent, order.remaining),
-            ev.CollateralSpent(order.account, order.collateral_asset, cost, fees, order.id),
+                                order.filled_units, order.spent, order.remaining,
+                                order.snapshot()),
+            ev.CollateralSpent(order.account, order.collateral_asset, cost, fees, order.id,
+                               self._balance(order)),
         ]
 
     def _complete_if_done(self, order: IndexOrder, prices: IndexPrices) -> Events:
@@ -619,7 +633,8 @@ class Engine:
         order.mint_retry_at = None
         order.minted_units = floor_decimals(order.filled_units,
                                             self.indexes[order.index].decimals)
-        return [ev.IndexOrderMinted(order.id, order.minted_units, fact.tx_hash)]
+        return [ev.IndexOrderMinted(order.id, order.minted_units, fact.tx_hash,
+                                    order.snapshot())]
 
     def _mint_failed(self, fact: MintFailed) -> Events:
         order = self.orders.get(fact.order_id)

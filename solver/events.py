@@ -13,8 +13,9 @@ from typing import Generic, TypeVar
 from solver.commands import AssetOrderOutcome, Input
 from solver.fitting import Engagement
 from solver.inventory import Assignment
+from solver.ledger import Balance
 from solver.model import Side
-from solver.orders import CancelRejectReason, OrderStatus, RejectReason
+from solver.orders import CancelRejectReason, OrderSnapshot, OrderStatus, RejectReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +29,16 @@ Kind = TypeVar("Kind", bound=Event, covariant=True)
 # --- collateral ----------------------------------------------------------------------------
 
 
+# Each carries the account's balance of the asset after it (what a report says then).
+
+
 @dataclass(frozen=True, slots=True)
 class CollateralDeposited(Event):
     account: str
     asset: str
     amount: Decimal
     deposit_id: str
+    balance: Balance
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,7 @@ class CollateralReserved(Event):
     asset: str
     amount: Decimal
     order_id: int
+    balance: Balance
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,7 @@ class CollateralSpent(Event):
     amount: Decimal
     fees: Decimal
     order_id: int
+    balance: Balance
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,7 @@ class CollateralReleased(Event):
     asset: str
     amount: Decimal
     order_id: int
+    balance: Balance
 
 
 # --- index orders --------------------------------------------------------------------------
@@ -71,6 +79,8 @@ class IndexOrderAccepted(Event):
     client_order_id: str
     index: str
     collateral: Decimal
+    order: OrderSnapshot
+    """The order as of this event (every order event carries it; reports are made from it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,7 @@ class IndexOrderReduced(Event):
     order_id: int
     collateral: Decimal
     released: Decimal
+    order: OrderSnapshot
     request_id: str = ""
 
 
@@ -95,6 +106,7 @@ class IndexOrderEndPending(Event):
 
     order_id: int
     ending: OrderStatus
+    order: OrderSnapshot
     request_id: str = ""
 
 
@@ -104,6 +116,8 @@ class CancelRejected(Event):
     client_order_id: str
     reason: CancelRejectReason
     text: str
+    order: OrderSnapshot | None
+    """The order the request named, if there is one."""
     request_id: str = ""
 
 
@@ -120,6 +134,7 @@ class IndexOrderFilled(Event):
     filled_units: Decimal
     spent: Decimal
     remaining: Decimal
+    order: OrderSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +147,7 @@ class IndexOrderCompleted(Event):
     filled_units: Decimal
     spent: Decimal
     released: Decimal
+    order: OrderSnapshot
     request_id: str = ""
     reason: str = ""
 
@@ -282,6 +298,7 @@ class IndexOrderMinted(Event):
     order_id: int
     units: Decimal
     tx_hash: str
+    order: OrderSnapshot
 
 
 # --- envelopes -----------------------------------------------------------------------------

@@ -56,6 +56,37 @@ class Refusal:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class OrderSnapshot:
+    """An index order as of one event: what a report to its owner says of it. Events carry
+    it so that a report describes the order as of its own transaction, whenever it is made."""
+
+    order_id: int
+    account: str
+    client_order_id: str
+    client_id: str
+    """The id the client knows the order by now: its own, or its latest accepted change's."""
+    index: str
+    collateral_asset: str
+    collateral: Decimal
+    spent: Decimal
+    fees: Decimal
+    filled_units: Decimal
+    status: OrderStatus
+    ending: OrderStatus | None
+    wallet: str
+    mint_tx: str | None
+    max_price: Decimal | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is OrderStatus.OPEN
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.collateral - self.spent
+
+
 @dataclass(slots=True)
 class IndexOrder:
     """A user's order: collateral in, index units out. Mutated only by the engine."""
@@ -85,6 +116,12 @@ class IndexOrder:
     mint_attempts: int = 0
     mint_retry_at: int | None = None
     mint_tx: str | None = None
+
+    def snapshot(self) -> OrderSnapshot:
+        return OrderSnapshot(self.id, self.account, self.client_order_id, self.current_client_id,
+                             self.index, self.collateral_asset, self.collateral, self.spent,
+                             self.fees, self.filled_units, self.status, self.ending, self.wallet,
+                             self.mint_tx, self.max_price)
 
     @property
     def current_client_id(self) -> str:

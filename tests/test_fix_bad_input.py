@@ -171,8 +171,10 @@ CASES = [
          {658: "99", 58: "CashOrderQty(152) is longer than 64 characters"}),
     # BusinessMessageReject (j) and CollateralInquiryAck rejected (BG 945=4)
     Case("quote cancel", bare("Z", (131, "qx"), (117, "qx"), (298, "1")), "j", {380: "3"}),
-    Case("order status request", bare("H", (11, "rest1"), (55, "SY2"), (54, "1")), "j",
-         {380: "3"}),
+    Case("order status of an unknown order", bare("H", (11, "nope"), (55, "SY2"), (54, "1")),
+         "8", {150: "I", 39: "8", 58: "no order nope for account alice"}),
+    Case("mass status of an unsupported kind", bare("AF", (584, "m1"), (585, "8")), "j",
+         {380: "0", 379: "m1"}),
     Case("collateral assignment", bare("AY", (902, "a1"), (895, "0"), (903, "0"),
                                        (60, NOW)), "j", {380: "3"}),
     Case("collateral inquiry for another account", bare("BB", (909, "i1"), (1, "bob")), "BG",

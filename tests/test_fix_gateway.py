@@ -11,6 +11,8 @@ import pytest
 import simplefix
 
 from fix_gateway import requests
+from fix_gateway.tags import CUM_CASH_QTY, EVENT_SEQ_NUM, LEAVES_CASH_QTY
+from fix_gateway.wire import Outgoing
 from mocks.fix_client import FixClient, LogonRefused, SessionConfig, messages
 from solver.snapshot import state_of
 from tests.fix_service import GATEWAY, Service, field_of, service
@@ -121,6 +123,99 @@ def test_replace_lowers_the_amount_and_later_requests_use_the_new_id(tmp_path: P
             balance = s.runtime.engine.ledger.balance("alice", "USDC")
             assert balance.available == D(6000)
     run(scenario())
+
+
+def test_reports_say_the_order_as_of_their_own_transaction(tmp_path: Path) -> None:
+    """Reports made live (under group commit: an order and its cancel committed together)
+    are the reports made again from the journal afterwards; the New ack of an order canceled
+    in the same group still says its whole amount is open."""
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "9000"}) as s:
+            sent: list[Outgoing] = []
+            send = s.gateway._send
+
+            def recording(session: str, report: Outgoing) -> None:
+                if report.get(EVENT_SEQ_NUM) is not None:
+                    sent.append(report)
+                send(session, report)
+
+            s.gateway._send = recording  # type: ignore[method-assign]
+            alice = await s.client("alice")
+            await alice.send(messages.new_order("o1", "SY2", D("500"), ord_type="2",
+                                                price=D("900")))
+            await alice.send(messages.cancel("c1", "o1", "SY2"))  # most likely one group
+            await report_where(alice, t11="c1", t150="4")
+            await alice.send(messages.new_order("o2", "SY2", D("5000")))
+            await report_where(alice, t11="o2", t150="F")
+            await alice.send(messages.replace("r2", "o2", "SY2", D("4000")))
+            await report_where(alice, t11="r2")
+            await alice.send(messages.cancel("c2", "r2", "SY2"))
+            await report_where(alice, t150="B")
+            await alice.test_request()
+            made_again = [report for t in s.journal.transactions()
+                          for account, report in s.gateway.maker.reports(t)
+                          if account == "alice"]
+            assert [r.fields for r in sent] == [r.fields for r in made_again]
+            [ack] = [r for r in sent if r.get(11) == "o1" and r.get(150) == "0"]
+            assert (ack.get(LEAVES_CASH_QTY), ack.get(CUM_CASH_QTY)) == ("500", "0")
+    run(scenario(), timeout=90)
+
+
+def status_request(cl_ord_id: str, request_id: str = "") -> simplefix.FixMessage:
+    message = simplefix.FixMessage()
+    for tag, value in ((35, "H"), (11, cl_ord_id), (55, "SY2"), (54, "1"),
+                       *([(790, request_id)] if request_id else [])):
+        message.append_pair(tag, value)
+    return message
+
+
+def mass_status(request_id: str, kind: str, symbol: str | None = None) -> simplefix.FixMessage:
+    message = simplefix.FixMessage()
+    for tag, value in ((35, "AF"), (584, request_id), (585, kind),
+                       *([(55, symbol)] if symbol else [])):
+        message.append_pair(tag, value)
+    return message
+
+
+def test_a_reconnecting_client_learns_every_live_order(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000", "bob": "6000"}) as s:
+            alice = await s.client("alice")
+            for cl_ord_id, cash in (("o1", "1000"), ("o2", "2000"), ("o3", "500")):
+                await alice.send(messages.new_order(cl_ord_id, "SY2", D(cash), ord_type="2",
+                                                    price=D("900")))
+                await report_where(alice, t11=cl_ord_id, t150="0")
+            await alice.send(messages.replace("r2", "o2", "SY2", D("1500"), ord_type="2",
+                                              price=D("900")))
+            await report_where(alice, t11="r2", t150="5")
+            await alice.send(messages.cancel("c3", "o3", "SY2"))
+            await report_where(alice, t11="c3", t150="4")
+            await alice.logout()
+            again = await s.client("alice")  # a second terminal of the desk, say
+            await again.send(status_request("r2", "s1"))
+            known = await report_where(again, t790="s1")
+            assert (field_of(known, 150), field_of(known, 39), field_of(known, 11),
+                    field_of(known, 152), field_of(known, 20010)) == ("I", "0", "r2", "1500",
+                                                                       "1500")
+            await again.send(status_request("o3", "s2"))
+            closed = await report_where(again, t790="s2")
+            assert (field_of(closed, 39), field_of(closed, 11)) == ("4", "o3")
+            await again.send(mass_status("m1", "7"))
+            live = [await report_where(again, t584="m1") for _ in range(2)]
+            assert [(field_of(r, 11), field_of(r, 150), field_of(r, 911), field_of(r, 912))
+                    for r in live] == [("o1", "I", "2", "N"), ("r2", "I", "2", "Y")]
+            await again.send(mass_status("m2", "1", "SY2"))
+            assert field_of(await report_where(again, t584="m2"), 911) == "2"
+            bob = await s.client("bob")  # another account sees none of alice's
+            await bob.send(status_request("o1", "b1"))
+            unknown = await report_where(bob, t790="b1")
+            assert (field_of(unknown, 39), field_of(unknown, 58)) == (
+                "8", "no order o1 for account bob")
+            await bob.send(mass_status("b2", "7"))
+            none = await report_where(bob, t584="b2")
+            assert (field_of(none, 39), field_of(none, 911), field_of(none, 912)) == (
+                "8", "0", "Y")
+    run(scenario(), timeout=90)
 
 
 def test_quotes_price_the_index_on_the_exchange_books(tmp_path: Path) -> None:
