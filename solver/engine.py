@@ -12,7 +12,8 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from solver import events as ev
-from solver.allocation import EngagedOrder, allocate, min_fill_value
+from solver import minting, settlement
+from solver.allocation import min_fill_value
 from solver.batches import AssetOrder, Batch
 from solver.commands import (
     AssetOrderAccepted,
@@ -36,8 +37,6 @@ from solver.fee_assets import FeeAsset
 from solver.fitting import (
     Candidate,
     Market,
-    can_be_engaged,
-    limit_price,
     plan_batch,
     quote,
     smallest_buy_cost,
@@ -52,24 +51,22 @@ from solver.money import (
     ZERO,
     amount_problem,
     ceil_decimals,
-    floor_decimals,
     plain,
-    quantum,
 )
 from solver.orders import (
     CancelRejectReason,
     IndexOrder,
-    MintStatus,
+    OrderState,
     OrderStatus,
     Refusal,
     RejectReason,
     amount_refusal,
+    changeable,
+    reduction_refusal,
 )
 from solver.params import SolverParams
 
 Events = list[ev.Event]
-IndexPrices = dict[str, Decimal | None]
-"""Each index's limit price, found once per transaction."""
 _CLIENT_ORDER_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,16}")
 
 
@@ -208,7 +205,7 @@ class Engine:
             ev.IndexOrderAccepted(order.id, order.account, order.client_order_id, order.index,
                                   order.collateral, order.snapshot()),
             ev.CollateralReserved(order.account, order.collateral_asset, order.collateral,
-                                  order.id, self._balance(order)),
+                                  order.id, self.balance_of(order)),
         ]
 
     def _new_order_refusal(self, cmd: SubmitIndexOrder) -> Refusal | None:
@@ -279,27 +276,18 @@ class Engine:
 
     def _end_order(self, order: IndexOrder, status: OrderStatus, request_id: str = "",
                    reason: str = "") -> Events:
-        if order.batch_id is None:
-            return self._complete(order, status, request_id, reason)
-        order.ending, order.ending_request, order.ending_reason = status, request_id, reason
+        if order.state is OrderState.READY:
+            return self.complete(order, status, request_id, reason)
+        order.end_when_settled(status, request_id, reason)
         return [ev.IndexOrderEndPending(order.id, status, order.snapshot(), request_id)]
 
     def _changeable(self, account: str, client_order_id: str,
                     request_id: str = "") -> IndexOrder | Refusal:
         """The order, if it can still be cancelled, reduced or expired; else why not."""
-        order = self.order(account, client_order_id)
-        reason = CancelRejectReason
         if request_id and (account, request_id) in self._order_ids:
-            return Refusal(reason.DUPLICATE_REQUEST_ID,
+            return Refusal(CancelRejectReason.DUPLICATE_REQUEST_ID,
                            f"request id {request_id} is already used by this account")
-        if order is None:
-            return Refusal(reason.UNKNOWN_ORDER, f"no order {client_order_id} for this account")
-        if not order.is_open:
-            return Refusal(reason.ALREADY_CLOSED, f"order {client_order_id} is {order.status}")
-        if order.ending is not None:
-            return Refusal(reason.ALREADY_PENDING,
-                           f"order {client_order_id} is already being {order.ending.value}")
-        return order
+        return changeable(self.order(account, client_order_id), client_order_id)
 
     def _register_request(self, order: IndexOrder, request_id: str) -> None:
         """An accepted request's id names the order from now on, and is used up."""
@@ -313,7 +301,7 @@ class Engine:
                                  refusal.text, None if order is None else order.snapshot(),
                                  request_id)
 
-    def _balance(self, order: IndexOrder) -> Balance:
+    def balance_of(self, order: IndexOrder) -> Balance:
         return self.ledger.balance(order.account, order.collateral_asset)
 
     def _reduce(self, cmd: ReduceIndexOrder) -> Events:
@@ -333,30 +321,22 @@ class Engine:
             ev.IndexOrderReduced(order.id, order.collateral, released, order.snapshot(),
                                  cmd.request_id),
             ev.CollateralReleased(order.account, order.collateral_asset, released, order.id,
-                                  self._balance(order)),
+                                  self.balance_of(order)),
         ]
         if order.batch_id is None:
-            events += self._complete_if_done(order, {})
+            events += settlement.complete_if_done(self, order, {})
         return events
 
     def _reduce_refusal(self, order: IndexOrder, collateral: Decimal) -> Refusal | None:
-        reason = CancelRejectReason
         decimals = self.collaterals[order.collateral_asset].decimals
-        refusal = amount_refusal(collateral, decimals, order.collateral_asset, reason)
-        if refusal:
+        refusal = (amount_refusal(collateral, decimals, order.collateral_asset,
+                                  CancelRejectReason)
+                   or reduction_refusal(order, collateral,
+                                        order.spent + self._engaged_budget(order)))
+        if refusal or order.filled_units:
             return refusal
-        if collateral >= order.collateral:
-            return Refusal(reason.NOT_A_REDUCTION,
-                           f"new amount {collateral} is not below {order.collateral}")
-        if not order.filled_units:  # a reduce must not leave an order that cannot buy
-            refusal = self._minimum_refusal(self.indexes[order.index], collateral, reason)
-            if refusal:
-                return refusal
-        committed = order.spent + self._engaged_budget(order)
-        if collateral < committed:
-            return Refusal(reason.BELOW_COMMITTED, f"cannot go below {committed}: spent "
-                           f"{order.spent} plus what its batch in flight may spend")
-        return None
+        # Without fills, the order must still be one that could be bought on its own.
+        return self._minimum_refusal(self.indexes[order.index], collateral, CancelRejectReason)
 
     def _engaged_budget(self, order: IndexOrder) -> Decimal:
         """The most the order's batch in flight may still charge it."""
@@ -366,12 +346,10 @@ class Engine:
         at_limits = batch.engagements[order.id] * batch.index_prices[order.index]
         return min(order.remaining, at_limits * (1 + self.params.fee_reserve))
 
-    def _complete(self, order: IndexOrder, status: OrderStatus, request_id: str = "",
+    def complete(self, order: IndexOrder, status: OrderStatus, request_id: str = "",
                   reason: str = "") -> Events:
         """Close the order: release every unspent unit, ask for its mint once."""
-        order.status, order.ending, order.ending_request, order.ending_reason = (
-            status, None, "", "")
-        order.released = order.remaining
+        order.close(status)
         del self._open[order.id]
         self.ledger.release(order.account, order.collateral_asset, order.released)
         events: Events = [ev.IndexOrderCompleted(order.id, status, order.filled_units,
@@ -379,13 +357,8 @@ class Engine:
                                                  request_id, reason)]
         if order.released:
             events.append(ev.CollateralReleased(order.account, order.collateral_asset,
-                                                order.released, order.id, self._balance(order)))
-        units = floor_decimals(order.filled_units, self.indexes[order.index].decimals)
-        if units > 0:
-            order.mint_status, order.mint_attempts = MintStatus.REQUESTED, 1
-            events.append(ev.MintRequested(order.id, order.account, order.wallet, order.index,
-                                           units))
-        return events
+                                                order.released, order.id, self.balance_of(order)))
+        return events + minting.requested(self, order)
 
     # --- quotes ----------------------------------------------------------------------------
 
@@ -410,9 +383,9 @@ class Engine:
     def _plan(self, cmd: PlanBatch) -> Events:
         # Prices move: a filled order may have been left unable to buy a step since it settled.
         completed: Events = []
-        prices: IndexPrices = {}
+        prices: settlement.IndexPrices = {}
         for waiting in [o for o in self._open.values() if o.is_ready and o.filled_units]:
-            completed += self._complete_if_done(waiting, prices)
+            completed += settlement.complete_if_done(self, waiting, prices)
         ready = [o for o in self._open.values() if o.is_ready]
         # One collateral per batch: its orders are charged and rounded in that collateral.
         ready = [o for o in ready if o.collateral_asset == ready[0].collateral_asset]
@@ -431,7 +404,7 @@ class Engine:
                       dict(plan.index_prices), dict(plan.inventory_used))
         self.batches[batch.id] = batch
         for order_id in batch.engagements:
-            self.orders[order_id].batch_id = batch.id
+            self.orders[order_id].engage(batch.id)
         for asset, quantity in plan.inventory_used.items():
             self.inventory.hold(batch.id, asset, quantity)
         events: Events = [*completed, ev.BatchPlanned(
@@ -447,7 +420,7 @@ class Engine:
             events.append(ev.AssetOrderRequested(order.id, order.client_order_id, batch.id,
                                                  order.symbol, order.side, order.price,
                                                  order.quantity))
-        return events + self._settle_if_done(batch)
+        return events + settlement.settle_if_done(self, batch)
 
     def _book(self, fact: BookUpdated) -> Events:
         asset = self._assets_by_symbol.get(fact.book.symbol)
@@ -488,7 +461,7 @@ class Engine:
         if batch.settled:  # a trade reported after its batch settled becomes free inventory
             self.inventory.settle(batch.id, ())
             return events
-        return events + self._settle_if_done(batch)
+        return events + settlement.settle_if_done(self, batch)
 
     def _lot(self, order: AssetOrder, fact: AssetOrderFilled, lid: str) -> Lot:
         """A fill as a lot: an asset commission reduces the quantity, any is valued in quote."""
@@ -540,134 +513,18 @@ class Engine:
             fact.outcome, fact.executed_quantity, fact.reason)
         events: Events = [ev.AssetOrderClosed(order.id, fact.outcome, fact.executed_quantity,
                                               fact.reason)]
-        return events + self._settle_if_done(self.batches[order.batch_id])
-
-    def _settle_if_done(self, batch: Batch) -> Events:
-        if batch.settled or not all(self.asset_orders[i].is_done for i in batch.asset_order_ids):
-            return []
-        return self._settle(batch)
-
-    def _settle(self, batch: Batch) -> Events:
-        """Allocate the batch's lots to its orders at pool VWAPs; complete what is done."""
-        engaged = [EngagedOrder(oid, self.indexes[o.index], units, o.remaining, o.max_price)
-                   for oid, units in batch.engagements.items() if (o := self.orders[oid])]
-        assets = {a for e in engaged for a in e.index.assets}
-        pools = {a: self.inventory.pool(batch.id, a) for a in sorted(assets)}
-        decimals = self.collaterals[engaged[0].index.collateral].decimals
-        allocation = allocate(engaged, pools, decimals)
-        self.inventory.settle(batch.id, allocation.assignments)
-        batch.settled = True
-        batch.vwaps = {a: p.vwap for a, p in allocation.prices.items()}
-        batch.filled_units = {a.order_id: a.units for a in allocation.orders}
-        events: Events = [ev.BatchSettled(batch.id, tuple(batch.filled_units.items()),
-                                          tuple(sorted(batch.vwaps.items())),
-                                          allocation.assignments)]
-        prices: IndexPrices = {}
-        for allocated in allocation.orders:
-            order = self.orders[allocated.order_id]
-            order.batch_id = None
-            if allocated.units:
-                events += self._fill(order, batch.id, allocated.units, allocated.cost,
-                                     allocated.fees)
-            events += self._complete_if_done(order, prices)
-        return events
-
-    def _fill(self, order: IndexOrder, batch_id: int, units: Decimal, cost: Decimal,
-              fees: Decimal) -> Events:
-        order.filled_units += units
-        order.spent += cost
-        order.fees += fees
-        self.ledger.spend(order.account, order.collateral_asset, cost, fees)
-        return [
-            ev.IndexOrderFilled(order.id, batch_id, units, cost / units, cost, fees,
-                                order.filled_units, order.spent, order.remaining,
-                                order.snapshot()),
-            ev.CollateralSpent(order.account, order.collateral_asset, cost, fees, order.id,
-                               self._balance(order)),
-        ]
-
-    def _complete_if_done(self, order: IndexOrder, prices: IndexPrices) -> Events:
-        if order.ending is not None:
-            return self._complete(order, order.ending, order.ending_request,
-                                  order.ending_reason)
-        reason = self._nothing_left_to_buy(order, prices)
-        return self._complete(order, OrderStatus.FILLED, reason=reason) if reason else []
-
-    def _nothing_left_to_buy(self, order: IndexOrder, prices: IndexPrices) -> str:
-        """Why an open order with fills is complete, or "" while a batch could still buy for
-        it. Only a remainder no batch can use completes it: one at or below the dust
-        threshold, or too small for the order's own share of one batch at today's limit
-        prices (less than one unit on the index's decimals, or worth less than the smallest
-        fill). A remainder too small to be bought alone, because of the exchange's minimums,
-        is no reason: batches sum the orders of an index, and the minimums apply to the sum.
-        An order without fills is never completed this way (it ends cancelled or expired).
-        ``prices`` caches each index's limit price for the transaction."""
-        if not order.filled_units:
-            return ""
-        asset = order.collateral_asset
-        if not order.remaining:
-            return "filled: all of its collateral was spent"
-        if order.remaining <= self.params.dust_threshold:
-            return (f"filled: the {plain(order.remaining)} {asset} left is at or below the "
-                    f"dust threshold of {plain(self.params.dust_threshold)} {asset}")
-        index = self.indexes[order.index]
-        if index.symbol not in prices:
-            prices[index.symbol] = limit_price(index, self.markets(), self.params)
-        price = prices[index.symbol]
-        smallest = min_fill_value(self.collaterals[asset].decimals)
-        if price is None or can_be_engaged(index, order.remaining, price, self.params,
-                                           smallest):
-            return ""
-        return (f"filled: the {plain(order.remaining)} {asset} left buys less than the "
-                f"smallest fill of {index.symbol} ({plain(quantum(index.decimals))} unit, "
-                f"at least {plain(smallest)} {asset}; {plain(price)} {asset} a unit)")
+        return events + settlement.settle_if_done(self, self.batches[order.batch_id])
 
     # --- mints and time --------------------------------------------------------------------
-
-    def _minted(self, fact: MintConfirmed) -> Events:
-        order = self.orders.get(fact.order_id)
-        if order is None or order.mint_status not in (MintStatus.REQUESTED,
-                                                      MintStatus.RETRY_WAIT):
-            return [ev.InputIgnored(f"no mint outstanding for order {fact.order_id}")]
-        order.mint_status, order.mint_tx = MintStatus.MINTED, fact.tx_hash
-        order.mint_retry_at = None
-        order.minted_units = floor_decimals(order.filled_units,
-                                            self.indexes[order.index].decimals)
-        return [ev.IndexOrderMinted(order.id, order.minted_units, fact.tx_hash,
-                                    order.snapshot())]
-
-    def _mint_failed(self, fact: MintFailed) -> Events:
-        order = self.orders.get(fact.order_id)
-        if order is None or order.mint_status is not MintStatus.REQUESTED \
-                or fact.attempt != order.mint_attempts:
-            return [ev.InputIgnored(f"no mint attempt {fact.attempt} in progress for order "
-                                    f"{fact.order_id}")]
-        delay = min(self.params.mint_retry_delay_ms * 2 ** (order.mint_attempts - 1),
-                    self.params.max_mint_retry_delay_ms)
-        order.mint_status, order.mint_retry_at = MintStatus.RETRY_WAIT, fact.ts + delay
-        return [ev.MintRetryScheduled(order.id, order.mint_attempts + 1, order.mint_retry_at,
-                                      fact.reason)]
 
     def _tick(self, fact: ClockTicked) -> Events:
         events: Events = []
         for order in list(self._open.values()):
             if order.expire_at is not None and order.expire_at <= fact.ts \
-                    and order.ending is None:
+                    and order.state is not OrderState.ENDING:
                 events += self._end_order(order, OrderStatus.EXPIRED,
                                           reason="expired: its expiry time passed")
-        for order in self.orders.values():
-            if order.mint_status is MintStatus.RETRY_WAIT and order.mint_retry_at is not None \
-                    and order.mint_retry_at <= fact.ts:
-                events.append(self._retry_mint(order))
-        return events
-
-    def _retry_mint(self, order: IndexOrder) -> ev.MintRetryRequested:
-        order.mint_status, order.mint_retry_at = MintStatus.REQUESTED, None
-        order.mint_attempts += 1
-        units = floor_decimals(order.filled_units, self.indexes[order.index].decimals)
-        return ev.MintRetryRequested(order.id, order.account, order.wallet, order.index, units,
-                                     order.mint_attempts)
-
+        return events + minting.retries_due(self, fact.ts)
 
 
 # Handlers by input type, on the class rather than each engine, so that an engine's state is
@@ -685,8 +542,8 @@ _HANDLERS: dict[type[Any], Callable[[Engine, Any], Events]] = {
     AssetOrderAccepted: Engine._accepted,
     AssetOrderFilled: Engine._filled,
     AssetOrderEnded: Engine._ended,
-    MintConfirmed: Engine._minted,
-    MintFailed: Engine._mint_failed,
+    MintConfirmed: minting.confirmed,
+    MintFailed: minting.failed,
     ClockTicked: Engine._tick,
 }
 

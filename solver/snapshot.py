@@ -15,7 +15,7 @@ from typing import Any
 
 from solver.engine import Engine
 
-STATE_VERSION = 3
+STATE_VERSION = 4
 """Bump whenever the engine's state changes shape (a field added, renamed or retyped)."""
 
 
