@@ -13,7 +13,7 @@ from solver.allocation import MAX_ROUNDING_MARKUP, EngagedOrder, allocate, min_f
 from solver.inventory import PoolSlice
 from solver.model import Constituent, Index
 from solver.money import ZERO, exact
-from tests.builders import index
+from tests.builders import examples, index
 
 D = Decimal
 SY2 = index()
@@ -88,7 +88,7 @@ def unit_cost(idx: Index, pooled: dict[str, list[PoolSlice]]) -> Decimal:
     return cost
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(batches())
 @exact
 def test_every_fill_is_charged_its_value_within_the_markup_and_assigned_once(batch):
