@@ -4,6 +4,7 @@ from decimal import Decimal
 
 from solver.fitting import Candidate, plan_batch, quote, smallest_buy_cost
 from solver.market import buy_liquidity
+from solver.model import Index
 from tests.builders import book, index, market, params, rules
 
 D = Decimal
@@ -173,3 +174,49 @@ def test_smallest_buy_cost_prices_the_smallest_tradable_quantity():
     assert plan_batch(candidates, filtered, {}, params(), NO_LIMIT).engagements[0].units == (
         D("0.03"))
     assert plan_batch([Candidate(1, SY2, D("29.99"))], filtered, {}, params(), NO_LIMIT) is None
+
+
+# --- found by the mutation run (docs/mutation.md) --------------------------------------------
+
+
+def test_an_order_that_buys_no_unit_takes_no_place_in_the_batch():
+    # Whole units at 1000: 500 buys none, so the one place goes to the order behind it.
+    sy0 = Index("SY2", "USDC", SY2.constituents, decimals=0)
+    candidates = [Candidate(1, sy0, D(500)), Candidate(2, sy0, D(1000))]
+    markets = {m.rules.asset: m for m in deep_markets()}
+    result = plan_batch(candidates, markets, {}, params(max_orders_per_batch=1), NO_LIMIT)
+    assert [(e.order_id, e.units) for e in result.engagements] == [(2, D(1))]
+
+
+def test_filters_name_the_first_one_an_order_fails_and_pass_at_their_edges():
+    r = rules("A1", tick="0.01", step="0.001", min_qty="0.5", max_qty="10", min_notional="60")
+    assert r.filter_failure(D("100.005"), D(1)) == "PRICE_FILTER"
+    assert rules("A1").filter_failure(D(0), D(1)) == "PRICE_FILTER"
+    assert r.filter_failure(D(100), D("1.0005")) == "LOT_SIZE"
+    assert rules("A1").filter_failure(D(100), D(0)) == "LOT_SIZE"
+    assert r.filter_failure(D(100), D("0.4")) == "LOT_SIZE"
+    assert r.filter_failure(D(100), D("10.001")) == "LOT_SIZE"
+    assert r.filter_failure(D(100), D("0.5")) == "NOTIONAL"
+    assert r.filter_failure(D(100), D(10)) is None
+    assert r.filter_failure(D(100), D("0.6")) is None
+
+
+def test_max_levels_holds_in_the_plan_and_at_its_edges():
+    # A2: 0.5 at 200 and 10 at 201, both within 1% of 200; one level counts, at 200. A1 is
+    # bought up to 101: the index costs 8 x 101 + 200 = 1008, and A2 allows 0.5 units.
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "0.5"), ("201", "10"))]
+    result = plan(["2000"], markets, price_tolerance=D("0.01"), max_levels=1)
+    assert result.index_prices == {"SY2": D(1008)}
+    assert sent(result) == {"A1": (D(101), D(4)), "A2": (D(200), D("0.5"))}
+
+    def liquidity(max_levels, *asks):
+        found = buy_liquidity(book("A1", *asks), rules("A1"), D("0.01"), max_levels)
+        return found.limit, found.quantity
+
+    # Every level within the tolerance is counted: the limit stays at the tolerance.
+    assert liquidity(2, ("100", "1"), ("100.2", "2")) == (D("101.00"), D(3))
+    # A level beyond max_levels at exactly the limit: the limit moves down to the last counted.
+    assert liquidity(2, ("100", "1"), ("100.5", "2"), ("101", "4")) == (D("100.5"), D(3))
+    assert liquidity(1, ("100", "1"), ("100.5", "2")) == (D(100), D(1))
+    assert liquidity(3, ("100", "1"), ("100.2", "2"), ("100.4", "4"), ("100.6", "8")) == (
+        D("100.4"), D(7))
