@@ -1107,6 +1107,9 @@ def test_a_pending_cancel_waits_for_its_batch_even_when_the_order_has_fills():
     requests = d.plan().of_type(ev.AssetOrderRequested)  # 1 more in flight
     assert events_of(d.apply(CancelIndexOrder, "alice", "o1", "c1")) == [
         ev.IndexOrderEndPending(1, OrderStatus.CANCELED, "c1")]
+    assert events_of(d.apply(ExpireIndexOrder, "alice", "o1")) == [
+        ev.CancelRejected("alice", "o1", CancelRejectReason.ALREADY_PENDING,
+                          "order o1 is already being canceled")]
     assert d.plan().of_type(ev.IndexOrderCompleted) == []
     [done] = [c for t in fill_all(d, requests) for c in t.of_type(ev.IndexOrderCompleted)]
     assert done == ev.IndexOrderCompleted(1, OrderStatus.CANCELED, D(2), D(2000), D(1000), "c1",
@@ -1224,3 +1227,14 @@ def test_books_with_levels_out_of_order_or_repeated_on_either_side_are_ignored(a
                     tuple(Level(D(p), D(q)) for p, q in bids))
     assert [type(e) for e in events_of(d.apply(BookUpdated, bad))] == [ev.InputIgnored]
     assert d.engine.books["A1"].best_ask == D(100) and d.engine.books["A1"].bids == ()
+
+
+def test_the_exchange_s_order_id_is_recorded_for_a_known_asset_order_only():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, _ = d.plan().of_type(ev.AssetOrderRequested)
+    assert events_of(d.apply(AssetOrderAccepted, a1.asset_order_id, "x-1")) == []
+    assert d.engine.asset_orders[a1.asset_order_id].exchange_order_id == "x-1"
+    assert events_of(d.apply(AssetOrderAccepted, 99, "x-2")) == [
+        ev.InputIgnored("unknown asset order 99")]

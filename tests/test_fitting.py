@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from solver.fitting import Candidate, plan_batch, quote, smallest_buy_cost
+from solver.fitting import Candidate, can_be_engaged, plan_batch, quote, smallest_buy_cost
 from solver.market import buy_liquidity
 from solver.model import Index
 from tests.builders import book, index, market, params, rules
@@ -220,3 +220,9 @@ def test_max_levels_holds_in_the_plan_and_at_its_edges():
     assert liquidity(1, ("100", "1"), ("100.5", "2")) == (D(100), D(1))
     assert liquidity(3, ("100", "1"), ("100.2", "2"), ("100.4", "4"), ("100.6", "8")) == (
         D("100.4"), D(7))
+
+
+def test_a_remainder_worth_exactly_the_smallest_fill_can_still_be_engaged():
+    # 0.01 at 1000 a unit: 0.00001 units, worth 0.01, the smallest fill of a 6-decimal token.
+    assert can_be_engaged(SY2, D("0.01"), D(1000), params(), D("0.01"))
+    assert not can_be_engaged(SY2, D("0.009999"), D(1000), params(), D("0.01"))
