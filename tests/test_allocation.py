@@ -153,3 +153,15 @@ def test_rounding_dust_goes_to_the_first_slices_with_room_and_no_slice_gives_mor
                           {"A1": pool}, 6)
     assert [(o.units, o.cost) for o in allocation.orders] == [(units, D(300))]
     assert [a.quantity for a in allocation.assignments] == [2 * e, big, 2 * e, e, e, e]
+
+
+def test_a_max_price_is_compared_with_the_pool_price_before_fees():
+    # 10 A1 at 100 with 10 of fees: 101 a unit with fees, 100 before them. A max price of 100
+    # is met; 99.99 is not.
+    pool = {"A1": [PoolSlice("A1:1", D(100), D(10), D(10))]}
+    s1 = one_asset_index("1")
+    engaged = [EngagedOrder(1, s1, D(2), D(1000), D(100)),
+               EngagedOrder(2, s1, D(2), D(1000), D("99.99"))]
+    allocation = allocate(engaged, pool, 6)
+    assert [(o.units, o.cost, o.fees) for o in allocation.orders] == [
+        (D(2), D(202), D(2)), (D(0), D(0), D(0))]

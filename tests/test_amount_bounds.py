@@ -10,7 +10,14 @@ import pytest
 
 from solver import events as ev
 from solver.engine import Engine
-from solver.model import Collateral, Constituent, Index, IndexDefinitionError
+from solver.model import (
+    Collateral,
+    Constituent,
+    Index,
+    IndexDefinitionError,
+    WeightedConstituent,
+    quantities_from_weights,
+)
 from solver.money import (
     amount_problem,
     ceil_decimals,
@@ -190,3 +197,14 @@ def test_counts_are_whole_numbers_not_booleans_and_amounts_above_zero_where_requ
     with pytest.raises(ValueError, match=r"^max_order_notional: must be greater than zero"):
         SolverParams(max_order_notional=D(0))
     assert SolverParams(max_order_notional=D("0.5")).max_order_notional == D("0.5")
+
+
+def test_weights_give_each_constituent_its_quantity_and_market_and_must_sum_above_zero() -> None:
+    weighted = (WeightedConstituent("A1", "A1USDC", D(3), D(100)),
+                WeightedConstituent("A2", "A2USDC", D(1), D(200)))
+    # 1000 x 3/4 / 100 and 1000 x 1/4 / 200
+    assert quantities_from_weights(D(1000), weighted) == (
+        Constituent("A1", "A1USDC", D("7.5")), Constituent("A2", "A2USDC", D("1.25")))
+    zero = (WeightedConstituent("A1", "A1USDC", D(0), D(100)),)
+    with pytest.raises(IndexDefinitionError, match=r"^weights: must sum to more than zero$"):
+        quantities_from_weights(D(1000), zero)

@@ -226,3 +226,41 @@ def test_a_remainder_worth_exactly_the_smallest_fill_can_still_be_engaged():
     # 0.01 at 1000 a unit: 0.00001 units, worth 0.01, the smallest fill of a 6-decimal token.
     assert can_be_engaged(SY2, D("0.01"), D(1000), params(), D("0.01"))
     assert not can_be_engaged(SY2, D("0.009999"), D(1000), params(), D("0.01"))
+
+
+def test_a_batch_is_planned_within_a_room_of_one_and_its_notional_is_what_is_sent():
+    result = plan(["1000"], deep_markets(), room=D(1))
+    assert [(e.order_id, e.units) for e in result.engagements] == [(1, D("0.001"))]
+    assert sent(result) == {"A1": (D(100), D("0.008")), "A2": (D(200), D("0.001"))}
+    assert result.notional == D(1)
+
+
+def test_inventory_that_covers_an_asset_exactly_is_used_without_fitting_again():
+    # 0.33333 and 0.77777 units wanted, 0.3 A2 on the book: each order gets 0.3 / 1.1111 of
+    # its units, floored: 0.089999999999999999 and 0.21. Their 2.399999999999999992 A1 are all
+    # in inventory, so only A2 is bought.
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "0.3"))]
+    result = plan(["333.33", "777.77"], markets, inventory={"A1": D("2.399999999999999992")})
+    assert [(e.order_id, e.units) for e in result.engagements] == [
+        (1, D("0.089999999999999999")), (2, D("0.21"))]
+    assert result.inventory_used == {"A1": D("2.399999999999999992")}
+    assert sent(result) == {"A2": (D(200), D("0.299"))}
+
+
+def test_only_the_indexes_engaged_are_priced_in_the_plan():
+    sy3 = index("SY3", A1="1")
+    candidates = [Candidate(1, SY2, D(1000)), Candidate(2, sy3, D("0.005"))]  # a sliver of SY3
+    markets = {m.rules.asset: m for m in deep_markets()}
+    result = plan_batch(candidates, markets, {}, params(), NO_LIMIT, D("0.01"))
+    assert result.index_prices == {"SY2": D(1000)}
+
+
+def test_quotes_and_minimums_keep_the_fee_reserve_back_and_work_for_cheap_indexes():
+    markets = {m.rules.asset: m for m in deep_markets()}
+    # 1000 with a 25% reserve: 800 to spend, 0.8 units at 1000.
+    assert quote(SY2, D(1000), markets, {}, params(fee_reserve=D("0.25"))) == (D(1000), D("0.8"))
+    # An index worth 0.1 a unit (0.001 A1 at 100): 1 buys 10 units; the smallest tradable
+    # quantity is 1 unit (the 0.001 step of A1), which costs 0.1.
+    cheap = index("SYC", A1="0.001")
+    assert quote(cheap, D(1), markets, {}, params()) == (D("0.1"), D(10))
+    assert smallest_buy_cost(cheap, markets, params()) == D("0.1")
