@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
+
+from hypothesis import Phase, settings
 
 from solver.commands import BookUpdated, DepositConfirmed, PlanBatch, SubmitIndexOrder
 from solver.engine import Engine
@@ -13,6 +16,20 @@ from solver.model import Constituent, Index
 from solver.params import SolverParams
 
 D = Decimal
+
+# mutmut's run on the core (docs/mutation.md) sets MUTANT_UNDER_TEST: there the property tests
+# run the "mutation" profile's few examples and do not shrink a failure (a mutant is caught by
+# any failing example), so that the run fits its time. `make test` and CI run them all.
+settings.register_profile("mutation", max_examples=10,
+                          phases=(Phase.explicit, Phase.reuse, Phase.generate))
+MUTATION_RUN = "MUTANT_UNDER_TEST" in os.environ
+if MUTATION_RUN:
+    settings.load_profile("mutation")
+
+
+def examples(n: int) -> int:
+    """``n`` examples, or the mutation profile's in a mutation run."""
+    return settings.get_profile("mutation").max_examples if MUTATION_RUN else n
 
 
 def index(symbol: str = "SY2", **quantities: str) -> Index:

@@ -13,7 +13,7 @@ from solver.allocation import MAX_ROUNDING_MARKUP, EngagedOrder, allocate, min_f
 from solver.inventory import PoolSlice
 from solver.model import Constituent, Index
 from solver.money import ZERO, exact
-from tests.builders import index
+from tests.builders import examples, index
 
 D = Decimal
 SY2 = index()
@@ -88,7 +88,7 @@ def unit_cost(idx: Index, pooled: dict[str, list[PoolSlice]]) -> Decimal:
     return cost
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(batches())
 @exact
 def test_every_fill_is_charged_its_value_within_the_markup_and_assigned_once(batch):
@@ -118,3 +118,50 @@ def test_every_fill_is_charged_its_value_within_the_markup_and_assigned_once(bat
     for pool in pooled.values():
         for piece in pool:
             assert by_slice.get(piece.id, ZERO) <= piece.quantity
+
+
+# --- found by the mutation run (docs/mutation.md) --------------------------------------------
+
+
+def one_asset_index(quantity: str) -> Index:
+    return Index("S1", "USDC", (Constituent("A1", "A1USDC", D(quantity)),))
+
+
+def test_orders_take_their_shares_of_the_slices_in_turn():
+    # The whole pool is wanted, so each slice is shared out whole: 1 and 1 of A, then 8 of A
+    # and 5 of B; the empty slice gives nothing.
+    pool = [PoolSlice("A1:0", D(100), D(0), ZERO), PoolSlice("A1:A", D(100), D(10), ZERO),
+            PoolSlice("A1:B", D(100), D(5), ZERO)]
+    s1 = one_asset_index("1")
+    engaged = [EngagedOrder(n, s1, D(units), D(10_000)) for n, units in ((1, 1), (2, 1), (3, 13))]
+    allocation = allocate(engaged, {"A1": pool}, 6)
+    assert [(o.units, o.cost) for o in allocation.orders] == [
+        (D(1), D(100)), (D(1), D(100)), (D(13), D(1300))]
+    assert [tuple(a) for a in allocation.assignments] == [
+        ("A1:A", 1, D(1)), ("A1:A", 2, D(1)), ("A1:A", 3, D(8)), ("A1:B", 3, D(5))]
+
+
+def test_rounding_dust_goes_to_the_first_slices_with_room_and_no_slice_gives_more_than_it_has():
+    # 3 - 3e-36 of a pool of 3 is wanted: the fraction is 1 - 1e-36. Floored to 36 decimals,
+    # each 2e-36 slice keeps 1e-36 and the big one 3 - 13e-36, 5e-36 short of what is wanted;
+    # the dust fills the first slices up to their size, in order: 1e-36, then 3e-36, then 1e-36.
+    e, big = D("1E-36"), D("2.99999999999999999999999999999999999")  # 3 - 10e-36
+    sizes = [2 * e, big, 2 * e, 2 * e, 2 * e, 2 * e]
+    pool = [PoolSlice(f"A1:{n}", D(100), size, ZERO) for n, size in enumerate(sizes)]
+    units = D("2999999999999999999.999999999999999997")  # x 1e-18 A1 a unit = 3 - 3e-36 A1
+    allocation = allocate([EngagedOrder(1, one_asset_index("1E-18"), units, D(1000))],
+                          {"A1": pool}, 6)
+    assert [(o.units, o.cost) for o in allocation.orders] == [(units, D(300))]
+    assert [a.quantity for a in allocation.assignments] == [2 * e, big, 2 * e, e, e, e]
+
+
+def test_a_max_price_is_compared_with_the_pool_price_before_fees():
+    # 10 A1 at 100 with 10 of fees: 101 a unit with fees, 100 before them. A max price of 100
+    # is met; 99.99 is not.
+    pool = {"A1": [PoolSlice("A1:1", D(100), D(10), D(10))]}
+    s1 = one_asset_index("1")
+    engaged = [EngagedOrder(1, s1, D(2), D(1000), D(100)),
+               EngagedOrder(2, s1, D(2), D(1000), D("99.99"))]
+    allocation = allocate(engaged, pool, 6)
+    assert [(o.units, o.cost, o.fees) for o in allocation.orders] == [
+        (D(2), D(202), D(2)), (D(0), D(0), D(0))]

@@ -10,8 +10,23 @@ import pytest
 
 from solver import events as ev
 from solver.engine import Engine
-from solver.model import Collateral, Constituent, Index, IndexDefinitionError
-from solver.money import amount_problem, decimal_places, to_decimal
+from solver.model import (
+    Collateral,
+    Constituent,
+    Index,
+    IndexDefinitionError,
+    WeightedConstituent,
+    quantities_from_weights,
+)
+from solver.money import (
+    amount_problem,
+    ceil_decimals,
+    decimal_places,
+    floor_decimals,
+    plain,
+    round_decimals,
+    to_decimal,
+)
 from solver.orders import RejectReason
 from solver.params import SolverParams
 from tests.builders import desk, index, market
@@ -137,3 +152,59 @@ def test_parameters_at_their_bound_are_accepted_and_no_further(
 def test_parameters_from_a_config_name_the_key() -> None:
     with pytest.raises(ValueError, match=r"^max_levels: .*below 1E\+24"):
         SolverParams.from_mapping({"max_levels": "1e400"})
+
+
+@pytest.mark.parametrize("value", [1.5, True, None])
+def test_floats_and_booleans_are_not_numbers_at_the_door(value: object) -> None:
+    with pytest.raises(ValueError, match=f"^expected a number, got {re.escape(repr(value))}$"):
+        to_decimal(value)
+    with pytest.raises(ValueError, match=r"^fee_reserve: expected a number"):
+        SolverParams.from_mapping({"fee_reserve": value})
+
+
+def test_parameters_from_a_config_must_be_whole_where_counted_and_known() -> None:
+    with pytest.raises(ValueError, match=r"^max_levels: must be a whole number$"):
+        SolverParams.from_mapping({"max_levels": "1.5"})
+    with pytest.raises(ValueError, match=r"^speed: unknown parameter \(known: price_tolerance, "
+                                         "fee_reserve, max_order_notional,"):
+        SolverParams.from_mapping({"speed": "9"})
+
+
+def test_an_order_or_deposit_of_exactly_1e24_is_refused() -> None:
+    d = desk()
+    assert [type(e.event) for e in d.deposit("alice", "1E+24").events] == [ev.InputIgnored]
+    d.deposit("alice", "1500")
+    [rejected] = [e.event for e in d.order("alice", "o1", "1E+24").events]
+    assert rejected == ev.IndexOrderRejected("alice", "o1", RejectReason.INVALID_AMOUNT,
+                                             "amount must be below 1E+24")
+
+
+# 21 whole digits and 18 decimals: 39 significant digits, more than Python's default 28.
+LONG = D("123456789012345678901.123456789012345678")
+
+
+def test_rounding_and_writing_keep_every_digit_whatever_the_caller_s_context() -> None:
+    assert floor_decimals(LONG, 18) == LONG == ceil_decimals(LONG, 18) == round_decimals(LONG, 18)
+    assert floor_decimals(LONG, 17) == D("123456789012345678901.12345678901234567")
+    assert ceil_decimals(LONG, 17) == D("123456789012345678901.12345678901234568")
+    assert plain(LONG) == "123456789012345678901.123456789012345678"
+    assert plain(D("-0.000")) == "0"
+
+
+def test_counts_are_whole_numbers_not_booleans_and_amounts_above_zero_where_required() -> None:
+    with pytest.raises(ValueError, match=r"^max_levels: must be a whole number from 1"):
+        SolverParams(max_levels=True)
+    with pytest.raises(ValueError, match=r"^max_order_notional: must be greater than zero"):
+        SolverParams(max_order_notional=D(0))
+    assert SolverParams(max_order_notional=D("0.5")).max_order_notional == D("0.5")
+
+
+def test_weights_give_each_constituent_its_quantity_and_market_and_must_sum_above_zero() -> None:
+    weighted = (WeightedConstituent("A1", "A1USDC", D(3), D(100)),
+                WeightedConstituent("A2", "A2USDC", D(1), D(200)))
+    # 1000 x 3/4 / 100 and 1000 x 1/4 / 200
+    assert quantities_from_weights(D(1000), weighted) == (
+        Constituent("A1", "A1USDC", D("7.5")), Constituent("A2", "A2USDC", D("1.25")))
+    zero = (WeightedConstituent("A1", "A1USDC", D(0), D(100)),)
+    with pytest.raises(IndexDefinitionError, match=r"^weights: must sum to more than zero$"):
+        quantities_from_weights(D(1000), zero)

@@ -1,5 +1,6 @@
 """The engine's order lifecycle: accept/reject, batches, fills, cancel, expiry, mints, events."""
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -24,6 +25,8 @@ from solver.commands import (
 )
 from solver.engine import Engine
 from solver.invariants import violations
+from solver.inventory import Assignment, Inventory, Lot
+from solver.ledger import Balance, CollateralLedger
 from solver.market import Level, MarketRules, OrderBook
 from solver.model import Collateral, Constituent, Index, Side
 from solver.orders import CancelRejectReason, MintStatus, OrderStatus, RejectReason
@@ -82,6 +85,7 @@ def test_bad_orders_are_rejected_with_a_reason_and_change_nothing(kwargs, reason
     d = desk(solver_params=params(min_order_collateral=D(10)))
     d.deposit("alice", "1500")
     before = d.engine.ledger.balances()
+    kwargs = dict(kwargs)  # the parameters are shared: a test run twice in one process
     amount = kwargs.pop("amount", "100")
     t = d.order("alice", "o1", amount, **kwargs)
     [rejected] = [e.event for e in t.events]
@@ -513,6 +517,7 @@ def test_two_indexes_share_an_asset_order():
     ("Infinity", "1", "0", "USDC"), ("100", "-1", "0", "USDC"), ("100", "1", "-1", "USDC"),
     ("100", "1", "5", "A1"),  # a commission in the asset larger than the trade
     ("100", "1E+30", "0", "USDC"),
+    ("0", "1", "0", "USDC"), ("100", "0", "0", "USDC"), ("100", "1E+24", "0", "USDC"),
 ])
 def test_impossible_trades_are_ignored(price, quantity, commission, asset):
     d = desk()
@@ -869,3 +874,367 @@ def test_a_sliver_of_an_asset_is_not_sold_to_an_order_at_an_absurd_price():
     assert order.is_open and order.spent == 0 and order.filled_units == 0
     assert d.engine.inventory.positions() == {"A1": D(8), "A2": D("1E-18")}
     assert violations(d.engine) == []
+
+
+# --- found by the mutation run (docs/mutation.md): events in full, boundaries, house funds ----
+
+
+def events_of(t: ev.Transaction) -> list[ev.Event]:
+    return [e.event for e in t.events]
+
+
+def test_a_reduce_reports_the_new_amount_and_the_release_and_must_lower_the_amount():
+    d = desk()
+    d.deposit("alice", "3000")
+    d.order("alice", "o1", "3000")
+    assert events_of(d.apply(ReduceIndexOrder, "alice", "o1", D(2000), "r1")) == [
+        ev.IndexOrderReduced(1, D(2000), D(1000), "r1"),
+        ev.CollateralReleased("alice", "USDC", D(1000), 1)]
+    assert events_of(d.apply(ReduceIndexOrder, "alice", "r1", D(2000), "r2")) == [
+        ev.CancelRejected("alice", "r1", CancelRejectReason.NOT_A_REDUCTION,
+                          "new amount 2000 is not below 2000", "r2")]
+    assert d.engine.ledger.balance("alice", "USDC").available == D(1000)
+
+
+def test_a_reduce_keeps_what_the_batch_in_flight_may_spend_with_the_fee_reserve():
+    # 0.4 units engaged at 1000 (at most 400 per order per batch): the batch may charge
+    # 400 x 1.25 = 500 with the 25% fee reserve, so the order cannot go below 500.
+    d = desk(solver_params=params(fee_reserve=D("0.25"), max_order_notional=D(400)))
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "2000")
+    [planned] = d.plan().of_type(ev.BatchPlanned)
+    assert [(e.order_id, e.units) for e in planned.engagements] == [(1, D("0.4"))]
+    [low] = d.apply(ReduceIndexOrder, "alice", "o1", D("499.99")).of_type(ev.CancelRejected)
+    assert low.reason is CancelRejectReason.BELOW_COMMITTED
+    [reduced] = d.apply(ReduceIndexOrder, "alice", "o1", D(500)).of_type(ev.IndexOrderReduced)
+    assert (reduced.collateral, reduced.released) == (D(500), D(1500))
+
+
+def test_a_cancel_reports_its_request_id_and_uses_it_up():
+    d = desk()
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "1000")
+    d.order("alice", "o2", "1000")
+    assert events_of(d.apply(CancelIndexOrder, "alice", "o1", "c1")) == [
+        ev.IndexOrderCompleted(1, OrderStatus.CANCELED, D(0), D(0), D(1000), "c1",
+                               "canceled at the user's request"),
+        ev.CollateralReleased("alice", "USDC", D(1000), 1)]
+    assert events_of(d.apply(CancelIndexOrder, "alice", "o2", "c1")) == [
+        ev.CancelRejected("alice", "o2", CancelRejectReason.DUPLICATE_REQUEST_ID,
+                          "request id c1 is already used by this account", "c1")]
+    assert d.engine.order("alice", "o2").is_open
+    assert events_of(d.apply(CancelIndexOrder, "alice", "c1", "c2")) == [
+        ev.CancelRejected("alice", "c1", CancelRejectReason.ALREADY_CLOSED,
+                          "order c1 is canceled", "c2")]
+
+
+def test_orders_expire_at_their_expiry_time_each_with_its_reason():
+    d = desk()
+    d.deposit("alice", "3000")
+    d.order("alice", "o1", "1000", expire_at=50)
+    d.order("alice", "o2", "1000", expire_at=50)
+    d.order("alice", "o3", "1000")
+    d.now = 49  # the tick comes at 50, the expiry time itself
+    passed = "expired: its expiry time passed"
+    assert events_of(d.apply(ClockTicked)) == [
+        ev.IndexOrderCompleted(1, OrderStatus.EXPIRED, D(0), D(0), D(1000), "", passed),
+        ev.CollateralReleased("alice", "USDC", D(1000), 1),
+        ev.IndexOrderCompleted(2, OrderStatus.EXPIRED, D(0), D(0), D(1000), "", passed),
+        ev.CollateralReleased("alice", "USDC", D(1000), 2)]
+    [ended] = d.apply(ExpireIndexOrder, "alice", "o3").of_type(ev.IndexOrderCompleted)
+    assert ended.reason == "expired: ended by the operator"
+    assert events_of(d.apply(ExpireIndexOrder, "alice", "o1")) == [
+        ev.CancelRejected("alice", "o1", CancelRejectReason.ALREADY_CLOSED,
+                          "order o1 is expired")]
+    assert d.engine.ledger.balance("alice", "USDC").available == D(3000)
+
+
+def test_a_mint_is_retried_at_its_retry_time_for_the_order_s_account_wallet_and_units():
+    d = desk(solver_params=params(mint_retry_delay_ms=100))
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    assert events_of(d.apply(MintFailed, 1, 1, "rpc timeout")) == [
+        ev.MintRetryScheduled(1, 2, d.now + 100, "rpc timeout")]
+    d.now += 99  # the tick comes at the retry time itself
+    assert events_of(d.apply(ClockTicked)) == [
+        ev.MintRetryRequested(1, "alice", "alice", "SY2", D(1), 2)]
+    assert events_of(d.apply(MintFailed, 1, 1, "late")) == [
+        ev.InputIgnored("no mint attempt 1 in progress for order 1")]
+
+
+def test_a_quote_counts_free_inventory_and_names_its_request():
+    d = desk(solver_params=params(dust_threshold=D(1)))
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, a2 = d.plan().of_type(ev.AssetOrderRequested)
+    fill(d, a1, "8")
+    end(d, a1, "8", AssetOrderOutcome.FILLED)
+    fill(d, a2, "0.5")
+    end(d, a2, "0.5")  # half a unit settles: 4 A1 are left free
+    d.books(book("A1", ("100", "2")))
+    # 1000 would buy 1 unit, but A1 has 2 on the book and 4 free: 6 / 8 = 0.75 units.
+    assert events_of(d.apply(RequestQuote, "q1", "SY2", D(1000))) == [
+        ev.QuoteIssued("q1", "SY2", D(1000), D(1000), D("0.75"))]
+    assert events_of(d.apply(RequestQuote, "q2", "NOPE", D(1))) == [
+        ev.QuoteRejected("q2", "NOPE", "unknown index NOPE")]
+    assert events_of(d.apply(RequestQuote, "q3", "SY2", D("1.0000001"))) == [
+        ev.QuoteRejected("q3", "SY2", "USDC has 6 decimals, got 1.0000001")]
+    d.books(OrderBook("A2USDC", ()))
+    assert events_of(d.apply(RequestQuote, "q4", "SY2", D(1000))) == [
+        ev.QuoteRejected("q4", "SY2", "no ask price for every asset of SY2")]
+
+
+def test_house_fee_funds_add_up_and_a_commission_needs_no_prior_funding():
+    # BNB trades against USDT here: a BNB commission on a USDC trade has no USDC price, so the
+    # house bears it (unvalued) and no order is charged for it.
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "1000"))]
+    bnb = MarketRules("BNBUSDT", "BNB", "USDT", D("0.01"), D("0.001"))
+    d = Desk(Engine([index()], [m.rules for m in markets] + [bnb], params()))
+    d.books(*(m.book for m in markets), OrderBook("BNBUSDT", (Level(D(600), D(50)),)))
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, a2 = d.plan().of_type(ev.AssetOrderRequested)
+    t = d.apply(AssetOrderFilled, a1.asset_order_id, "7", D(100), D(5), D("0.001"), "BNB")
+    assert events_of(t) == [
+        ev.LotOpened("A1USDC:7", "A1", 1, 1, D(100), D(5), D(0)),
+        ev.CommissionDebited("A1USDC:7", "BNB", D("0.001"), None, D("-0.001"))]
+    d.apply(AssetOrderFilled, a1.asset_order_id, "8", D(100), D(3), D("0.002"), "BNB")
+    held = d.engine.fee_assets["BNB"]
+    assert (held.paid, held.unvalued, held.balance) == (D("0.003"), D("0.003"), D("-0.003"))
+    assert events_of(d.apply(FeeAssetFunded, "f1", "BNB", D("0.1"))) == [
+        ev.FeeAssetCredited("f1", "BNB", D("0.1"), D("0.097"))]
+    assert events_of(d.apply(FeeAssetFunded, "f2", "BNB", D("0.2"))) == [
+        ev.FeeAssetCredited("f2", "BNB", D("0.2"), D("0.297"))]
+    assert events_of(d.apply(FeeAssetFunded, "f1", "BNB", D("0.2"))) == [
+        ev.InputIgnored("fee asset funding f1 already credited")]
+    assert events_of(d.apply(FeeAssetFunded, "f3", "BNB", D(-1))) == [
+        ev.InputIgnored("fee asset funding f3: quantity out of range")]
+    assert (held.funded, held.balance) == (D("0.3"), D("0.297"))
+    end(d, a1, "8", AssetOrderOutcome.FILLED)
+    fill_all(d, [a2])
+    order = d.engine.order("alice", "o1")
+    assert (order.filled_units, order.spent, order.fees) == (D(1), D(1000), D(0))
+    assert violations(d.engine) == []
+
+
+def a1_lot(trade: str, batch_id: int, quantity: str) -> Lot:
+    return Lot(f"A1USDC:{trade}", "A1", "A1USDC", trade, 1, batch_id, D(100), D(quantity), D(0), 0)
+
+
+def test_a_batch_frees_what_is_left_of_its_own_lots_however_little():
+    inventory = Inventory()
+    inventory.open(a1_lot("1", 1, "0.75"))
+    inventory.settle(1, [Assignment("A1USDC:1", 9, D("0.5"))])
+    assert inventory.free_quantity("A1") == D("0.25")
+
+
+def test_a_lot_held_by_two_batches_is_freed_once_with_what_neither_used():
+    inventory = Inventory()
+    inventory.open(a1_lot("1", 1, "10"))
+    inventory.settle(1, ())  # its batch assigned none of it: 10 free
+    inventory.hold(2, "A1", D(4))
+    inventory.hold(3, "A1", D(6))  # all of it held, by two batches
+    assert inventory.free_quantity("A1") == 0
+    inventory.settle(2, [Assignment("A1USDC:1", 7, D(4))])  # batch 2 used all it held
+    inventory.settle(3, [Assignment("A1USDC:1", 8, D("5.5"))])  # batch 3 left 0.5
+    assert inventory.free_quantity("A1") == D("0.5")
+    inventory.hold(4, "A1", D("0.5"))
+    assert inventory.free_quantity("A1") == 0
+    with pytest.raises(ValueError, match=r"hold A1: 0\.5 more than free inventory"):
+        inventory.hold(5, "A1", D("0.5"))
+
+
+def test_fills_report_batch_price_cost_and_totals_and_fees_add_up_over_batches():
+    d = desk(solver_params=params(max_order_notional=D(1000)))
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "2000")
+    a1, a2 = d.plan().of_type(ev.AssetOrderRequested)
+    fill(d, a1, "8", trade="11", commission="1")
+    end(d, a1, "8", AssetOrderOutcome.FILLED)
+    fill(d, a2, "1", trade="12")
+    # 1 unit at 8 x 100 + 200, plus the 1 USDC commission: 1001.
+    assert events_of(end(d, a2, "1", AssetOrderOutcome.FILLED)) == [
+        ev.AssetOrderClosed(2, AssetOrderOutcome.FILLED, D(1), ""),
+        ev.BatchSettled(1, ((1, D(1)),), (("A1", D(100)), ("A2", D(200))), (
+            Assignment("A1USDC:11", 1, D(8)), Assignment("A2USDC:12", 1, D(1)))),
+        ev.IndexOrderFilled(1, 1, D(1), D(1001), D(1001), D(1), D(1), D(1001), D(999)),
+        ev.CollateralSpent("alice", "USDC", D(1001), D(1), 1)]
+    # The 999 left buy 0.999 units at 1000, without commission: all of it is spent.
+    last = fill_all(d, d.plan().of_type(ev.AssetOrderRequested))[-1]
+    assert events_of(last)[2:] == [
+        ev.IndexOrderFilled(1, 2, D("0.999"), D(1000), D(999), D(0), D("1.999"), D(2000),
+                            D(0)),
+        ev.CollateralSpent("alice", "USDC", D(999), D(0), 1),
+        ev.IndexOrderCompleted(1, OrderStatus.FILLED, D("1.999"), D(2000), D(0), "",
+                               "filled: all of its collateral was spent"),
+        ev.MintRequested(1, "alice", "alice", "SY2", D("1.999"))]
+    order = d.engine.order("alice", "o1")
+    assert (order.spent, order.fees) == (D(2000), D(1))
+    assert d.engine.ledger.balance("alice", "USDC").fees == D(1)
+    assert events_of(d.apply(MintConfirmed, 1, "0xabc")) == [
+        ev.IndexOrderMinted(1, D("1.999"), "0xabc")]
+
+
+def test_a_trade_reported_after_its_batch_settled_is_recorded_and_freed():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, a2 = d.plan().of_type(ev.AssetOrderRequested)
+    fill_all(d, [a1, a2])
+    assert d.engine.batches[1].settled
+    fill(d, a1, "2", trade="late")
+    assert d.engine.inventory.lot("A1USDC:late") == Lot(
+        "A1USDC:late", "A1", "A1USDC", "late", 1, 1, D(100), D(2), D(0), d.now)
+    assert d.engine.inventory.free_quantity("A1") == D(2)
+
+
+def test_a_commission_of_the_whole_trade_in_the_asset_is_still_recorded_and_valued():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, _ = d.plan().of_type(ev.AssetOrderRequested)
+    t = d.apply(AssetOrderFilled, a1.asset_order_id, "5", D(100), D(2), D(2), "A1")
+    assert events_of(t) == [ev.LotOpened("A1USDC:5", "A1", 1, 1, D(100), D(0), D(200))]
+    assert d.engine.asset_orders[a1.asset_order_id].filled == D(2)
+
+
+def test_a_pending_cancel_waits_for_its_batch_even_when_the_order_has_fills():
+    d = desk(solver_params=params(max_order_notional=D(1000)))
+    d.deposit("alice", "3000")
+    d.order("alice", "o1", "3000")
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))  # 1 unit for 1000
+    requests = d.plan().of_type(ev.AssetOrderRequested)  # 1 more in flight
+    assert events_of(d.apply(CancelIndexOrder, "alice", "o1", "c1")) == [
+        ev.IndexOrderEndPending(1, OrderStatus.CANCELED, "c1")]
+    assert events_of(d.apply(ExpireIndexOrder, "alice", "o1")) == [
+        ev.CancelRejected("alice", "o1", CancelRejectReason.ALREADY_PENDING,
+                          "order o1 is already being canceled")]
+    assert d.plan().of_type(ev.IndexOrderCompleted) == []
+    [done] = [c for t in fill_all(d, requests) for c in t.of_type(ev.IndexOrderCompleted)]
+    assert done == ev.IndexOrderCompleted(1, OrderStatus.CANCELED, D(2), D(2000), D(1000), "c1",
+                                          "canceled at the user's request")
+    assert violations(d.engine) == []
+
+
+def test_remainders_priced_out_by_a_move_complete_together_at_the_next_plan():
+    # Whole units only: 1000 of each order buys one unit at 1000, and the 1500 left would buy
+    # another until A1 rises to 200 (a unit at 1800).
+    sy0 = Index("SY2", "USDC", index().constituents, decimals=0)
+    d = desk(sy0, solver_params=params(max_order_notional=D(1000)))
+    d.deposit("alice", "2500")
+    d.deposit("bob", "2500")
+    d.order("alice", "o1", "2500")
+    d.order("bob", "o2", "2500")
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    assert [o.remaining for o in d.engine.open_orders()] == [D(1500), D(1500)]
+    d.books(book("A1", ("200", "1000")))
+    completed = d.plan().of_type(ev.IndexOrderCompleted)
+    assert [(c.order_id, c.status, c.released) for c in completed] == [
+        (1, OrderStatus.FILLED, D(1500)), (2, OrderStatus.FILLED, D(1500))]
+
+
+def test_the_ledger_keeps_fees_through_every_movement_and_flags_any_negative_part():
+    ledger = CollateralLedger()
+    ledger.credit("alice", "USDC", D(100))
+    ledger.reserve("alice", "USDC", D(60))
+    ledger.spend("alice", "USDC", D(10), D(1))
+    ledger.release("alice", "USDC", D(20))
+    ledger.spend("alice", "USDC", D(10), D(2))
+    ledger.credit("alice", "USDC", D(50))
+    ledger.reserve("alice", "USDC", D(5))
+    assert ledger.balance("alice", "USDC") == Balance(D(150), D(105), D(25), D(20), D(3))
+    for field in ("available", "reserved", "spent", "fees"):
+        balance = replace(Balance(), **{field: D(-1)})
+        assert balance.violation() == f"negative balance {balance}"
+
+
+def test_an_accepted_order_reports_its_reservation_and_mints_to_the_deposit_wallet():
+    d = desk()
+    assert events_of(d.apply(DepositConfirmed, "dep-1", "alice", "USDC", D(1000), "0xa11ce")) == [
+        ev.CollateralDeposited("alice", "USDC", D(1000), "dep-1")]
+    t = d.order("alice", "o1", "1000")
+    assert events_of(t) == [ev.IndexOrderAccepted(1, "alice", "o1", "SY2", D(1000)),
+                            ev.CollateralReserved("alice", "USDC", D(1000), 1)]
+    order = d.engine.order("alice", "o1")
+    assert (order.wallet, order.accepted_ts) == ("0xa11ce", t.ts)
+    planned = d.plan()
+    assert d.engine.batches[1].ts == planned.ts
+    [minted] = [m for t in fill_all(d, planned.of_type(ev.AssetOrderRequested))
+                for m in t.of_type(ev.MintRequested)]
+    assert minted == ev.MintRequested(1, "alice", "0xa11ce", "SY2", D(1))
+
+
+@pytest.mark.parametrize("kwargs, text", [
+    ({"index": "NOPE"}, "unknown index NOPE; known: SY2, SY3"),
+    ({"side": Side.SELL}, "only buy orders are supported"),
+    ({"amount": "1.0000001"}, "USDC has 6 decimals, got 1.0000001"),
+    ({"max_price": D(0)}, "maximum price must be > 0, got 0"),
+    ({"max_price": D("1E+24")}, "maximum price must be below 1E+24, got 1E+24"),
+    ({"expire_at": 2}, "expiry time is not in the future"),  # the order comes at 2
+    ({"client_order_id": "o1"}, "order id o1 is already used by this account"),
+])
+def test_rejected_orders_say_why_in_words(kwargs, text):
+    d = Desk(Engine([index(), index("SY3")], [rules("A1"), rules("A2")], params()))
+    d.deposit("alice", "1500")
+    kwargs = dict(kwargs)
+    if kwargs.pop("client_order_id", None):
+        d.order("alice", "o1", "100")
+    t = d.order("alice", "o1", kwargs.pop("amount", "100"), **kwargs)
+    [rejected] = events_of(t)
+    assert rejected == ev.IndexOrderRejected("alice", "o1", rejected.reason, text)
+
+
+def test_an_order_at_the_minimum_or_with_a_max_price_below_1_is_accepted():
+    d = desk(solver_params=params(min_order_collateral=D(10)))
+    d.deposit("alice", "1000")
+    assert d.order("alice", "o1", "10").of_type(ev.IndexOrderAccepted)
+    assert d.order("alice", "o2", "10", max_price=D("0.5")).of_type(ev.IndexOrderAccepted)
+
+
+def test_without_exchange_steps_the_minimum_order_is_the_smallest_fill():
+    # No step or minimum on either market: any quantity trades, but no order is sold less
+    # than the smallest fill, 0.01 USDC (1e-5 units at 1000).
+    d = desk(markets=[market("A1", ("100", "1000"), step="0"),
+                      market("A2", ("200", "1000"), step="0")])
+    d.deposit("alice", "1")
+    [rejected] = events_of(d.order("alice", "o1", "0.009999"))
+    assert rejected == ev.IndexOrderRejected(
+        "alice", "o1", RejectReason.BELOW_MINIMUM,
+        "the smallest SY2 order at today's prices is 0.01 USDC: less cannot buy the index's "
+        "smallest tradable quantity (the exchange's minimum quantities and notionals) with "
+        "the fee reserve")
+    assert d.order("alice", "o2", "0.01").of_type(ev.IndexOrderAccepted)
+
+
+def test_the_planner_engages_no_order_for_less_than_the_smallest_fill():
+    # 0.000005 A2 on the book: 0.000005 units, worth 0.005 USDC, below the smallest fill.
+    d = desk(markets=[market("A1", ("100", "1000"), step="0"),
+                      market("A2", ("200", "0.000005"), step="0")])
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    assert d.plan().of_type(ev.BatchPlanned) == []
+
+
+@pytest.mark.parametrize("asks, bids", [
+    ((("100", "1"), ("100", "1")), ()),
+    ((("100", "1"),), (("99", "1"), ("99", "1"))),
+    ((("100", "1"),), (("99", "1"), ("98", "1"), ("98.5", "1"))),
+])
+def test_books_with_levels_out_of_order_or_repeated_on_either_side_are_ignored(asks, bids):
+    d = desk()
+    bad = OrderBook("A1USDC", tuple(Level(D(p), D(q)) for p, q in asks),
+                    tuple(Level(D(p), D(q)) for p, q in bids))
+    assert [type(e) for e in events_of(d.apply(BookUpdated, bad))] == [ev.InputIgnored]
+    assert d.engine.books["A1"].best_ask == D(100) and d.engine.books["A1"].bids == ()
+
+
+def test_the_exchange_s_order_id_is_recorded_for_a_known_asset_order_only():
+    d = desk()
+    d.deposit("alice", "1000")
+    d.order("alice", "o1", "1000")
+    a1, _ = d.plan().of_type(ev.AssetOrderRequested)
+    assert events_of(d.apply(AssetOrderAccepted, a1.asset_order_id, "x-1")) == []
+    assert d.engine.asset_orders[a1.asset_order_id].exchange_order_id == "x-1"
+    assert events_of(d.apply(AssetOrderAccepted, 99, "x-2")) == [
+        ev.InputIgnored("unknown asset order 99")]

@@ -2,8 +2,9 @@
 
 from decimal import Decimal
 
-from solver.fitting import Candidate, plan_batch, quote, smallest_buy_cost
+from solver.fitting import Candidate, can_be_engaged, plan_batch, quote, smallest_buy_cost
 from solver.market import buy_liquidity
+from solver.model import Index
 from tests.builders import book, index, market, params, rules
 
 D = Decimal
@@ -173,3 +174,93 @@ def test_smallest_buy_cost_prices_the_smallest_tradable_quantity():
     assert plan_batch(candidates, filtered, {}, params(), NO_LIMIT).engagements[0].units == (
         D("0.03"))
     assert plan_batch([Candidate(1, SY2, D("29.99"))], filtered, {}, params(), NO_LIMIT) is None
+
+
+# --- found by the mutation run (docs/mutation.md) --------------------------------------------
+
+
+def test_an_order_that_buys_no_unit_takes_no_place_in_the_batch():
+    # Whole units at 1000: 500 buys none, so the one place goes to the order behind it.
+    sy0 = Index("SY2", "USDC", SY2.constituents, decimals=0)
+    candidates = [Candidate(1, sy0, D(500)), Candidate(2, sy0, D(1000))]
+    markets = {m.rules.asset: m for m in deep_markets()}
+    result = plan_batch(candidates, markets, {}, params(max_orders_per_batch=1), NO_LIMIT)
+    assert [(e.order_id, e.units) for e in result.engagements] == [(2, D(1))]
+
+
+def test_filters_name_the_first_one_an_order_fails_and_pass_at_their_edges():
+    r = rules("A1", tick="0.01", step="0.001", min_qty="0.5", max_qty="10", min_notional="60")
+    assert r.filter_failure(D("100.005"), D(1)) == "PRICE_FILTER"
+    assert rules("A1").filter_failure(D(0), D(1)) == "PRICE_FILTER"
+    assert r.filter_failure(D(100), D("1.0005")) == "LOT_SIZE"
+    assert rules("A1").filter_failure(D(100), D(0)) == "LOT_SIZE"
+    assert r.filter_failure(D(100), D("0.4")) == "LOT_SIZE"
+    assert r.filter_failure(D(100), D("10.001")) == "LOT_SIZE"
+    assert r.filter_failure(D(100), D("0.5")) == "NOTIONAL"
+    assert r.filter_failure(D(100), D(10)) is None
+    assert r.filter_failure(D(100), D("0.6")) is None
+
+
+def test_max_levels_holds_in_the_plan_and_at_its_edges():
+    # A2: 0.5 at 200 and 10 at 201, both within 1% of 200; one level counts, at 200. A1 is
+    # bought up to 101: the index costs 8 x 101 + 200 = 1008, and A2 allows 0.5 units.
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "0.5"), ("201", "10"))]
+    result = plan(["2000"], markets, price_tolerance=D("0.01"), max_levels=1)
+    assert result.index_prices == {"SY2": D(1008)}
+    assert sent(result) == {"A1": (D(101), D(4)), "A2": (D(200), D("0.5"))}
+
+    def liquidity(max_levels, *asks):
+        found = buy_liquidity(book("A1", *asks), rules("A1"), D("0.01"), max_levels)
+        return found.limit, found.quantity
+
+    # Every level within the tolerance is counted: the limit stays at the tolerance.
+    assert liquidity(2, ("100", "1"), ("100.2", "2")) == (D("101.00"), D(3))
+    # A level beyond max_levels at exactly the limit: the limit moves down to the last counted.
+    assert liquidity(2, ("100", "1"), ("100.5", "2"), ("101", "4")) == (D("100.5"), D(3))
+    assert liquidity(1, ("100", "1"), ("100.5", "2")) == (D(100), D(1))
+    assert liquidity(3, ("100", "1"), ("100.2", "2"), ("100.4", "4"), ("100.6", "8")) == (
+        D("100.4"), D(7))
+
+
+def test_a_remainder_worth_exactly_the_smallest_fill_can_still_be_engaged():
+    # 0.01 at 1000 a unit: 0.00001 units, worth 0.01, the smallest fill of a 6-decimal token.
+    assert can_be_engaged(SY2, D("0.01"), D(1000), params(), D("0.01"))
+    assert not can_be_engaged(SY2, D("0.009999"), D(1000), params(), D("0.01"))
+
+
+def test_a_batch_is_planned_within_a_room_of_one_and_its_notional_is_what_is_sent():
+    result = plan(["1000"], deep_markets(), room=D(1))
+    assert [(e.order_id, e.units) for e in result.engagements] == [(1, D("0.001"))]
+    assert sent(result) == {"A1": (D(100), D("0.008")), "A2": (D(200), D("0.001"))}
+    assert result.notional == D(1)
+
+
+def test_inventory_that_covers_an_asset_exactly_is_used_without_fitting_again():
+    # 0.33333 and 0.77777 units wanted, 0.3 A2 on the book: each order gets 0.3 / 1.1111 of
+    # its units, floored: 0.089999999999999999 and 0.21. Their 2.399999999999999992 A1 are all
+    # in inventory, so only A2 is bought.
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "0.3"))]
+    result = plan(["333.33", "777.77"], markets, inventory={"A1": D("2.399999999999999992")})
+    assert [(e.order_id, e.units) for e in result.engagements] == [
+        (1, D("0.089999999999999999")), (2, D("0.21"))]
+    assert result.inventory_used == {"A1": D("2.399999999999999992")}
+    assert sent(result) == {"A2": (D(200), D("0.299"))}
+
+
+def test_only_the_indexes_engaged_are_priced_in_the_plan():
+    sy3 = index("SY3", A1="1")
+    candidates = [Candidate(1, SY2, D(1000)), Candidate(2, sy3, D("0.005"))]  # a sliver of SY3
+    markets = {m.rules.asset: m for m in deep_markets()}
+    result = plan_batch(candidates, markets, {}, params(), NO_LIMIT, D("0.01"))
+    assert result.index_prices == {"SY2": D(1000)}
+
+
+def test_quotes_and_minimums_keep_the_fee_reserve_back_and_work_for_cheap_indexes():
+    markets = {m.rules.asset: m for m in deep_markets()}
+    # 1000 with a 25% reserve: 800 to spend, 0.8 units at 1000.
+    assert quote(SY2, D(1000), markets, {}, params(fee_reserve=D("0.25"))) == (D(1000), D("0.8"))
+    # An index worth 0.1 a unit (0.001 A1 at 100): 1 buys 10 units; the smallest tradable
+    # quantity is 1 unit (the 0.001 step of A1), which costs 0.1.
+    cheap = index("SYC", A1="0.001")
+    assert quote(cheap, D(1), markets, {}, params()) == (D("0.1"), D(10))
+    assert smallest_buy_cost(cheap, markets, params()) == D("0.1")

@@ -41,6 +41,7 @@ from solver.params import SolverParams
 from solver.simulation.exchange import SimulatedExchange
 from solver.simulation.run import audit, setup_of, simulate
 from solver.simulation.scenario import CancelSpec, MarketSpec, OrderSpec, Scenario
+from tests.builders import examples
 
 D = Decimal
 F = Fraction
@@ -244,7 +245,7 @@ def run(scenario: Scenario, steps: list[str], seed: int) -> Run:
 # --- the properties ---------------------------------------------------------------------------
 
 
-SETTINGS = settings(max_examples=200, deadline=None,
+SETTINGS = settings(max_examples=examples(200), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -412,7 +413,7 @@ def outcome(scenario: Scenario, seed: int | None) -> object:
             engine.inventory.positions(), engine.ledger.balances())
 
 
-@settings(max_examples=100, deadline=None,
+@settings(max_examples=examples(100), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(scenarios(), st.integers(0, 2**32))
 def test_results_do_not_depend_on_the_order_of_exchange_reports(scenario: Scenario,
