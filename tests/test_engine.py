@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 from decimal import Decimal
+from unittest.mock import ANY
 
 import pytest
 
@@ -888,11 +889,11 @@ def test_a_reduce_reports_the_new_amount_and_the_release_and_must_lower_the_amou
     d.deposit("alice", "3000")
     d.order("alice", "o1", "3000")
     assert events_of(d.apply(ReduceIndexOrder, "alice", "o1", D(2000), "r1")) == [
-        ev.IndexOrderReduced(1, D(2000), D(1000), "r1"),
-        ev.CollateralReleased("alice", "USDC", D(1000), 1)]
+        ev.IndexOrderReduced(1, D(2000), D(1000), ANY, "r1"),
+        ev.CollateralReleased("alice", "USDC", D(1000), 1, ANY)]
     assert events_of(d.apply(ReduceIndexOrder, "alice", "r1", D(2000), "r2")) == [
         ev.CancelRejected("alice", "r1", CancelRejectReason.NOT_A_REDUCTION,
-                          "new amount 2000 is not below 2000", "r2")]
+                          "new amount 2000 is not below 2000", ANY, "r2")]
     assert d.engine.ledger.balance("alice", "USDC").available == D(1000)
 
 
@@ -916,16 +917,16 @@ def test_a_cancel_reports_its_request_id_and_uses_it_up():
     d.order("alice", "o1", "1000")
     d.order("alice", "o2", "1000")
     assert events_of(d.apply(CancelIndexOrder, "alice", "o1", "c1")) == [
-        ev.IndexOrderCompleted(1, OrderStatus.CANCELED, D(0), D(0), D(1000), "c1",
+        ev.IndexOrderCompleted(1, OrderStatus.CANCELED, D(0), D(0), D(1000), ANY, "c1",
                                "canceled at the user's request"),
-        ev.CollateralReleased("alice", "USDC", D(1000), 1)]
+        ev.CollateralReleased("alice", "USDC", D(1000), 1, ANY)]
     assert events_of(d.apply(CancelIndexOrder, "alice", "o2", "c1")) == [
         ev.CancelRejected("alice", "o2", CancelRejectReason.DUPLICATE_REQUEST_ID,
-                          "request id c1 is already used by this account", "c1")]
+                          "request id c1 is already used by this account", ANY, "c1")]
     assert d.engine.order("alice", "o2").is_open
     assert events_of(d.apply(CancelIndexOrder, "alice", "c1", "c2")) == [
         ev.CancelRejected("alice", "c1", CancelRejectReason.ALREADY_CLOSED,
-                          "order c1 is canceled", "c2")]
+                          "order c1 is canceled", ANY, "c2")]
 
 
 def test_orders_expire_at_their_expiry_time_each_with_its_reason():
@@ -937,15 +938,15 @@ def test_orders_expire_at_their_expiry_time_each_with_its_reason():
     d.now = 49  # the tick comes at 50, the expiry time itself
     passed = "expired: its expiry time passed"
     assert events_of(d.apply(ClockTicked)) == [
-        ev.IndexOrderCompleted(1, OrderStatus.EXPIRED, D(0), D(0), D(1000), "", passed),
-        ev.CollateralReleased("alice", "USDC", D(1000), 1),
-        ev.IndexOrderCompleted(2, OrderStatus.EXPIRED, D(0), D(0), D(1000), "", passed),
-        ev.CollateralReleased("alice", "USDC", D(1000), 2)]
+        ev.IndexOrderCompleted(1, OrderStatus.EXPIRED, D(0), D(0), D(1000), ANY, "", passed),
+        ev.CollateralReleased("alice", "USDC", D(1000), 1, ANY),
+        ev.IndexOrderCompleted(2, OrderStatus.EXPIRED, D(0), D(0), D(1000), ANY, "", passed),
+        ev.CollateralReleased("alice", "USDC", D(1000), 2, ANY)]
     [ended] = d.apply(ExpireIndexOrder, "alice", "o3").of_type(ev.IndexOrderCompleted)
     assert ended.reason == "expired: ended by the operator"
     assert events_of(d.apply(ExpireIndexOrder, "alice", "o1")) == [
         ev.CancelRejected("alice", "o1", CancelRejectReason.ALREADY_CLOSED,
-                          "order o1 is expired")]
+                          "order o1 is expired", ANY)]
     assert d.engine.ledger.balance("alice", "USDC").available == D(3000)
 
 
@@ -1058,22 +1059,22 @@ def test_fills_report_batch_price_cost_and_totals_and_fees_add_up_over_batches()
         ev.AssetOrderClosed(2, AssetOrderOutcome.FILLED, D(1), ""),
         ev.BatchSettled(1, ((1, D(1)),), (("A1", D(100)), ("A2", D(200))), (
             Assignment("A1USDC:11", 1, D(8)), Assignment("A2USDC:12", 1, D(1)))),
-        ev.IndexOrderFilled(1, 1, D(1), D(1001), D(1001), D(1), D(1), D(1001), D(999)),
-        ev.CollateralSpent("alice", "USDC", D(1001), D(1), 1)]
+        ev.IndexOrderFilled(1, 1, D(1), D(1001), D(1001), D(1), D(1), D(1001), D(999), ANY),
+        ev.CollateralSpent("alice", "USDC", D(1001), D(1), 1, ANY)]
     # The 999 left buy 0.999 units at 1000, without commission: all of it is spent.
     last = fill_all(d, d.plan().of_type(ev.AssetOrderRequested))[-1]
     assert events_of(last)[2:] == [
         ev.IndexOrderFilled(1, 2, D("0.999"), D(1000), D(999), D(0), D("1.999"), D(2000),
-                            D(0)),
-        ev.CollateralSpent("alice", "USDC", D(999), D(0), 1),
-        ev.IndexOrderCompleted(1, OrderStatus.FILLED, D("1.999"), D(2000), D(0), "",
+                            D(0), ANY),
+        ev.CollateralSpent("alice", "USDC", D(999), D(0), 1, ANY),
+        ev.IndexOrderCompleted(1, OrderStatus.FILLED, D("1.999"), D(2000), D(0), ANY, "",
                                "filled: all of its collateral was spent"),
         ev.MintRequested(1, "alice", "alice", "SY2", D("1.999"))]
     order = d.engine.order("alice", "o1")
     assert (order.spent, order.fees) == (D(2000), D(1))
     assert d.engine.ledger.balance("alice", "USDC").fees == D(1)
     assert events_of(d.apply(MintConfirmed, 1, "0xabc")) == [
-        ev.IndexOrderMinted(1, D("1.999"), "0xabc")]
+        ev.IndexOrderMinted(1, D("1.999"), "0xabc", ANY)]
 
 
 def test_a_trade_reported_after_its_batch_settled_is_recorded_and_freed():
@@ -1106,13 +1107,14 @@ def test_a_pending_cancel_waits_for_its_batch_even_when_the_order_has_fills():
     fill_all(d, d.plan().of_type(ev.AssetOrderRequested))  # 1 unit for 1000
     requests = d.plan().of_type(ev.AssetOrderRequested)  # 1 more in flight
     assert events_of(d.apply(CancelIndexOrder, "alice", "o1", "c1")) == [
-        ev.IndexOrderEndPending(1, OrderStatus.CANCELED, "c1")]
+        ev.IndexOrderEndPending(1, OrderStatus.CANCELED, ANY, "c1")]
     assert events_of(d.apply(ExpireIndexOrder, "alice", "o1")) == [
         ev.CancelRejected("alice", "o1", CancelRejectReason.ALREADY_PENDING,
-                          "order o1 is already being canceled")]
+                          "order o1 is already being canceled", ANY)]
     assert d.plan().of_type(ev.IndexOrderCompleted) == []
     [done] = [c for t in fill_all(d, requests) for c in t.of_type(ev.IndexOrderCompleted)]
-    assert done == ev.IndexOrderCompleted(1, OrderStatus.CANCELED, D(2), D(2000), D(1000), "c1",
+    assert done == ev.IndexOrderCompleted(1, OrderStatus.CANCELED, D(2), D(2000), D(1000), ANY,
+                                          "c1",
                                           "canceled at the user's request")
     assert violations(d.engine) == []
 
@@ -1152,10 +1154,10 @@ def test_the_ledger_keeps_fees_through_every_movement_and_flags_any_negative_par
 def test_an_accepted_order_reports_its_reservation_and_mints_to_the_deposit_wallet():
     d = desk()
     assert events_of(d.apply(DepositConfirmed, "dep-1", "alice", "USDC", D(1000), "0xa11ce")) == [
-        ev.CollateralDeposited("alice", "USDC", D(1000), "dep-1")]
+        ev.CollateralDeposited("alice", "USDC", D(1000), "dep-1", ANY)]
     t = d.order("alice", "o1", "1000")
-    assert events_of(t) == [ev.IndexOrderAccepted(1, "alice", "o1", "SY2", D(1000)),
-                            ev.CollateralReserved("alice", "USDC", D(1000), 1)]
+    assert events_of(t) == [ev.IndexOrderAccepted(1, "alice", "o1", "SY2", D(1000), ANY),
+                            ev.CollateralReserved("alice", "USDC", D(1000), 1, ANY)]
     order = d.engine.order("alice", "o1")
     assert (order.wallet, order.accepted_ts) == ("0xa11ce", t.ts)
     planned = d.plan()
