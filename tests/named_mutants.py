@@ -39,10 +39,10 @@ MUTANTS = {  # rule: (file, the line as it is, the line without the rule)
         "fact.price",
         "            quantity, fee = fact.quantity, fact.commission * fact.price"),
     "completion rule": (
-        "solver/engine.py",
-        "        if price is None or can_be_engaged(index, order.remaining, price, self.params,",
-        "        if price is None or not can_be_engaged(index, order.remaining, price, "
-        "self.params,"),
+        "solver/settlement.py",
+        "    if price is None or can_be_engaged(index, order.remaining, price, engine.params,",
+        "    if price is None or not can_be_engaged(index, order.remaining, price, "
+        "engine.params,"),
 }
 
 
