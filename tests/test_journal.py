@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import shutil
 import sqlite3
 import tempfile
@@ -137,6 +138,18 @@ def test_the_same_inputs_journal_the_same_rows(seed: int, orders: int) -> None:
 
 
 # --- damage and versions -----------------------------------------------------------------
+
+
+def test_a_journal_written_before_the_layout_changed_replays_to_the_same_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tests/fixtures/basic-2026-11-30.db`` was written (with snapshots) by the code of
+    2026-11-30, before the modules moved into packages; its report is kept beside it."""
+    fixtures = Path(__file__).parent / "fixtures"
+    journal = tmp_path / "old.db"
+    shutil.copy(fixtures / "basic-2026-11-30.db", journal)  # opening a journal may write
+    assert cli.main(["journal", "replay", str(journal), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads((fixtures / "basic-2026-11-30.report.json").read_text())
 
 
 def test_commits_are_fsynced_write_ahead(tmp_path: Path) -> None:
