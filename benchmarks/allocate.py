@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mocks import synthetic
-from solver import events as ev
-from solver.commands import (
+from solver.core import events as ev
+from solver.core.commands import (
     AssetOrderEnded,
     AssetOrderFilled,
     AssetOrderOutcome,
@@ -26,8 +26,8 @@ from solver.commands import (
     PlanBatch,
     SubmitIndexOrder,
 )
-from solver.engine import Engine
-from solver.params import SolverParams
+from solver.core.engine import Engine
+from solver.core.params import SolverParams
 
 ORDERS, ASSETS, FILLS, RUNS = 1_000, 10, 100_000, 3
 

@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mocks import synthetic
-from solver.orders import OrderStatus
-from solver.params import SolverParams
+from solver.core.orders import OrderStatus
+from solver.core.params import SolverParams
 from solver.simulation.run import simulate
 from solver.simulation.scenario import Scenario
 

@@ -25,12 +25,12 @@ from mocks.binance.exchange import MockExchange
 from mocks.binance.limits import RateLimits
 from mocks.binance.market_file import load_market_file
 from mocks.binance.server import Credentials, MockBinance
-from solver.commands import AssetOrderAccepted, Input
-from solver.events import AssetOrderRequested
+from solver.core.commands import AssetOrderAccepted, Input
+from solver.core.events import AssetOrderRequested
+from solver.core.model import Side
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import ApiKey, local
 from solver.exchange.execution import Execution
-from solver.model import Side
 
 MARKETS = Path(__file__).resolve().parent.parent / "examples" / "markets" / "basic.toml"
 KEY = ApiKey("bench-key", "bench-secret")

@@ -76,7 +76,7 @@ async def _acks(client: object, count: int) -> None:
 
 
 async def serve(latency_orders: int, burst: int) -> Results:
-    from solver.runtime import RuntimeSettings
+    from solver.service.runtime import RuntimeSettings
     from tests.fix_service import service
 
     deposit = str(10 * (latency_orders + burst + 1000))

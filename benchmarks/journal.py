@@ -15,9 +15,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mocks import synthetic
-from solver.journal import Journal
-from solver.params import SolverParams
-from solver.replay import rebuild
+from solver.core.params import SolverParams
+from solver.journal.replay import rebuild
+from solver.journal.store import Journal
 from solver.simulation.run import Simulation, setup_of
 
 EVENTS_PER_ORDER = 13  # measured on this synthetic market; only sizes the run

@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.figures import percentiles
 from mocks import synthetic
-from solver.fitting import Candidate, Market, plan_batch
-from solver.params import SolverParams
+from solver.core.fitting import Candidate, Market, plan_batch
+from solver.core.params import SolverParams
 
 ORDERS, ASSETS, RUNS = 1_000, 100, 50
 

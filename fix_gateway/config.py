@@ -45,7 +45,7 @@ from typing import Any
 
 from fix_gateway.front_door import DoorSettings
 from fix_gateway.passwords import BadPasswordHash, check_hash
-from solver.simulation.fields import (
+from solver.config.fields import (
     ScenarioError,
     expect_table,
     expect_text,

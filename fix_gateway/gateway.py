@@ -21,6 +21,7 @@ import quickfix as fix
 import structlog
 
 from fix_gateway import delivery, reports, requests
+from fix_gateway.account_view import AccountView
 from fix_gateway.bridge import Bridge
 from fix_gateway.config import FixSettings
 from fix_gateway.dictionary import field_name
@@ -30,16 +31,15 @@ from fix_gateway.passwords import verify
 from fix_gateway.sessions import session_settings
 from fix_gateway.tags import EVENT_SEQ_NUM
 from fix_gateway.wire import Outgoing, Received
-from solver import events as ev
-from solver.account_view import AccountView
-from solver.commands import (
+from solver.core import events as ev
+from solver.core.commands import (
     CancelIndexOrder,
     Input,
     ReduceIndexOrder,
     RequestQuote,
     SubmitIndexOrder,
 )
-from solver.runtime import Runtime
+from solver.service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 

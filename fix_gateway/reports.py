@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 
+from fix_gateway.account_view import AccountView
 from fix_gateway.tags import (
     CHAIN_ID,
     CUM_CASH_QTY,
@@ -33,13 +34,12 @@ from fix_gateway.wire import (
     price,
     utc_timestamp,
 )
-from solver import events as ev
-from solver.account_view import AccountView
-from solver.commands import CancelIndexOrder, ReduceIndexOrder, SubmitIndexOrder
-from solver.ledger import Balance
-from solver.model import Index
-from solver.money import ZERO, floor_decimals
-from solver.orders import CancelRejectReason, OrderSnapshot, OrderStatus, RejectReason
+from solver.core import events as ev
+from solver.core.commands import CancelIndexOrder, ReduceIndexOrder, SubmitIndexOrder
+from solver.core.ledger import Balance
+from solver.core.model import Index
+from solver.core.money import ZERO, floor_decimals
+from solver.core.orders import CancelRejectReason, OrderSnapshot, OrderStatus, RejectReason
 
 ORD_REJ_REASON = {
     RejectReason.UNKNOWN_INDEX: "1", RejectReason.UNSUPPORTED_SIDE: "11",

@@ -15,6 +15,7 @@ from decimal import Decimal
 from Crypto.Hash import keccak
 
 from fix_gateway import reports
+from fix_gateway.account_view import AccountView
 from fix_gateway.tags import WALLET_ADDRESS
 from fix_gateway.wire import (
     Outgoing,
@@ -25,9 +26,8 @@ from fix_gateway.wire import (
     unix_ms,
     utc_timestamp,
 )
-from solver.account_view import AccountView
-from solver.commands import CancelIndexOrder, ReduceIndexOrder, RequestQuote, SubmitIndexOrder
-from solver.model import Side
+from solver.core.commands import CancelIndexOrder, ReduceIndexOrder, RequestQuote, SubmitIndexOrder
+from solver.core.model import Side
 
 MAX_ID_LENGTH = 64
 _EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")

@@ -17,13 +17,13 @@ import structlog
 
 from fix_gateway.config import GatewayConfig, ServiceSettings
 from fix_gateway.gateway import Gateway
-from solver.commands import DepositConfirmed
+from solver.core.commands import DepositConfirmed
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import PRODUCTION, TESTNET, ApiKey, Endpoints, local
-from solver.instant_mint import InstantMint
-from solver.journal import Journal
-from solver.replay import rebuild
-from solver.runtime import Runtime, RuntimeSettings
+from solver.journal.replay import rebuild
+from solver.journal.store import Journal
+from solver.service.instant_mint import InstantMint
+from solver.service.runtime import Runtime, RuntimeSettings
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import Scenario, load_scenario
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-from solver.money import amount_problem, plain
+from solver.core.money import amount_problem, plain
 
 SOH = "\x01"
 PRICE_DECIMALS = 10

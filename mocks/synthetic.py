@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-from solver.market import Level, MarketRules, OrderBook
-from solver.model import Constituent, Index
-from solver.params import SolverParams
+from solver.core.market import Level, MarketRules, OrderBook
+from solver.core.model import Constituent, Index
+from solver.core.params import SolverParams
 from solver.simulation.scenario import MarketSpec, OrderSpec, Scenario
 
 TICK, STEP = Decimal("0.01"), Decimal("0.0001")

@@ -32,17 +32,17 @@ from mocks.binance.server import Credentials, MockBinance
 from mocks.fix_client import FixClient, SessionConfig
 from mocks.fix_client import messages as fix_messages
 from mocks.ports import free_port
-from solver.commands import DepositConfirmed
-from solver.engine import Engine
-from solver.events import LotOpened
+from solver.core.commands import DepositConfirmed
+from solver.core.engine import Engine
+from solver.core.events import LotOpened
+from solver.core.invariants import violations
+from solver.core.inventory import lot_id
+from solver.core.money import ZERO, plain
+from solver.core.orders import MintStatus
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import ApiKey, local
-from solver.instant_mint import InstantMint
-from solver.invariants import violations
-from solver.inventory import lot_id
-from solver.money import ZERO, plain
-from solver.orders import MintStatus
-from solver.runtime import Runtime, RuntimeSettings
+from solver.service.instant_mint import InstantMint
+from solver.service.runtime import Runtime, RuntimeSettings
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import Scenario, load_scenario
 

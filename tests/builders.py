@@ -7,13 +7,13 @@ from decimal import Decimal
 
 from hypothesis import Phase, settings
 
-from solver.commands import BookUpdated, DepositConfirmed, PlanBatch, SubmitIndexOrder
-from solver.engine import Engine
-from solver.events import Transaction
-from solver.fitting import Market
-from solver.market import Level, MarketRules, OrderBook
-from solver.model import Constituent, Index
-from solver.params import SolverParams
+from solver.core.commands import BookUpdated, DepositConfirmed, PlanBatch, SubmitIndexOrder
+from solver.core.engine import Engine
+from solver.core.events import Transaction
+from solver.core.fitting import Market
+from solver.core.market import Level, MarketRules, OrderBook
+from solver.core.model import Constituent, Index
+from solver.core.params import SolverParams
 
 D = Decimal
 

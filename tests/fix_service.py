@@ -19,11 +19,11 @@ from fix_gateway.passwords import hash_password
 from mocks.binance.server import MockBinance
 from mocks.fix_client import FixClient, SessionConfig
 from mocks.ports import free_port
-from solver.commands import DepositConfirmed
-from solver.instant_mint import InstantMint
-from solver.journal import Journal
-from solver.replay import rebuild
-from solver.runtime import Runtime, RuntimeSettings
+from solver.core.commands import DepositConfirmed
+from solver.journal.replay import rebuild
+from solver.journal.store import Journal
+from solver.service.instant_mint import InstantMint
+from solver.service.runtime import Runtime, RuntimeSettings
 from tests.mock_exchange import connector, mock_server, running
 from tests.test_runtime import FAST, setup
 

@@ -15,31 +15,31 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = {  # rule: (file, the line as it is, the line without the rule)
-    "batch cap": ("solver/fitting.py", "    cap = min(params.max_batch_notional, room)",
+    "batch cap": ("solver/core/fitting.py", "    cap = min(params.max_batch_notional, room)",
                   "    cap = room"),
     "in-flight cap": (
-        "solver/engine.py",
+        "solver/core/engine.py",
         "        room = self.params.max_inflight_notional - self.inflight_notional()",
         "        room = self.params.max_inflight_notional"),
     "per-order cap": (
-        "solver/fitting.py",
+        "solver/core/fitting.py",
         "    usable = min(remaining / (ONE + params.fee_reserve), params.max_order_notional)",
         "    usable = remaining / (ONE + params.fee_reserve)"),
     "max price refusal": (
-        "solver/fitting.py",
+        "solver/core/fitting.py",
         "        if price is None or price <= 0 or (c.max_price is not None and "
         "price > c.max_price):",
         "        if price is None or price <= 0:"),
-    "buys floored to the step": ("solver/market.py",
+    "buys floored to the step": ("solver/core/market.py",
                                  "        quantity = floor_to(wanted, self.step_size)",
                                  "        quantity = ceil_to(wanted, self.step_size)"),
     "commission in the asset bought netted": (
-        "solver/engine.py",
+        "solver/core/engine.py",
         "            quantity, fee = fact.quantity - fact.commission, fact.commission * "
         "fact.price",
         "            quantity, fee = fact.quantity, fact.commission * fact.price"),
     "completion rule": (
-        "solver/settlement.py",
+        "solver/core/settlement.py",
         "    if price is None or can_be_engaged(index, order.remaining, price, engine.params,",
         "    if price is None or not can_be_engaged(index, order.remaining, price, "
         "engine.params,"),

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solver.allocation import MAX_ROUNDING_MARKUP, EngagedOrder, allocate, min_fill_value
-from solver.inventory import PoolSlice
-from solver.model import Constituent, Index
-from solver.money import ZERO, exact
+from solver.core.allocation import MAX_ROUNDING_MARKUP, EngagedOrder, allocate, min_fill_value
+from solver.core.inventory import PoolSlice
+from solver.core.model import Constituent, Index
+from solver.core.money import ZERO, exact
 from tests.builders import examples, index
 
 D = Decimal

@@ -8,9 +8,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from solver import events as ev
-from solver.engine import Engine
-from solver.model import (
+from solver.core import events as ev
+from solver.core.engine import Engine
+from solver.core.model import (
     Collateral,
     Constituent,
     Index,
@@ -18,7 +18,7 @@ from solver.model import (
     WeightedConstituent,
     quantities_from_weights,
 )
-from solver.money import (
+from solver.core.money import (
     amount_problem,
     ceil_decimals,
     decimal_places,
@@ -27,8 +27,8 @@ from solver.money import (
     round_decimals,
     to_decimal,
 )
-from solver.orders import RejectReason
-from solver.params import SolverParams
+from solver.core.orders import RejectReason
+from solver.core.params import SolverParams
 from tests.builders import desk, index, market
 
 # 68 significant digits: 1000 once normalised in the core's 60-digit context.

@@ -6,9 +6,9 @@ from unittest.mock import ANY
 
 import pytest
 
-from solver import events as ev
-from solver.bus import EventBus
-from solver.commands import (
+from solver.core import events as ev
+from solver.core.bus import EventBus
+from solver.core.commands import (
     AssetOrderAccepted,
     AssetOrderEnded,
     AssetOrderFilled,
@@ -24,13 +24,13 @@ from solver.commands import (
     ReduceIndexOrder,
     RequestQuote,
 )
-from solver.engine import Engine
-from solver.invariants import violations
-from solver.inventory import Assignment, Inventory, Lot
-from solver.ledger import Balance, CollateralLedger
-from solver.market import Level, MarketRules, OrderBook
-from solver.model import Collateral, Constituent, Index, Side
-from solver.orders import CancelRejectReason, MintStatus, OrderStatus, RejectReason
+from solver.core.engine import Engine
+from solver.core.invariants import violations
+from solver.core.inventory import Assignment, Inventory, Lot
+from solver.core.ledger import Balance, CollateralLedger
+from solver.core.market import Level, MarketRules, OrderBook
+from solver.core.model import Collateral, Constituent, Index, Side
+from solver.core.orders import CancelRejectReason, MintStatus, OrderStatus, RejectReason
 from tests.builders import D, Desk, book, desk, index, market, params, rules
 
 

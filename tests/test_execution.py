@@ -17,18 +17,18 @@ from structlog.testing import capture_logs
 from mocks.binance.faults import Faults
 from mocks.binance.limits import RateLimits
 from mocks.binance.server import MockBinance
-from solver.commands import (
+from solver.core.commands import (
     AssetOrderAccepted,
     AssetOrderEnded,
     AssetOrderFilled,
     AssetOrderOutcome,
     Input,
 )
-from solver.events import AssetOrderRequested
+from solver.core.events import AssetOrderRequested
+from solver.core.model import Side
 from solver.exchange.connector import Placed, Rejected, Unknown
 from solver.exchange.execution import Execution, ReconcilePolicy
 from solver.exchange.tracker import OrderReport, OrderState
-from solver.model import Side
 from tests.mock_exchange import connector, mock_server, run, running, until
 
 FAST = ReconcilePolicy(grace_ms=300, max_misses=3, check_every_ms=100, open_orders_every_ms=500)

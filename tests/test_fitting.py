@@ -2,9 +2,9 @@
 
 from decimal import Decimal
 
-from solver.fitting import Candidate, can_be_engaged, plan_batch, quote, smallest_buy_cost
-from solver.market import buy_liquidity
-from solver.model import Index
+from solver.core.fitting import Candidate, can_be_engaged, plan_batch, quote, smallest_buy_cost
+from solver.core.market import buy_liquidity
+from solver.core.model import Index
 from tests.builders import book, index, market, params, rules
 
 D = Decimal

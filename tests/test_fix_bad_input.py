@@ -15,8 +15,8 @@ import simplefix
 from fix_gateway.requests import new_order, quote_request
 from fix_gateway.wire import SOH, Outgoing, Received
 from mocks.fix_client import FixClient, messages
-from solver.commands import SubmitIndexOrder
-from solver.snapshot import state_of
+from solver.core.commands import SubmitIndexOrder
+from solver.journal.snapshot import state_of
 from tests.fix_service import Service, field_of, service
 from tests.mock_exchange import run, until
 from tests.test_fix_gateway import report_where

@@ -8,7 +8,7 @@ import pytest
 
 from fix_gateway.config import load_config
 from fix_gateway.passwords import hash_password, verify
-from solver.simulation.fields import ScenarioError
+from solver.config.fields import ScenarioError
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "gateway" / "gateway.toml"
 

@@ -13,7 +13,7 @@ import simplefix
 
 from fix_gateway.front_door import DoorSettings, Failures
 from mocks.fix_client import messages
-from solver.commands import DepositConfirmed
+from solver.core.commands import DepositConfirmed
 from tests.fix_service import GATEWAY, PASSWORDS, Service, field_of, service
 from tests.mock_exchange import run, until
 from tests.test_fix_gateway import report_where

@@ -14,7 +14,7 @@ from fix_gateway import requests
 from fix_gateway.tags import CUM_CASH_QTY, EVENT_SEQ_NUM, LEAVES_CASH_QTY
 from fix_gateway.wire import Outgoing
 from mocks.fix_client import FixClient, LogonRefused, SessionConfig, messages
-from solver.snapshot import state_of
+from solver.journal.snapshot import state_of
 from tests.fix_service import GATEWAY, Service, field_of, service
 from tests.mock_exchange import run, until
 

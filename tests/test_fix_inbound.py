@@ -15,8 +15,8 @@ import simplefix
 from fix_gateway import bridge, inbound
 from fix_gateway.inbound import InboundLog, Mark
 from mocks.fix_client import messages
-from solver.commands import SubmitIndexOrder
-from solver.journal import Journal
+from solver.core.commands import SubmitIndexOrder
+from solver.journal.store import Journal
 from tests.fix_service import GATEWAY, field_of, service
 from tests.mock_exchange import run
 from tests.test_fix_gateway import report_where

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from fix_gateway.tags import EVENT_SEQ_NUM
 from mocks.fix_client import FixClient, SessionConfig, messages
-from solver import events as ev
-from solver.commands import CancelIndexOrder, ExpireIndexOrder
-from solver.journal import Journal
-from solver.replay import rebuild
-from solver.runtime import Runtime
+from solver.core import events as ev
+from solver.core.commands import CancelIndexOrder, ExpireIndexOrder
+from solver.journal.replay import rebuild
+from solver.journal.store import Journal
+from solver.service.runtime import Runtime
 from tests.fix_service import _HASHES, GATEWAY, PASSWORDS, field_of, free_port, service
 from tests.mock_exchange import KEY, connector, mock_server, run, running, until
 from tests.test_fix_gateway import report_where

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from solver.index_config import load_index_directory, load_index_file, parse_index
-from solver.model import IndexDefinitionError
+from solver.config.index_files import load_index_directory, load_index_file, parse_index
+from solver.core.model import IndexDefinitionError
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "indexes"
 

@@ -19,21 +19,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mocks import synthetic
-from solver import cli
-from solver import engine as engine_module
-from solver.bus import EventBus
-from solver.codec import CodecError
-from solver.commands import DepositConfirmed, Input, RequestQuote, SubmitIndexOrder
-from solver.events import AssetOrderRequested, Envelope, Event, InputRefused
-from solver.journal import SCHEMA_VERSION, Journal, JournalCorrupt, JournalError
-from solver.params import SolverParams
-from solver.positions import PositionStore
-from solver.recorder import TABLES, Recorder
-from solver.replay import ReplayDivergence, rebuild
-from solver.sequencer import Sequencer
+from solver.cli.main import main
+from solver.core import engine as engine_module
+from solver.core.bus import EventBus
+from solver.core.commands import DepositConfirmed, Input, RequestQuote, SubmitIndexOrder
+from solver.core.events import AssetOrderRequested, Envelope, Event, InputRefused
+from solver.core.params import SolverParams
+from solver.journal.codec import CodecError
+from solver.journal.recorder import TABLES, Recorder
+from solver.journal.replay import ReplayDivergence, rebuild
+from solver.journal.snapshot import state_of
+from solver.journal.store import SCHEMA_VERSION, Journal, JournalCorrupt, JournalError
+from solver.service.sequencer import Sequencer
 from solver.simulation.run import Simulation, setup_of
 from solver.simulation.scenario import CancelSpec, Scenario, load_scenario
-from solver.snapshot import state_of
+from solver.views.positions import PositionStore
 
 BASIC = Path(__file__).parent.parent / "examples" / "scenarios" / "basic.toml"
 
@@ -147,7 +147,7 @@ def test_a_journal_written_before_the_layout_changed_replays_to_the_same_report(
     fixtures = Path(__file__).parent / "fixtures"
     journal = tmp_path / "old.db"
     shutil.copy(fixtures / "basic-2026-11-30.db", journal)  # opening a journal may write
-    assert cli.main(["journal", "replay", str(journal), "--json"]) == 0
+    assert main(["journal", "replay", str(journal), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads((fixtures / "basic-2026-11-30.report.json").read_text())
 
@@ -289,13 +289,13 @@ def test_reading_commands_never_write_to_the_file(
     before = path.read_bytes()
     for command in (["inspect", str(path)], ["replay", str(path)],
                     ["export", str(path), "--out", str(tmp_path / "t")]):
-        assert cli.main(["journal", *command]) == 0
+        assert main(["journal", *command]) == 0
     assert path.read_bytes() == before
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as db:
         db.execute("CREATE TABLE t (x)")
     unrelated = other.read_bytes()
-    assert cli.main(["journal", "inspect", str(other)]) == 3
+    assert main(["journal", "inspect", str(other)]) == 3
     assert "not a journal" in capsys.readouterr().err
     assert other.read_bytes() == unrelated
 
@@ -453,7 +453,7 @@ def test_export_writes_every_table_as_parquet_and_csv(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     simulation = run_with_journal(long_scenario(orders=100), path)
     for fmt in ("parquet", "csv"):
-        assert cli.main(["journal", "export", str(path), "--out", str(tmp_path / fmt),
+        assert main(["journal", "export", str(path), "--out", str(tmp_path / fmt),
                          "--format", fmt]) == 0
         tables = {name: (pd.read_parquet(tmp_path / fmt / f"{name}.parquet") if fmt == "parquet"
                          else pd.read_csv(tmp_path / fmt / f"{name}.csv", dtype=str))
@@ -490,13 +490,13 @@ def test_the_recorder_writes_tables_on_a_timer(tmp_path: Path) -> None:
 def test_journal_replay_prints_the_report_of_the_simulate_run_that_wrote_it(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "j.db"
-    assert cli.main(["simulate", str(BASIC), "--json", "--journal", str(path)]) == 0
+    assert main(["simulate", str(BASIC), "--json", "--journal", str(path)]) == 0
     written = capsys.readouterr().out
-    assert cli.main(["journal", "replay", str(path), "--json"]) == 0
+    assert main(["journal", "replay", str(path), "--json"]) == 0
     assert capsys.readouterr().out == written
-    assert cli.main(["simulate", str(BASIC), "--journal", str(path)]) == 2
+    assert main(["simulate", str(BASIC), "--journal", str(path)]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert cli.main(["journal", "inspect", str(path)]) == 0
+    assert main(["journal", "inspect", str(path)]) == 0
     assert "SubmitIndexOrder" in capsys.readouterr().out
 
 
@@ -507,9 +507,9 @@ def test_journal_commands_refuse_a_damaged_journal_naming_the_last_good_sequence
     with sqlite3.connect(path) as db:
         db.execute("UPDATE transactions SET ts = ts + 1 WHERE number = 3")
     for action in ("inspect", "replay"):
-        assert cli.main(["journal", action, str(path)]) == 3
+        assert main(["journal", action, str(path)]) == 3
         assert "after event sequence number" in capsys.readouterr().err
-    assert cli.main(["journal", "inspect", str(tmp_path / "missing.db")]) == 3
+    assert main(["journal", "inspect", str(tmp_path / "missing.db")]) == 3
 
 
 # --- helpers -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from binance.exceptions import BinanceAPIException
 
 from mocks.binance.faults import Faults
 from mocks.binance.limits import RateLimits
-from solver.cli import main
+from solver.cli.main import main
 from solver.exchange.endpoints import client_class, local
 from tests.mock_exchange import MARKETS, binance_client, mock_server, run, running
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from solver.orders import (
+from solver.core.orders import (
     TRANSITIONS,
     IndexOrder,
     InvalidTransition,

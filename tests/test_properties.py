@@ -18,9 +18,9 @@ from fractions import Fraction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from solver import events as ev
-from solver.allocation import min_fill_value
-from solver.commands import (
+from solver.core import events as ev
+from solver.core.allocation import min_fill_value
+from solver.core.commands import (
     BookUpdated,
     CancelIndexOrder,
     DepositConfirmed,
@@ -31,13 +31,13 @@ from solver.commands import (
     PlanBatch,
     SubmitIndexOrder,
 )
-from solver.engine import Engine
-from solver.fitting import Market, can_be_engaged, limit_price
-from solver.market import Level, MarketRules, OrderBook
-from solver.model import Constituent, Index
-from solver.money import decimal_places, quantum
-from solver.orders import OrderStatus
-from solver.params import SolverParams
+from solver.core.engine import Engine
+from solver.core.fitting import Market, can_be_engaged, limit_price
+from solver.core.market import Level, MarketRules, OrderBook
+from solver.core.model import Constituent, Index
+from solver.core.money import decimal_places, quantum
+from solver.core.orders import OrderStatus
+from solver.core.params import SolverParams
 from solver.simulation.exchange import SimulatedExchange
 from solver.simulation.run import audit, setup_of, simulate
 from solver.simulation.scenario import CancelSpec, MarketSpec, OrderSpec, Scenario

@@ -14,8 +14,8 @@ from structlog.testing import capture_logs
 
 from mocks.binance.faults import Faults
 from mocks.binance.server import MockBinance
-from solver.cli import main
-from solver.commands import (
+from solver.cli.main import main
+from solver.core.commands import (
     AssetOrderFilled,
     CancelIndexOrder,
     DepositConfirmed,
@@ -23,16 +23,16 @@ from solver.commands import (
     MintConfirmed,
     SubmitIndexOrder,
 )
-from solver.engine import Engine
-from solver.events import Envelope, LotOpened, MintRequested
+from solver.core.engine import Engine
+from solver.core.events import Envelope, LotOpened, MintRequested
+from solver.core.invariants import violations
+from solver.core.inventory import lot_id
+from solver.core.orders import MintStatus
+from solver.core.setup import EngineSetup
 from solver.exchange.execution import ReconcilePolicy
-from solver.invariants import violations
-from solver.inventory import lot_id
-from solver.journal import Journal
-from solver.orders import MintStatus
-from solver.replay import rebuild
-from solver.runtime import ExchangeMismatch, Runtime, RuntimeSettings
-from solver.setup import EngineSetup
+from solver.journal.replay import rebuild
+from solver.journal.store import Journal
+from solver.service.runtime import ExchangeMismatch, Runtime, RuntimeSettings
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import load_scenario
 from tests.mock_exchange import connector, mock_server, run, running, until

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from solver import cli
-from solver.commands import BookUpdated, PlanBatch, SubmitIndexOrder
-from solver.events import AssetOrderRequested
+from solver.cli.main import main
+from solver.core.commands import BookUpdated, PlanBatch, SubmitIndexOrder
+from solver.core.events import AssetOrderRequested
 from solver.simulation import run
 from solver.simulation.scenario import parse_scenario
 
@@ -37,7 +37,7 @@ HAND_COMPUTED = {
 
 
 def simulate(capsys: pytest.CaptureFixture[str], path: Path, *flags: str) -> tuple[int, str, str]:
-    status = cli.main(["simulate", str(path), *flags])
+    status = main(["simulate", str(path), *flags])
     out, err = capsys.readouterr()
     return status, out, err
 

@@ -8,16 +8,16 @@ from decimal import Decimal as D
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solver.commands import (
+from solver.core.commands import (
     AssetOrderAccepted,
     AssetOrderEnded,
     AssetOrderFilled,
     AssetOrderOutcome,
     Input,
 )
-from solver.events import AssetOrderRequested
+from solver.core.events import AssetOrderRequested
+from solver.core.model import Side
 from solver.exchange.tracker import OrderReport, OrderState, OrderTracker, TradeReport
-from solver.model import Side
 
 REQUEST = AssetOrderRequested(7, "idx-7", 1, "A1USDC", Side.BUY, D("100.50"), D(5))
 T1 = TradeReport("A1USDC", 1000, 11, D("100.00"), D(1), D("0.001"), "A1")

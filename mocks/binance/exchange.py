@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from mocks.binance.messages import Rejection, wire
-from solver.money import ZERO, floor_to
+from solver.core.money import ZERO, floor_to
 from solver.simulation.scenario import MarketSpec
 
 Json = dict[str, Any]

@@ -16,9 +16,9 @@ from mocks.binance.exchange import MockExchange
 from mocks.binance.faults import Faults
 from mocks.binance.market_file import load_market_file
 from mocks.binance.server import Credentials, MockBinance
+from solver.config.fields import ScenarioError
 from solver.exchange.endpoints import ApiKey
-from solver.logs import configure_json_logs
-from solver.simulation.fields import ScenarioError
+from solver.plumbing.logs import configure_json_logs
 from solver.simulation.scenario import read_file
 
 EXIT_BAD_INPUT = 2

@@ -23,14 +23,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from solver.money import ZERO
-from solver.simulation.fields import (
+from solver.config.fields import (
     ScenarioError,
     expect_number,
     expect_table,
     expect_whole,
     reject_unknown,
 )
+from solver.core.money import ZERO
 from solver.simulation.scenario import MarketSpec, parse_markets, read_file
 
 

@@ -29,8 +29,8 @@ from mocks.binance.exchange import Json, MockExchange, Order, order_ref, require
 from mocks.binance.faults import Faults
 from mocks.binance.limits import RateLimits
 from mocks.binance.messages import Rejection, wire
-from solver.clock import now_ms
 from solver.exchange.wire import depth_weight
+from solver.plumbing.clock import now_ms
 
 log = structlog.get_logger(__name__)
 MAX_RECV_WINDOW = 60_000

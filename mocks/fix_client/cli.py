@@ -35,7 +35,7 @@ import simplefix
 
 from mocks.fix_client import messages
 from mocks.fix_client.session import FixClient, LogonRefused, SessionConfig
-from solver.logs import configure_json_logs
+from solver.plumbing.logs import configure_json_logs
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 WAIT_STATES = ("filled", "canceled", "expired", "rejected", "minted", "done")

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
+from solver.core.market import Level, OrderBook
 from solver.exchange.wire import DepthDiff, DepthSnapshot
-from solver.market import Level, OrderBook
 
 MAX_BUFFER = 10_000
 

@@ -25,14 +25,14 @@ from binance import BinanceSocketManager
 from binance.exceptions import BinanceAPIException, BinanceWebsocketUnableToConnect
 from binance.ws.constants import WSListenerState
 
-from solver.clock import now_ms
-from solver.events import AssetOrderRequested
+from solver.core.events import AssetOrderRequested
+from solver.core.market import MarketRules
+from solver.core.money import plain
 from solver.exchange import metrics, wire
 from solver.exchange.endpoints import ApiKey, Endpoints, client_class
 from solver.exchange.limiter import RateLimiter
 from solver.exchange.tracker import OrderReport, TradeReport
-from solver.market import MarketRules
-from solver.money import plain
+from solver.plumbing.clock import now_ms
 
 log = structlog.get_logger(__name__)
 

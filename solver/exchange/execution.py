@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from solver.batches import AssetOrder
-from solver.clock import now_ms
-from solver.commands import AssetOrderFilled, Input
-from solver.events import AssetOrderRequested, Envelope
+from solver.core.batches import AssetOrder
+from solver.core.commands import AssetOrderFilled, Input
+from solver.core.events import AssetOrderRequested, Envelope
+from solver.core.money import plain
 from solver.exchange import metrics
 from solver.exchange.connector import (
     TRANSPORT_ERRORS,
@@ -45,8 +45,8 @@ from solver.exchange.tracker import (
     TradeReport,
     recovered_facts,
 )
-from solver.money import plain
-from solver.tasks import cancel, wait_set
+from solver.plumbing.clock import now_ms
+from solver.plumbing.tasks import cancel, wait_set
 
 log = structlog.get_logger(__name__)
 

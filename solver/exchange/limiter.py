@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from solver.clock import now_ms
 from solver.exchange.wire import RateLimit
+from solver.plumbing.clock import now_ms
 
 HEADERS = {"X-MBX-USED-WEIGHT-1M": ("REQUEST_WEIGHT", 60),
            "X-MBX-ORDER-COUNT-10S": ("ORDERS", 10), "X-MBX-ORDER-COUNT-1D": ("ORDERS", 86_400)}

@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 import structlog
 
-from solver.clock import now_ms
-from solver.commands import BookUpdated
+from solver.core.commands import BookUpdated
+from solver.core.market import OrderBook
 from solver.exchange import metrics
 from solver.exchange.books import BookStatus, LocalBook
 from solver.exchange.connector import BinanceConnector
-from solver.market import OrderBook
+from solver.plumbing.clock import now_ms
 
 log = structlog.get_logger(__name__)
 

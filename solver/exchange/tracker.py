@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from solver.commands import (
+from solver.core.commands import (
     AssetOrderAccepted,
     AssetOrderEnded,
     AssetOrderFilled,
     AssetOrderOutcome,
     Input,
 )
-from solver.events import AssetOrderRequested
-from solver.money import ZERO
+from solver.core.events import AssetOrderRequested
+from solver.core.money import ZERO
 
 
 class OrderState(StrEnum):

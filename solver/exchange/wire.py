@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from solver.core.market import MarketRules
+from solver.core.money import ZERO, to_decimal
 from solver.exchange.tracker import BINANCE_STATUS, OrderReport, TradeReport
-from solver.market import MarketRules
-from solver.money import ZERO, to_decimal
 
 Json = Mapping[str, Any]
 

@@ -13,16 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from solver.commands import (
+from solver.core.commands import (
     AssetOrderAccepted,
     AssetOrderEnded,
     AssetOrderFilled,
     AssetOrderOutcome,
     Input,
 )
-from solver.events import AssetOrderRequested
-from solver.market import Level, OrderBook
-from solver.money import ZERO, exact, floor_decimals
+from solver.core.events import AssetOrderRequested
+from solver.core.market import Level, OrderBook
+from solver.core.money import ZERO, exact, floor_decimals
 from solver.simulation.scenario import MarketSpec
 
 

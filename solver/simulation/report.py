@@ -14,8 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from solver.commands import SubmitIndexOrder
-from solver.events import (
+from solver.core.commands import SubmitIndexOrder
+from solver.core.events import (
     IndexOrderAccepted,
     IndexOrderCompleted,
     IndexOrderRejected,
@@ -24,7 +24,7 @@ from solver.events import (
     QuoteRejected,
     Transaction,
 )
-from solver.money import ZERO, exact, plain, round_decimals
+from solver.core.money import ZERO, exact, plain, round_decimals
 from solver.simulation.run import SimulationResult
 
 AVG_PRICE_DECIMALS = 8

@@ -14,8 +14,8 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from solver.bus import EventBus
-from solver.commands import (
+from solver.core.bus import EventBus
+from solver.core.commands import (
     BookUpdated,
     CancelIndexOrder,
     DepositConfirmed,
@@ -27,8 +27,8 @@ from solver.commands import (
     RequestQuote,
     SubmitIndexOrder,
 )
-from solver.engine import Engine
-from solver.events import (
+from solver.core.engine import Engine
+from solver.core.events import (
     AssetOrderRequested,
     BatchPlanned,
     Envelope,
@@ -37,13 +37,13 @@ from solver.events import (
     MintRetryRequested,
     Transaction,
 )
-from solver.invariants import violations
-from solver.inventory import lot_id
-from solver.journal import Journal
-from solver.model import Collateral
-from solver.money import ZERO, exact, plain
-from solver.sequencer import Sequencer
-from solver.setup import EngineSetup
+from solver.core.invariants import violations
+from solver.core.inventory import lot_id
+from solver.core.model import Collateral
+from solver.core.money import ZERO, exact, plain
+from solver.core.setup import EngineSetup
+from solver.journal.store import Journal
+from solver.service.sequencer import Sequencer
 from solver.simulation.exchange import SimulatedExchange
 from solver.simulation.scenario import CancelSpec, Scenario
 

@@ -16,12 +16,7 @@ from typing import Any
 
 import yaml
 
-from solver.index_config import parse_index
-from solver.market import Level, MarketRules, OrderBook
-from solver.model import Index, IndexDefinitionError
-from solver.money import AMOUNT_DECIMALS, ONE, ZERO
-from solver.params import SolverParams
-from solver.simulation.fields import (
+from solver.config.fields import (
     ScenarioError,
     expect_list,
     expect_number,
@@ -30,6 +25,11 @@ from solver.simulation.fields import (
     expect_whole,
     reject_unknown,
 )
+from solver.config.index_files import parse_index
+from solver.core.market import Level, MarketRules, OrderBook
+from solver.core.model import Index, IndexDefinitionError
+from solver.core.money import AMOUNT_DECIMALS, ONE, ZERO
+from solver.core.params import SolverParams
 
 
 @dataclass(frozen=True, slots=True)

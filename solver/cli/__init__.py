@@ -1,0 +1,1 @@
+"""``index-solver``: the command line (``main``) and its journal commands (``journal``)."""

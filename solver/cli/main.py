@@ -1,0 +1,192 @@
+"""``index-solver``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from solver.cli import journal as journal_commands
+from solver.config.fields import ScenarioError
+from solver.journal.recorder import FORMATS
+from solver.journal.store import Journal, JournalError
+from solver.plumbing.logs import configure_json_logs
+from solver.simulation.report import build_report, print_report
+from solver.simulation.run import setup_of, simulate
+from solver.simulation.scenario import load_scenario
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_SCENARIO, EXIT_BAD_JOURNAL = 0, 1, 2, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="index-solver", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sim = commands.add_parser(
+        "simulate", help="run a scenario through the core against a simulated exchange",
+        description="Exit status: 0 completed with invariants ok, 1 invariant violations, "
+                    "2 bad scenario.")
+    sim.add_argument("scenario", type=Path, help="scenario file (.json, .toml or .yaml)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.add_argument("--journal", type=Path, metavar="PATH",
+                     help="write every transaction to a new journal at PATH")
+    journal = commands.add_parser(
+        "journal", help="inspect, export or replay a journal",
+        description="Exit status: 0 ok, 1 invariant violations (replay), 3 missing, damaged "
+                    "or newer journal.")
+    actions = journal.add_subparsers(dest="action", required=True)
+    actions.add_parser("inspect", help="summary: size, snapshots, counts by type").add_argument(
+        "path", type=Path)
+    exporting = actions.add_parser("export", help="orders, fills, lots, allocations and mints "
+                                                  "as tables")
+    exporting.add_argument("path", type=Path)
+    exporting.add_argument("--out", type=Path, required=True, help="directory for the tables")
+    exporting.add_argument("--format", choices=FORMATS, default="parquet")
+    replaying = actions.add_parser(
+        "replay", help="rebuild the state from the journal, verify it, print the report")
+    replaying.add_argument("path", type=Path)
+    replaying.add_argument("--json", action="store_true", help="print one JSON object")
+    demo = commands.add_parser(
+        "demo", help="trade a scenario's orders through the service against the mock Binance",
+        description="Exit status: 0 every invariant holds and every trade is recorded once, "
+                    "1 otherwise, 2 bad scenario.")
+    demo.add_argument("scenario", type=Path, nargs="?",
+                      default=Path("examples/scenarios/basic.toml"))
+    mock = commands.add_parser(
+        "mock-binance", help="serve the mock Binance Spot exchange on 127.0.0.1",
+        description="Keys come from BINANCE_API_KEY and BINANCE_API_SECRET. Exit status: 0 "
+                    "stopped by a signal, 2 bad market or faults file or missing keys.")
+    mock.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
+    mock.add_argument("--market", type=Path, required=True, metavar="MARKET_FILE",
+                      help="books, filters and balances, e.g. examples/markets/basic.toml")
+    mock.add_argument("--seed", type=int, default=1, help="seed of the market maker's walk")
+    mock.add_argument("--faults", type=Path, metavar="FAULTS",
+                      help="TOML or JSON file of fault switches")
+    gateway = commands.add_parser(
+        "gateway", help="serve FIX 4.4 clients: orders in, fills and mints out",
+        description="Exchange keys come from BINANCE_API_KEY and BINANCE_API_SECRET. Exit "
+                    "status: 0 stopped by a signal, 2 bad config or missing keys, 3 damaged "
+                    "journal.")
+    gateway.add_argument("--config", type=Path, required=True,
+                         help="deployment file, e.g. examples/gateway/gateway.toml")
+    commands.add_parser(
+        "fix-password", help="print the hash of a FIX password for the gateway's config",
+        description="Reads the password from FIX_PASSWORD, else asks for it.")
+    client = commands.add_parser(
+        "fix-client", help="a FIX 4.4 client: send orders, cancels and quotes, print reports")
+    from mocks.fix_client import cli as fix_client_cli  # argument parsing only
+
+    fix_client_cli.add_arguments(client)
+    args = parser.parse_args(argv)
+    if args.command == "gateway":
+        return _gateway(args.config)
+    if args.command == "fix-password":
+        return _fix_password()
+    if args.command == "fix-client":
+        return fix_client_cli.run(args)
+    if args.command == "journal":
+        return _journal(args)
+    if args.command == "demo":
+        return _demo(args.scenario)
+    if args.command == "mock-binance":
+        from mocks.binance import main as mock_main  # a test tool: only this command needs it
+
+        return mock_main.main(args.port, args.market, args.seed, args.faults)
+    return _simulate(args.scenario, args.json, args.journal)
+
+
+def _simulate(path: Path, as_json: bool, journal_path: Path | None) -> int:
+    try:
+        scenario = load_scenario(path)
+    except ScenarioError as error:
+        print(f"index-solver simulate: bad scenario: {error}", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+    journal = None
+    if journal_path is not None:
+        try:
+            journal = Journal.create(journal_path, setup_of(scenario))
+        except JournalError as error:
+            print(f"index-solver simulate: {error}", file=sys.stderr)
+            return EXIT_BAD_SCENARIO
+    try:
+        report = build_report(simulate(scenario, journal=journal))
+    finally:
+        if journal is not None:
+            journal.close()
+    _print(report, as_json)
+    return EXIT_OK if report["invariants"] == "ok" else EXIT_VIOLATIONS
+
+
+def _demo(path: Path) -> int:
+    from solver import demo  # starts the mock exchange: only this command needs it
+
+    try:
+        return demo.main(path, Console())
+    except ScenarioError as error:
+        print(f"index-solver demo: bad scenario: {error}", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+
+
+def _gateway(path: Path) -> int:
+    import asyncio
+
+    from fix_gateway.config import load_config  # QuickFIX loads with the gateway only
+    from fix_gateway.service import serve
+
+    try:
+        config = load_config(path)
+        configure_json_logs()
+        asyncio.run(serve(config))
+    except (ScenarioError, ValueError) as error:
+        print(f"index-solver gateway: {error}", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+    except JournalError as error:
+        print(f"index-solver gateway: {error}", file=sys.stderr)
+        return EXIT_BAD_JOURNAL
+    return EXIT_OK
+
+
+def _fix_password() -> int:
+    import getpass
+
+    from fix_gateway.passwords import hash_password
+
+    password = os.environ.get("FIX_PASSWORD") or getpass.getpass("FIX password: ")
+    if not password:
+        print("index-solver fix-password: empty password", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+    print(hash_password(password))
+    return EXIT_OK
+
+
+def _journal(args: argparse.Namespace) -> int:
+    console = Console()
+    try:
+        if args.action == "inspect":
+            return journal_commands.inspect(args.path, console)
+        if args.action == "export":
+            return journal_commands.export(args.path, args.out, args.format, console)
+        return journal_commands.replay(args.path, args.json, console)
+    except JournalError as error:
+        return journal_commands.bad_journal(error)
+
+
+def _print(report: dict[str, Any], as_json: bool) -> None:
+    try:
+        if as_json:
+            json.dump(report, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print_report(report, Console())
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader (e.g. `head`) has gone: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

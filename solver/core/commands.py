@@ -1,0 +1,180 @@
+"""The engine's inputs: commands from users and operators, and facts from outside.
+
+Every input carries ``ts``, the time it happened in Unix milliseconds, supplied by the adapter
+that produced it: the core never reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from solver.core.market import OrderBook
+from solver.core.model import Side
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    ts: int
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitIndexOrder(Input):
+    """Buy ``index`` for ``collateral`` (an amount of the index's collateral asset)."""
+
+    account: str
+    client_order_id: str
+    index: str
+    collateral: Decimal
+    side: Side = Side.BUY
+    currency: str | None = None
+    max_price: Decimal | None = None
+    expire_at: int | None = None
+    wallet: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelIndexOrder(Input):
+    """Cancel the order ``client_order_id`` (its own id or the id of an accepted change).
+
+    ``request_id`` is the client's id for this request (FIX: the cancel's ClOrdID); it is
+    echoed in the events the request causes and is unique among the account's ids.
+    """
+
+    account: str
+    client_order_id: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReduceIndexOrder(Input):
+    """Lower the order's total collateral to ``collateral``; ``request_id`` as for a cancel."""
+
+    account: str
+    client_order_id: str
+    collateral: Decimal
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireIndexOrder(Input):
+    """An operator ends an order now, as if its expiry time had come; ``reason`` tells the
+    user why."""
+
+    account: str
+    client_order_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestQuote(Input):
+    quote_id: str
+    index: str
+    collateral: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PlanBatch(Input):
+    """Engage ready orders in a new batch if liquidity and limits allow."""
+
+
+# --- facts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DepositConfirmed(Input):
+    """A deposit reached its confirmations; ``deposit_id`` makes re-delivery harmless."""
+
+    deposit_id: str
+    account: str
+    asset: str
+    amount: Decimal
+    wallet: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeeAssetFunded(Input):
+    """The operator put ``quantity`` of ``asset`` (say BNB) on the exchange account to pay
+    commissions with; ``funding_id`` makes re-delivery harmless."""
+
+    funding_id: str
+    asset: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BookUpdated(Input):
+    book: OrderBook
+
+
+@dataclass(frozen=True, slots=True)
+class AssetOrderAccepted(Input):
+    asset_order_id: int
+    exchange_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssetOrderFilled(Input):
+    """One exchange trade; ``trade_id`` is unique per symbol."""
+
+    asset_order_id: int
+    trade_id: str
+    price: Decimal
+    quantity: Decimal
+    commission: Decimal
+    commission_asset: str
+
+
+class AssetOrderOutcome(StrEnum):
+    FILLED = "filled"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class AssetOrderEnded(Input):
+    """The order is terminal on the exchange with ``executed_quantity`` traded in all.
+
+    Its trades may still be on their way: the batch settles once they are all recorded.
+    """
+
+    asset_order_id: int
+    outcome: AssetOrderOutcome
+    executed_quantity: Decimal
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MintConfirmed(Input):
+    order_id: int
+    tx_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class MintFailed(Input):
+    """Attempt ``attempt`` (1 for ``MintRequested``, else ``MintRetryRequested.attempt``)
+    failed; a report about an earlier attempt is stale and ignored."""
+
+    order_id: int
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClockTicked(Input):
+    """Time passed: order expiries and mint retries fall due."""
+
+
+Command = (
+    SubmitIndexOrder | CancelIndexOrder | ReduceIndexOrder | ExpireIndexOrder | RequestQuote
+    | PlanBatch
+)
+Fact = (
+    DepositConfirmed | BookUpdated | AssetOrderAccepted | AssetOrderFilled | AssetOrderEnded
+    | MintConfirmed | MintFailed | ClockTicked
+)

@@ -1,0 +1,60 @@
+"""Mints: each closed order with units asks for its mint once, retries with a doubling delay
+after a failure, and records the transaction that minted it. The engine's handlers for the
+chain's facts; the order's state moves only by its transition table (``orders``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from solver.core import events as ev
+from solver.core.commands import MintConfirmed, MintFailed
+from solver.core.money import floor_decimals
+from solver.core.orders import IndexOrder, OrderState
+
+if TYPE_CHECKING:
+    from solver.core.engine import Engine
+
+
+def requested(engine: Engine, order: IndexOrder) -> list[ev.Event]:
+    """Ask for the mint of a closed order's whole units, if it has any."""
+    units = floor_decimals(order.filled_units, engine.indexes[order.index].decimals)
+    if units <= 0:
+        return []
+    order.request_mint()
+    return [ev.MintRequested(order.id, order.account, order.wallet, order.index, units)]
+
+
+def confirmed(engine: Engine, fact: MintConfirmed) -> list[ev.Event]:
+    order = engine.orders.get(fact.order_id)
+    if order is None or order.state not in (OrderState.MINTING, OrderState.MINT_RETRY_WAIT):
+        return [ev.InputIgnored(f"no mint outstanding for order {fact.order_id}")]
+    order.minted(fact.tx_hash, floor_decimals(order.filled_units,
+                                              engine.indexes[order.index].decimals))
+    return [ev.IndexOrderMinted(order.id, order.minted_units, fact.tx_hash, order.snapshot())]
+
+
+def failed(engine: Engine, fact: MintFailed) -> list[ev.Event]:
+    order = engine.orders.get(fact.order_id)
+    if order is None or order.state is not OrderState.MINTING \
+            or fact.attempt != order.mint_attempts:
+        return [ev.InputIgnored(f"no mint attempt {fact.attempt} in progress for order "
+                                f"{fact.order_id}")]
+    params = engine.params
+    delay = min(params.mint_retry_delay_ms * 2 ** (order.mint_attempts - 1),
+                params.max_mint_retry_delay_ms)
+    order.mint_failed(fact.ts + delay)
+    return [ev.MintRetryScheduled(order.id, order.mint_attempts + 1, fact.ts + delay,
+                                  fact.reason)]
+
+
+def retries_due(engine: Engine, now: int) -> list[ev.Event]:
+    """Ask again for every failed mint whose delay has passed."""
+    events: list[ev.Event] = []
+    for order in engine.orders.values():
+        if order.state is OrderState.MINT_RETRY_WAIT and order.mint_retry_at is not None \
+                and order.mint_retry_at <= now:
+            order.retry_mint()
+            units = floor_decimals(order.filled_units, engine.indexes[order.index].decimals)
+            events.append(ev.MintRetryRequested(order.id, order.account, order.wallet,
+                                                order.index, units, order.mint_attempts))
+    return events

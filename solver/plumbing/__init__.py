@@ -1,0 +1,1 @@
+"""What every adapter runs on: the wall clock, stopping asyncio tasks, JSON logs."""

@@ -1,0 +1,162 @@
+"""The solver as a service: one writer over the engine and its journal, with the exchange
+adapter (execution and market data) around it.
+
+Start-up resumes from the journal: the engine is the replay of the journal, and every asset
+order it has in flight is tracked again and queried on the exchange before new batches are
+planned. Then, every ``plan_every_ms``, the local books that moved go to the engine and, while
+orders are waiting, a batch is planned; a clock tick every ``tick_every_ms`` makes expiries and mint
+retries fall due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from solver.core.bus import EventBus
+from solver.core.commands import ClockTicked, Input, PlanBatch
+from solver.core.engine import Engine
+from solver.core.events import AssetOrderRequested, InputRefused, Transaction
+from solver.exchange.connector import BinanceConnector
+from solver.exchange.execution import Execution, ReconcilePolicy
+from solver.exchange.market_data import MarketData
+from solver.journal.store import Journal
+from solver.plumbing.clock import now_ms
+from solver.plumbing.tasks import cancel, wait_set
+from solver.service.sequencer import Sequencer, identity
+from solver.service.settlement_watch import SettlementWatch
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    plan_every_ms: int = 500
+    tick_every_ms: int = 1000
+    snapshot_every: int = 2000
+    reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
+    book_max_age_ms: int = 10_000
+    settle_within_ms: int = 60_000
+    """A batch not settled by then is alarmed and recovered from the exchange."""
+
+
+class Runtime:
+    def __init__(self, engine: Engine, connector: BinanceConnector,
+                 journal: Journal | None = None, settings: RuntimeSettings | None = None,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.settings = settings or RuntimeSettings()
+        self.clock = clock or now_ms
+        self.engine = engine
+        self.inbox: asyncio.Queue[Input] = asyncio.Queue()
+        self.bus = EventBus()
+        self.sequencer = Sequencer(engine, self.bus, journal, self.settings.snapshot_every)
+        self.execution = Execution(connector, self.submit, self.settings.reconcile, self.clock)
+        self.bus.subscribe(AssetOrderRequested, self.execution.on_requested)
+        self.bus.observe(_RefusalLog())
+        self.settlement = SettlementWatch(self.bus, self.settings.settle_within_ms,
+                                          self.execution.recover)
+        symbols = sorted(rules.symbol for rules in engine.rules.values())
+        self.market_data = MarketData(connector, symbols, self.settings.book_max_age_ms,
+                                      clock=self.clock)
+        self._stopping = asyncio.Event()
+
+    def submit(self, command: Input) -> None:
+        """Hand an input to the writer (from any coroutine on the loop)."""
+        self.inbox.put_nowait(command)
+
+    def refresh_books(self) -> None:
+        """Give the engine the books that moved since it last saw them (before a plan or a
+        quote, which price on the engine's books)."""
+        for update in self.market_data.book_updates():
+            self.submit(update)
+
+    async def run(self) -> None:
+        """Serve until ``stop``: resume in-flight orders, then plan on a timer. On the way
+        out, the sends in progress finish and their facts are journaled before the writer
+        stops."""
+        self._check_rules()
+        writer = asyncio.create_task(self.sequencer.run(self.inbox))
+        books = asyncio.create_task(self.market_data.run())
+        reconciling: asyncio.Task[None] | None = None
+        try:
+            await self.execution.resume(self.engine.asset_orders.values())
+            self.settlement.resume(self._unsettled_batches())
+            reconciling = asyncio.create_task(self.execution.run())
+            await self._plan_until_stopped(writer)
+        finally:
+            self.execution.stop()
+            if reconciling is not None:
+                await reconciling
+            await self.execution.drain()
+            await self._written(writer)
+            for task in (books, writer):
+                await cancel(task)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _check_rules(self) -> None:
+        """Refuse to trade on filters the exchange does not have: every order would fail."""
+        for ours in self.engine.rules.values():
+            theirs = self.execution.connector.rules.get(ours.symbol)
+            differ = [f for f in _FILTERS if theirs is None or
+                      getattr(theirs, f) != getattr(ours, f)]
+            if differ:
+                raise ExchangeMismatch(
+                    f"{ours.symbol}: " + ("not listed on the exchange" if theirs is None else
+                                          "the exchange's " + ", ".join(
+                                              f"{f} is {getattr(theirs, f)}, ours "
+                                              f"{getattr(ours, f)}" for f in differ)))
+
+    async def _plan_until_stopped(self, writer: asyncio.Task[None]) -> None:
+        last_tick = 0
+        while not await wait_set(self._stopping, self.settings.plan_every_ms / 1000):
+            if writer.done():  # the single writer is gone: nothing more can be done
+                writer.result()
+                raise RuntimeError("the writer stopped")
+            now = self.clock()
+            # The engine prices new orders' minimum on its books: keep them current.
+            self.refresh_books()
+            if self.engine.open_orders():
+                self.submit(PlanBatch(now))
+            self.settlement.check(now)
+            if now - last_tick >= self.settings.tick_every_ms:
+                self.submit(ClockTicked(now))
+                last_tick = now
+
+    def _unsettled_batches(self) -> list[tuple[int, int, tuple[int, ...],
+                                              list[AssetOrderRequested]]]:
+        """The batches the journal left in flight (read once, at start, before serving)."""
+        return [(b.id, b.ts, tuple(b.engagements),
+                 [self.engine.asset_orders[i].requested() for i in b.asset_order_ids])
+                for b in self.engine.batches.values() if not b.settled]
+
+    async def _written(self, writer: asyncio.Task[None], timeout_s: float = 5) -> None:
+        """Wait until the writer has applied (and so journaled) every input waiting."""
+        for _ in range(int(timeout_s / 0.01)):
+            if self.inbox.empty() or writer.done():
+                return
+            await asyncio.sleep(0.01)
+
+
+_FILTERS = ("tick_size", "step_size", "min_qty", "min_notional")
+
+
+class _RefusalLog:
+    """Says loudly, with the input's identity, when the engine failed on an input."""
+
+    def transaction_began(self, transaction: Transaction) -> None:
+        pass
+
+    def transaction_ended(self, transaction: Transaction) -> None:
+        for refused in transaction.of_type(InputRefused):
+            log.error("input refused by the engine", input=type(transaction.input).__name__,
+                      transaction=transaction.number, reason=refused.reason,
+                      **identity(transaction.input))
+
+
+class ExchangeMismatch(RuntimeError):
+    """The exchange's symbols or filters are not those the engine was set up with."""

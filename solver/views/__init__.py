@@ -1,0 +1,1 @@
+"""Read models kept from the events, committed per transaction (positions, ...)."""

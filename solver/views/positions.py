@@ -1,0 +1,124 @@
+"""The position store: what each account holds of each index, and the solver's own inventory.
+
+A bus consumer that commits at transaction boundaries: while a transaction's events arrive it
+updates private copies, and when the transaction ends it publishes a new immutable
+``PositionsView``. Readers always get a complete view as of one transaction, never half of one.
+
+- Holdings, per (account, index): units filled, collateral paid (fees included) and the fees.
+- Inventory, per asset: quantity held by the solver, its cost basis at the exchange prices paid
+  (commissions kept apart in ``fees``), and realised PnL: what orders were charged for the
+  quantity they took (the batch's VWAP) less its average cost.
+
+Unrealised PnL needs marks (index or asset prices) and is computed on request. A store attached
+after a restart is filled first by publishing the journal's transactions to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from types import MappingProxyType
+
+from solver.core import events as ev
+from solver.core.bus import EventBus
+from solver.core.model import Index
+from solver.core.money import CONTEXT, ZERO, exact
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    quantity: Decimal = ZERO
+    cost: Decimal = ZERO
+    fees: Decimal = ZERO
+    realised: Decimal = ZERO
+
+    @property
+    def average_cost(self) -> Decimal:
+        return CONTEXT.divide(self.cost, self.quantity) if self.quantity else ZERO
+
+    def unrealised(self, mark: Decimal) -> Decimal:
+        return self.quantity * mark - self.cost
+
+
+@dataclass(frozen=True, slots=True)
+class PositionsView:
+    transaction: int
+    """The last transaction this view includes."""
+    holdings: Mapping[tuple[str, str], Position] = field(default_factory=dict)
+    inventory: Mapping[str, Position] = field(default_factory=dict)
+
+    def unrealised(self, marks: Mapping[str, Decimal]) -> dict[str, Decimal]:
+        """Unrealised PnL per key (``account/index`` or asset) that has a mark."""
+        found = {f"{a}/{i}": p.unrealised(marks[i])
+                 for (a, i), p in self.holdings.items() if i in marks}
+        found.update({a: p.unrealised(marks[a]) for a, p in self.inventory.items() if a in marks})
+        return found
+
+
+class PositionStore:
+    def __init__(self, indexes: Mapping[str, Index]) -> None:
+        self._indexes = indexes
+        self._view = PositionsView(0, MappingProxyType({}), MappingProxyType({}))
+        self._holdings: dict[tuple[str, str], Position] = {}
+        self._inventory: dict[str, Position] = {}
+        self._owners: dict[int, tuple[str, str]] = {}
+        self._vwaps: dict[int, dict[str, Decimal]] = {}
+
+    def attach(self, bus: EventBus) -> None:
+        bus.observe(self)
+        bus.subscribe(ev.IndexOrderAccepted, self._accepted)
+        bus.subscribe(ev.LotOpened, self._lot)
+        bus.subscribe(ev.BatchSettled, self._settled)
+        bus.subscribe(ev.IndexOrderFilled, self._filled)
+
+    def view(self) -> PositionsView:
+        """The positions as of the last completed transaction."""
+        return self._view
+
+    # --- transaction boundaries ------------------------------------------------------------
+
+    def transaction_began(self, transaction: ev.Transaction) -> None:
+        self._holdings = dict(self._view.holdings)
+        self._inventory = dict(self._view.inventory)
+
+    def transaction_ended(self, transaction: ev.Transaction) -> None:
+        self._view = PositionsView(transaction.number, MappingProxyType(self._holdings),
+                                   MappingProxyType(self._inventory))
+
+    # --- events ----------------------------------------------------------------------------
+
+    def _accepted(self, envelope: ev.Envelope[ev.IndexOrderAccepted]) -> None:
+        e = envelope.event
+        self._owners[e.order_id] = (e.account, e.index)
+
+    @exact
+    def _lot(self, envelope: ev.Envelope[ev.LotOpened]) -> None:
+        e = envelope.event
+        p = self._inventory.get(e.asset, Position())
+        self._inventory[e.asset] = replace(p, quantity=p.quantity + e.quantity,
+                                           cost=p.cost + e.price * e.quantity,
+                                           fees=p.fees + e.fee)
+
+    def _settled(self, envelope: ev.Envelope[ev.BatchSettled]) -> None:
+        e = envelope.event
+        self._vwaps[e.batch_id] = dict(e.vwaps)
+
+    @exact
+    def _filled(self, envelope: ev.Envelope[ev.IndexOrderFilled]) -> None:
+        e = envelope.event
+        key = self._owners.get(e.order_id)
+        if key is None:  # accepted before this store was attached: feed it the journal first
+            return
+        h = self._holdings.get(key, Position())
+        self._holdings[key] = replace(h, quantity=h.quantity + e.units, cost=h.cost + e.cost,
+                                      fees=h.fees + e.fees)
+        vwaps = self._vwaps.get(e.batch_id, {})
+        for c in self._indexes[key[1]].constituents:
+            taken = c.quantity * e.units
+            p = self._inventory.get(c.asset, Position())
+            basis = p.average_cost * taken
+            charged = vwaps.get(c.asset, p.average_cost) * taken
+            self._inventory[c.asset] = replace(p, quantity=p.quantity - taken,
+                                               cost=p.cost - basis,
+                                               realised=p.realised + charged - basis)
