@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck contracts unit bench clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +16,16 @@ demo: $(INSTALLED)
 	$(BIN)/index-solver simulate examples/scenarios/basic.toml
 	$(BIN)/index-solver demo examples/scenarios/basic.toml
 
-test: lint typecheck unit
+test: lint typecheck contracts unit
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy --strict solver fix_gateway
+
+contracts: $(INSTALLED)
+	$(BIN)/lint-imports
 
 unit: $(INSTALLED)
 	$(BIN)/pytest

@@ -27,6 +27,10 @@ import structlog
 from benchmarks.figures import percentiles
 
 Results = dict[str, object]
+ROOT = Path(__file__).resolve().parent.parent
+GATEWAY, PASSWORD = "SOLVER", "benchmark-password"
+ORDER = Decimal("40")
+"""Above the smallest SY2 order the example books allow (about 30.4 USDC)."""
 
 
 def client_side(port: int, latency_orders: int, burst: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -36,10 +40,8 @@ def client_side(port: int, latency_orders: int, burst: int, results: multiproces
 
 async def _measure(port: int, latency_orders: int, burst: int) -> Results:
     from mocks.fix_client import FixClient, SessionConfig, messages
-    from tests.fix_service import GATEWAY, PASSWORDS
 
-    client = FixClient(SessionConfig("127.0.0.1", port, "ALICE", GATEWAY, "ALICE",
-                                     PASSWORDS["alice"]))
+    client = FixClient(SessionConfig("127.0.0.1", port, "ALICE", GATEWAY, "ALICE", PASSWORD))
     await client.connect()
 
     async def acked() -> None:
@@ -47,8 +49,7 @@ async def _measure(port: int, latency_orders: int, burst: int) -> Results:
             pass
 
     def order(n: int) -> object:
-        return messages.new_order(f"b{n}", "SY2", Decimal("10"), ord_type="2",
-                                  price=Decimal("900"))
+        return messages.new_order(f"b{n}", "SY2", ORDER, ord_type="2", price=Decimal("900"))
 
     for n in range(200):  # warm up
         await client.send(order(-n - 1))
@@ -76,20 +77,32 @@ async def _acks(client: object, count: int) -> None:
 
 
 async def serve(latency_orders: int, burst: int) -> Results:
+    from fix_gateway.config import Account, FixSettings
+    from fix_gateway.passwords import hash_password
+    from mocks.binance.local import KEY, mock_server, running
+    from mocks.ports import free_port
+    from solver.exchange.endpoints import local
     from solver.service.runtime import RuntimeSettings
-    from tests.fix_service import service
+    from solver.service.wiring import running_service
+    from solver.simulation.run import setup_of
+    from solver.simulation.scenario import load_scenario
 
-    deposit = str(10 * (latency_orders + burst + 1000))
+    deposit = ORDER * (latency_orders + burst + 1000)
+    setup = setup_of(load_scenario(ROOT / "examples" / "scenarios" / "basic.toml"))
     with tempfile.TemporaryDirectory() as tmp:
+        fix = FixSettings(free_port(), GATEWAY, Path(tmp) / "fix-store",
+                          (Account("alice", "ALICE", hash_password(PASSWORD)),))
         # No planning while measuring: thousands of resting orders would be re-planned on
         # every tick, and that is the planner's cost (benchmarks/plan_batch.py), not the
         # gateway's.
         quiet = RuntimeSettings(plan_every_ms=3_600_000)
-        async with service(Path(tmp), {"alice": deposit}, settings=quiet) as s:
+        async with running(mock_server()) as server, running_service(
+                setup, fix, local(server.port), KEY, Path(tmp) / "journal.db", quiet,
+                [("alice", "USDC", deposit)]):
             context = multiprocessing.get_context("spawn")
             results = context.Queue()
             child = context.Process(target=client_side,
-                                    args=(s.port, latency_orders, burst, results))
+                                    args=(fix.port, latency_orders, burst, results))
             child.start()
             outcome: Results = await asyncio.to_thread(results.get, True, 600)
             await asyncio.to_thread(child.join, 30)

@@ -16,6 +16,8 @@ import gc
 import socket
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import quickfix as fix
 import structlog
@@ -32,6 +34,7 @@ from fix_gateway.sessions import session_settings
 from fix_gateway.tags import EVENT_SEQ_NUM
 from fix_gateway.wire import Outgoing, Received
 from solver.core import events as ev
+from solver.core.bus import EventBus
 from solver.core.commands import (
     CancelIndexOrder,
     Input,
@@ -39,7 +42,7 @@ from solver.core.commands import (
     RequestQuote,
     SubmitIndexOrder,
 )
-from solver.service.runtime import Runtime
+from solver.core.engine import Engine
 
 log = structlog.get_logger(__name__)
 
@@ -50,8 +53,30 @@ STOP_WAIT_S = 5.0
 Replies = tuple[Outgoing, ...]
 
 
+class Solver(Protocol):
+    """What the gateway needs of the solver's service; the composition root hands it the
+    runtime. The gateway reads the engine only for its static configuration and, once at
+    start, for where the journal stands."""
+
+    engine: Engine
+    bus: EventBus
+    clock: Callable[[], int]
+
+    def submit(self, command: Input) -> None: ...
+
+    def refresh_books(self) -> None: ...
+
+    def transactions_after(self, number: int) -> Iterator[ev.Transaction]:
+        """The journal's transactions after transaction ``number``."""
+        ...
+
+    def transactions_since(self, seq: int) -> Iterator[ev.Transaction]:
+        """The journal's transactions with events after event ``seq``."""
+        ...
+
+
 class Gateway:
-    def __init__(self, settings: FixSettings, runtime: Runtime) -> None:
+    def __init__(self, settings: FixSettings, runtime: Solver) -> None:
         self.settings = settings
         self.runtime = runtime
         self.engine = runtime.engine
@@ -340,9 +365,8 @@ class Gateway:
                 self._handled(number)
         if not records:
             return  # the journal's tail since the mark need not be read
-        journal = self.runtime.sequencer.journal
-        applied = Counter(origin for t in journal.transactions(self.inbound.mark.transaction)
-                          if (origin := _origin(t.input)) is not None) if journal else Counter()
+        applied = Counter(origin for t in self.runtime.transactions_after(
+            self.inbound.mark.transaction) if (origin := _origin(t.input)) is not None)
         replayed = 0
         for record in records:
             msg = Received.parse(record.session, record.text, record.number)
@@ -434,16 +458,15 @@ class Gateway:
     # --- catching up after a restart -----------------------------------------------------------
 
     def _catch_up(self) -> None:
-        journal = self.runtime.sequencer.journal
         checkpoint = delivery.read_checkpoint(self.settings.store)
         marks = {account: max(checkpoint, delivery.last_event_seq(self.settings.store,
                                                                   self.bridge.sessions[key]))
                  for account, key in self._session_of_account.items()}
         self._reported = self._checkpointed = self.engine.last_seq
-        if journal is None or not marks or min(marks.values()) >= self.engine.last_seq:
+        if not marks or min(marks.values()) >= self.engine.last_seq:
             return
         sent = 0
-        for transaction in journal.transactions_since(min(marks.values())):
+        for transaction in self.runtime.transactions_since(min(marks.values())):
             for account, report in self.maker.reports(transaction):
                 if int(report.get(EVENT_SEQ_NUM) or 0) > marks.get(account, 2**63):
                     self._send_to(account, report)

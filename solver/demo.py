@@ -24,7 +24,6 @@ from rich.console import Console
 from rich.table import Table
 
 from fix_gateway.config import Account, FixSettings
-from fix_gateway.gateway import Gateway
 from fix_gateway.passwords import hash_password
 from fix_gateway.tags import MINT_TX_HASH
 from mocks.binance.exchange import MockExchange
@@ -32,17 +31,15 @@ from mocks.binance.server import Credentials, MockBinance
 from mocks.fix_client import FixClient, SessionConfig
 from mocks.fix_client import messages as fix_messages
 from mocks.ports import free_port
-from solver.core.commands import DepositConfirmed
 from solver.core.engine import Engine
 from solver.core.events import LotOpened
 from solver.core.invariants import violations
 from solver.core.inventory import lot_id
 from solver.core.money import ZERO, plain
 from solver.core.orders import MintStatus
-from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import ApiKey, local
-from solver.service.instant_mint import InstantMint
-from solver.service.runtime import Runtime, RuntimeSettings
+from solver.service.runtime import RuntimeSettings
+from solver.service.wiring import running_service
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import Scenario, load_scenario
 
@@ -62,49 +59,46 @@ async def _demo(scenario: Scenario, console: Console) -> int:
     exchange = MockExchange(dict(scenario.markets), {c: Decimal(10) ** 7 for c in collateral})
     server = MockBinance(exchange, Credentials(key.key, key.secret), step_ms=100)
     await server.start()
-    connector = BinanceConnector(local(server.port), key)
-    await connector.start()
-    engine = setup_of(scenario).build()
-    runtime = Runtime(engine, connector, settings=RuntimeSettings(plan_every_ms=200))
+    passwords = {a: secrets.token_urlsafe(12) for a in _accounts(scenario)}
+    clients: dict[str, FixClient] = {}
     lots: list[LotOpened] = []
-    runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))
-    InstantMint(runtime.bus, runtime.submit, runtime.clock)
-    console.print(f"mock Binance on {server.url}; {len(scenario.orders)} orders over FIX, "
-                  f"traded over python-binance")
-    for n, (account, asset, amount) in enumerate(scenario.deposits):
-        runtime.submit(DepositConfirmed(runtime.clock(), f"deposit-{n}", account, asset, amount))
-    with tempfile.TemporaryDirectory() as store:
-        passwords = {a: secrets.token_urlsafe(12) for a in _accounts(scenario)}
-        gateway = Gateway(_fix_settings(Path(store), passwords), runtime)
-        gateway.start()
-        serving = asyncio.create_task(runtime.run())
-        clients: dict[str, FixClient] = {}
-        try:
-            clients = await _log_on(gateway.settings, passwords)
-            printing = [asyncio.create_task(_print_reports(a, c, console))
-                        for a, c in clients.items()]
-            for spec in scenario.orders:
-                await clients[spec.account].send(fix_messages.new_order(
-                    spec.id, spec.index, spec.collateral,
-                    ord_type="1" if spec.max_price is None else "2", price=spec.max_price))
-            await _until_quiet(engine)
-            for order in engine.open_orders():
-                await clients[order.account].send(fix_messages.cancel(
-                    f"{order.client_order_id}-end", order.current_client_id, order.index))
-            await _until_settled(engine)
-            for client in clients.values():
-                await client.test_request()
-            for task in printing:
-                task.cancel()
-        finally:
-            for client in clients.values():
-                await client.logout()
-            await gateway.stop()
-            runtime.stop()
-            await serving
-            await connector.close()
-            await server.stop()
+    try:
+        with tempfile.TemporaryDirectory() as store:
+            async with running_service(setup_of(scenario), _fix_settings(Path(store), passwords),
+                                       local(server.port), key,
+                                       settings=RuntimeSettings(plan_every_ms=200),
+                                       deposits=scenario.deposits) as service:
+                engine = service.runtime.engine
+                service.runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))
+                console.print(f"mock Binance on {server.url}; {len(scenario.orders)} orders "
+                              "over FIX, traded over python-binance")
+                clients = await _log_on(service.gateway.settings, passwords)
+                await _trade(scenario, engine, clients, console)
+                for client in clients.values():
+                    await client.logout()
+    finally:
+        await server.stop()
     return _report(engine, lots, server, clients, console)
+
+
+async def _trade(scenario: Scenario, engine: Engine, clients: dict[str, FixClient],
+                 console: Console) -> None:
+    """Send the scenario's orders; when no batch comes any more, cancel what is still open
+    and wait until every order is closed and its mint confirmed."""
+    printing = [asyncio.create_task(_print_reports(a, c, console)) for a, c in clients.items()]
+    for spec in scenario.orders:
+        await clients[spec.account].send(fix_messages.new_order(
+            spec.id, spec.index, spec.collateral,
+            ord_type="1" if spec.max_price is None else "2", price=spec.max_price))
+    await _until_quiet(engine)
+    for order in engine.open_orders():
+        await clients[order.account].send(fix_messages.cancel(
+            f"{order.client_order_id}-end", order.current_client_id, order.index))
+    await _until_settled(engine)
+    for client in clients.values():
+        await client.test_request()
+    for task in printing:
+        task.cancel()
 
 
 def _accounts(scenario: Scenario) -> list[str]:

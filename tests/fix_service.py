@@ -3,7 +3,6 @@ ports; and simplefix clients logged on to it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -16,15 +15,14 @@ from fix_gateway.config import Account, FixSettings, TestSession
 from fix_gateway.front_door import DoorSettings
 from fix_gateway.gateway import Gateway
 from fix_gateway.passwords import hash_password
+from mocks.binance.local import KEY, mock_server, running
 from mocks.binance.server import MockBinance
 from mocks.fix_client import FixClient, SessionConfig
 from mocks.ports import free_port
-from solver.core.commands import DepositConfirmed
-from solver.journal.replay import rebuild
+from solver.exchange.endpoints import local
 from solver.journal.store import Journal
-from solver.service.instant_mint import InstantMint
 from solver.service.runtime import Runtime, RuntimeSettings
-from tests.mock_exchange import connector, mock_server, running
+from solver.service.wiring import running_service
 from tests.test_runtime import FAST, setup
 
 GATEWAY = "SOLVER"
@@ -67,30 +65,20 @@ class Service:
 async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: int = 0,
                   test_session: bool = False, settings: RuntimeSettings = FAST,
                   door: DoorSettings | None = None) -> AsyncIterator[Service]:
-    """The whole service; ``deposits`` are credited before it starts."""
-    journal_path = tmp / "journal.db"
-    journal = (Journal.open(journal_path) if journal_path.exists()
-               else Journal.create(journal_path, setup()))
+    """The whole service (through the composition root) on the mock Binance, its journal in
+    ``tmp`` (resumed if there); ``deposits`` are credited at start."""
     port = free_port()
-    async with running(mock_server(step_ms=step_ms)) as server, connector(server) as conn:
-        runtime = Runtime(rebuild(journal).engine, conn, journal, settings)
-        InstantMint(runtime.bus, runtime.submit, runtime.clock)
-        gateway = Gateway(fix_settings(tmp, port, test_session, door), runtime)
-        gateway.start()
-        for account, amount in (deposits or {}).items():
-            runtime.submit(DepositConfirmed(runtime.clock(), f"dep-{account}", account, "USDC",
-                                            Decimal(amount)))
-        serving = asyncio.create_task(runtime.run())
-        running_service = Service(server, runtime, gateway, journal, port, tmp)
+    async with running(mock_server(step_ms=step_ms)) as server, running_service(
+            setup(), fix_settings(tmp, port, test_session, door), local(server.port), KEY,
+            tmp / "journal.db", settings,
+            [(a, "USDC", Decimal(amount)) for a, amount in (deposits or {}).items()]) as s:
+        assert s.journal is not None
+        running_service_ = Service(server, s.runtime, s.gateway, s.journal, port, tmp)
         try:
-            yield running_service
+            yield running_service_
         finally:
-            for client in running_service.clients:
+            for client in running_service_.clients:
                 client.drop()
-            await gateway.stop()
-            runtime.stop()
-            await serving
-            journal.close()
 
 
 def field_of(message: simplefix.FixMessage, tag: int) -> str | None:

@@ -1,41 +1,17 @@
-"""A mock Binance on a free loopback port, and python-binance / connector clients for it."""
+"""A mock Binance on a free loopback port (``mocks.binance.local``), and python-binance and
+connector clients for it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from mocks.binance.exchange import MockExchange
-from mocks.binance.faults import Faults
-from mocks.binance.limits import RateLimits
-from mocks.binance.market_file import load_market_file
-from mocks.binance.server import Credentials, MockBinance
+from mocks.binance.local import KEY
+from mocks.binance.server import MockBinance
 from solver.exchange.connector import BinanceConnector, stop_reading
-from solver.exchange.endpoints import ApiKey, client_class, local
-
-MARKETS = Path(__file__).parent.parent / "examples" / "markets" / "basic.toml"
-KEY = ApiKey("test-key", "test-secret")
-
-
-def mock_server(faults: Faults | None = None, limits: RateLimits | None = None, seed: int = 1,
-                step_ms: int = 0, balances: dict[str, Decimal] | None = None) -> MockBinance:
-    market_file = load_market_file(MARKETS)
-    exchange = MockExchange(market_file.markets, balances or market_file.balances, seed=seed)
-    return MockBinance(exchange, Credentials(KEY.key, KEY.secret), limits=limits,
-                       faults=faults, seed=seed, step_ms=step_ms)
-
-
-@contextlib.asynccontextmanager
-async def running(server: MockBinance) -> AsyncIterator[MockBinance]:
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+from solver.exchange.endpoints import client_class, local
 
 
 @contextlib.asynccontextmanager

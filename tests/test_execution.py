@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from mocks.binance.faults import Faults
 from mocks.binance.limits import RateLimits
+from mocks.binance.local import mock_server, running
 from mocks.binance.server import MockBinance
 from solver.core.commands import (
     AssetOrderAccepted,
@@ -29,7 +30,7 @@ from solver.core.model import Side
 from solver.exchange.connector import Placed, Rejected, Unknown
 from solver.exchange.execution import Execution, ReconcilePolicy
 from solver.exchange.tracker import OrderReport, OrderState
-from tests.mock_exchange import connector, mock_server, run, running, until
+from tests.mock_exchange import connector, run, until
 
 FAST = ReconcilePolicy(grace_ms=300, max_misses=3, check_every_ms=100, open_orders_every_ms=500)
 PRICES = {"A1USDC": (D("100.00"), D("0.001")), "A2USDC": (D("200.00"), D("0.01")),

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
 
 from fix_gateway.tags import EVENT_SEQ_NUM
+from mocks.binance.local import KEY, mock_server, running
 from mocks.fix_client import FixClient, SessionConfig, messages
 from solver.core import events as ev
 from solver.core.commands import CancelIndexOrder, ExpireIndexOrder
@@ -23,26 +26,31 @@ from solver.journal.replay import rebuild
 from solver.journal.store import Journal
 from solver.service.runtime import Runtime
 from tests.fix_service import _HASHES, GATEWAY, PASSWORDS, field_of, free_port, service
-from tests.mock_exchange import KEY, connector, mock_server, run, running, until
+from tests.mock_exchange import connector, run, until
 from tests.test_fix_gateway import report_where
 from tests.test_runtime import FAST
 
 ROOT = Path(__file__).parent.parent
-SCENARIO = ROOT / "examples" / "scenarios" / "basic.toml"
+EXAMPLE = ROOT / "examples" / "deployment" / "local.toml"
 ALICES_EVENTS = (ev.IndexOrderAccepted, ev.IndexOrderFilled, ev.IndexOrderCompleted,
                  ev.IndexOrderMinted, ev.CollateralDeposited, ev.CollateralReleased,
                  ev.IndexOrderEndPending, ev.CancelRejected)
 
 
 def write_config(tmp: Path, fix_port: int, exchange_port: int) -> Path:
-    accounts = "\n".join(f'[accounts.{name}]\ncomp_id = "{name.upper()}"\n'
-                         f'password_hash = "{_HASHES[name]}"\n' for name in PASSWORDS)
-    setup = tmp / "setup.toml"  # alice deposits enough for 300 orders of the minimum size
-    setup.write_text(SCENARIO.read_text().replace('amount = "6000"', 'amount = "20000"'))
-    path = tmp / "gateway.toml"
-    path.write_text(f'[fix]\nport = {fix_port}\ncomp_id = "{GATEWAY}"\nstore = "fix-store"\n'
-                    f'{accounts}\n[service]\nsetup = "{setup}"\njournal = "journal.db"\n'
-                    f'exchange = "local:{exchange_port}"\n')
+    """The example deployment on these ports, with these accounts, its state in ``tmp``, and
+    alice's deposit enough for 300 orders of the minimum size."""
+    deployment = tomllib.loads(EXAMPLE.read_text())
+    deployment["solver"]["indexes"] = [str(EXAMPLE.parent / i)
+                                       for i in deployment["solver"]["indexes"]]
+    deployment["service"] = {"journal": "journal.db", "exchange": f"local:{exchange_port}"}
+    deployment["fix"] = {"port": fix_port, "comp_id": GATEWAY, "store": "fix-store"}
+    deployment["accounts"] = {name: {"comp_id": name.upper(), "password_hash": _HASHES[name]}
+                              for name in PASSWORDS}
+    deployment["stand_in_deposits"] = [{"account": "alice", "amount": "20000"},
+                                       {"account": "bob", "amount": "3000"}]
+    path = tmp / "deployment.json"
+    path.write_text(json.dumps(deployment))
     return path
 
 

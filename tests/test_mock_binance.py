@@ -15,9 +15,10 @@ from binance.exceptions import BinanceAPIException
 
 from mocks.binance.faults import Faults
 from mocks.binance.limits import RateLimits
-from solver.cli.main import main
+from mocks.binance.local import MARKETS, mock_server, running
+from mocks.binance.main import cli as mock_binance
 from solver.exchange.endpoints import client_class, local
-from tests.mock_exchange import MARKETS, binance_client, mock_server, run, running
+from tests.mock_exchange import binance_client, run
 
 
 async def rejected(call: Any) -> BinanceAPIException:
@@ -320,17 +321,17 @@ def test_mock_binance_command_refuses_bad_input(monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("BINANCE_API_KEY", raising=False)
-    assert main(["mock-binance", "--market", str(MARKETS)]) == 2
+    assert mock_binance(["--market", str(MARKETS)]) == 2
     assert "set BINANCE_API_KEY and BINANCE_API_SECRET" in capsys.readouterr().err
     monkeypatch.setenv("BINANCE_API_KEY", "k")
     monkeypatch.setenv("BINANCE_API_SECRET", "s")
-    assert main(["mock-binance", "--market", str(tmp_path / "none.toml")]) == 2
+    assert mock_binance(["--market", str(tmp_path / "none.toml")]) == 2
     assert "No such file" in capsys.readouterr().err
     faults = tmp_path / "faults.toml"
     faults.write_text("lose_everything = true\n")
-    assert main(["mock-binance", "--market", str(MARKETS), "--faults", str(faults)]) == 2
+    assert mock_binance(["--market", str(MARKETS), "--faults", str(faults)]) == 2
     assert "lose_everything: unknown fault" in capsys.readouterr().err
     bad_market = tmp_path / "market.toml"
     bad_market.write_text('[balances]\nUSDC = "-1"\n[markets.A1]\nsymbol = "A1USDC"\n')
-    assert main(["mock-binance", "--market", str(bad_market)]) == 2
+    assert mock_binance(["--market", str(bad_market)]) == 2
     assert "balances.USDC: must not be negative" in capsys.readouterr().err

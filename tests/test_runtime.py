@@ -13,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from mocks.binance.faults import Faults
+from mocks.binance.local import mock_server, running
 from mocks.binance.server import MockBinance
 from solver.cli.main import main
 from solver.core.commands import (
@@ -35,7 +36,7 @@ from solver.journal.store import Journal
 from solver.service.runtime import ExchangeMismatch, Runtime, RuntimeSettings
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import load_scenario
-from tests.mock_exchange import connector, mock_server, run, running, until
+from tests.mock_exchange import connector, run, until
 
 SCENARIO = Path(__file__).parent.parent / "examples" / "scenarios" / "basic.toml"
 FAST = RuntimeSettings(plan_every_ms=100, tick_every_ms=200,

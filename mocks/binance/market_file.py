@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from solver.config.fields import (
-    ScenarioError,
+    ConfigError,
     expect_number,
     expect_table,
     expect_whole,
+    read_file,
     reject_unknown,
 )
 from solver.core.money import ZERO
-from solver.simulation.scenario import MarketSpec, parse_markets, read_file
+from solver.simulation.scenario import MarketSpec, parse_markets
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +50,14 @@ def load_market_file(path: Path) -> MarketFile:
 def parse_market_file(data: Any) -> MarketFile:
     for key in data:
         if key not in ("markets", "balances", "market_maker"):
-            raise ScenarioError(f"{key}: unknown key (known: balances, market_maker, markets)")
+            raise ConfigError(f"{key}: unknown key (known: balances, market_maker, markets)")
     if not isinstance(data.get("markets"), dict) or not data["markets"]:
-        raise ScenarioError("markets: required, a table with one entry per asset")
+        raise ConfigError("markets: required, a table with one entry per asset")
     balances = {str(asset): expect_number(amount, f"balances.{asset}")
                 for asset, amount in expect_table(data.get("balances", {}), "balances").items()}
     for asset, amount in balances.items():
         if amount < ZERO:
-            raise ScenarioError(f"balances.{asset}: must not be negative")
+            raise ConfigError(f"balances.{asset}: must not be negative")
     maker = expect_table(data.get("market_maker", {}), "market_maker")
     reject_unknown(maker, {"step_ms", "max_walk_ticks"}, "market_maker")
     return MarketFile(parse_markets(data["markets"]), balances,

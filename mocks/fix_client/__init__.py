@@ -1,6 +1,6 @@
 """A FIX 4.4 client on simplefix and asyncio: our second, independent FIX implementation.
 
-Demos and end-to-end tests use it to talk to the QuickFIX gateway (``index-solver fix-client``).
+Demos and end-to-end tests use it to talk to the QuickFIX gateway (``fix-client``).
 """
 
 from mocks.fix_client.framing import Framer

@@ -1,4 +1,4 @@
-"""``index-solver fix-client``: run a script of orders against the FIX gateway.
+"""``fix-client``: run a script of orders against the FIX gateway.
 
 The script (``--script FILE``, or stdin so it can be piped) is read and checked whole before
 connecting, so a bad line sends nothing. One command per line, ``#`` starts a comment::
@@ -25,7 +25,7 @@ import logging
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -220,16 +220,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="session events on stderr")
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """``fix-client``: a FIX 4.4 client that sends orders, cancels and quotes from a script
+    and prints the reports."""
+    parser = argparse.ArgumentParser(prog="fix-client", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
 def run(args: argparse.Namespace) -> int:
     source = str(args.script) if args.script else "<stdin>"
     try:
         text = args.script.read_text() if args.script else sys.stdin.read()
         commands = parse_script(text.splitlines())
     except ScriptError as error:
-        print(f"index-solver fix-client: {source}: {error}", file=sys.stderr)
+        print(f"fix-client: {source}: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as error:
-        print(f"index-solver fix-client: {error}", file=sys.stderr)
+        print(f"fix-client: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     configure_json_logs(logging.INFO if args.verbose else logging.WARNING)
     config = SessionConfig(args.host, args.port, args.account, args.target,
@@ -302,5 +310,5 @@ async def _poke_when_closed(client: FixClient, tracker: _Tracker) -> None:
 
 
 def _fail(message: str, status: int) -> int:
-    print(f"index-solver fix-client: {message}", file=sys.stderr)
+    print(f"fix-client: {message}", file=sys.stderr)
     return status

@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from solver.cli import journal as journal_commands
-from solver.config.fields import ScenarioError
+from solver.config.fields import ConfigError
 from solver.journal.recorder import FORMATS
 from solver.journal.store import Journal, JournalError
 from solver.plumbing.logs import configure_json_logs
@@ -57,53 +57,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "1 otherwise, 2 bad scenario.")
     demo.add_argument("scenario", type=Path, nargs="?",
                       default=Path("examples/scenarios/basic.toml"))
-    mock = commands.add_parser(
-        "mock-binance", help="serve the mock Binance Spot exchange on 127.0.0.1",
-        description="Keys come from BINANCE_API_KEY and BINANCE_API_SECRET. Exit status: 0 "
-                    "stopped by a signal, 2 bad market or faults file or missing keys.")
-    mock.add_argument("--port", type=int, default=0, help="TCP port (0: any free port)")
-    mock.add_argument("--market", type=Path, required=True, metavar="MARKET_FILE",
-                      help="books, filters and balances, e.g. examples/markets/basic.toml")
-    mock.add_argument("--seed", type=int, default=1, help="seed of the market maker's walk")
-    mock.add_argument("--faults", type=Path, metavar="FAULTS",
-                      help="TOML or JSON file of fault switches")
     gateway = commands.add_parser(
         "gateway", help="serve FIX 4.4 clients: orders in, fills and mints out",
         description="Exchange keys come from BINANCE_API_KEY and BINANCE_API_SECRET. Exit "
                     "status: 0 stopped by a signal, 2 bad config or missing keys, 3 damaged "
                     "journal.")
     gateway.add_argument("--config", type=Path, required=True,
-                         help="deployment file, e.g. examples/gateway/gateway.toml")
+                         help="deployment file, e.g. examples/deployment/local.toml")
     commands.add_parser(
         "fix-password", help="print the hash of a FIX password for the gateway's config",
         description="Reads the password from FIX_PASSWORD, else asks for it.")
-    client = commands.add_parser(
-        "fix-client", help="a FIX 4.4 client: send orders, cancels and quotes, print reports")
-    from mocks.fix_client import cli as fix_client_cli  # argument parsing only
-
-    fix_client_cli.add_arguments(client)
     args = parser.parse_args(argv)
     if args.command == "gateway":
         return _gateway(args.config)
     if args.command == "fix-password":
         return _fix_password()
-    if args.command == "fix-client":
-        return fix_client_cli.run(args)
     if args.command == "journal":
         return _journal(args)
     if args.command == "demo":
         return _demo(args.scenario)
-    if args.command == "mock-binance":
-        from mocks.binance import main as mock_main  # a test tool: only this command needs it
-
-        return mock_main.main(args.port, args.market, args.seed, args.faults)
     return _simulate(args.scenario, args.json, args.journal)
 
 
 def _simulate(path: Path, as_json: bool, journal_path: Path | None) -> int:
     try:
         scenario = load_scenario(path)
-    except ScenarioError as error:
+    except ConfigError as error:
         print(f"index-solver simulate: bad scenario: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
     journal = None
@@ -127,7 +106,7 @@ def _demo(path: Path) -> int:
 
     try:
         return demo.main(path, Console())
-    except ScenarioError as error:
+    except ConfigError as error:
         print(f"index-solver demo: bad scenario: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
 
@@ -135,14 +114,14 @@ def _demo(path: Path) -> int:
 def _gateway(path: Path) -> int:
     import asyncio
 
-    from fix_gateway.config import load_config  # QuickFIX loads with the gateway only
-    from fix_gateway.service import serve
+    from solver.config.deployment import load_deployment
+    from solver.service.wiring import serve  # QuickFIX loads with the gateway only
 
     try:
-        config = load_config(path)
+        deployment = load_deployment(path)
         configure_json_logs()
-        asyncio.run(serve(config))
-    except (ScenarioError, ValueError) as error:
+        asyncio.run(serve(deployment))
+    except (ConfigError, ValueError) as error:
         print(f"index-solver gateway: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
     except JournalError as error:

@@ -25,7 +25,7 @@ TESTNET = Endpoints("testnet", "https://testnet.binance.vision/api",
 
 
 def local(port: int, host: str = "127.0.0.1") -> Endpoints:
-    """The mock Binance (``index-solver mock-binance``) on ``host:port``."""
+    """The mock Binance (``mock-binance``) on ``host:port``."""
     return Endpoints("local", f"http://{host}:{port}/api", f"ws://{host}:{port}/ws-api/v3",
                      f"ws://{host}:{port}/")
 

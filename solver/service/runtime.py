@@ -11,7 +11,7 @@ retries fall due.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -62,6 +62,16 @@ class Runtime:
         self.market_data = MarketData(connector, symbols, self.settings.book_max_age_ms,
                                       clock=self.clock)
         self._stopping = asyncio.Event()
+
+    def transactions_after(self, number: int) -> Iterator[Transaction]:
+        """The journal's transactions after transaction ``number`` (none without one)."""
+        journal = self.sequencer.journal
+        return journal.transactions(number) if journal is not None else iter(())
+
+    def transactions_since(self, seq: int) -> Iterator[Transaction]:
+        """The journal's transactions with events after event ``seq`` (none without one)."""
+        journal = self.sequencer.journal
+        return journal.transactions_since(seq) if journal is not None else iter(())
 
     def submit(self, command: Input) -> None:
         """Hand an input to the writer (from any coroutine on the loop)."""

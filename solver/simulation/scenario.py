@@ -1,28 +1,25 @@
 """Scenarios for ``index-solver simulate``: read from JSON, TOML or YAML, numbers as Decimal.
 
-Every problem is a ``ScenarioError`` whose message starts with the key at fault, e.g.
+Every problem is a ``ConfigError`` whose message starts with the key at fault, e.g.
 ``markets.BTC.asks[2]: price must be greater than zero``.
 """
 
 from __future__ import annotations
 
-import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from solver.config.fields import (
-    ScenarioError,
+    ConfigError,
     expect_list,
     expect_number,
     expect_table,
     expect_text,
     expect_whole,
+    read_file,
     reject_unknown,
 )
 from solver.config.index_files import parse_index
@@ -79,52 +76,6 @@ def load_scenario(path: Path) -> Scenario:
     return parse_scenario(read_file(path))
 
 
-def read_file(path: Path) -> Mapping[str, Any]:
-    """A JSON, TOML or YAML file as a table, numbers as exact decimals."""
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ScenarioError(f"{path}: {error.strerror}") from None
-    return read_document(text, path.suffix.lower(), str(path))
-
-
-def read_document(text: str, suffix: str, name: str) -> Mapping[str, Any]:
-    try:
-        if suffix == ".json":
-            data = json.loads(text, parse_float=Decimal)
-        elif suffix == ".toml":
-            data = tomllib.loads(text, parse_float=Decimal)
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.load(text, Loader=_DecimalLoader)
-        else:
-            raise ScenarioError(f"{name}: expected a .json, .toml or .yaml file")
-    except (ValueError, yaml.YAMLError) as error:  # ValueError: the decode errors, and ints
-        # longer than Python converts
-        raise ScenarioError(f"{name}: not valid {suffix[1:]}: {error}") from None
-    if not isinstance(data, Mapping):
-        raise ScenarioError(f"{name}: the scenario must be a table of keys")
-    return data
-
-
-class _DecimalLoader(yaml.SafeLoader):
-    """YAML's floats as exact decimals, as written."""
-
-
-_SPECIAL_FLOATS = {".inf": "Infinity", "+.inf": "Infinity", "-.inf": "-Infinity", ".nan": "NaN"}
-
-
-def _exact_float(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal | str:
-    """.inf and .nan become Decimal's own, and what Decimal cannot read (YAML 1.1's 1:30.5)
-    stays text: either way the field's reader refuses it, naming the key."""
-    assert isinstance(node, yaml.ScalarNode)
-    text = str(loader.construct_scalar(node)).replace("_", "")
-    try:
-        return Decimal(_SPECIAL_FLOATS.get(text.lower(), text))
-    except InvalidOperation:
-        return text
-
-
-_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _exact_float)
 
 
 def parse_scenario(data: Mapping[str, Any]) -> Scenario:
@@ -132,14 +83,14 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
              "collaterals", "max_batches", "fee_funds"}
     for key in data:
         if key not in known:
-            raise ScenarioError(f"{key}: unknown key (known: {', '.join(sorted(known))})")
+            raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(known))})")
     for key in ("indexes", "markets", "deposits", "orders"):
         if key not in data:
-            raise ScenarioError(f"{key}: required")
+            raise ConfigError(f"{key}: required")
     try:
         params = SolverParams.from_mapping(expect_table(data.get("params", {}), "params"))
     except ValueError as error:
-        raise ScenarioError(f"params.{error}") from None
+        raise ConfigError(f"params.{error}") from None
     markets = parse_markets(expect_table(data["markets"], "markets"))
     indexes = _indexes(expect_table(data["indexes"], "indexes"), markets)
     collateral_decimals = _collaterals(expect_table(data.get("collaterals", {}),
@@ -169,14 +120,14 @@ def parse_markets(table: Mapping[str, Any]) -> dict[str, MarketSpec]:
         # The engine and the exchange know a market by its symbol: a second one would hide it.
         other = next((a for a, m in markets.items() if m.rules.symbol == symbol), None)
         if other is not None:
-            raise ScenarioError(f"markets.{asset}.symbol: {symbol} is already the symbol of "
+            raise ConfigError(f"markets.{asset}.symbol: {symbol} is already the symbol of "
                                 f"markets.{other}")
         markets[asset] = market
     for asset, market in markets.items():
         paid_in = market.commission_asset
         if paid_in not in ("", asset, market.rules.quote) and not (
                 paid_in in markets and markets[paid_in].book.asks):
-            raise ScenarioError(f"markets.{asset}.commission_asset: {paid_in} needs a market "
+            raise ConfigError(f"markets.{asset}.commission_asset: {paid_in} needs a market "
                                 "with asks to price the commission")
     return markets
 
@@ -188,10 +139,10 @@ def _market(asset: str, spec: Mapping[str, Any]) -> MarketSpec:
     reject_unknown(spec, allowed, key)
     symbol = spec.get("symbol")
     if not isinstance(symbol, str) or not symbol:
-        raise ScenarioError(f"{key}.symbol: required, e.g. {asset}USDC")
+        raise ConfigError(f"{key}.symbol: required, e.g. {asset}USDC")
     quote = spec.get("quote") or (symbol[len(asset):] if symbol.startswith(asset) else "")
     if not quote:
-        raise ScenarioError(f"{key}.quote: cannot tell the quote asset of {symbol}")
+        raise ConfigError(f"{key}.quote: cannot tell the quote asset of {symbol}")
     rules = MarketRules(symbol, asset, str(quote), **{
         f: expect_number(spec.get(f, 0), f"{key}.{f}", minimum=ZERO)
         for f in ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")})
@@ -199,10 +150,10 @@ def _market(asset: str, spec: Mapping[str, Any]) -> MarketSpec:
     bids = _levels(spec.get("bids", []), f"{key}.bids", ascending=False)
     refill = spec.get("refill", False)
     if not isinstance(refill, bool):
-        raise ScenarioError(f"{key}.refill: must be true or false")
+        raise ConfigError(f"{key}.refill: must be true or false")
     fee_rate = expect_number(spec.get("fee_rate", 0), f"{key}.fee_rate", minimum=ZERO)
     if fee_rate >= ONE:
-        raise ScenarioError(f"{key}.fee_rate: must be below 1 (a fraction of the notional: "
+        raise ConfigError(f"{key}.fee_rate: must be below 1 (a fraction of the notional: "
                             f"0.001 is 0.1 %), got {fee_rate}")
     commission_asset = expect_text(spec.get("commission_asset", quote),
                                    f"{key}.commission_asset")
@@ -215,12 +166,12 @@ def _levels(value: Any, key: str, ascending: bool) -> tuple[Level, ...]:
     for n, level in enumerate(expect_list(value, key)):
         where = f"{key}[{n}]"
         if not isinstance(level, list | tuple) or len(level) != 2:
-            raise ScenarioError(f"{where}: expected [price, quantity]")
+            raise ConfigError(f"{where}: expected [price, quantity]")
         price = expect_number(level[0], f"{where}.price", positive_only=True)
         quantity = expect_number(level[1], f"{where}.quantity", positive_only=True)
         if levels and (price <= levels[-1].price if ascending else price >= levels[-1].price):
             order = "ascending" if ascending else "descending"
-            raise ScenarioError(f"{where}: prices must be strictly {order}")
+            raise ConfigError(f"{where}: prices must be strictly {order}")
         levels.append(Level(price, quantity))
     return tuple(levels)
 
@@ -228,7 +179,7 @@ def _levels(value: Any, key: str, ascending: bool) -> tuple[Level, ...]:
 def _indexes(table: Mapping[str, Any], markets: Mapping[str, MarketSpec]) -> tuple[Index, ...]:
     def symbol_of(asset: str, collateral: str) -> str:
         if asset not in markets:
-            raise ScenarioError(f"indexes: asset {asset} has no entry in markets")
+            raise ConfigError(f"indexes: asset {asset} has no entry in markets")
         return markets[asset].rules.symbol
 
     indexes = []
@@ -237,11 +188,11 @@ def _indexes(table: Mapping[str, Any], markets: Mapping[str, MarketSpec]) -> tup
         try:
             index = parse_index(symbol, expect_table(spec, key), key, symbol_of)
         except IndexDefinitionError as error:
-            raise ScenarioError(str(error)) from None
+            raise ConfigError(str(error)) from None
         _check_quotes(index, markets, key)
         indexes.append(index)
     if not indexes:
-        raise ScenarioError("indexes: at least one index is required")
+        raise ConfigError("indexes: at least one index is required")
     return tuple(indexes)
 
 
@@ -250,7 +201,7 @@ def _check_quotes(index: Index, markets: Mapping[str, MarketSpec], key: str) -> 
     for c in index.constituents:
         quote = markets[c.asset].rules.quote
         if quote != index.collateral:
-            raise ScenarioError(f"{key}: constituents.{c.asset}: markets.{c.asset} is quoted in "
+            raise ConfigError(f"{key}: constituents.{c.asset}: markets.{c.asset} is quoted in "
                                 f"{quote}, not in the index's collateral {index.collateral}")
 
 
@@ -260,7 +211,7 @@ def _collaterals(table: Mapping[str, Any], indexes: tuple[Index, ...]) -> dict[s
     for asset, value in table.items():
         key = f"collaterals.{asset}"
         if asset not in decimals:
-            raise ScenarioError(f"{key}: no index is bought with {asset} (collaterals: "
+            raise ConfigError(f"{key}: no index is bought with {asset} (collaterals: "
                                 f"{', '.join(sorted(decimals))})")
         decimals[asset] = expect_whole(value, key, 0, AMOUNT_DECIMALS)
     return decimals
@@ -276,7 +227,7 @@ def _deposits(items: list[Any], indexes: tuple[Index, ...]) -> tuple[tuple[str, 
         reject_unknown(item, {"account", "amount", "asset"}, key)
         asset = expect_text(item.get("asset", default), f"{key}.asset")
         if asset not in collaterals:  # the engine would ignore it, and orders would find nothing
-            raise ScenarioError(f"{key}.asset: no index is bought with {asset} (collaterals: "
+            raise ConfigError(f"{key}.asset: no index is bought with {asset} (collaterals: "
                                 f"{', '.join(sorted(collaterals))})")
         deposits.append((expect_text(item.get("account"), f"{key}.account"), asset,
                          expect_number(item.get("amount"), f"{key}.amount", positive_only=True)))

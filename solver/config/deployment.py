@@ -1,0 +1,297 @@
+"""The deployment file (TOML, JSON or YAML): what one running service is made of. Paths in it
+are relative to the file. Secrets are not in it: FIX passwords are scrypt hashes (inline or
+named by an environment variable) and the exchange keys come from the environment. Every
+problem is a ``ConfigError`` naming the file and the key. ``examples/deployment/local.toml``
+is an example::
+
+    [solver]
+    indexes = ["../indexes/SY2.toml"]    # index definition files (solver/config/index_files)
+    collaterals = { USDC = 6 }           # token decimals (default 6 for an index's collateral)
+    client_order_prefix = "ixs"          # starts every exchange client order id
+
+    [solver.params]                      # SolverParams; every key optional
+    price_tolerance = "0.01"
+
+    [markets.A1]                         # the exchange filters of each constituent's market
+    symbol = "A1USDC"
+    tick_size = "0.01"
+    step_size = "0.001"
+    min_qty = "0.001"
+    min_notional = "5"
+
+    [service]
+    journal = "var/journal.db"           # created on first start
+    exchange = "local:9876"              # local:PORT (the mock), testnet or production
+
+    [fix]                                # the FIX gateway
+    port = 15003                         # 127.0.0.1 unless host is set
+    comp_id = "SOLVER"                   # our SenderCompID
+    store = "var/fix-store"              # QuickFIX FileStore, the inbound log
+    log = "var/fix-log"                  # optional QuickFIX message log
+    chain_id = 31337                     # reported with every mint
+
+    [fix.door]                           # optional: what peers that have not logged on hold
+    logon_timeout_s = 5
+    max_unauthenticated = 32
+    failed_logons_per_address = 5
+    failed_logons_per_comp_id = 10
+    failure_window_s = 60
+
+    [accounts.alice]                     # one FIX session per account
+    comp_id = "ALICE"                    # the client's SenderCompID, also its Username(553)
+    password_hash_env = "FIX_ALICE_PASSWORD_HASH"   # or password_hash = "scrypt:..."
+
+    [test_session]                       # optional, off unless enabled
+    enabled = true
+    comp_id = "ECHO"
+    target_comp_id = "TESTER"
+
+    [[stand_in_deposits]]                # until the chain adapter: credited once each at start
+    account = "alice"
+    amount = "6000"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from fix_gateway.config import DICTIONARY, Account, FixSettings, TestSession
+from fix_gateway.front_door import DoorSettings
+from fix_gateway.passwords import BadPasswordHash, check_hash
+from solver.config.fields import (
+    ConfigError,
+    expect_list,
+    expect_number,
+    expect_table,
+    expect_text,
+    expect_whole,
+    read_file,
+    reject_unknown,
+)
+from solver.config.index_files import load_index_file
+from solver.core.market import MarketRules
+from solver.core.model import Collateral, Index, IndexDefinitionError
+from solver.core.money import ZERO
+from solver.core.params import SolverParams
+from solver.core.setup import EngineSetup
+
+_COMP_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+EXCHANGES = re.compile(r"local:\d{1,5}|testnet|production")
+_FILTERS = ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    journal: Path
+    exchange: str
+    """``local:PORT`` (the mock on 127.0.0.1), ``testnet`` or ``production``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    setup: EngineSetup
+    """What a new journal is created with (an existing journal keeps its own)."""
+    service: ServiceSettings
+    fix: FixSettings
+    stand_in_deposits: tuple[tuple[str, str, Decimal], ...] = ()
+    """(account, asset, amount) credited once each at start, until the chain adapter."""
+
+
+def load_deployment(path: Path) -> Deployment:
+    """The deployment in ``path``; a ``ConfigError`` names the file and the key at fault."""
+    try:
+        return _deployment(read_file(path), path.parent)
+    except (ConfigError, IndexDefinitionError, ValueError) as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith(str(path)) else
+                          f"{path}: {message}") from None
+
+
+def _deployment(data: Mapping[str, Any], base: Path) -> Deployment:
+    reject_unknown(data, {"solver", "markets", "service", "fix", "accounts", "test_session",
+                          "stand_in_deposits"}, "(top)")
+    setup = _setup(expect_table(data.get("solver"), "solver"),
+                   expect_table(data.get("markets"), "markets"), base)
+    fix = _fix(expect_table(data.get("fix"), "fix"), _accounts(data.get("accounts", {})),
+               _test_session(data.get("test_session")), base)
+    return Deployment(setup, _service(expect_table(data.get("service"), "service"), base), fix,
+                      _deposits(expect_list(data.get("stand_in_deposits", []),
+                                            "stand_in_deposits"), setup))
+
+
+def _setup(table: Mapping[str, Any], markets: Mapping[str, Any], base: Path) -> EngineSetup:
+    reject_unknown(table, {"indexes", "collaterals", "client_order_prefix", "params"}, "solver")
+    files = expect_list(table.get("indexes"), "solver.indexes")
+    if not files:
+        raise ConfigError("solver.indexes: name at least one index definition file")
+    indexes = tuple(load_index_file(base / expect_text(f, f"solver.indexes[{n}]"))
+                    for n, f in enumerate(files))
+    rules = tuple(_market(asset, expect_table(spec, f"markets.{asset}"))
+                  for asset, spec in markets.items())
+    _check_markets(indexes, rules)
+    try:
+        params = SolverParams.from_mapping(expect_table(table.get("params", {}),
+                                                        "solver.params"))
+    except ValueError as error:
+        raise ConfigError(f"solver.params.{error}") from None
+    decimals = {i.collateral: 6 for i in indexes}
+    for asset, value in expect_table(table.get("collaterals", {}), "solver.collaterals").items():
+        if asset not in decimals:
+            raise ConfigError(f"solver.collaterals.{asset}: no index is bought with {asset}")
+        decimals[asset] = expect_whole(value, f"solver.collaterals.{asset}", 0, 18)
+    prefix = expect_text(table.get("client_order_prefix", "ixs"), "solver.client_order_prefix")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", prefix):
+        raise ConfigError("solver.client_order_prefix: use 1 to 16 of A-Z a-z 0-9 _ -")
+    return EngineSetup(indexes, rules, params,
+                       tuple(Collateral(a, d) for a, d in decimals.items()), prefix)
+
+
+def _market(asset: str, spec: Mapping[str, Any]) -> MarketRules:
+    key = f"markets.{asset}"
+    reject_unknown(spec, {"symbol", "quote", *_FILTERS}, key)
+    symbol = expect_text(spec.get("symbol"), f"{key}.symbol")
+    quote = spec.get("quote") or (symbol[len(asset):] if symbol.startswith(asset) else "")
+    if not quote:
+        raise ConfigError(f"{key}.quote: cannot tell the quote asset of {symbol}")
+    return MarketRules(symbol, asset, str(quote), **{
+        f: expect_number(spec.get(f, 0), f"{key}.{f}", minimum=ZERO) for f in _FILTERS})
+
+
+def _check_markets(indexes: tuple[Index, ...], rules: tuple[MarketRules, ...]) -> None:
+    by_asset = {r.asset: r for r in rules}
+    symbols = [r.symbol for r in rules]
+    if len(set(symbols)) != len(symbols):
+        raise ConfigError("markets: each market needs its own symbol")
+    for index in indexes:
+        for c in index.constituents:
+            market = by_asset.get(c.asset)
+            if market is None:
+                raise ConfigError(f"markets.{c.asset}: required by index {index.symbol}")
+            if (market.symbol, market.quote) != (c.symbol, index.collateral):
+                raise ConfigError(f"markets.{c.asset}: index {index.symbol} trades it as "
+                                  f"{c.symbol}, quoted in {index.collateral}")
+
+
+def _service(table: Mapping[str, Any], base: Path) -> ServiceSettings:
+    reject_unknown(table, {"journal", "exchange"}, "service")
+    exchange = expect_text(table.get("exchange"), "service.exchange")
+    if not EXCHANGES.fullmatch(exchange):
+        raise ConfigError("service.exchange: expected local:PORT, testnet or production")
+    return ServiceSettings(base / expect_text(table.get("journal"), "service.journal"),
+                           exchange)
+
+
+def _deposits(items: list[Any], setup: EngineSetup) -> tuple[tuple[str, str, Decimal], ...]:
+    collaterals = {c.asset for c in setup.collaterals}
+    deposits = []
+    for n, item in enumerate(items):
+        key = f"stand_in_deposits[{n}]"
+        item = expect_table(item, key)
+        reject_unknown(item, {"account", "asset", "amount"}, key)
+        asset = expect_text(item.get("asset", sorted(collaterals)[0]), f"{key}.asset")
+        if asset not in collaterals:
+            raise ConfigError(f"{key}.asset: {asset} is no collateral here")
+        deposits.append((expect_text(item.get("account"), f"{key}.account"), asset,
+                         expect_number(item.get("amount"), f"{key}.amount", positive_only=True)))
+    return tuple(deposits)
+
+
+def _fix(table: Mapping[str, Any], accounts: tuple[Account, ...],
+         test_session: TestSession | None, base: Path) -> FixSettings:
+    reject_unknown(table, {"port", "host", "comp_id", "store", "log", "chain_id", "dictionary",
+                           "door"}, "fix")
+    log = table.get("log")
+    dictionary = table.get("dictionary")
+    return FixSettings(
+        port=expect_whole(table.get("port"), "fix.port", 0, 65535),
+        comp_id=_comp_id(table.get("comp_id"), "fix.comp_id"),
+        store=base / expect_text(table.get("store"), "fix.store"),
+        accounts=accounts,
+        host=expect_text(table.get("host", "127.0.0.1"), "fix.host"),
+        log=None if log is None else base / expect_text(log, "fix.log"),
+        chain_id=expect_whole(table.get("chain_id", 31337), "fix.chain_id", 1, 2**63),
+        dictionary=DICTIONARY if dictionary is None else base / expect_text(dictionary,
+                                                                            "fix.dictionary"),
+        test_session=test_session,
+        door=_door(expect_table(table.get("door", {}), "fix.door")),
+    )
+
+
+def _door(table: Mapping[str, Any]) -> DoorSettings:
+    defaults = DoorSettings()
+    reject_unknown(table, set(DoorSettings.__dataclass_fields__), "fix.door")
+    return DoorSettings(
+        logon_timeout_s=float(expect_whole(table.get(
+            "logon_timeout_s", int(defaults.logon_timeout_s)), "fix.door.logon_timeout_s",
+            1, 600)),
+        max_unauthenticated=expect_whole(table.get(
+            "max_unauthenticated", defaults.max_unauthenticated),
+            "fix.door.max_unauthenticated", 1, 10_000),
+        failed_logons_per_address=expect_whole(table.get(
+            "failed_logons_per_address", defaults.failed_logons_per_address),
+            "fix.door.failed_logons_per_address", 1, 10_000),
+        failed_logons_per_comp_id=expect_whole(table.get(
+            "failed_logons_per_comp_id", defaults.failed_logons_per_comp_id),
+            "fix.door.failed_logons_per_comp_id", 1, 10_000),
+        failure_window_s=float(expect_whole(table.get(
+            "failure_window_s", int(defaults.failure_window_s)), "fix.door.failure_window_s",
+            1, 86_400)),
+    )
+
+
+def _accounts(value: Any) -> tuple[Account, ...]:
+    accounts = []
+    for name, table in expect_table(value, "accounts").items():
+        key = f"accounts.{name}"
+        table = expect_table(table, key)
+        reject_unknown(table, {"comp_id", "password_hash", "password_hash_env"}, key)
+        stored = _password_hash(table, key)
+        accounts.append(Account(name, _comp_id(table.get("comp_id"), f"{key}.comp_id"), stored))
+    comp_ids = [a.comp_id for a in accounts]
+    if len(set(comp_ids)) != len(comp_ids):
+        raise ConfigError("accounts: each account needs its own comp_id")
+    return tuple(accounts)
+
+
+def _password_hash(table: Mapping[str, Any], key: str) -> str:
+    """Inline, or from the environment variable ``password_hash_env`` names."""
+    variable = table.get("password_hash_env")
+    if variable is not None:
+        name = expect_text(variable, f"{key}.password_hash_env")
+        stored = os.environ.get(name, "")
+        where = f"{key}.password_hash_env: ${name}"
+        if not stored:
+            raise ConfigError(f"{where} is not set; make a hash with `index-solver "
+                                "fix-password`")
+    else:
+        stored = expect_text(table.get("password_hash"), f"{key}.password_hash")
+        where = f"{key}.password_hash"
+    try:
+        check_hash(stored)
+    except BadPasswordHash as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return stored
+
+
+def _test_session(value: Any) -> TestSession | None:
+    if value is None:
+        return None
+    table = expect_table(value, "test_session")
+    reject_unknown(table, {"enabled", "comp_id", "target_comp_id"}, "test_session")
+    if table.get("enabled") is not True:
+        return None
+    return TestSession(_comp_id(table.get("comp_id"), "test_session.comp_id"),
+                       _comp_id(table.get("target_comp_id"), "test_session.target_comp_id"))
+
+
+def _comp_id(value: Any, key: str) -> str:
+    text = expect_text(value, key)
+    if not _COMP_ID.fullmatch(text):
+        raise ConfigError(f"{key}: use 1 to 32 of A-Z a-z 0-9 _ . -")
+    return text

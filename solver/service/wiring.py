@@ -1,0 +1,105 @@
+"""The one place where the service is assembled, and stopped in the order that matters.
+
+``running_service`` builds the journal (or none), the engine (the journal's replay, or a fresh
+one from the setup), the exchange connector, the runtime, the mint adapter and the FIX gateway;
+starts them; and on the way out stops the gateway first (so the writer journals every message
+it took), then the runtime (whose in-flight sends finish and are journaled), then closes the
+connector and the journal. The gateway command, the demo, the tests and the benchmarks all use
+it. ``serve`` is the gateway command's: a deployment file's service, until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from fix_gateway.config import FixSettings
+from fix_gateway.gateway import Gateway
+from solver.config.deployment import Deployment, ServiceSettings
+from solver.core.commands import DepositConfirmed
+from solver.core.setup import EngineSetup
+from solver.exchange.connector import BinanceConnector
+from solver.exchange.endpoints import PRODUCTION, TESTNET, ApiKey, Endpoints, local
+from solver.journal.replay import rebuild
+from solver.journal.store import Journal
+from solver.service.instant_mint import InstantMint
+from solver.service.runtime import Runtime, RuntimeSettings
+
+Deposit = tuple[str, str, Decimal]
+"""(account, asset, amount)"""
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    runtime: Runtime
+    gateway: Gateway
+    journal: Journal | None
+
+
+@contextlib.asynccontextmanager
+async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpoints,
+                          key: ApiKey, journal_path: Path | None = None,
+                          settings: RuntimeSettings | None = None,
+                          deposits: Iterable[Deposit] = ()) -> AsyncIterator[Service]:
+    """The service, serving until the block ends. ``journal_path``: the journal to resume
+    (created from ``setup`` if missing); without one nothing is kept. ``deposits`` are a
+    stand-in for the chain adapter, credited once each (by their place in the list)."""
+    journal = None if journal_path is None else open_journal(journal_path, setup)
+    engine = setup.build() if journal is None else rebuild(journal).engine
+    connector = BinanceConnector(endpoints, key)
+    try:
+        await connector.start()
+        runtime = Runtime(engine, connector, journal, settings)
+        InstantMint(runtime.bus, runtime.submit, runtime.clock)
+        gateway = Gateway(fix, runtime)
+        gateway.start()
+        for n, (account, asset, amount) in enumerate(deposits):
+            runtime.submit(DepositConfirmed(runtime.clock(), f"stand-in-deposit-{n}", account,
+                                            asset, amount))
+        serving = asyncio.create_task(runtime.run())
+        try:
+            yield Service(runtime, gateway, journal)
+        finally:
+            await gateway.stop()  # first: the writer journals what the gateway took
+            runtime.stop()
+            await serving
+    finally:
+        await connector.close()
+        if journal is not None:
+            journal.close()
+
+
+def open_journal(path: Path, setup: EngineSetup) -> Journal:
+    if path.exists():
+        return Journal.open(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Journal.create(path, setup)
+
+
+async def serve(deployment: Deployment, stop: asyncio.Event | None = None) -> None:
+    """The deployment's service until ``stop`` is set (by SIGINT or SIGTERM if not given)."""
+    stop = stop or _stop_on_signals()
+    async with running_service(deployment.setup, deployment.fix,
+                               endpoints_of(deployment.service), ApiKey.from_env(),
+                               deployment.service.journal, RuntimeSettings(plan_every_ms=200),
+                               deployment.stand_in_deposits):
+        await stop.wait()
+
+
+def endpoints_of(service: ServiceSettings) -> Endpoints:
+    if service.exchange.startswith("local:"):
+        return local(int(service.exchange.removeprefix("local:")))
+    return TESTNET if service.exchange == "testnet" else PRODUCTION
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -1,0 +1,100 @@
+"""The deployment file (what a running service is made of) and the FIX password hashes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from fix_gateway.passwords import hash_password, verify
+from solver.config.deployment import load_deployment
+from solver.config.fields import ConfigError
+from solver.core.model import Constituent
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "deployment" / "local.toml"
+INDEXES = Path(__file__).parent.parent / "examples" / "indexes"
+BASE = ('[solver]\nindexes = ["{indexes}/SY2.toml"]\n'
+        '[markets.A1]\nsymbol = "A1USDC"\n[markets.A2]\nsymbol = "A2USDC"\n'
+        '[service]\njournal = "j.db"\nexchange = "local:1"\n'
+        '[fix]\nport = 1\ncomp_id = "S"\nstore = "s"\n')
+
+
+def test_passwords_are_stored_as_salted_hashes_and_checked() -> None:
+    stored = hash_password("s3cret")
+    assert "s3cret" not in stored and stored != hash_password("s3cret")
+    assert verify("s3cret", stored) and not verify("s3cret ", stored)
+
+
+def test_the_example_takes_its_hashes_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIX_ALICE_PASSWORD_HASH", hash_password("a"))
+    monkeypatch.setenv("FIX_BOB_PASSWORD_HASH", hash_password("b"))
+    deployment = load_deployment(EXAMPLE)
+    fix, setup = deployment.fix, deployment.setup
+    assert [(a.name, a.comp_id) for a in fix.accounts] == [("alice", "ALICE"), ("bob", "BOB")]
+    assert fix.test_session is None  # off unless enabled
+    assert fix.store == EXAMPLE.parent / "var" / "fix-store"
+    assert deployment.service.exchange == "local:9876"
+    assert deployment.service.journal == EXAMPLE.parent / "var" / "journal.db"
+    [sy2] = setup.indexes
+    assert sy2.constituents == (Constituent("A1", "A1USDC", Decimal(8)),
+                                Constituent("A2", "A2USDC", Decimal(1)))
+    assert [(m.symbol, m.step_size) for m in setup.markets] == [
+        ("A1USDC", Decimal("0.001")), ("A2USDC", Decimal("0.01"))]
+    assert (setup.params.max_order_notional, setup.client_order_prefix) == (
+        Decimal(2000), "local")
+    assert deployment.stand_in_deposits == (("alice", "USDC", Decimal(6000)),
+                                            ("bob", "USDC", Decimal(3000)))
+
+
+def test_a_missing_hash_names_the_variable_and_how_to_make_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FIX_ALICE_PASSWORD_HASH", raising=False)
+    with pytest.raises(ConfigError, match=r"local.toml: accounts.alice.password_hash_env: "
+                                          r"\$FIX_ALICE_PASSWORD_HASH is not set.*fix-password"):
+        load_deployment(EXAMPLE)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ('[accounts.a]\ncomp_id = "A"\npassword_hash = "plain"\n',
+     "accounts.a.password_hash: expected scrypt"),
+    ('[accounts.a]\ncomp_id = "A"\npassword_hash = "{h}"\n[accounts.b]\ncomp_id = "A"\n'
+     'password_hash = "{h}"\n', "accounts: each account needs its own comp_id"),
+    ('[fix.door]\nlogon_timeout_s = 0\n', "fix.door.logon_timeout_s: must be a whole number"),
+    ('[colour]\nred = 1\n', r"\(top\).colour: unknown key"),
+    ('[stand_in_deposits]\n', "stand_in_deposits: expected a list"),
+    ('[[stand_in_deposits]]\naccount = "a"\namount = "1e400"\n',
+     r"stand_in_deposits\[0\].amount: must be below 1E\+24"),
+    ('[[stand_in_deposits]]\naccount = "a"\nasset = "EUR"\namount = "1"\n',
+     r"stand_in_deposits\[0\].asset: EUR is no collateral here"),
+])
+def test_bad_deployments_are_refused_naming_the_file_and_the_key(
+        tmp_path: Path, extra: str, message: str) -> None:
+    path = tmp_path / "deployment.toml"
+    path.write_text(BASE.format(indexes=INDEXES) + extra.replace("{h}", hash_password("x")))
+    with pytest.raises(ConfigError, match=f"^{path}: {message}"):
+        load_deployment(path)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("comp_id = \"S\"", "comp_id = \"bad id\""), "fix.comp_id: use 1 to 32"),
+    (("port = 1", "port = 1\ncolour = 1"), "fix.colour: unknown key"),
+    (("local:1", "mainnet"), "service.exchange: expected local:PORT, testnet or production"),
+    (("[markets.A2]\nsymbol = \"A2USDC\"\n", ""), "markets.A2: required by index SY2"),
+    (("symbol = \"A2USDC\"", "symbol = \"A2USDT\""),
+     "markets.A2: index SY2 trades it as A2USDC, quoted in USDC"),
+    (("SY2.toml", "NONE.toml"), "NONE.toml"),
+    (("[markets.A1]\n", "[markets.A1]\ntick_size = \"-1\"\n"),
+     "markets.A1.tick_size: must not be below 0"),
+    (("[solver]\n", "[solver]\nclient_order_prefix = \"has space\"\n"),
+     "solver.client_order_prefix: use 1 to 16"),
+    (("[solver]\n", "[solver.params]\nfee_reserve = \"2\"\n[solver]\n"),
+     "solver.params.fee_reserve"),
+])
+def test_bad_solver_settings_are_refused_naming_the_key(
+        tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    path = tmp_path / "deployment.toml"
+    path.write_text(BASE.format(indexes=INDEXES).replace(*change))
+    with pytest.raises(ConfigError, match=message):
+        load_deployment(path)
