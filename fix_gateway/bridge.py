@@ -1,6 +1,6 @@
 """The QuickFIX application: the engine threads' side of the gateway.
 
-QuickFIX calls these methods on its own threads with borrowed C++ objects. Each callback copies
+QuickFIX calls these methods on its thread with borrowed C++ objects. Each callback copies
 what it needs into Python strings and hands it to the asyncio loop; no exception may leave a
 callback (an uncaught one kills or hangs the process), so each catches, logs and answers with
 a reject. ``fromApp`` keeps the message in the inbound log before it returns (QuickFIX counts
@@ -109,7 +109,7 @@ class Bridge(fix.Application):  # type: ignore[misc]
         try:
             key, text = session_key(session_id), message.toString()
             self._wait_for_room(key)
-            with self._in_order:  # sessions have threads of their own; the log sets the order
+            with self._in_order:  # the log sets the order the loop sees, whichever thread calls
                 number = self._last_record[key] = self.inbound.append(key, text)
                 self.loop.call_soon_threadsafe(self.handle, Received.parse(key, text, number))
         except Exception:

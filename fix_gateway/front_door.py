@@ -64,12 +64,16 @@ class Refused(Exception):
 
 class FrontDoor:
     def __init__(self, host: str, port: int, comp_ids: tuple[str, ...], upstream_port: int,
-                 authenticate: Authenticate, settings: DoorSettings) -> None:
-        """``comp_ids``: ours, the main one first (a session's TargetCompID must be one)."""
+                 authenticate: Authenticate, settings: DoorSettings,
+                 passed: Callable[[], None] = lambda: None) -> None:
+        """``comp_ids``: ours, the main one first (a session's TargetCompID must be one).
+        ``passed`` is called (on the door's thread) whenever the door has written to QuickFIX,
+        opened or closed a connection to it: QuickFIX's thread polls then."""
         self.host, self.port, self.comp_ids = host, port, comp_ids
         self.upstream_port = upstream_port
         self.authenticate = authenticate
         self.settings = settings
+        self.passed = passed
         self._failures = Failures(settings.failure_window_s)
         self._unauthenticated = 0
         self._loop = asyncio.new_event_loop()
@@ -128,7 +132,7 @@ class FrontDoor:
         try:
             upstream = await self._admit(reader, writer, peer)
             if upstream is not None:
-                await _copy_both_ways(reader, writer, *upstream)
+                await _copy_both_ways(reader, writer, *upstream, self.passed)
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -164,6 +168,7 @@ class FrontDoor:
             self._unauthenticated -= 1
         upstream = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         upstream[1].write(logon)
+        self.passed()
         log.info("fix logon admitted", peer=peer, comp_id=fields.get(49))
         return upstream
 
@@ -270,9 +275,10 @@ def logout(sender: str, target: str, text: str) -> bytes:
 async def _copy_both_ways(client_reader: asyncio.StreamReader,
                           client_writer: asyncio.StreamWriter,
                           upstream_reader: asyncio.StreamReader,
-                          upstream_writer: asyncio.StreamWriter) -> None:
+                          upstream_writer: asyncio.StreamWriter,
+                          passed: Callable[[], None]) -> None:
     """Until either side closes; then both are closed."""
-    copies = [asyncio.create_task(_copy(client_reader, upstream_writer)),
+    copies = [asyncio.create_task(_copy(client_reader, upstream_writer, passed)),
               asyncio.create_task(_copy(upstream_reader, client_writer))]
     try:
         await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
@@ -282,10 +288,13 @@ async def _copy_both_ways(client_reader: asyncio.StreamReader,
         upstream_writer.close()
         client_writer.close()
         await asyncio.gather(*copies, return_exceptions=True)
+        passed()
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                passed: Callable[[], None] = lambda: None) -> None:
     with contextlib.suppress(OSError):
         while data := await reader.read(COPY_BYTES):
             writer.write(data)
+            passed()
             await writer.drain()

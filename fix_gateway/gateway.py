@@ -23,6 +23,7 @@ import quickfix as fix
 import structlog
 
 from fix_gateway import delivery, reports, requests
+from fix_gateway.acceptor import PolledAcceptor
 from fix_gateway.account_view import AccountView
 from fix_gateway.bridge import Bridge
 from fix_gateway.config import FixSettings
@@ -92,8 +93,9 @@ class Gateway:
         self._quotes: dict[str, tuple[str, str, bool]] = {}
         self._reported = 0
         self._checkpointed = 0
-        self._acceptor: fix.ThreadedSocketAcceptor | None = None
+        self._acceptor: PolledAcceptor | None = None
         self._closed = False
+        self._sending = False  # QuickFIX's thread tears sessions down while it stops
         self._checkpointing: asyncio.Task[None] | None = None
         runtime.bus.observe(self)
         runtime.bus.on_refusal(self._refused)
@@ -104,7 +106,7 @@ class Gateway:
         """Open the sessions, send what the journal has beyond each session's store, handle
         what the inbound log kept but had not handled, and accept connections. Call on the
         loop before the runtime applies new inputs."""
-        # QuickFIX's threads and the loop hand each message back and forth; with Python's
+        # QuickFIX's thread and the loop hand each message back and forth; with Python's
         # default 5 ms switch interval a thread back from I/O can wait that long for the GIL.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.view = AccountView.of(self.engine)  # the journal's last transaction, as yet
@@ -118,13 +120,14 @@ class Gateway:
         test = self.settings.test_session
         ours = (self.settings.comp_id, *([test.comp_id] if test else []))
         self.door = FrontDoor(self.settings.host, self.settings.port, ours, inner_port,
-                              self._authenticate, self.settings.door)
+                              self._authenticate, self.settings.door, self._wake_quickfix)
         self.settings.store.mkdir(parents=True, exist_ok=True)
         logs = fix.FileLogFactory(quickfix_settings) if self.settings.log else None
-        self._acceptor = fix.ThreadedSocketAcceptor(
+        self._acceptor = PolledAcceptor(fix.SocketAcceptor(
             self.bridge, fix.FileStoreFactory(quickfix_settings), quickfix_settings,
-            *([logs] if logs else []))
+            *([logs] if logs else [])))
         self._bind_sessions()
+        self._sending = True  # QuickFIX stores what it cannot send yet
         self._catch_up()
         # Records matched while replaying must not move the mark's transaction past
         # journaled commands of records still after it.
@@ -144,6 +147,7 @@ class Gateway:
             self._checkpointing.cancel()
         if self._acceptor is not None:
             acceptor, self._acceptor = self._acceptor, None
+            self._sending = False  # what is not sent now goes out at the next start
             await asyncio.to_thread(self.door.stop)
             await asyncio.to_thread(acceptor.stop)
             # QuickFIX registers sessions process-wide: the old ones must be gone before an
@@ -168,6 +172,10 @@ class Gateway:
         """Accounts with a session logged on now."""
         return {self._account_of_session[s] for s in self.bridge.logged_on
                 if s in self._account_of_session}
+
+    def _wake_quickfix(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.wake()
 
     def _bind_sessions(self) -> None:
         for key, session_id in self.bridge.sessions.items():
@@ -401,10 +409,11 @@ class Gateway:
         if self._closed:
             return
         self._last_ended = transaction.number
-        try:
-            self._report(transaction)
-        except Exception:
-            log.exception("fix reports failed", transaction=transaction.number)
+        if self._sending:
+            try:
+                self._report(transaction)
+            except Exception:
+                log.exception("fix reports failed", transaction=transaction.number)
         taken = self._in_flight.pop(id(transaction.input), None)
         if taken is not None and taken[0] is transaction.input:
             if transaction.of_type(ev.InputRefused):
@@ -450,6 +459,10 @@ class Gateway:
             self._send(session, report)
 
     def _send(self, session: str, report: Outgoing) -> None:
+        if not self._sending:
+            log.warning("fix message not sent: the gateway is stopping", session=session,
+                        msg_type=report.msg_type)
+            return
         sent = fix.Session.sendToTarget(delivery.to_quickfix(report),
                                         self.bridge.sessions[session])
         if not sent:

@@ -55,7 +55,7 @@ def caught(rule: str) -> bool:
     path.write_text(original.replace(line + "\n", mutant + "\n"))
     try:
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p",
-                               "no:cacheprovider", "tests/test_properties.py"], cwd=ROOT,
+                               "no:cacheprovider", "tests/unit/test_properties.py"], cwd=ROOT,
                               capture_output=True, text=True, check=False)
         return done.returncode != 0
     finally:

@@ -19,7 +19,7 @@ from solver.simulation.scenario import parse_scenario
 
 D = Decimal
 
-EXAMPLES = Path(__file__).parent.parent / "examples" / "scenarios"
+EXAMPLES = Path(__file__).parent.parent.parent / "examples" / "scenarios"
 
 HAND_COMPUTED = {
     "params": {"price_tolerance": "0", "fee_reserve": "0", "dust_threshold": "0.01"},
@@ -337,7 +337,7 @@ def test_console_script_is_installed():
 
 
 def test_readme_library_example_runs(capsys):
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parent.parent.parent / "README.md").read_text()
     code = readme.split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out

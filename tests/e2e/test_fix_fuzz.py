@@ -14,9 +14,8 @@ from pathlib import Path
 import simplefix
 
 from mocks.fix_client import FixClient, messages
-from tests.fix_service import field_of, service
-from tests.mock_exchange import run, until
-from tests.test_fix_bad_input import comparable, edit
+from tests.support.exchange import run, until
+from tests.support.service import comparable, edit, field_of, service
 
 # The string fields each message type is read for (tag: what a valid message carries).
 FIELDS: dict[str, tuple[int, ...]] = {

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import simplefix
-import structlog
 
 from mocks.fix_client import (
     FixClient,
@@ -33,7 +32,7 @@ from mocks.fix_client import (
 )
 from mocks.fix_client import cli as fix_cli
 from mocks.fix_client.messages import LEAVES_CASH_QTY, MINT_QTY, MINT_TX_HASH
-from tests.mock_exchange import run, until
+from tests.support.exchange import run, until
 
 GATEWAY, CLIENT, PASSWORD = "SOLVER", "CLIENT1", "secret"
 Pairs = tuple[tuple[int, str], ...]
@@ -669,13 +668,10 @@ def test_the_gateway_ignores_a_garbled_message(gateway: Gateway) -> None:
 
 @pytest.fixture
 def filling_gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
-    """The CLI configures structlog for its process: restore the test run's configuration."""
     monkeypatch.setenv("FIX_PASSWORD", PASSWORD)
-    logging_config = structlog.get_config()
     gw = Gateway(tmp_path / "gateway", fill=True)
     yield gw
     gw.stop()
-    structlog.configure(**logging_config)
 
 
 def run_cli(tmp_path: Path, gw: Gateway, script: str, *extra: str) -> int:

@@ -5,7 +5,7 @@ from decimal import Decimal
 from solver.core.fitting import Candidate, can_be_engaged, plan_batch, quote, smallest_buy_cost
 from solver.core.market import buy_liquidity
 from solver.core.model import Index
-from tests.builders import book, index, market, params, rules
+from tests.support.builders import book, index, market, params, rules
 
 D = Decimal
 SY2 = index()

@@ -3,9 +3,7 @@ allow) raises instead of corrupting the order."""
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal as D
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +16,6 @@ from solver.core.orders import (
     OrderStatus,
     Trigger,
 )
-
-DOCS = Path(__file__).parent.parent / "docs" / "architecture.md"
 
 
 def order() -> IndexOrder:
@@ -67,10 +63,3 @@ def test_every_state_is_reached_and_only_minted_and_closed_are_final() -> None:
     final = {s for s in OrderState if not any(f == s for f, _ in TRANSITIONS)}
     assert final == {OrderState.MINTED}
     assert not any(f == OrderState.CLOSED and t != Trigger.REQUEST_MINT for f, t in TRANSITIONS)
-
-
-def test_the_diagram_in_the_docs_is_the_table() -> None:
-    diagram = DOCS.read_text().split("```mermaid")[1].split("```")[0]
-    drawn = {(OrderState(a.lower()), Trigger(t)): OrderState(b.lower())
-             for a, b, t in re.findall(r"(\w+) --> (\w+) : (\w+)", diagram)}
-    assert drawn == TRANSITIONS

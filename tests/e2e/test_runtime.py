@@ -29,23 +29,12 @@ from solver.core.events import Envelope, LotOpened, MintRequested
 from solver.core.invariants import violations
 from solver.core.inventory import lot_id
 from solver.core.orders import MintStatus
-from solver.core.setup import EngineSetup
 from solver.exchange.execution import ReconcilePolicy
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
 from solver.service.runtime import ExchangeMismatch, Runtime, RuntimeSettings
-from solver.simulation.run import setup_of
-from solver.simulation.scenario import load_scenario
-from tests.mock_exchange import connector, run, until
-
-SCENARIO = Path(__file__).parent.parent / "examples" / "scenarios" / "basic.toml"
-FAST = RuntimeSettings(plan_every_ms=100, tick_every_ms=200,
-                       reconcile=ReconcilePolicy(grace_ms=300, check_every_ms=100,
-                                                 open_orders_every_ms=500))
-
-
-def setup() -> EngineSetup:
-    return setup_of(load_scenario(SCENARIO))
+from tests.support.exchange import connector, run, until
+from tests.support.service import FAST, SCENARIO, setup
 
 
 def orders(now: int) -> list[SubmitIndexOrder | DepositConfirmed]:

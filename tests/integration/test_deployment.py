@@ -12,8 +12,8 @@ from solver.config.deployment import load_deployment
 from solver.config.fields import ConfigError
 from solver.core.model import Constituent
 
-EXAMPLE = Path(__file__).parent.parent / "examples" / "deployment" / "local.toml"
-INDEXES = Path(__file__).parent.parent / "examples" / "indexes"
+EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "deployment" / "local.toml"
+INDEXES = Path(__file__).parent.parent.parent / "examples" / "indexes"
 BASE = ('[solver]\nindexes = ["{indexes}/SY2.toml"]\n'
         '[markets.A1]\nsymbol = "A1USDC"\n[markets.A2]\nsymbol = "A2USDC"\n'
         '[service]\njournal = "j.db"\nexchange = "local:1"\n'

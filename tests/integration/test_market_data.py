@@ -10,7 +10,7 @@ from mocks.binance.faults import Faults
 from mocks.binance.local import mock_server, running
 from solver.exchange.books import BookStatus
 from solver.exchange.market_data import MarketData
-from tests.mock_exchange import connector, run, until
+from tests.support.exchange import connector, run, until
 
 SYMBOLS = ["A1USDC", "A2USDC"]
 

@@ -35,7 +35,7 @@ from solver.simulation.run import Simulation, setup_of
 from solver.simulation.scenario import CancelSpec, Scenario, load_scenario
 from solver.views.positions import PositionStore
 
-BASIC = Path(__file__).parent.parent / "examples" / "scenarios" / "basic.toml"
+BASIC = Path(__file__).parent.parent.parent / "examples" / "scenarios" / "basic.toml"
 
 
 class RecordingSimulation(Simulation):
@@ -141,10 +141,10 @@ def test_the_same_inputs_journal_the_same_rows(seed: int, orders: int) -> None:
 
 
 def test_a_journal_written_before_the_layout_changed_replays_to_the_same_report(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_fixtures: Path) -> None:
     """``tests/fixtures/basic-2026-11-30.db`` was written (with snapshots) by the code of
     2026-11-30, before the modules moved into packages; its report is kept beside it."""
-    fixtures = Path(__file__).parent / "fixtures"
+    fixtures = journal_fixtures
     journal = tmp_path / "old.db"
     shutil.copy(fixtures / "basic-2026-11-30.db", journal)  # opening a journal may write
     assert main(["journal", "replay", str(journal), "--json"]) == 0

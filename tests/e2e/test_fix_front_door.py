@@ -14,9 +14,8 @@ import simplefix
 from fix_gateway.front_door import DoorSettings, Failures
 from mocks.fix_client import messages
 from solver.core.commands import DepositConfirmed
-from tests.fix_service import GATEWAY, PASSWORDS, Service, field_of, service
-from tests.mock_exchange import run, until
-from tests.test_fix_gateway import report_where
+from tests.support.exchange import run, until
+from tests.support.service import GATEWAY, PASSWORDS, Service, field_of, report_where, service
 
 WRONG = "not-alices-password"
 

@@ -25,12 +25,19 @@ from solver.core.commands import CancelIndexOrder, ExpireIndexOrder
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
 from solver.service.runtime import Runtime
-from tests.fix_service import _HASHES, GATEWAY, PASSWORDS, field_of, free_port, service
-from tests.mock_exchange import connector, run, until
-from tests.test_fix_gateway import report_where
-from tests.test_runtime import FAST
+from tests.support.exchange import connector, run, until
+from tests.support.service import (
+    _HASHES,
+    FAST,
+    GATEWAY,
+    PASSWORDS,
+    field_of,
+    free_port,
+    report_where,
+    service,
+)
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 EXAMPLE = ROOT / "examples" / "deployment" / "local.toml"
 ALICES_EVENTS = (ev.IndexOrderAccepted, ev.IndexOrderFilled, ev.IndexOrderCompleted,
                  ev.IndexOrderMinted, ev.CollateralDeposited, ev.CollateralReleased,

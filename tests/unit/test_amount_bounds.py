@@ -29,7 +29,7 @@ from solver.core.money import (
 )
 from solver.core.orders import RejectReason
 from solver.core.params import SolverParams
-from tests.builders import desk, index, market
+from tests.support.builders import desk, index, market
 
 # 68 significant digits: 1000 once normalised in the core's 60-digit context.
 BEYOND_THE_CONTEXT = "999." + "9" * 65

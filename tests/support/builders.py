@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 
-from hypothesis import Phase, settings
+from hypothesis import settings
 
 from solver.core.commands import BookUpdated, DepositConfirmed, PlanBatch, SubmitIndexOrder
 from solver.core.engine import Engine
@@ -16,19 +16,10 @@ from solver.core.model import Constituent, Index
 from solver.core.params import SolverParams
 
 D = Decimal
-
-# mutmut's run on the core (docs/mutation.md) sets MUTANT_UNDER_TEST: there the property tests
-# run the "mutation" profile's few examples and do not shrink a failure (a mutant is caught by
-# any failing example), so that the run fits its time. `make test` and CI run them all.
-settings.register_profile("mutation", max_examples=10,
-                          phases=(Phase.explicit, Phase.reuse, Phase.generate))
 MUTATION_RUN = "MUTANT_UNDER_TEST" in os.environ
-if MUTATION_RUN:
-    settings.load_profile("mutation")
-
 
 def examples(n: int) -> int:
-    """``n`` examples, or the mutation profile's in a mutation run."""
+    """``n`` examples, or the mutation profile's (``tests/conftest.py``) in a mutation run."""
     return settings.get_profile("mutation").max_examples if MUTATION_RUN else n
 
 

@@ -18,7 +18,7 @@ from mocks.binance.limits import RateLimits
 from mocks.binance.local import MARKETS, mock_server, running
 from mocks.binance.main import cli as mock_binance
 from solver.exchange.endpoints import client_class, local
-from tests.mock_exchange import binance_client, run
+from tests.support.exchange import binance_client, run
 
 
 async def rejected(call: Any) -> BinanceAPIException:

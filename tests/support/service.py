@@ -19,16 +19,31 @@ from mocks.binance.local import KEY, mock_server, running
 from mocks.binance.server import MockBinance
 from mocks.fix_client import FixClient, SessionConfig
 from mocks.ports import free_port
+from solver.core.setup import EngineSetup
 from solver.exchange.endpoints import local
+from solver.exchange.execution import ReconcilePolicy
+from solver.journal.snapshot import state_of
 from solver.journal.store import Journal
 from solver.service.runtime import Runtime, RuntimeSettings
 from solver.service.wiring import running_service
-from tests.test_runtime import FAST, setup
+from solver.simulation.run import setup_of
+from solver.simulation.scenario import load_scenario
 
 GATEWAY = "SOLVER"
 PASSWORDS = {"alice": "alice-test-password", "bob": "bob-test-password"}
 _HASHES = {name: hash_password(password, salt=name.encode()) for name, password in
            PASSWORDS.items()}
+SCENARIO = Path(__file__).parent.parent.parent / "examples" / "scenarios" / "basic.toml"
+
+
+FAST = RuntimeSettings(plan_every_ms=100, tick_every_ms=200,
+                       reconcile=ReconcilePolicy(grace_ms=300, check_every_ms=100,
+                                                 open_orders_every_ms=500))
+
+
+def setup() -> EngineSetup:
+    return setup_of(load_scenario(SCENARIO))
+
 
 
 def fix_settings(tmp: Path, port: int, test_session: bool = False,
@@ -84,3 +99,37 @@ async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: in
 def field_of(message: simplefix.FixMessage, tag: int) -> str | None:
     value = message.get(tag)
     return None if value is None else value.decode()
+
+
+async def report_where(client: FixClient, timeout: float = 10,
+                       **wanted: str) -> simplefix.FixMessage:
+    """The next application message whose fields (by tag number ``t<N>``) match ``wanted``."""
+    tags = {int(k[1:]): v for k, v in wanted.items()}
+    while True:
+        message = await client.next_message(timeout)
+        if all(field_of(message, t) == v for t, v in tags.items()):
+            return message
+
+
+def edit(message: simplefix.FixMessage,
+         changes: dict[str, str | bytes | None]) -> simplefix.FixMessage:
+    """``changes`` by ``t<tag>``: a value replaces the field where it stands (inside a group
+    too) or is appended; None removes it."""
+    wanted = {int(key[1:]): value for key, value in changes.items()}
+    edited = simplefix.FixMessage()
+    for tag, value in message:
+        number = int(tag)
+        if number not in wanted:
+            edited.append_pair(number, value)
+        elif wanted[number] is not None:
+            edited.append_pair(number, wanted.pop(number))
+    for number, new in wanted.items():
+        if new is not None:
+            edited.append_pair(number, new)
+    return edited
+
+
+def comparable(s: Service) -> dict[str, object]:
+    """The engine's state, less what any applied input moves (counters and books)."""
+    state = state_of(s.runtime.engine)
+    return {k: v for k, v in state.items() if k not in ("_transactions", "_sequence", "books")}

@@ -13,7 +13,7 @@ from solver.core.allocation import MAX_ROUNDING_MARKUP, EngagedOrder, allocate, 
 from solver.core.inventory import PoolSlice
 from solver.core.model import Constituent, Index
 from solver.core.money import ZERO, exact
-from tests.builders import examples, index
+from tests.support.builders import examples, index
 
 D = Decimal
 SY2 = index()

@@ -16,10 +16,8 @@ from fix_gateway.requests import new_order, quote_request
 from fix_gateway.wire import SOH, Outgoing, Received
 from mocks.fix_client import FixClient, messages
 from solver.core.commands import SubmitIndexOrder
-from solver.journal.snapshot import state_of
-from tests.fix_service import Service, field_of, service
-from tests.mock_exchange import run, until
-from tests.test_fix_gateway import report_where
+from tests.support.exchange import run, until
+from tests.support.service import comparable, edit, field_of, report_where, service
 
 Build = Callable[[], simplefix.FixMessage]
 
@@ -39,24 +37,6 @@ def order(**changes: str | bytes | None) -> Build:
         message = messages.new_order("bad", "SY2", D("100"), ord_type="2", price=D("900"))
         return edit(message, changes)
     return build
-
-
-def edit(message: simplefix.FixMessage,
-         changes: dict[str, str | bytes | None]) -> simplefix.FixMessage:
-    """``changes`` by ``t<tag>``: a value replaces the field where it stands (inside a group
-    too) or is appended; None removes it."""
-    wanted = {int(key[1:]): value for key, value in changes.items()}
-    edited = simplefix.FixMessage()
-    for tag, value in message:
-        number = int(tag)
-        if number not in wanted:
-            edited.append_pair(number, value)
-        elif wanted[number] is not None:
-            edited.append_pair(number, wanted.pop(number))
-    for number, new in wanted.items():
-        if new is not None:
-            edited.append_pair(number, new)
-    return edited
 
 
 def twice(tag: int, value: str) -> Build:
@@ -260,12 +240,6 @@ def garbled_messages(alice: FixClient) -> list[bytes]:
     bad_checksum = good[:-4] + b"000\x01"
     bad_length = re.sub(rb"\x019=\d+", b"\x019=20", good, count=1)
     return [bad_checksum, bad_length, b"garbage\x01"]
-
-
-def comparable(s: Service) -> dict[str, object]:
-    """The engine's state, less what any applied input moves (counters and books)."""
-    state = state_of(s.runtime.engine)
-    return {k: v for k, v in state.items() if k not in ("_transactions", "_sequence", "books")}
 
 
 def test_time_in_force_sets_the_expiry_exactly() -> None:

@@ -8,7 +8,7 @@ import pytest
 from solver.config.index_files import load_index_directory, load_index_file, parse_index
 from solver.core.model import IndexDefinitionError
 
-EXAMPLES = Path(__file__).parent.parent / "examples" / "indexes"
+EXAMPLES = Path(__file__).parent.parent.parent / "examples" / "indexes"
 
 
 def test_quantities_from_the_example_file():

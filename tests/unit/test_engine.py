@@ -31,7 +31,7 @@ from solver.core.ledger import Balance, CollateralLedger
 from solver.core.market import Level, MarketRules, OrderBook
 from solver.core.model import Collateral, Constituent, Index, Side
 from solver.core.orders import CancelRejectReason, MintStatus, OrderStatus, RejectReason
-from tests.builders import D, Desk, book, desk, index, market, params, rules
+from tests.support.builders import D, Desk, book, desk, index, market, params, rules
 
 
 def fill(d: Desk, request: ev.AssetOrderRequested, quantity: str, price: str | None = None,

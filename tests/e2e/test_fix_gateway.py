@@ -15,19 +15,8 @@ from fix_gateway.tags import CUM_CASH_QTY, EVENT_SEQ_NUM, LEAVES_CASH_QTY
 from fix_gateway.wire import Outgoing
 from mocks.fix_client import FixClient, LogonRefused, SessionConfig, messages
 from solver.journal.snapshot import state_of
-from tests.fix_service import GATEWAY, Service, field_of, service
-from tests.mock_exchange import run, until
-
-
-async def report_where(client: FixClient, timeout: float = 10,
-                       **wanted: str) -> simplefix.FixMessage:
-    """The next application message whose fields (by tag number ``t<N>``) match ``wanted``."""
-    tags = {int(k[1:]): v for k, v in wanted.items()}
-    while True:
-        message = await client.next_message(timeout)
-        if all(field_of(message, t) == v for t, v in tags.items()):
-            return message
-
+from tests.support.exchange import run, until
+from tests.support.service import GATEWAY, Service, field_of, report_where, service
 
 # --- logon ---------------------------------------------------------------------------------
 

@@ -17,9 +17,8 @@ from solver.exchange.endpoints import local
 from solver.journal.store import Journal
 from solver.service import wiring
 from solver.service.runtime import Runtime
-from tests.fix_service import fix_settings
-from tests.mock_exchange import run
-from tests.test_runtime import FAST, setup
+from tests.support.exchange import run
+from tests.support.service import FAST, fix_settings, setup
 
 
 def recording(calls: list[str], name: str, method: Callable[..., Any]) -> Callable[..., Any]:

@@ -17,9 +17,8 @@ from fix_gateway.inbound import InboundLog, Mark
 from mocks.fix_client import messages
 from solver.core.commands import SubmitIndexOrder
 from solver.journal.store import Journal
-from tests.fix_service import GATEWAY, field_of, service
-from tests.mock_exchange import run
-from tests.test_fix_gateway import report_where
+from tests.support.exchange import run
+from tests.support.service import GATEWAY, field_of, report_where, service
 
 ALICE_SESSION = f"FIX.4.4:{GATEWAY}->ALICE"
 

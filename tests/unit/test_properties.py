@@ -41,7 +41,7 @@ from solver.core.params import SolverParams
 from solver.simulation.exchange import SimulatedExchange
 from solver.simulation.run import audit, setup_of, simulate
 from solver.simulation.scenario import CancelSpec, MarketSpec, OrderSpec, Scenario
-from tests.builders import examples
+from tests.support.builders import examples
 
 D = Decimal
 F = Fraction

@@ -7,7 +7,7 @@ import ast
 import sys
 from pathlib import Path
 
-CORE = Path(__file__).parent.parent / "solver" / "core"
+CORE = Path(__file__).parent.parent.parent / "solver" / "core"
 
 
 def imported(path: Path) -> set[str]:
