@@ -47,6 +47,7 @@ ORD_REJ_REASON = {
     RejectReason.TOO_PRECISE: "13", RejectReason.BELOW_MINIMUM: "13",
     RejectReason.INVALID_PRICE: "99", RejectReason.ALREADY_EXPIRED: "4",
     RejectReason.INSUFFICIENT_COLLATERAL: "3", RejectReason.DUPLICATE_ORDER_ID: "6",
+    RejectReason.WRONG_WALLET: "99",
 }
 CXL_REJ_REASON = {
     CancelRejectReason.UNKNOWN_ORDER: "1", CancelRejectReason.ALREADY_CLOSED: "0",
@@ -127,9 +128,12 @@ class ReportMaker:
     def _replaced(self, event: ev.IndexOrderReduced, request: object, seq: int,
                   ts: int) -> Addressed:
         order = event.order
-        orig = request.client_order_id if isinstance(request, ReduceIndexOrder) else ""
         status = "1" if order.filled_units else "0"
-        return order.account, execution(order, seq, ts, "5", status, [(41, orig)],
+        if not isinstance(request, ReduceIndexOrder):  # not asked for: restated, saying why
+            return order.account, execution(order, seq, ts, "D", status, [
+                (378, "99"), (58, event.reason)])
+        return order.account, execution(order, seq, ts, "5", status,
+                                        [(41, request.client_order_id)],
                                         cl_ord_id=event.request_id or None)
 
     def _completed(self, event: ev.IndexOrderCompleted, transaction: ev.Transaction, seq: int,

@@ -82,6 +82,16 @@ class PlanBatch(Input):
     """Engage ready orders in a new batch if liquidity and limits allow."""
 
 
+@dataclass(frozen=True, slots=True)
+class BindWallet(Input):
+    """The operator ties ``wallet`` to ``account`` (the deployment file says which): the
+    vault's deposits from it are the account's, those held so far included, and the
+    account's mints go to it. One wallet per account."""
+
+    wallet: str
+    account: str
+
+
 # --- facts ---------------------------------------------------------------------------------
 
 
@@ -94,6 +104,38 @@ class DepositConfirmed(Input):
     asset: str
     amount: Decimal
     wallet: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VaultDepositConfirmed(Input):
+    """A deposit to the vault reached its confirmations; ``deposit_id`` names it uniquely
+    (the chain adapter's: chain, vault and the vault's gap-free id)."""
+
+    deposit_id: str
+    wallet: str
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalRequested(Input):
+    """A user asked the vault for ``amount`` back (a new request replaces their earlier
+    one); the vault pays it after its delay, or sooner if the solver releases it."""
+
+    request_id: str
+    wallet: str
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalPaid(Input):
+    """The vault paid ``amount`` to the user (released early, or withdrawn after the delay)."""
+
+    request_id: str
+    wallet: str
+    asset: str
+    amount: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +214,10 @@ class ClockTicked(Input):
 
 Command = (
     SubmitIndexOrder | CancelIndexOrder | ReduceIndexOrder | ExpireIndexOrder | RequestQuote
-    | PlanBatch
+    | PlanBatch | BindWallet
 )
 Fact = (
-    DepositConfirmed | BookUpdated | AssetOrderAccepted | AssetOrderFilled | AssetOrderEnded
+    DepositConfirmed | VaultDepositConfirmed | WithdrawalRequested | WithdrawalPaid
+    | FeeAssetFunded | BookUpdated | AssetOrderAccepted | AssetOrderFilled | AssetOrderEnded
     | MintConfirmed | MintFailed | ClockTicked
 )

@@ -11,14 +11,15 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal, localcontext
 from typing import Any
 
+from solver.core import custody, minting, settlement
 from solver.core import events as ev
-from solver.core import minting, settlement
 from solver.core.allocation import min_fill_value
 from solver.core.batches import AssetOrder, Batch
 from solver.core.commands import (
     AssetOrderAccepted,
     AssetOrderEnded,
     AssetOrderFilled,
+    BindWallet,
     BookUpdated,
     CancelIndexOrder,
     ClockTicked,
@@ -32,7 +33,11 @@ from solver.core.commands import (
     ReduceIndexOrder,
     RequestQuote,
     SubmitIndexOrder,
+    VaultDepositConfirmed,
+    WithdrawalPaid,
+    WithdrawalRequested,
 )
+from solver.core.custody import Custody
 from solver.core.fee_assets import FeeAsset
 from solver.core.fitting import (
     Candidate,
@@ -106,10 +111,10 @@ class Engine:
         self.asset_orders: dict[int, AssetOrder] = {}
         self._order_ids: dict[tuple[str, str], int] = {}
         self._open: dict[int, IndexOrder] = {}
-        self._deposits: set[str] = set()
+        self.deposit_ids: set[str] = set()
+        self.custody = Custody()
         self.fee_assets: dict[str, FeeAsset] = {}
         self._fundings: set[str] = set()
-        self._wallets: dict[str, str] = {}
         self._assets_by_symbol = {m.symbol: m.asset for m in self.rules.values()}
         self._transactions = 0
         self._sequence = 0
@@ -124,6 +129,8 @@ class Engine:
         try:
             with localcontext(CONTEXT):
                 events = handler(self, command)
+                if self.custody.withdrawals:
+                    events += custody.follow_up(self)
         except Exception as error:  # one input must not stop the writer
             # Handlers check before they change anything, so this is a defect; the journal
             # keeps the input with this event, and replay raises and refuses it the same way.
@@ -170,19 +177,27 @@ class Engine:
     # --- collateral ------------------------------------------------------------------------
 
     def _deposit(self, fact: DepositConfirmed) -> Events:
-        if fact.deposit_id in self._deposits:
-            return [ev.InputIgnored(f"deposit {fact.deposit_id} already credited")]
-        collateral = self.collaterals.get(fact.asset)
+        refusal = self.deposit_refusal(fact.deposit_id, fact.asset, fact.amount)
+        if refusal is not None:
+            return [ev.InputIgnored(refusal)]
+        self.deposit_ids.add(fact.deposit_id)
+        self.custody.wallets.setdefault(fact.account, fact.wallet or fact.account)
+        return [self.credit(fact.account, fact.asset, fact.amount, fact.deposit_id)]
+
+    def deposit_refusal(self, deposit_id: str, asset: str, amount: Decimal) -> str | None:
+        if deposit_id in self.deposit_ids:
+            return f"deposit {deposit_id} already credited"
+        collateral = self.collaterals.get(asset)
         if collateral is None:
-            return [ev.InputIgnored(f"deposit {fact.deposit_id}: {fact.asset} is no collateral")]
-        refusal = amount_refusal(fact.amount, collateral.decimals, fact.asset, RejectReason)
-        if refusal:
-            return [ev.InputIgnored(f"deposit {fact.deposit_id}: {refusal.text}")]
-        self._deposits.add(fact.deposit_id)
-        self._wallets.setdefault(fact.account, fact.wallet or fact.account)
-        self.ledger.credit(fact.account, fact.asset, fact.amount)
-        return [ev.CollateralDeposited(fact.account, fact.asset, fact.amount, fact.deposit_id,
-                                       self.ledger.balance(fact.account, fact.asset))]
+            return f"deposit {deposit_id}: {asset} is no collateral"
+        refusal = amount_refusal(amount, collateral.decimals, asset, RejectReason)
+        return None if refusal is None else f"deposit {deposit_id}: {refusal.text}"
+
+    def credit(self, account: str, asset: str, amount: Decimal,
+               deposit_id: str) -> ev.CollateralDeposited:
+        self.ledger.credit(account, asset, amount)
+        return ev.CollateralDeposited(account, asset, amount, deposit_id,
+                                      self.ledger.balance(account, asset))
 
     # --- index orders ----------------------------------------------------------------------
 
@@ -195,7 +210,7 @@ class Engine:
         order = IndexOrder(
             id=len(self.orders) + 1, account=cmd.account, client_order_id=cmd.client_order_id,
             index=index.symbol, collateral_asset=index.collateral, collateral=cmd.collateral,
-            wallet=cmd.wallet or self._wallets.get(cmd.account, cmd.account),
+            wallet=cmd.wallet or self.custody.wallets.get(cmd.account, cmd.account),
             accepted_ts=cmd.ts, max_price=cmd.max_price, expire_at=cmd.expire_at,
         )
         self.orders[order.id] = self._open[order.id] = order
@@ -234,6 +249,10 @@ class Engine:
             return Refusal(reason.INVALID_PRICE, f"maximum price {problem}")
         if cmd.expire_at is not None and cmd.expire_at <= cmd.ts:
             return Refusal(reason.ALREADY_EXPIRED, "expiry time is not in the future")
+        bound = self.custody.bound_wallet(cmd.account)
+        if cmd.wallet is not None and bound is not None and cmd.wallet.lower() != bound.lower():
+            return Refusal(reason.WRONG_WALLET, f"the vault charges and mints to this account's "
+                           f"wallet {bound}; leave WalletAddress out or give that one")
         available = self.ledger.balance(cmd.account, index.collateral).available
         if cmd.collateral > available:
             return Refusal(reason.INSUFFICIENT_COLLATERAL,
@@ -264,17 +283,17 @@ class Engine:
             return [self._cancel_rejected(cmd.account, cmd.client_order_id, order,
                                           cmd.request_id)]
         self._register_request(order, cmd.request_id)
-        return self._end_order(order, OrderStatus.CANCELED, cmd.request_id,
+        return self.end_order(order, OrderStatus.CANCELED, cmd.request_id,
                                "canceled at the user's request")
 
     def _expire(self, cmd: ExpireIndexOrder) -> Events:
         order = self._changeable(cmd.account, cmd.client_order_id)
         if isinstance(order, Refusal):
             return [self._cancel_rejected(cmd.account, cmd.client_order_id, order)]
-        return self._end_order(order, OrderStatus.EXPIRED,
+        return self.end_order(order, OrderStatus.EXPIRED,
                                reason=f"expired: {cmd.reason or 'ended by the operator'}")
 
-    def _end_order(self, order: IndexOrder, status: OrderStatus, request_id: str = "",
+    def end_order(self, order: IndexOrder, status: OrderStatus, request_id: str = "",
                    reason: str = "") -> Events:
         if order.state is OrderState.READY:
             return self.complete(order, status, request_id, reason)
@@ -307,19 +326,24 @@ class Engine:
     def _reduce(self, cmd: ReduceIndexOrder) -> Events:
         order = self._changeable(cmd.account, cmd.client_order_id, cmd.request_id)
         if not isinstance(order, Refusal):
-            order = self._reduce_refusal(order, cmd.collateral) or order
+            order = self.reduce_refusal(order, cmd.collateral) or order
         if isinstance(order, Refusal):
             return [self._cancel_rejected(cmd.account, cmd.client_order_id, order,
                                           cmd.request_id)]
         self._register_request(order, cmd.request_id)
         if cmd.request_id:
             order.latest_request_id = cmd.request_id
-        released = order.collateral - cmd.collateral
-        order.collateral = cmd.collateral
+        return self.reduce(order, cmd.collateral, cmd.request_id)
+
+    def reduce(self, order: IndexOrder, collateral: Decimal, request_id: str = "",
+               reason: str = "") -> Events:
+        """Lower the order's total to ``collateral`` (``reduce_refusal`` allows it)."""
+        released = order.collateral - collateral
+        order.collateral = collateral
         self.ledger.release(order.account, order.collateral_asset, released)
         events: Events = [
             ev.IndexOrderReduced(order.id, order.collateral, released, order.snapshot(),
-                                 cmd.request_id),
+                                 request_id, reason),
             ev.CollateralReleased(order.account, order.collateral_asset, released, order.id,
                                   self.balance_of(order)),
         ]
@@ -327,7 +351,7 @@ class Engine:
             events += settlement.complete_if_done(self, order, {})
         return events
 
-    def _reduce_refusal(self, order: IndexOrder, collateral: Decimal) -> Refusal | None:
+    def reduce_refusal(self, order: IndexOrder, collateral: Decimal) -> Refusal | None:
         decimals = self.collaterals[order.collateral_asset].decimals
         refusal = (amount_refusal(collateral, decimals, order.collateral_asset,
                                   CancelRejectReason)
@@ -522,7 +546,7 @@ class Engine:
         for order in list(self._open.values()):
             if order.expire_at is not None and order.expire_at <= fact.ts \
                     and order.state is not OrderState.ENDING:
-                events += self._end_order(order, OrderStatus.EXPIRED,
+                events += self.end_order(order, OrderStatus.EXPIRED,
                                           reason="expired: its expiry time passed")
         return events + minting.retries_due(self, fact.ts)
 
@@ -537,6 +561,10 @@ _HANDLERS: dict[type[Any], Callable[[Engine, Any], Events]] = {
     RequestQuote: Engine._quote,
     PlanBatch: Engine._plan,
     DepositConfirmed: Engine._deposit,
+    BindWallet: custody.bind_wallet,
+    VaultDepositConfirmed: custody.deposit_confirmed,
+    WithdrawalRequested: custody.withdrawal_requested,
+    WithdrawalPaid: custody.withdrawal_paid,
     FeeAssetFunded: Engine._fund_fee_asset,
     BookUpdated: Engine._book,
     AssetOrderAccepted: Engine._accepted,

@@ -69,6 +69,97 @@ class CollateralReleased(Event):
     balance: Balance
 
 
+# --- the vault: wallets, held deposits, withdrawals -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WalletBound(Event):
+    wallet: str
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class DepositHeld(Event):
+    """A deposit from a wallet no account has: kept, credited when the wallet is bound."""
+
+    deposit_id: str
+    wallet: str
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalAsked(Event):
+    """A user asked the vault for collateral back (``account`` None: a wallet without one)."""
+
+    request_id: str
+    wallet: str
+    account: str | None
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CollateralSetAside(Event):
+    """Available collateral kept for a withdrawal: no order may use it."""
+
+    account: str
+    asset: str
+    amount: Decimal
+    request_id: str
+    balance: Balance
+
+
+@dataclass(frozen=True, slots=True)
+class CollateralGivenBack(Event):
+    """A withdrawal replaced by a newer request gives back what was set aside for it."""
+
+    account: str
+    asset: str
+    amount: Decimal
+    request_id: str
+    balance: Balance
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalReleaseRequested(Event):
+    """Nothing the solver holds stands against this withdrawal: the chain adapter asks the
+    vault to pay it now (``release``) instead of after the delay."""
+
+    request_id: str
+    wallet: str
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CollateralWithdrawn(Event):
+    account: str
+    asset: str
+    amount: Decimal
+    request_id: str
+    balance: Balance
+
+
+@dataclass(frozen=True, slots=True)
+class HeldDepositsWithdrawn(Event):
+    request_id: str
+    wallet: str
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class VaultOverpaid(Event):
+    """The vault paid a user more than the ledger could account for: an alarm for the
+    operator (the ledger and the vault no longer agree)."""
+
+    request_id: str
+    wallet: str
+    asset: str
+    amount: Decimal
+
+
 # --- index orders --------------------------------------------------------------------------
 
 
@@ -98,6 +189,8 @@ class IndexOrderReduced(Event):
     released: Decimal
     order: OrderSnapshot
     request_id: str = ""
+    reason: str = ""
+    """Why, when the user did not ask (a withdrawal)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,22 @@ from solver.core.orders import MintStatus
 def violations(engine: Engine) -> list[str]:
     """Every broken law, in words; an empty list when all hold."""
     return (engine.ledger.violations() + _reservations(engine) + _orders(engine)
-            + _assets(engine) + _filters(engine) + _fee_assets(engine))
+            + _assets(engine) + _filters(engine) + _fee_assets(engine) + _withdrawals(engine))
+
+
+def _withdrawals(engine: Engine) -> list[str]:
+    """Collateral set aside is exactly what pending withdrawals hold, never more than asked."""
+    aside: dict[tuple[str, str], Decimal] = {}
+    found = []
+    for w in engine.custody.withdrawals.values():
+        if not ZERO <= w.set_aside <= w.requested:
+            found.append(f"withdrawal {w.request_id}: set aside {w.set_aside} outside "
+                         f"[0, {w.requested}]")
+        if w.account is not None:
+            aside[(w.account, w.asset)] = aside.get((w.account, w.asset), ZERO) + w.set_aside
+    return found + [f"account {a} {asset}: withdrawing {b.withdrawing} != withdrawals' {want}"
+                    for (a, asset), b in engine.ledger.balances().items()
+                    if b.withdrawing != (want := aside.get((a, asset), ZERO))]
 
 
 def _reservations(engine: Engine) -> list[str]:

@@ -1,8 +1,9 @@
-"""Collateral per account and asset: deposited = available + reserved + spent."""
+"""Collateral per account and asset:
+deposited = available + reserved + spent + withdrawing + withdrawn."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from solver.core.money import ZERO
@@ -16,12 +17,18 @@ class Balance:
     spent: Decimal = ZERO
     fees: Decimal = ZERO
     """The part of ``spent`` that paid exchange commissions."""
+    withdrawing: Decimal = ZERO
+    """Set aside for a withdrawal the user asked for on-chain: no order may use it."""
+    withdrawn: Decimal = ZERO
 
     def violation(self) -> str | None:
-        if min(self.available, self.reserved, self.spent, self.fees) < 0:
+        if min(self.available, self.reserved, self.spent, self.fees, self.withdrawing,
+               self.withdrawn) < 0:
             return f"negative balance {self}"
-        if self.deposited != self.available + self.reserved + self.spent:
-            return f"deposited != available + reserved + spent in {self}"
+        if self.deposited != (self.available + self.reserved + self.spent + self.withdrawing
+                              + self.withdrawn):
+            return ("deposited != available + reserved + spent + withdrawing + withdrawn in "
+                    f"{self}")
         if self.fees > self.spent:
             return f"fees exceed spent in {self}"
         return None
@@ -45,29 +52,53 @@ class CollateralLedger:
 
     def credit(self, account: str, asset: str, amount: Decimal) -> None:
         b = self.balance(account, asset)
-        self._set(account, asset, Balance(b.deposited + amount, b.available + amount,
-                                          b.reserved, b.spent, b.fees))
+        self._set(account, asset, replace(b, deposited=b.deposited + amount,
+                                          available=b.available + amount))
 
     def reserve(self, account: str, asset: str, amount: Decimal) -> None:
         b = self.balance(account, asset)
         if amount > b.available:
             raise LedgerError(f"reserve {amount} > available {b.available} for {account}")
-        self._set(account, asset, Balance(b.deposited, b.available - amount,
-                                          b.reserved + amount, b.spent, b.fees))
+        self._set(account, asset, replace(b, available=b.available - amount,
+                                          reserved=b.reserved + amount))
 
     def spend(self, account: str, asset: str, amount: Decimal, fees: Decimal) -> None:
         b = self.balance(account, asset)
         if amount > b.reserved:
             raise LedgerError(f"spend {amount} > reserved {b.reserved} for {account}")
-        self._set(account, asset, Balance(b.deposited, b.available, b.reserved - amount,
-                                          b.spent + amount, b.fees + fees))
+        self._set(account, asset, replace(b, reserved=b.reserved - amount,
+                                          spent=b.spent + amount, fees=b.fees + fees))
 
     def release(self, account: str, asset: str, amount: Decimal) -> None:
         b = self.balance(account, asset)
         if amount > b.reserved:
             raise LedgerError(f"release {amount} > reserved {b.reserved} for {account}")
-        self._set(account, asset, Balance(b.deposited, b.available + amount,
-                                          b.reserved - amount, b.spent, b.fees))
+        self._set(account, asset, replace(b, available=b.available + amount,
+                                          reserved=b.reserved - amount))
+
+    def set_aside(self, account: str, asset: str, amount: Decimal) -> None:
+        """Available collateral kept for a withdrawal."""
+        b = self.balance(account, asset)
+        if amount > b.available:
+            raise LedgerError(f"set aside {amount} > available {b.available} for {account}")
+        self._set(account, asset, replace(b, available=b.available - amount,
+                                          withdrawing=b.withdrawing + amount))
+
+    def give_back(self, account: str, asset: str, amount: Decimal) -> None:
+        """Collateral set aside for a withdrawal that did not take it."""
+        b = self.balance(account, asset)
+        if amount > b.withdrawing:
+            raise LedgerError(f"give back {amount} > withdrawing {b.withdrawing} for {account}")
+        self._set(account, asset, replace(b, available=b.available + amount,
+                                          withdrawing=b.withdrawing - amount))
+
+    def pay_out(self, account: str, asset: str, amount: Decimal) -> None:
+        """The vault paid the user: from what was set aside."""
+        b = self.balance(account, asset)
+        if amount > b.withdrawing:
+            raise LedgerError(f"pay out {amount} > withdrawing {b.withdrawing} for {account}")
+        self._set(account, asset, replace(b, withdrawing=b.withdrawing - amount,
+                                          withdrawn=b.withdrawn + amount))
 
     def violations(self) -> list[str]:
         found = ((key, b.violation()) for key, b in self._balances.items())

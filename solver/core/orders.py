@@ -34,6 +34,7 @@ class RejectReason(StrEnum):
     ALREADY_EXPIRED = "already_expired"
     INSUFFICIENT_COLLATERAL = "insufficient_collateral"
     DUPLICATE_ORDER_ID = "duplicate_order_id"
+    WRONG_WALLET = "wrong_wallet"
 
 
 class CancelRejectReason(StrEnum):

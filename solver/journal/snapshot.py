@@ -15,7 +15,7 @@ from typing import Any
 
 from solver.core.engine import Engine
 
-STATE_VERSION = 5
+STATE_VERSION = 6
 """Bump whenever the engine's state changes shape (a field added, renamed or retyped)."""
 
 

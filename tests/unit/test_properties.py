@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from solver.core import events as ev
 from solver.core.allocation import min_fill_value
 from solver.core.commands import (
+    BindWallet,
     BookUpdated,
     CancelIndexOrder,
     DepositConfirmed,
@@ -30,6 +31,8 @@ from solver.core.commands import (
     MintConfirmed,
     PlanBatch,
     SubmitIndexOrder,
+    WithdrawalPaid,
+    WithdrawalRequested,
 )
 from solver.core.engine import Engine
 from solver.core.fitting import Market, can_be_engaged, limit_price
@@ -140,7 +143,8 @@ def amounts(draw: st.DrawFn, decimals: int) -> Decimal:
 
 
 STEPS_DRAWN = st.tuples(st.integers(0, 4), st.lists(st.sampled_from(
-    ["plan", "plan", "report", "plan", "report late", "cancel", "refill", "report"]),
+    ["plan", "plan", "report", "plan", "report late", "cancel", "refill", "report",
+     "withdraw"]),
     max_size=40)).map(lambda drawn: ["plan"] * drawn[0] + drawn[1])
 """Steps between submitting the orders and finishing the run; often a few plans first, so
 that batches are planned while earlier ones are in flight."""
@@ -168,6 +172,9 @@ class Run:
         self.in_flight += transaction.of_type(ev.AssetOrderRequested)
         for mint in transaction.of_type(ev.MintRequested):
             self.apply(MintConfirmed(self.tick(), mint.order_id, f"0x{mint.order_id:x}"))
+        for release in transaction.of_type(ev.WithdrawalReleaseRequested):
+            self.apply(WithdrawalPaid(self.tick(), release.request_id, release.wallet,
+                                      release.asset, release.amount))
         return transaction
 
     def tick(self) -> int:
@@ -220,6 +227,8 @@ def run(scenario: Scenario, steps: list[str], seed: int) -> Run:
     r.refresh_books()
     for asset, quantity in scenario.fee_funds.items():
         r.apply(FeeAssetFunded(r.tick(), f"fund-{asset}", asset, quantity))
+    for account in sorted({account for account, _, _ in scenario.deposits}):
+        r.apply(BindWallet(r.tick(), f"0x{account}", account))
     for n, (account, asset, amount) in enumerate(scenario.deposits):
         r.apply(DepositConfirmed(r.tick(), f"dep-{n}", account, asset, amount))
     for o in scenario.orders:
@@ -238,6 +247,10 @@ def run(scenario: Scenario, steps: list[str], seed: int) -> Run:
         elif step == "refill":
             r.exchange.refill()
             r.refresh_books()
+        elif step == "withdraw":
+            account, asset, amount = rng.choice(scenario.deposits)
+            r.apply(WithdrawalRequested(r.tick(), f"w-{r.clock}", f"0x{account}", asset,
+                                        amount * D(rng.choice(["0.1", "0.5", "1", "2"]))))
     r.finish()
     return r
 
@@ -257,6 +270,7 @@ def test_the_core_keeps_its_laws(scenario: Scenario, steps: list[str], seed: int
     # (the lot net of a commission paid in the asset bought), each order minted at most once.
     assert audit(r.engine, r.transactions, r.exchange) == []
     assert not r.engine.open_orders()
+    assert not r.engine.custody.withdrawals  # every withdrawal released once nothing held it
     assert_caps_hold_on_what_is_sent(r)
     assert_buys_are_floored_to_the_step(r)
     assert_max_price_holds(r)
@@ -342,7 +356,8 @@ def assert_value_is_conserved_exactly(r: Run) -> None:
     batch charged its orders the value of the slices it gave them (each order pays the pool's
     average, so orders of one batch share its lots' prices), rounded up to the grid once per
     fill, never less (up to the pro-rata split's 36-decimal floor); each order spent plus
-    released its collateral; per account, deposited = available + reserved + spent."""
+    released its collateral; per account, deposited = available + reserved + spent +
+    withdrawn, where withdrawn is what the vault paid out."""
     engine, grid = r.engine, F(quantum(r.scenario.collateral_decimals["USDC"]))
     lots = {lot.id: lot for lot in engine.inventory.lots()}
     unit_value = {i: F(lot.price) + F(lot.fee) / F(lot.quantity)
@@ -370,8 +385,14 @@ def assert_value_is_conserved_exactly(r: Run) -> None:
     deposited: dict[str, F] = {}
     for account, _, amount in r.scenario.deposits:
         deposited[account] = deposited.get(account, F(0)) + F(amount)
+    withdrawn: dict[str, F] = {}
+    for t in r.transactions:
+        for paid_out in t.of_type(ev.CollateralWithdrawn):
+            withdrawn[paid_out.account] = withdrawn.get(paid_out.account, F(0)) + F(
+                paid_out.amount)
     for (account, _), b in engine.ledger.balances().items():
-        assert F(b.available) + F(b.reserved) + F(b.spent) == deposited[account]
+        assert F(b.available) + F(b.reserved) + F(b.spent) + F(b.withdrawn) == deposited[account]
+        assert F(b.withdrawn) == withdrawn.get(account, F(0)) and b.withdrawing == 0
         assert b.reserved == 0 and F(b.spent) == sum(
             (F(o.spent) for o in engine.orders.values() if o.account == account), F(0))
 
