@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,6 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
-    initialize,
     invariant,
     precondition,
     rule,
@@ -31,7 +31,7 @@ from web3.logs import DISCARD
 from chain import artifacts
 from chain.keys import order_key
 
-ROOT = __import__("pathlib").Path(__file__).parent.parent.parent
+ROOT = Path(__file__).parent.parent.parent
 DELAY = 3600
 USDC = 10**6  # MockUSDC has 6 decimals
 UNIT = 10**18  # IndexToken has 18
@@ -344,3 +344,130 @@ def test_pause_stops_deposits_and_settlements_never_withdrawals(c: Chain) -> Non
     c.vault.functions.unpause().transact({"from": c.owner})
     deposit(c, user, USDC)
     assert balance(c, user) == 301 * USDC
+
+
+# --- stateful property test -----------------------------------------------------------------------
+
+class VaultMachine(RuleBasedStateMachine):
+    """Random deposits, settlements, withdrawal requests, releases, withdrawals, pauses and time
+    jumps against a model of what the vault owes. Each example starts from the deployment's
+    snapshot, so no example redeploys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = shared_chain()
+        self.c.tester().revert_to_snapshot(self.c.base)
+        self.deposited = 0
+        self.withdrawn = 0
+        self.units = 0
+        self.deposits = 0
+        self.balances = [0] * len(self.c.users)
+        self.settled: set[int] = set()
+        self.requests: dict[int, tuple[int, int]] = {}  # user -> (amount, ready_at)
+        self.paused = False
+
+    users = st.integers(0, 2)  # three users: accounts 3 to 5
+
+    @rule(u=users, amount=st.integers(1, 1000 * USDC), ref=st.integers(0, 2**64))
+    def deposit(self, u: int, amount: int, ref: int) -> None:
+        user = self.c.users[u]
+        if self.paused:
+            with pytest.raises(REVERTS, match="paused"):
+                deposit(self.c, user, amount, ref)
+            return
+        (event,) = logs(self.c.vault, "Deposited", deposit(self.c, user, amount, ref))
+        assert event["args"]["deposit_id"] == self.deposits  # gap-free
+        self.deposits += 1
+        self.deposited += amount
+        self.balances[u] += amount
+        assert event["args"]["balance"] == self.balances[u]
+
+    @rule(u=users, order=st.integers(0, 7), spent=st.integers(1, 1200 * USDC),
+          units=st.integers(1, 10 * UNIT))
+    def settle(self, u: int, order: int, spent: int, units: int) -> None:
+        user = self.c.users[u]
+        reason = ("paused" if self.paused else "already settled" if order in self.settled
+                  else "insufficient balance" if spent > self.balances[u] else None)
+        if reason:
+            with pytest.raises(REVERTS, match=reason):
+                settle(self.c, user, spent, units, uid=f"o{order}")
+            return
+        settle(self.c, user, spent, units, uid=f"o{order}")
+        self.settled.add(order)
+        self.balances[u] -= spent
+        self.units += units
+
+    @rule(u=users, amount=st.integers(1, 1200 * USDC))
+    def request_withdrawal(self, u: int, amount: int) -> None:
+        self.requests[u] = (amount, request(self.c, self.c.users[u], amount))
+
+    def pay(self, u: int, receipt: Any, released: bool) -> None:
+        amount, _ = self.requests.pop(u)
+        (event,) = logs(self.c.vault, "Withdrawn", receipt)
+        paid = min(amount, self.balances[u])
+        assert (event["args"]["amount"], event["args"]["released"]) == (paid, released)
+        self.balances[u] -= paid
+        self.withdrawn += paid
+
+    @rule(u=users)
+    def withdraw_after_the_delay(self, u: int) -> None:
+        """Whatever happened (pause included), a request pays once its delay has passed."""
+        user = self.c.users[u]
+        if u not in self.requests:
+            with pytest.raises(REVERTS, match="no request"):
+                self.c.vault.functions.withdraw().transact({"from": user})
+            return
+        self.c.travel(self.requests[u][1])
+        tx = self.c.vault.functions.withdraw().transact({"from": user})
+        self.pay(u, self.c.w3.eth.wait_for_transaction_receipt(tx), released=False)
+
+    @precondition(lambda self: self.requests)
+    @rule(data=st.data())
+    def withdraw_too_early(self, data: st.DataObject) -> None:
+        u = data.draw(st.sampled_from(sorted(self.requests)))
+        if self.requests[u][1] - self.c.now() > 60:
+            with pytest.raises(REVERTS, match="too early"):
+                self.c.vault.functions.withdraw().transact({"from": self.c.users[u]})
+
+    @rule(u=users)
+    def release(self, u: int) -> None:
+        user = self.c.users[u]
+        if u not in self.requests:
+            with pytest.raises(REVERTS, match="no request"):
+                self.c.vault.functions.release(user).transact({"from": self.c.operator})
+            return
+        tx = self.c.vault.functions.release(user).transact({"from": self.c.operator})
+        self.pay(u, self.c.w3.eth.wait_for_transaction_receipt(tx), released=True)
+
+    @rule()
+    def toggle_pause(self) -> None:
+        if self.paused:
+            self.c.vault.functions.unpause().transact({"from": self.c.owner})
+        else:
+            self.c.vault.functions.pause().transact({"from": self.c.operator})
+        self.paused = not self.paused
+
+    @rule(seconds=st.integers(1, 2 * DELAY))
+    def time_jump(self, seconds: int) -> None:
+        self.c.travel(self.c.now() + seconds)
+
+    @invariant()
+    def collateral_is_conserved(self) -> None:
+        f = self.c.vault.functions
+        on_chain = [f.balances(user).call() for user in self.c.users]
+        assert on_chain == self.balances
+        treasury = self.c.usdc.functions.balanceOf(self.c.treasury).call()
+        assert sum(on_chain) + treasury + self.withdrawn == self.deposited
+        held = self.c.usdc.functions.balanceOf(self.c.vault.address).call()
+        assert f.total_balances().call() == sum(on_chain) == held
+
+    @invariant()
+    def supply_is_units_settled_and_keys_settle_once(self) -> None:
+        assert self.c.token.functions.totalSupply().call() == self.units
+        for order in range(8):
+            settled = self.c.vault.functions.settled(key(self.c, f"o{order}")).call()
+            assert settled == (order in self.settled)
+
+
+VaultMachine.TestCase.settings = settings(max_examples=8, stateful_step_count=15, deadline=None)
+test_vault_state_machine = VaultMachine.TestCase
