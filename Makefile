@@ -22,7 +22,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy --strict solver fix_gateway
+	$(BIN)/mypy --strict solver fix_gateway chain
 
 contracts: $(INSTALLED)
 	$(BIN)/lint-imports

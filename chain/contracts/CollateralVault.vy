@@ -1,0 +1,252 @@
+# pragma version ~=0.4.3
+# @license MIT
+"""
+@title CollateralVault: one per collateral token
+@notice Each user's collateral stays here, in their own balance, until a settlement charges it;
+        a settlement charges and mints in the same transaction, exactly once per order key.
+        A user can always leave: request, wait `withdrawal_delay`, withdraw. Nothing the owner
+        or the operator can do (pause included) stops that, and the delay is immutable.
+"""
+
+from ethereum.ercs import IERC20
+
+
+interface IIndexToken:
+    def mint(receiver: address, amount: uint256): nonpayable
+    def minter() -> address: view
+
+
+event Deposited:
+    user: indexed(address)
+    deposit_id: indexed(uint256)
+    amount: uint256
+    ref: uint256
+    balance: uint256
+
+event OrderSettled:
+    order_key: indexed(bytes32)
+    user: indexed(address)
+    token: indexed(address)
+    collateral_spent: uint256
+    units: uint256
+    fees: uint256
+    cl_ord_id: String[256]
+    balance: uint256
+
+event WithdrawalRequested:
+    user: indexed(address)
+    amount: uint256
+    ready_at: uint256
+
+event Withdrawn:
+    user: indexed(address)
+    requested: uint256
+    amount: uint256
+    released: bool
+    balance: uint256
+
+event Paused:
+    by: indexed(address)
+
+event Unpaused:
+    by: indexed(address)
+
+event OperatorSet:
+    operator: indexed(address)
+
+event TreasurySet:
+    treasury: indexed(address)
+
+event IndexTokenAdded:
+    token: indexed(address)
+
+
+collateral: public(immutable(IERC20))
+# immutable so that no key can lengthen it and trap users
+withdrawal_delay: public(immutable(uint256))
+
+owner: public(address)
+operator: public(address)
+treasury: public(address)
+paused: public(bool)
+
+balances: public(HashMap[address, uint256])
+# sum of balances: what the vault owes its users (reconciliation reads one word)
+total_balances: public(uint256)
+deposit_count: public(uint256)
+settled: public(HashMap[bytes32, bool])
+# only registered tokens can be minted; an arbitrary address would let the operator charge
+# collateral while "minting" a token of its own
+index_tokens: public(HashMap[address, bool])
+
+withdrawal_requested: public(HashMap[address, uint256])
+withdrawal_ready_at: public(HashMap[address, uint256])
+
+
+@deploy
+def __init__(collateral_: IERC20, treasury_: address, operator_: address, delay: uint256):
+    assert treasury_ != empty(address), "zero treasury"
+    collateral = collateral_
+    withdrawal_delay = delay
+    self.owner = msg.sender
+    self.operator = operator_
+    self.treasury = treasury_
+
+
+# --- administration (owner) ---------------------------------------------------------------
+
+@external
+def set_operator(operator_: address):
+    assert msg.sender == self.owner, "not owner"
+    self.operator = operator_
+    log OperatorSet(operator=operator_)
+
+
+@external
+def set_treasury(treasury_: address):
+    assert msg.sender == self.owner, "not owner"
+    assert treasury_ != empty(address), "zero treasury"
+    self.treasury = treasury_
+    log TreasurySet(treasury=treasury_)
+
+
+@external
+def add_index_token(token: address):
+    assert msg.sender == self.owner, "not owner"
+    # a token another key can mint would break "token supply = units settled"
+    assert staticcall IIndexToken(token).minter() == self, "token not minted by this vault"
+    self.index_tokens[token] = True
+    log IndexTokenAdded(token=token)
+
+
+@external
+def pause():
+    # the operator may pause too: stopping new business is always safe, exits stay open
+    assert msg.sender == self.owner or msg.sender == self.operator, "not owner or operator"
+    self.paused = True
+    log Paused(by=msg.sender)
+
+
+@external
+def unpause():
+    assert msg.sender == self.owner, "not owner"
+    self.paused = False
+    log Unpaused(by=msg.sender)
+
+
+# --- users ------------------------------------------------------------------------------------
+
+@external
+@nonreentrant
+def deposit(amount: uint256, ref: uint256) -> uint256:
+    assert not self.paused, "paused"
+    assert amount > 0, "zero amount"
+    # pull first, credit after: a failed pull credits nothing (ERC-4626 order)
+    assert extcall collateral.transferFrom(msg.sender, self, amount, default_return_value=True), "transferFrom"
+    # ids are 0, 1, 2, ... with no gaps, so a reader can prove it saw every deposit
+    deposit_id: uint256 = self.deposit_count
+    self.deposit_count = deposit_id + 1
+    new_balance: uint256 = self.balances[msg.sender] + amount
+    self.balances[msg.sender] = new_balance
+    self.total_balances += amount
+    log Deposited(user=msg.sender, deposit_id=deposit_id, amount=amount, ref=ref, balance=new_balance)
+    return deposit_id
+
+
+@external
+def request_withdrawal(amount: uint256) -> uint256:
+    # not paused-gated: the exit must stay open. A new request replaces the old one and
+    # restarts the clock; only the user can do that to themselves.
+    assert amount > 0, "zero amount"
+    ready_at: uint256 = block.timestamp + withdrawal_delay
+    self.withdrawal_requested[msg.sender] = amount
+    self.withdrawal_ready_at[msg.sender] = ready_at
+    log WithdrawalRequested(user=msg.sender, amount=amount, ready_at=ready_at)
+    return ready_at
+
+
+@external
+@nonreentrant
+def withdraw() -> uint256:
+    assert self.withdrawal_requested[msg.sender] > 0, "no request"
+    assert block.timestamp >= self.withdrawal_ready_at[msg.sender], "too early"
+    return self._pay_out(msg.sender, False)
+
+
+# --- operator -----------------------------------------------------------------------------
+
+@external
+@nonreentrant
+def release(user: address) -> uint256:
+    # the fast path: the solver has nothing reserved against the request, so it pays the
+    # user now instead of making them wait. Pays only to the user, so it cannot divert funds.
+    assert msg.sender == self.operator, "not operator"
+    assert self.withdrawal_requested[user] > 0, "no request"
+    return self._pay_out(user, True)
+
+
+@external
+@nonreentrant
+def settle(
+    order_key: bytes32,
+    user: address,
+    token: address,
+    collateral_spent: uint256,
+    units: uint256,
+    fees: uint256,
+    cl_ord_id: String[256],
+):
+    """
+    @notice Charge `collateral_spent` (fees included) from `user` to the treasury and mint
+            `units` of `token` to `user`, once per `order_key`.
+    """
+    assert msg.sender == self.operator, "not operator"
+    assert not self.paused, "paused"
+    assert not self.settled[order_key], "already settled"
+    assert self.index_tokens[token], "unknown index token"
+    # both sides nonzero: never collateral without tokens, never tokens without collateral
+    assert collateral_spent > 0, "zero spent"
+    assert units > 0, "zero units"
+    assert fees <= collateral_spent, "fees exceed spent"
+    balance: uint256 = self.balances[user]
+    assert balance >= collateral_spent, "insufficient balance"
+    self.settled[order_key] = True
+    balance -= collateral_spent
+    self.balances[user] = balance
+    self.total_balances -= collateral_spent
+    assert extcall collateral.transfer(self.treasury, collateral_spent, default_return_value=True), "transfer"
+    extcall IIndexToken(token).mint(user, units)
+    log OrderSettled(
+        order_key=order_key, user=user, token=token, collateral_spent=collateral_spent,
+        units=units, fees=fees, cl_ord_id=cl_ord_id, balance=balance,
+    )
+
+
+# --- views --------------------------------------------------------------------------------
+
+@view
+@external
+def order_key(order_uid: Bytes[256]) -> bytes32:
+    """
+    @notice The settlement key of an order: keccak256(abi.encode(chain id, this vault,
+            order_uid)). Binding the chain and the vault means the same journal order id
+            never collides across deployments or chains.
+    """
+    return keccak256(abi_encode(chain.id, self, order_uid))
+
+
+@internal
+def _pay_out(user: address, released: bool) -> uint256:
+    requested: uint256 = self.withdrawal_requested[user]
+    balance: uint256 = self.balances[user]
+    # settlements since the request may have spent part of it: pay what is left
+    amount: uint256 = min(requested, balance)
+    self.withdrawal_requested[user] = 0
+    self.withdrawal_ready_at[user] = 0
+    balance -= amount
+    self.balances[user] = balance
+    self.total_balances -= amount
+    if amount > 0:
+        assert extcall collateral.transfer(user, amount, default_return_value=True), "transfer"
+    log Withdrawn(user=user, requested=requested, amount=amount, released=released, balance=balance)
+    return amount

@@ -1,0 +1,473 @@
+"""The Vyper contracts on web3's embedded chain (EthereumTesterProvider, py-evm), deployed from the
+committed artifacts: deposits, settlement that charges and mints once, the user's exit after the
+delay (chain time moved), the operator's release, pause; a stateful property test over random
+sequences of all of them; and the artifacts' freshness against the pinned Vyper."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_tester.exceptions import TransactionFailed
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+)
+from web3 import EthereumTesterProvider, Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError
+from web3.logs import DISCARD
+
+from chain import artifacts
+from chain.keys import order_key
+
+ROOT = Path(__file__).parent.parent.parent
+DELAY = 3600
+USDC = 10**6  # MockUSDC has 6 decimals
+UNIT = 10**18  # IndexToken has 18
+REVERTS = (ContractLogicError, TransactionFailed)
+
+
+@dataclass(frozen=True)
+class Chain:
+    w3: Web3
+    usdc: Contract
+    vault: Contract
+    token: Contract
+    owner: str
+    operator: str
+    treasury: str
+    users: tuple[str, ...]
+    base: Any  # the eth-tester snapshot right after deployment and funding
+
+    def tester(self) -> Any:
+        return self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def travel(self, timestamp: int) -> None:
+        """The next transaction runs at ``timestamp`` or later."""
+        if timestamp > self.now() + 1:
+            self.tester().time_travel(timestamp)
+
+
+def deploy_contract(w3: Web3, name: str, sender: str, *args: Any) -> Contract:
+    art = artifacts.load(name)
+    factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
+    tx = factory.constructor(*args).transact({"from": sender})
+    address = w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
+    return w3.eth.contract(address=address, abi=art.abi)
+
+
+def deploy() -> Chain:
+    """A fresh embedded chain with MockUSDC, a vault and one index token; users funded and
+    approved."""
+    w3 = Web3(EthereumTesterProvider())
+    owner, operator, treasury, *users = w3.eth.accounts[:6]
+    usdc = deploy_contract(w3, "MockUSDC", owner)
+    vault = deploy_contract(w3, "CollateralVault", owner, usdc.address, treasury, operator, DELAY)
+    token = deploy_contract(w3, "IndexToken", owner, "Top 10 Index", "TOP10", vault.address)
+    vault.functions.add_index_token(token.address).transact({"from": owner})
+    for user in users:
+        usdc.functions.mint(user, 1_000_000 * USDC).transact({"from": user})
+        usdc.functions.approve(vault.address, 2**256 - 1).transact({"from": user})
+    base = w3.provider.ethereum_tester.take_snapshot()  # type: ignore[attr-defined]
+    return Chain(w3, usdc, vault, token, owner, operator, treasury, tuple(users), base)
+
+
+@functools.cache
+def shared_chain() -> Chain:
+    return deploy()
+
+
+@pytest.fixture
+def c() -> Iterator[Chain]:
+    """The shared deployment, rolled back to its base state before each test."""
+    chain = shared_chain()
+    chain.tester().revert_to_snapshot(chain.base)
+    yield chain
+
+
+def key(c: Chain, uid: str) -> bytes:
+    return order_key(c.w3.eth.chain_id, c.vault.address, uid.encode())
+
+
+def settle(c: Chain, user: str, spent: int, units: int, *, uid: str = "dep1/o1",
+           fees: int = 0, sender: str | None = None) -> Any:
+    tx = c.vault.functions.settle(key(c, uid), user, c.token.address, spent, units, fees,
+                                  "CL-" + uid).transact({"from": sender or c.operator})
+    return c.w3.eth.wait_for_transaction_receipt(tx)
+
+
+def deposit(c: Chain, user: str, amount: int, ref: int = 0) -> Any:
+    tx = c.vault.functions.deposit(amount, ref).transact({"from": user})
+    return c.w3.eth.wait_for_transaction_receipt(tx)
+
+
+def logs(contract: Contract, event: str, receipt: Any) -> list[Any]:
+    """The ``event`` logs that ``contract`` itself emitted in ``receipt`` (web3 decodes every log
+    with a matching signature, so USDC's and the index token's Transfer would mix)."""
+    decoded = contract.events[event]().process_receipt(receipt, errors=DISCARD)
+    return [e for e in decoded if e["address"] == contract.address]
+
+
+def balance(c: Chain, user: str) -> int:
+    return int(c.vault.functions.balances(user).call())
+
+
+# --- artifacts ----------------------------------------------------------------------------------
+
+def test_artifacts_are_fresh_against_the_pinned_vyper() -> None:
+    done = subprocess.run([sys.executable, "-m", "chain.compile", "--check"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_artifacts_name_the_compiler_and_the_source() -> None:
+    import hashlib
+    for name in ("CollateralVault", "IndexToken", "MockUSDC"):
+        art = artifacts.load(name)
+        source = (ROOT / "chain" / "contracts" / f"{name}.vy").read_bytes()
+        assert art.compiler == "vyper-0.4.3"
+        assert art.source_sha256 == hashlib.sha256(source).hexdigest()
+        assert art.bytecode.startswith("0x") and len(art.bytecode) > 100
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+def test_tokens_decimals_and_only_the_vault_mints(c: Chain) -> None:
+    assert c.usdc.functions.decimals().call() == 6
+    assert c.token.functions.decimals().call() == 18
+    assert c.token.functions.symbol().call() == "TOP10"
+    assert c.token.functions.minter().call() == c.vault.address
+    for sender in (c.owner, c.operator, c.users[0]):
+        with pytest.raises(REVERTS, match="not minter"):
+            c.token.functions.mint(sender, 1).transact({"from": sender})
+
+
+def test_erc20_transfer_and_allowance(c: Chain) -> None:
+    a, b, spender = c.users[0], c.users[1], c.users[2]
+    deposit(c, a, 100 * USDC)
+    settle(c, a, 100 * USDC, 5 * UNIT)
+    c.token.functions.transfer(b, 2 * UNIT).transact({"from": a})
+    assert c.token.functions.balanceOf(b).call() == 2 * UNIT
+    c.token.functions.approve(spender, UNIT).transact({"from": a})
+    c.token.functions.transferFrom(a, spender, UNIT).transact({"from": spender})
+    assert c.token.functions.allowance(a, spender).call() == 0
+    with pytest.raises(REVERTS, match="allowance"):
+        c.token.functions.transferFrom(a, spender, 1).transact({"from": spender})
+    with pytest.raises(REVERTS, match="balance"):
+        c.token.functions.transfer(b, 10 * UNIT).transact({"from": a})
+    assert c.token.functions.totalSupply().call() == 5 * UNIT
+
+
+# --- deposits -----------------------------------------------------------------------------------
+
+def test_deposit_emits_gap_free_ids_and_credits_the_sender(c: Chain) -> None:
+    user = c.users[0]
+    first = deposit(c, user, 250 * USDC, ref=7)
+    second = deposit(c, c.users[1], 1 * USDC, ref=8)
+    third = deposit(c, user, 50 * USDC, ref=9)
+    events = [logs(c.vault, "Deposited", r)[0]["args"]
+              for r in (first, second, third)]
+    assert [e["deposit_id"] for e in events] == [0, 1, 2]
+    assert dict(events[0]) == {"user": user, "deposit_id": 0, "amount": 250 * USDC, "ref": 7,
+                               "balance": 250 * USDC}
+    assert events[2]["balance"] == 300 * USDC
+    assert balance(c, user) == 300 * USDC
+    assert c.vault.functions.deposit_count().call() == 3
+    assert c.usdc.functions.balanceOf(c.vault.address).call() == 301 * USDC
+
+
+def test_deposit_without_allowance_or_funds_credits_nothing(c: Chain) -> None:
+    user = c.users[0]
+    c.usdc.functions.approve(c.vault.address, 0).transact({"from": user})
+    with pytest.raises(REVERTS):
+        c.vault.functions.deposit(USDC, 0).transact({"from": user})
+    with pytest.raises(REVERTS, match="zero amount"):
+        c.vault.functions.deposit(0, 0).transact({"from": c.users[1]})
+    assert c.vault.functions.deposit_count().call() == 0
+
+
+# --- settlement ---------------------------------------------------------------------------------
+
+def test_settle_charges_and_mints_in_one_transaction(c: Chain) -> None:
+    user = c.users[0]
+    deposit(c, user, 1000 * USDC)
+    receipt = settle(c, user, 400 * USDC, 3 * UNIT, fees=2 * USDC, uid="dep1/o42")
+    assert receipt["status"] == 1
+    assert balance(c, user) == 600 * USDC
+    assert c.usdc.functions.balanceOf(c.treasury).call() == 400 * USDC
+    assert c.token.functions.balanceOf(user).call() == 3 * UNIT
+    assert c.token.functions.totalSupply().call() == 3 * UNIT
+    assert c.vault.functions.settled(key(c, "dep1/o42")).call()
+    (event,) = logs(c.vault, "OrderSettled", receipt)
+    assert dict(event["args"]) == {
+        "order_key": key(c, "dep1/o42"), "user": user, "token": c.token.address,
+        "collateral_spent": 400 * USDC, "units": 3 * UNIT, "fees": 2 * USDC,
+        "cl_ord_id": "CL-dep1/o42", "balance": 600 * USDC}
+    # the collateral transfer and the mint are in the same transaction's logs
+    transfers = logs(c.usdc, "Transfer", receipt)
+    mints = logs(c.token, "Transfer", receipt)
+    assert [t["args"]["value"] for t in transfers] == [400 * USDC]
+    assert [m["args"]["value"] for m in mints] == [3 * UNIT]
+
+
+def test_settle_twice_reverts_and_changes_nothing(c: Chain) -> None:
+    user = c.users[0]
+    deposit(c, user, 1000 * USDC)
+    settle(c, user, 100 * USDC, UNIT)
+    with pytest.raises(REVERTS, match="already settled"):
+        settle(c, user, 100 * USDC, UNIT)
+    assert balance(c, user) == 900 * USDC
+    assert c.token.functions.totalSupply().call() == UNIT
+
+
+def test_settle_beyond_the_balance_reverts(c: Chain) -> None:
+    user = c.users[0]
+    deposit(c, user, 100 * USDC)
+    deposit(c, c.users[1], 1000 * USDC)  # other users' collateral is not the user's
+    with pytest.raises(REVERTS, match="insufficient balance"):
+        settle(c, user, 100 * USDC + 1, UNIT)
+    assert not c.vault.functions.settled(key(c, "dep1/o1")).call()
+    settle(c, user, 100 * USDC, UNIT)  # the same key still settles once the charge fits
+    assert balance(c, user) == 0
+
+
+def test_settle_needs_the_operator_both_sides_and_a_registered_token(c: Chain) -> None:
+    user = c.users[0]
+    deposit(c, user, 100 * USDC)
+    for sender in (c.owner, user):
+        with pytest.raises(REVERTS, match="not operator"):
+            settle(c, user, USDC, UNIT, sender=sender)
+    with pytest.raises(REVERTS, match="zero spent"):
+        settle(c, user, 0, UNIT)
+    with pytest.raises(REVERTS, match="zero units"):
+        settle(c, user, USDC, 0)
+    with pytest.raises(REVERTS, match="fees exceed spent"):
+        settle(c, user, USDC, UNIT, fees=USDC + 1)
+    with pytest.raises(REVERTS, match="unknown index token"):
+        c.vault.functions.settle(key(c, "x"), user, c.usdc.address, USDC, UNIT, 0,
+                                 "x").transact({"from": c.operator})
+    # a token another key could mint is refused at registration
+    rogue = deploy_contract(c.w3, "IndexToken", c.owner, "Rogue", "RG", c.owner)
+    with pytest.raises(REVERTS, match="not minted by this vault"):
+        c.vault.functions.add_index_token(rogue.address).transact({"from": c.owner})
+    assert balance(c, user) == 100 * USDC
+
+
+def test_order_key_binds_chain_and_vault(c: Chain) -> None:
+    uid = b"deployment-a/order-17"
+    on_chain = c.vault.functions.order_key(uid).call()
+    assert on_chain == order_key(c.w3.eth.chain_id, c.vault.address, uid)
+    assert on_chain != order_key(c.w3.eth.chain_id + 1, c.vault.address, uid)
+    assert on_chain != order_key(c.w3.eth.chain_id, c.usdc.address, uid)
+    assert on_chain != c.vault.functions.order_key(b"deployment-b/order-17").call()
+
+
+# --- exit -------------------------------------------------------------------------------------
+
+def request(c: Chain, user: str, amount: int) -> int:
+    tx = c.vault.functions.request_withdrawal(amount).transact({"from": user})
+    receipt = c.w3.eth.wait_for_transaction_receipt(tx)
+    (event,) = logs(c.vault, "WithdrawalRequested", receipt)
+    assert event["args"]["amount"] == amount
+    return int(event["args"]["ready_at"])
+
+
+def test_withdrawal_after_the_delay_pays_what_is_left(c: Chain) -> None:
+    user = c.users[0]
+    deposit(c, user, 500 * USDC)
+    ready_at = request(c, user, 300 * USDC)
+    assert ready_at >= c.now() + DELAY - 1
+    with pytest.raises(REVERTS, match="too early"):
+        c.vault.functions.withdraw().transact({"from": user})
+    settle(c, user, 350 * USDC, UNIT)  # settled while the request waits: 150 left
+    c.travel(ready_at)
+    before = c.usdc.functions.balanceOf(user).call()
+    receipt = c.w3.eth.wait_for_transaction_receipt(
+        c.vault.functions.withdraw().transact({"from": user}))
+    (event,) = logs(c.vault, "Withdrawn", receipt)
+    assert event["args"]["amount"] == 150 * USDC and not event["args"]["released"]
+    assert c.usdc.functions.balanceOf(user).call() == before + 150 * USDC
+    assert balance(c, user) == 0
+    with pytest.raises(REVERTS, match="no request"):  # a request pays once
+        c.vault.functions.withdraw().transact({"from": user})
+
+
+def test_operator_releases_early_only_to_the_user(c: Chain) -> None:
+    user = c.users[0]
+    deposit(c, user, 500 * USDC)
+    with pytest.raises(REVERTS, match="no request"):
+        c.vault.functions.release(user).transact({"from": c.operator})
+    request(c, user, 200 * USDC)
+    with pytest.raises(REVERTS, match="not operator"):
+        c.vault.functions.release(user).transact({"from": c.users[1]})
+    before = c.usdc.functions.balanceOf(user).call()
+    receipt = c.w3.eth.wait_for_transaction_receipt(
+        c.vault.functions.release(user).transact({"from": c.operator}))
+    (event,) = logs(c.vault, "Withdrawn", receipt)
+    assert event["args"]["released"] and event["args"]["amount"] == 200 * USDC
+    assert c.usdc.functions.balanceOf(user).call() == before + 200 * USDC
+    assert balance(c, user) == 300 * USDC
+
+
+def test_pause_stops_deposits_and_settlements_never_withdrawals(c: Chain) -> None:
+    user = c.users[0]
+    deposit(c, user, 500 * USDC)
+    ready_at = request(c, user, 100 * USDC)
+    with pytest.raises(REVERTS, match="not owner or operator"):
+        c.vault.functions.pause().transact({"from": user})
+    c.vault.functions.pause().transact({"from": c.operator})
+    with pytest.raises(REVERTS, match="paused"):
+        c.vault.functions.deposit(USDC, 0).transact({"from": user})
+    with pytest.raises(REVERTS, match="paused"):
+        settle(c, user, USDC, UNIT)
+    with pytest.raises(REVERTS, match="not owner"):
+        c.vault.functions.unpause().transact({"from": c.operator})
+    c.travel(ready_at)
+    c.vault.functions.withdraw().transact({"from": user})
+    request(c, user, 100 * USDC)
+    c.vault.functions.release(user).transact({"from": c.operator})
+    assert balance(c, user) == 300 * USDC
+    c.vault.functions.unpause().transact({"from": c.owner})
+    deposit(c, user, USDC)
+    assert balance(c, user) == 301 * USDC
+
+
+# --- stateful property test -----------------------------------------------------------------------
+
+class VaultMachine(RuleBasedStateMachine):
+    """Random deposits, settlements, withdrawal requests, releases, withdrawals, pauses and time
+    jumps against a model of what the vault owes. Each example starts from the deployment's
+    snapshot, so no example redeploys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = shared_chain()
+        self.c.tester().revert_to_snapshot(self.c.base)
+        self.deposited = 0
+        self.withdrawn = 0
+        self.units = 0
+        self.deposits = 0
+        self.balances = [0] * len(self.c.users)
+        self.settled: set[int] = set()
+        self.requests: dict[int, tuple[int, int]] = {}  # user -> (amount, ready_at)
+        self.paused = False
+
+    users = st.integers(0, 2)  # three users: accounts 3 to 5
+
+    @rule(u=users, amount=st.integers(1, 1000 * USDC), ref=st.integers(0, 2**64))
+    def deposit(self, u: int, amount: int, ref: int) -> None:
+        user = self.c.users[u]
+        if self.paused:
+            with pytest.raises(REVERTS, match="paused"):
+                deposit(self.c, user, amount, ref)
+            return
+        (event,) = logs(self.c.vault, "Deposited", deposit(self.c, user, amount, ref))
+        assert event["args"]["deposit_id"] == self.deposits  # gap-free
+        self.deposits += 1
+        self.deposited += amount
+        self.balances[u] += amount
+        assert event["args"]["balance"] == self.balances[u]
+
+    @rule(u=users, order=st.integers(0, 7), spent=st.integers(1, 1200 * USDC),
+          units=st.integers(1, 10 * UNIT))
+    def settle(self, u: int, order: int, spent: int, units: int) -> None:
+        user = self.c.users[u]
+        reason = ("paused" if self.paused else "already settled" if order in self.settled
+                  else "insufficient balance" if spent > self.balances[u] else None)
+        if reason:
+            with pytest.raises(REVERTS, match=reason):
+                settle(self.c, user, spent, units, uid=f"o{order}")
+            return
+        settle(self.c, user, spent, units, uid=f"o{order}")
+        self.settled.add(order)
+        self.balances[u] -= spent
+        self.units += units
+
+    @rule(u=users, amount=st.integers(1, 1200 * USDC))
+    def request_withdrawal(self, u: int, amount: int) -> None:
+        self.requests[u] = (amount, request(self.c, self.c.users[u], amount))
+
+    def pay(self, u: int, receipt: Any, released: bool) -> None:
+        amount, _ = self.requests.pop(u)
+        (event,) = logs(self.c.vault, "Withdrawn", receipt)
+        paid = min(amount, self.balances[u])
+        assert (event["args"]["amount"], event["args"]["released"]) == (paid, released)
+        self.balances[u] -= paid
+        self.withdrawn += paid
+
+    @rule(u=users)
+    def withdraw_after_the_delay(self, u: int) -> None:
+        """Whatever happened (pause included), a request pays once its delay has passed."""
+        user = self.c.users[u]
+        if u not in self.requests:
+            with pytest.raises(REVERTS, match="no request"):
+                self.c.vault.functions.withdraw().transact({"from": user})
+            return
+        self.c.travel(self.requests[u][1])
+        tx = self.c.vault.functions.withdraw().transact({"from": user})
+        self.pay(u, self.c.w3.eth.wait_for_transaction_receipt(tx), released=False)
+
+    @precondition(lambda self: self.requests)
+    @rule(data=st.data())
+    def withdraw_too_early(self, data: st.DataObject) -> None:
+        u = data.draw(st.sampled_from(sorted(self.requests)))
+        if self.requests[u][1] - self.c.now() > 60:
+            with pytest.raises(REVERTS, match="too early"):
+                self.c.vault.functions.withdraw().transact({"from": self.c.users[u]})
+
+    @rule(u=users)
+    def release(self, u: int) -> None:
+        user = self.c.users[u]
+        if u not in self.requests:
+            with pytest.raises(REVERTS, match="no request"):
+                self.c.vault.functions.release(user).transact({"from": self.c.operator})
+            return
+        tx = self.c.vault.functions.release(user).transact({"from": self.c.operator})
+        self.pay(u, self.c.w3.eth.wait_for_transaction_receipt(tx), released=True)
+
+    @rule()
+    def toggle_pause(self) -> None:
+        if self.paused:
+            self.c.vault.functions.unpause().transact({"from": self.c.owner})
+        else:
+            self.c.vault.functions.pause().transact({"from": self.c.operator})
+        self.paused = not self.paused
+
+    @rule(seconds=st.integers(1, 2 * DELAY))
+    def time_jump(self, seconds: int) -> None:
+        self.c.travel(self.c.now() + seconds)
+
+    @invariant()
+    def collateral_is_conserved(self) -> None:
+        f = self.c.vault.functions
+        on_chain = [f.balances(user).call() for user in self.c.users]
+        assert on_chain == self.balances
+        treasury = self.c.usdc.functions.balanceOf(self.c.treasury).call()
+        assert sum(on_chain) + treasury + self.withdrawn == self.deposited
+        held = self.c.usdc.functions.balanceOf(self.c.vault.address).call()
+        assert f.total_balances().call() == sum(on_chain) == held
+
+    @invariant()
+    def supply_is_units_settled_and_keys_settle_once(self) -> None:
+        assert self.c.token.functions.totalSupply().call() == self.units
+        for order in range(8):
+            settled = self.c.vault.functions.settled(key(self.c, f"o{order}")).call()
+            assert settled == (order in self.settled)
+
+
+VaultMachine.TestCase.settings = settings(max_examples=8, stateful_step_count=15, deadline=None)
+test_vault_state_machine = VaultMachine.TestCase
