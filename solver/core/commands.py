@@ -120,7 +120,8 @@ class VaultDepositConfirmed(Input):
 @dataclass(frozen=True, slots=True)
 class WithdrawalRequested(Input):
     """A user asked the vault for ``amount`` back (a new request replaces their earlier
-    one); the vault pays it after its delay, or sooner if the solver releases it."""
+    one); the vault pays it after its delay, or sooner if the solver releases it.
+    ``request_id`` names the chain's event uniquely: a second delivery is ignored."""
 
     request_id: str
     wallet: str
@@ -130,9 +131,10 @@ class WithdrawalRequested(Input):
 
 @dataclass(frozen=True, slots=True)
 class WithdrawalPaid(Input):
-    """The vault paid ``amount`` to the user (released early, or withdrawn after the delay)."""
+    """The vault paid ``amount`` to the user (released early, or withdrawn after the delay).
+    ``payout_id`` names the chain's event uniquely: a second delivery is ignored."""
 
-    request_id: str
+    payout_id: str
     wallet: str
     asset: str
     amount: Decimal

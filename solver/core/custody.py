@@ -69,6 +69,8 @@ class Custody:
     """wallet (lower case) -> deposits from it while no account had it"""
     withdrawals: dict[str, Withdrawal] = field(default_factory=dict)
     """wallet (lower case) -> its pending withdrawal (the vault keeps one per user)"""
+    seen: set[str] = field(default_factory=set)
+    """ids of the withdrawal requests and payouts applied: the chain may deliver one twice"""
 
     def account_of(self, wallet: str) -> str | None:
         return self.accounts.get(wallet.lower())
@@ -117,10 +119,13 @@ def deposit_confirmed(engine: Engine, fact: VaultDepositConfirmed) -> list[ev.Ev
 
 
 def withdrawal_requested(engine: Engine, fact: WithdrawalRequested) -> list[ev.Event]:
+    if fact.request_id in engine.custody.seen:
+        return [ev.InputIgnored(f"withdrawal request {fact.request_id} already applied")]
     if fact.asset not in engine.collaterals or not fact.amount.is_finite() or fact.amount <= 0:
         return [ev.InputIgnored(f"withdrawal {fact.request_id}: {fact.amount} {fact.asset} "
                                 "is not a withdrawal of a collateral")]
     custody, key = engine.custody, fact.wallet.lower()
+    custody.seen.add(fact.request_id)
     events = _give_back(engine, custody.withdrawals.pop(key, None))  # a new request replaces
     account = custody.account_of(fact.wallet)
     withdrawal = Withdrawal(fact.request_id, fact.wallet, account, fact.asset, fact.amount)
@@ -135,6 +140,12 @@ def withdrawal_requested(engine: Engine, fact: WithdrawalRequested) -> list[ev.E
 
 def withdrawal_paid(engine: Engine, fact: WithdrawalPaid) -> list[ev.Event]:
     custody, key = engine.custody, fact.wallet.lower()
+    if fact.payout_id in custody.seen:
+        return [ev.InputIgnored(f"withdrawal payout {fact.payout_id} already applied")]
+    if fact.asset not in engine.collaterals or not fact.amount.is_finite() or fact.amount < 0:
+        return [ev.InputIgnored(f"withdrawal payout {fact.payout_id}: {fact.amount} "
+                                f"{fact.asset} is not a payout of a collateral")]
+    custody.seen.add(fact.payout_id)
     withdrawal = custody.withdrawals.get(key)
     if withdrawal is not None and withdrawal.asset == fact.asset:
         del custody.withdrawals[key]
@@ -156,9 +167,9 @@ def withdrawal_paid(engine: Engine, fact: WithdrawalPaid) -> list[ev.Event]:
     if aside > fact.amount:
         engine.ledger.give_back(account, fact.asset, aside - fact.amount)
     events: list[ev.Event] = [ev.CollateralWithdrawn(
-        account, fact.asset, paid, fact.request_id, engine.ledger.balance(account, fact.asset))]
+        account, fact.asset, paid, fact.payout_id, engine.ledger.balance(account, fact.asset))]
     if fact.amount > paid:
-        events.append(ev.VaultOverpaid(fact.request_id, fact.wallet, fact.asset,
+        events.append(ev.VaultOverpaid(fact.payout_id, fact.wallet, fact.asset,
                                        fact.amount - paid))
     return events
 
@@ -250,8 +261,8 @@ def _pay_from_held(engine: Engine, fact: WithdrawalPaid) -> list[ev.Event]:
         if held.amount > take:
             kept.append(HeldDeposit(held.deposit_id, held.asset, held.amount - take))
     engine.custody.held[key] = kept
-    events: list[ev.Event] = [ev.HeldDepositsWithdrawn(fact.request_id, fact.wallet, fact.asset,
+    events: list[ev.Event] = [ev.HeldDepositsWithdrawn(fact.payout_id, fact.wallet, fact.asset,
                                                        fact.amount - due)]
     if due > 0:
-        events.append(ev.VaultOverpaid(fact.request_id, fact.wallet, fact.asset, due))
+        events.append(ev.VaultOverpaid(fact.payout_id, fact.wallet, fact.asset, due))
     return events

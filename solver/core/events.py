@@ -137,13 +137,13 @@ class CollateralWithdrawn(Event):
     account: str
     asset: str
     amount: Decimal
-    request_id: str
+    payout_id: str
     balance: Balance
 
 
 @dataclass(frozen=True, slots=True)
 class HeldDepositsWithdrawn(Event):
-    request_id: str
+    payout_id: str
     wallet: str
     asset: str
     amount: Decimal
@@ -154,7 +154,7 @@ class VaultOverpaid(Event):
     """The vault paid a user more than the ledger could account for: an alarm for the
     operator (the ledger and the vault no longer agree)."""
 
-    request_id: str
+    payout_id: str
     wallet: str
     asset: str
     amount: Decimal

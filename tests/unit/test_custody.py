@@ -83,7 +83,7 @@ def test_a_withdrawal_within_what_is_available_is_set_aside_and_released_at_once
     assert balance(d) == (D(100), D(600), D(300), 0)
     # an order can no longer use it
     assert d.order("alice", "o2", "200").of_type(ev.IndexOrderRejected)
-    [paid] = d.apply(WithdrawalPaid, "w-1", ALICE, "USDC", D(300)).of_type(
+    [paid] = d.apply(WithdrawalPaid, "paid-1", ALICE, "USDC", D(300)).of_type(
         ev.CollateralWithdrawn)
     assert paid.amount == D(300)
     assert balance(d) == (D(100), D(600), 0, D(300))
@@ -157,7 +157,7 @@ def test_a_withdrawal_larger_than_everything_releases_what_is_left_once_nothing_
     t = d.apply(WithdrawalRequested, "w-1", ALICE, "USDC", D(5000))
     assert t.of_type(ev.IndexOrderCompleted)[0].status is OrderStatus.CANCELED
     assert t.of_type(ev.WithdrawalReleaseRequested)[0].amount == D(1000)
-    d.apply(WithdrawalPaid, "w-1", ALICE, "USDC", D(1000))  # min(requested, balance)
+    d.apply(WithdrawalPaid, "paid-1", ALICE, "USDC", D(1000))  # min(requested, balance)
     assert balance(d) == (0, 0, 0, D(1000))
     assert violations(d.engine) == []
 
@@ -184,7 +184,7 @@ def test_a_payout_beyond_what_was_set_aside_takes_what_is_available_and_raises_a
     d.order("alice", "o1", "900")
     d.plan()
     d.apply(WithdrawalRequested, "w-1", ALICE, "USDC", D(300))  # 100 set aside, o1 engaged
-    t = d.apply(WithdrawalPaid, "w-1", ALICE, "USDC", D(300))
+    t = d.apply(WithdrawalPaid, "paid-1", ALICE, "USDC", D(300))
     [paid] = t.of_type(ev.CollateralWithdrawn)
     assert paid.amount == D(100)
     [alarm] = t.of_type(ev.VaultOverpaid)
@@ -196,7 +196,18 @@ def test_a_wallet_without_an_account_takes_back_its_held_deposits() -> None:
     vault_deposit(d, "v-1", "700")
     t = d.apply(WithdrawalRequested, "w-1", ALICE, "USDC", D(1000))
     assert t.of_type(ev.WithdrawalReleaseRequested)[0].amount == D(700)
-    [taken] = d.apply(WithdrawalPaid, "w-1", ALICE, "USDC", D(700)).of_type(
+    [taken] = d.apply(WithdrawalPaid, "paid-1", ALICE, "USDC", D(700)).of_type(
         ev.HeldDepositsWithdrawn)
     assert taken.amount == D(700)
     assert d.engine.custody.held_total(ALICE, "USDC") == 0
+
+
+def test_a_withdrawal_request_or_payout_delivered_twice_counts_once() -> None:
+    d = desk()
+    d.apply(BindWallet, ALICE, "alice")
+    vault_deposit(d, "v-1", "1000")
+    d.apply(WithdrawalRequested, "w-1", ALICE, "USDC", D(300))
+    assert d.apply(WithdrawalRequested, "w-1", ALICE, "USDC", D(300)).of_type(ev.InputIgnored)
+    d.apply(WithdrawalPaid, "paid-1", ALICE, "USDC", D(300))
+    assert d.apply(WithdrawalPaid, "paid-1", ALICE, "USDC", D(300)).of_type(ev.InputIgnored)
+    assert balance(d) == (D(700), 0, 0, D(300))

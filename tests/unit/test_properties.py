@@ -173,8 +173,8 @@ class Run:
         for mint in transaction.of_type(ev.MintRequested):
             self.apply(MintConfirmed(self.tick(), mint.order_id, f"0x{mint.order_id:x}"))
         for release in transaction.of_type(ev.WithdrawalReleaseRequested):
-            self.apply(WithdrawalPaid(self.tick(), release.request_id, release.wallet,
-                                      release.asset, release.amount))
+            self.apply(WithdrawalPaid(self.tick(), f"paid-{release.request_id}",
+                                      release.wallet, release.asset, release.amount))
         return transaction
 
     def tick(self) -> int:
