@@ -31,7 +31,7 @@ from solver.core.events import Envelope, Transaction
 from solver.core.setup import EngineSetup
 from solver.journal import codec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SNAPSHOTS_KEPT = 2
 
 # MIGRATIONS[n] takes a journal from schema version n to n + 1. Never edit a shipped step: add
@@ -51,6 +51,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             state_version INTEGER NOT NULL,
             state BLOB NOT NULL,
             sha256 TEXT NOT NULL)""",
+    ),
+    (
+        # What an adapter must keep with the journal: the chain watcher's cursor, the
+        # settler's jobs (written before the transaction they describe is sent).
+        "CREATE TABLE adapter_records (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
 )
 
@@ -324,6 +329,30 @@ class Journal:
                 kind = item[codec.TYPE_KEY]
                 counts[kind] = counts.get(kind, 0) + 1
         return counts
+
+    # --- adapters' records ---------------------------------------------------------------
+
+    def record(self, key: str) -> str | None:
+        """An adapter's record (JSON text), if it wrote one."""
+        found = self._db.execute("SELECT value FROM adapter_records WHERE key = ?",
+                                 (key,)).fetchone()
+        return None if found is None else str(found[0])
+
+    def records(self, prefix: str) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self._db.execute(
+            "SELECT key, value FROM adapter_records WHERE key >= ? AND key < ? ORDER BY key",
+            (prefix, prefix + "\uffff"))}
+
+    def save_record(self, key: str, value: str) -> None:
+        """Write an adapter's record durably now (its own fsync), apart from the
+        transactions: they stay buffered until the writer commits them."""
+        with _transaction(self._db):
+            self._db.execute("INSERT OR REPLACE INTO adapter_records VALUES (?, ?)",
+                             (key, value))
+
+    def forget_record(self, key: str) -> None:
+        with _transaction(self._db):
+            self._db.execute("DELETE FROM adapter_records WHERE key = ?", (key,))
 
     def _meta(self, key: str) -> str:
         found = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -22,7 +22,13 @@ from mocks import synthetic
 from solver.cli.main import main
 from solver.core import engine as engine_module
 from solver.core.bus import EventBus
-from solver.core.commands import DepositConfirmed, Input, RequestQuote, SubmitIndexOrder
+from solver.core.commands import (
+    ClockTicked,
+    DepositConfirmed,
+    Input,
+    RequestQuote,
+    SubmitIndexOrder,
+)
 from solver.core.events import AssetOrderRequested, Envelope, Event, InputRefused
 from solver.core.params import SolverParams
 from solver.journal.codec import CodecError
@@ -147,6 +153,7 @@ def test_a_journal_written_before_the_layout_changed_replays_to_the_same_report(
     fixtures = journal_fixtures
     journal = tmp_path / "old.db"
     shutil.copy(fixtures / "basic-2026-11-30.db", journal)  # opening a journal may write
+    Journal.open(journal).close()  # the service migrates it to this release's schema
     assert main(["journal", "replay", str(journal), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads((fixtures / "basic-2026-11-30.report.json").read_text())
@@ -544,3 +551,21 @@ def test_transactions_since_an_event_start_with_the_one_holding_the_next_event(
         for seq in (0, 1, rows[3].last_seq - 1, rows[3].last_seq, rows[-1].last_seq):
             since = [t.number for t in journal.transactions_since(seq)]
             assert since == [r.number for r in rows if r.last_seq > seq]
+
+
+def test_an_adapters_records_are_kept_apart_from_the_buffered_transactions(
+        tmp_path: Path) -> None:
+    path = tmp_path / "records.db"
+    scenario = load_scenario(BASIC)
+    with Journal.create(path, setup_of(scenario)) as journal:
+        engine = setup_of(scenario).build()
+        journal.append(engine.apply(ClockTicked(1)))  # buffered, not committed
+        journal.save_record("settle:1", '{"nonce": 7}')
+        journal.save_record("settle:2", '{"nonce": 8}')
+        journal.save_record("cursor:0xabc", '{"next_block": 5}')
+        journal.save_record("settle:1", '{"nonce": 7, "tx": "0x1"}')
+    with Journal.open(path) as journal:
+        assert journal.last_number == 0  # the record's commit did not commit the transaction
+        assert journal.record("settle:1") == '{"nonce": 7, "tx": "0x1"}'
+        assert journal.record("settle:3") is None
+        assert list(journal.records("settle:")) == ["settle:1", "settle:2"]

@@ -1,0 +1,16 @@
+"""Where the chain adapter keeps what must survive a crash: the journal's adapter records
+(``Journal.record``, ``save_record``, ``forget_record``), seen through this protocol so that
+the adapter does not depend on the journal's module."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Records(Protocol):
+    def record(self, key: str) -> str | None: ...
+
+    def save_record(self, key: str, value: str) -> None:
+        """Durable when it returns."""
+
+    def forget_record(self, key: str) -> None: ...

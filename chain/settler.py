@@ -1,0 +1,280 @@
+"""Mints are settlements: the vault charges the order's collateral and mints its units in one
+transaction, exactly once per order key.
+
+For each ``MintRequested`` (and ``MintRetryRequested``) the settler:
+
+1. asks the vault whether the order's key is settled already (a crash or a retry after the
+   transaction went through): if so, it reports that transaction;
+2. otherwise builds the settlement (a refusal the node predicts, such as "not operator" or a
+   balance too low, is a ``MintFailed`` saying so, and nothing is sent), takes a nonce and
+   writes the job (order key, nonce, transaction hashes) to the journal **before** sending;
+   the job keeps that nonce for its whole life, so at most one of its transactions can ever be
+   mined, and a second settlement of the key would revert anyway;
+3. polls for the receipt; a transaction not mined in time is replaced (same nonce, fees raised
+   by an eighth, which public nodes require) and the new hash recorded before it is sent;
+4. waits for ``confirmations`` blocks, checks the receipt's block is still on the chain, and
+   reports ``MintConfirmed``; a revert or an exhausted replacement budget reports
+   ``MintFailed`` with the reason (the engine retries later, and step 1 comes first).
+
+A restart resumes every job the journal holds: the engine's orders still minting are asked
+again by the runtime at start (``pending``), and step 1 and the recorded nonce make that safe.
+``WithdrawalReleaseRequested`` sends the vault's ``release``: it reverts once the user has been
+paid, so sending it again is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any, cast
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from eth_tester.exceptions import TransactionFailed
+from hexbytes import HexBytes
+from web3 import AsyncWeb3
+from web3.contract import AsyncContract
+from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.types import Nonce
+
+from chain.deploy import ChainDeployment
+from chain.keys import order_key
+from chain.records import Records
+from chain.watcher import to_units
+from solver.core import events as ev
+from solver.core.bus import EventBus
+from solver.core.commands import Input, MintConfirmed, MintFailed
+from solver.core.engine import Engine
+from solver.core.orders import OrderSnapshot, OrderState
+
+log = structlog.get_logger(__name__)
+
+REFUSED = (ContractLogicError, TransactionFailed)
+INDEX_TOKEN_DECIMALS = 18
+
+
+@dataclass(frozen=True, slots=True)
+class SettleSettings:
+    confirmations: int = 2
+    receipt_timeout_s: float = 30.0
+    poll_s: float = 0.05
+    replacements: int = 3
+    """Fee-raised replacements of a transaction not mined in time, before giving up."""
+
+
+@dataclass(slots=True)
+class Job:
+    order_id: int
+    key: str
+    nonce: int
+    txs: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Mint:
+    order_id: int
+    attempt: int
+    units: Decimal
+
+
+class Settler:
+    def __init__(self, w3: AsyncWeb3[Any], vault: AsyncContract, deployment: ChainDeployment,
+                 operator: LocalAccount, journal: Records, submit: Callable[[Input], None],
+                 clock: Callable[[], int], order_prefix: str, collateral_decimals: int,
+                 settings: SettleSettings = SettleSettings()) -> None:
+        self.w3, self.vault, self.deployment = w3, vault, deployment
+        self.operator, self.journal, self.submit, self.clock = operator, journal, submit, clock
+        self.order_prefix, self.collateral_decimals = order_prefix, collateral_decimals
+        self.settings = settings
+        self.orders: dict[int, OrderSnapshot] = {}
+        self._work: asyncio.Queue[Mint | ev.WithdrawalReleaseRequested] = asyncio.Queue()
+        self._next_nonce = 0
+
+    # --- what to do, from the bus ---------------------------------------------------------
+
+    def attach(self, bus: EventBus, engine: Engine) -> None:
+        """Follow the bus; orders closed before now (still to mint) come from ``engine`` as of
+        start-up, and their mints are asked again."""
+        for order in engine.orders.values():
+            if order.state in (OrderState.MINTING, OrderState.MINT_RETRY_WAIT):
+                self.orders[order.id] = order.snapshot()
+                if order.state is OrderState.MINTING:
+                    self._work.put_nowait(Mint(order.id, order.mint_attempts, order.filled_units))
+        bus.subscribe(ev.IndexOrderCompleted, self._completed)
+        bus.subscribe(ev.MintRequested, self._mint)
+        bus.subscribe(ev.MintRetryRequested, self._retry)
+        bus.subscribe(ev.WithdrawalReleaseRequested, self._release)
+
+    def _completed(self, envelope: ev.Envelope[ev.IndexOrderCompleted]) -> None:
+        self.orders[envelope.event.order_id] = envelope.event.order
+
+    def _mint(self, envelope: ev.Envelope[ev.MintRequested]) -> None:
+        event = envelope.event
+        self._work.put_nowait(Mint(event.order_id, 1, event.units))
+
+    def _retry(self, envelope: ev.Envelope[ev.MintRetryRequested]) -> None:
+        event = envelope.event
+        self._work.put_nowait(Mint(event.order_id, event.attempt, event.units))
+
+    def _release(self, envelope: ev.Envelope[ev.WithdrawalReleaseRequested]) -> None:
+        self._work.put_nowait(envelope.event)
+
+    # --- doing it ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """One job at a time: the operator's nonces are taken in order."""
+        while True:
+            work = await self._work.get()
+            try:
+                if isinstance(work, Mint):
+                    self.submit(await self.settle(work))
+                else:
+                    await self.release(work)
+            except Exception:  # the node may be away: the engine's retry comes back to it
+                log.exception("chain job failed", work=repr(work))
+                if isinstance(work, Mint):
+                    self.submit(MintFailed(self.clock(), work.order_id, work.attempt,
+                                           "the chain could not be reached"))
+
+    async def settle(self, mint: Mint) -> MintConfirmed | MintFailed:
+        order = self.orders[mint.order_id]
+        key = self.key(mint.order_id)
+        while True:
+            done = await self._settled_by(key)
+            if done is not None:
+                return MintConfirmed(self.clock(), mint.order_id, done)
+            job = self._job(mint.order_id)
+            if job is None:
+                refusal = await self._refusal(order, key, mint.units)
+                if refusal is not None:
+                    return MintFailed(self.clock(), mint.order_id, mint.attempt, refusal)
+                job = Job(mint.order_id, key.hex(), await self._nonce())
+            receipt = await self._send_until_mined(job, order, key, mint.units)
+            if receipt is None:
+                return MintFailed(self.clock(), mint.order_id, mint.attempt,
+                                  "the settlement was not mined in time")
+            if receipt["status"] != 1:
+                self.journal.forget_record(f"settlement:{job.order_id}")  # a retry starts anew
+                return MintFailed(self.clock(), mint.order_id, mint.attempt,
+                                  "the vault reverted the settlement")
+            if await self._confirmed(receipt):
+                tx_hash = bytes(receipt["transactionHash"]).hex()
+                log.info("chain settlement confirmed", order_id=mint.order_id, tx=tx_hash,
+                         block=receipt["blockNumber"])
+                return MintConfirmed(self.clock(), mint.order_id, "0x" + tx_hash)
+            # its block left the chain: ask the vault again
+
+    async def release(self, request: ev.WithdrawalReleaseRequested) -> None:
+        call = self.vault.functions.release(request.wallet)
+        try:
+            tx = await call.build_transaction({"from": self.operator.address})
+        except REFUSED as refused:
+            log.info("chain release not needed", wallet=request.wallet, reason=str(refused))
+            return
+        tx["nonce"] = Nonce(await self._nonce())
+        signed = self.operator.sign_transaction(cast(dict[str, Any], tx))
+        await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        log.info("chain release sent", wallet=request.wallet, request_id=request.request_id)
+
+    def key(self, order_id: int) -> bytes:
+        return order_key(self.deployment.chain_id, self.vault.address,
+                         f"{self.order_prefix}/{order_id}".encode())
+
+    # --- steps ---------------------------------------------------------------------------
+
+    async def _settled_by(self, key: bytes) -> str | None:
+        """The hash of the transaction that settled ``key``, if one did."""
+        if not await self.vault.functions.settled(key).call():
+            return None
+        logs = await self.vault.events.OrderSettled().get_logs(
+            from_block=self.deployment.start_block, argument_filters={"order_key": key})
+        return "0x" + bytes(logs[-1]["transactionHash"]).hex() if logs else "settled"
+
+    async def _refusal(self, order: OrderSnapshot, key: bytes, units: Decimal) -> str | None:
+        try:
+            await self._call(order, key, units).estimate_gas({"from": self.operator.address})
+        except REFUSED as refused:
+            return f"the vault refuses the settlement: {refused}"
+        return None
+
+    def _call(self, order: OrderSnapshot, key: bytes, units: Decimal) -> Any:
+        return self.vault.functions.settle(
+            key, order.wallet, self.deployment.index_tokens[order.index],
+            to_units(order.spent, self.collateral_decimals),
+            to_units(units, INDEX_TOKEN_DECIMALS),
+            to_units(order.fees, self.collateral_decimals), order.client_order_id)
+
+    async def _send_until_mined(self, job: Job, order: OrderSnapshot, key: bytes,
+                                units: Decimal) -> Any:
+        """The receipt of the job's transaction, sent (again, fees raised) until one is mined
+        or the replacements run out; None then."""
+        receipt = await self._any_receipt(job)
+        for attempt in range(self.settings.replacements + 1):
+            if receipt is not None:
+                return receipt
+            tx = await self._call(order, key, units).build_transaction(
+                {"from": self.operator.address})
+            tx["nonce"] = Nonce(job.nonce)
+            bump = (9 ** attempt, 8 ** attempt) if job.txs else (1, 1)
+            for fee in ("maxFeePerGas", "maxPriorityFeePerGas"):
+                if fee in tx:
+                    tx[fee] = int(tx[fee]) * bump[0] // bump[1] + 1
+            signed = self.operator.sign_transaction(cast(dict[str, Any], tx))
+            job.txs.append(bytes(signed.hash).hex())
+            self._save(job)  # before sending: a crash now leaves a hash to look for
+            try:
+                await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except ValueError as error:
+                if "nonce" not in str(error).lower():
+                    raise
+                # another transaction took the job's nonce (its own was dropped): none of
+                # the job's transactions can be mined any more, so a new nonce is safe
+                log.warning("chain nonce taken: settling with a new one",
+                            order_id=job.order_id, nonce=job.nonce)
+                job.nonce, job.txs = await self._nonce(), []
+                self._save(job)
+                continue
+            receipt = await self._wait_receipt(job)
+        return receipt
+
+    async def _wait_receipt(self, job: Job) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.receipt_timeout_s
+        while loop.time() < deadline:
+            receipt = await self._any_receipt(job)
+            if receipt is not None:
+                return receipt
+            await asyncio.sleep(self.settings.poll_s)
+        return None
+
+    async def _any_receipt(self, job: Job) -> Any:
+        for tx in job.txs:
+            try:
+                return await self.w3.eth.get_transaction_receipt(HexBytes(tx))
+            except TransactionNotFound:
+                continue
+        return None
+
+    async def _confirmed(self, receipt: Any) -> bool:
+        """``confirmations`` blocks on top, and the block still the one it was mined in."""
+        while await self.w3.eth.block_number < receipt["blockNumber"] + \
+                self.settings.confirmations:
+            await asyncio.sleep(self.settings.poll_s)
+        block = await self.w3.eth.get_block(receipt["blockNumber"])
+        return bytes(block["hash"]) == bytes(receipt["blockHash"])
+
+    async def _nonce(self) -> int:
+        pending = await self.w3.eth.get_transaction_count(self.operator.address, "pending")
+        self._next_nonce = nonce = max(pending, self._next_nonce)
+        self._next_nonce += 1
+        return nonce
+
+    def _job(self, order_id: int) -> Job | None:
+        saved = self.journal.record(f"settlement:{order_id}")
+        return Job(**json.loads(saved)) if saved else None
+
+    def _save(self, job: Job) -> None:
+        self.journal.save_record(f"settlement:{job.order_id}", json.dumps(asdict(job)))

@@ -1,0 +1,341 @@
+"""The chain adapter on the embedded chain (py-evm through eth-tester): the watcher turns the
+vault's events into the engine's facts once confirmed, the settler charges and mints each
+order exactly once. The engine, its journal and the bus are the real ones."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import AsyncWeb3
+from web3.contract import AsyncContract
+from web3.providers.eth_tester import AsyncEthereumTesterProvider
+
+from chain.deploy import ChainDeployment, contract, deploy_local
+from chain.settler import Mint, Settler, SettleSettings
+from chain.watcher import VaultWatcher, WatchSettings
+from solver.core import events as ev
+from solver.core.bus import EventBus
+from solver.core.commands import (
+    AssetOrderEnded,
+    AssetOrderFilled,
+    AssetOrderOutcome,
+    BindWallet,
+    BookUpdated,
+    Input,
+    PlanBatch,
+    SubmitIndexOrder,
+)
+from solver.core.engine import Engine
+from solver.core.setup import EngineSetup
+from solver.journal.store import Journal
+from solver.service.sequencer import Sequencer
+from tests.support.builders import book, index, params, rules
+from tests.support.exchange import run
+
+USDC = 10**6
+DELAY_S = 3600
+
+
+@dataclass
+class Stack:
+    w3: AsyncWeb3[Any]
+    deployment: ChainDeployment
+    vault: AsyncContract
+    usdc: AsyncContract
+    token: AsyncContract
+    owner: Any
+    operator: LocalAccount
+    users: list[Any]
+    engine: Engine
+    journal: Journal
+    sequencer: Sequencer
+    bus: EventBus
+    now: int = 0
+
+    def clock(self) -> int:
+        self.now += 1
+        return self.now
+
+    def submit(self, command: Input) -> None:
+        self.sequencer.apply(command)
+        self.sequencer.flush()
+
+    def watcher(self, confirmations: int = 2) -> VaultWatcher:
+        watcher = VaultWatcher(self.w3, self.vault, "USDC", 6, self.journal, self.submit,
+                               self.clock, self.deployment.start_block,
+                               WatchSettings(confirmations=confirmations, max_blocks=3))
+        self.bus.observe(watcher)
+        return watcher
+
+    def settler(self, operator: LocalAccount | None = None,
+                settings: SettleSettings | None = None) -> Settler:
+        settings = settings or SettleSettings(confirmations=0)
+        settler = Settler(self.w3, self.vault, self.deployment, operator or self.operator,
+                          self.journal, self.submit, self.clock, "test", 6, settings)
+        settler.attach(self.bus, self.engine)
+        return settler
+
+    def tester(self) -> Any:
+        return self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+
+    async def mine(self, blocks: int) -> None:
+        self.tester().mine_blocks(blocks)
+
+    async def deposit(self, user: Any, amount: int) -> None:
+        await self.wait(await self.vault.functions.deposit(amount * USDC, 0).transact(
+            {"from": user}))
+
+    async def wait(self, tx: Any) -> Any:
+        return await self.w3.eth.wait_for_transaction_receipt(tx)
+
+    def balance(self, account: str) -> tuple[D, D, D, D]:
+        b = self.engine.ledger.balance(account, "USDC")
+        return b.available, b.reserved, b.withdrawing, b.withdrawn
+
+
+@asynccontextmanager
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    w3 = AsyncWeb3(AsyncEthereumTesterProvider())
+    owner, treasury, *users = (await w3.eth.accounts)[:5]
+    operator = Account.create()
+    await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
+        {"from": owner, "to": operator.address, "value": 10**20}))
+    deployment = await deploy_local(w3, owner, operator.address, treasury, DELAY_S,
+                                    {"SY2": "Two assets"})
+    vault = contract(w3, "CollateralVault", deployment.vault)
+    usdc = contract(w3, "MockUSDC", deployment.collateral)
+    token = contract(w3, "IndexToken", deployment.index_tokens["SY2"])
+    for user in users:
+        await usdc.functions.mint(user, 10**6 * USDC).transact({"from": user})
+        await usdc.functions.approve(vault.address, 2**256 - 1).transact({"from": user})
+    markets = [rules("A1"), rules("A2")]
+    setup = EngineSetup((index(),), tuple(markets), params(), client_order_prefix="test")
+    engine = setup.build()
+    journal = Journal.create(tmp_path / "journal.db", setup)
+    bus = EventBus()
+    s = Stack(w3, deployment, vault, usdc, token, owner, operator, users, engine, journal,
+              Sequencer(engine, bus, journal), bus)
+    for n, user in enumerate(users):
+        s.submit(BindWallet(s.clock(), user, ["alice", "bob", "carol"][n]))
+    try:
+        yield s
+    finally:
+        journal.close()
+
+
+def within(timeout_s: float, scenario: Callable[[], Any]) -> None:
+    run(scenario(), timeout_s)
+
+
+# --- the watcher ---------------------------------------------------------------------------
+
+
+def test_a_deposit_is_credited_once_it_has_its_confirmations_and_once_only(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            watcher = s.watcher(confirmations=2)
+            alice = s.users[0]
+            await s.deposit(alice, 1000)
+            assert await watcher.poll() == 0  # not confirmed yet
+            assert s.balance("alice") == (0, 0, 0, 0)
+            await s.mine(2)
+            assert await watcher.poll() == 1
+            assert s.balance("alice") == (D(1000), 0, 0, 0)
+            again = s.watcher(confirmations=2)  # a restart: the cursor is in the journal
+            assert again.cursor == watcher.cursor
+            await s.mine(5)
+            assert await again.poll() == 0
+            assert s.balance("alice") == (D(1000), 0, 0, 0)
+    within(60, scenario)
+
+
+def test_deposits_made_while_the_service_was_down_are_found_at_start(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            await s.deposit(s.users[0], 100)
+            await s.deposit(s.users[1], 200)
+            await s.deposit(s.users[0], 300)
+            await s.mine(2)
+            watcher = s.watcher()  # ranges of 3 blocks: several queries
+            assert await watcher.poll() == 3
+            assert (s.balance("alice")[0], s.balance("bob")[0]) == (D(400), D(200))
+            assert watcher.cursor.next_deposit_id == 3
+    within(60, scenario)
+
+
+def test_a_deposit_that_vanishes_before_its_confirmations_is_never_credited(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            watcher = s.watcher(confirmations=2)
+            before = s.tester().take_snapshot()
+            await s.deposit(s.users[0], 1000)
+            assert await watcher.poll() == 0
+            s.tester().revert_to_snapshot(before)  # the block with the deposit is gone
+            await s.mine(4)
+            assert await watcher.poll() == 0
+            assert s.balance("alice") == (0, 0, 0, 0)
+            assert await s.vault.functions.deposit_count().call() == 0
+    within(60, scenario)
+
+
+def test_a_range_whose_deposits_skip_an_id_is_read_again(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            watcher = s.watcher(confirmations=0)
+            await s.deposit(s.users[0], 100)
+            await s.deposit(s.users[0], 200)
+            read = watcher._logs
+
+            async def losing_one(start: int, end: int) -> list[Any]:
+                return [e for e in await read(start, end) if not (
+                    e["event"] == "Deposited" and e["args"]["deposit_id"] == 0)]
+
+            watcher._logs = losing_one  # type: ignore[method-assign]
+            start = watcher.cursor
+            assert await watcher.poll() == 0  # the node lost a log: nothing is skipped
+            assert watcher.cursor.next_deposit_id == start.next_deposit_id
+            watcher._logs = read  # type: ignore[method-assign]
+            assert await watcher.poll() == 2
+            assert s.balance("alice")[0] == D(300)
+    within(60, scenario)
+
+
+def test_a_withdrawal_is_set_aside_released_by_the_operator_and_paid(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            watcher, settler = s.watcher(confirmations=0), s.settler()
+            alice = s.users[0]
+            await s.deposit(alice, 1000)
+            await watcher.poll()
+            await s.wait(await s.vault.functions.request_withdrawal(400 * USDC).transact(
+                {"from": alice}))
+            before = await s.usdc.functions.balanceOf(alice).call()
+            await watcher.poll()
+            assert s.balance("alice") == (D(600), 0, D(400), 0)
+            work = settler._work.get_nowait()  # WithdrawalReleaseRequested
+            assert isinstance(work, ev.WithdrawalReleaseRequested)
+            await settler.release(work)
+            await watcher.poll()
+            assert s.balance("alice") == (D(600), 0, 0, D(400))
+            assert await s.usdc.functions.balanceOf(alice).call() == before + 400 * USDC
+            assert await s.vault.functions.balances(alice).call() == 600 * USDC
+    within(60, scenario)
+
+
+# --- the settler ---------------------------------------------------------------------------
+
+
+def filled_order(s: Stack, account: str = "alice", collateral: str = "1000") -> ev.MintRequested:
+    """An order of SY2 (8 A1 at 100 + 1 A2 at 200 per unit) filled in one batch."""
+    s.submit(BookUpdated(s.clock(), book("A1", ("100", "1000"))))
+    s.submit(BookUpdated(s.clock(), book("A2", ("200", "1000"))))
+    s.submit(SubmitIndexOrder(s.clock(), account, "o1", "SY2", D(collateral)))
+    s.submit(PlanBatch(s.clock()))
+    requests = list(s.engine.asset_orders.values())
+    mints: list[ev.MintRequested] = []
+    s.bus.subscribe(ev.MintRequested, lambda e: mints.append(e.event))
+    for n, r in enumerate(requests):
+        s.submit(AssetOrderFilled(s.clock(), r.id, f"t{n}", r.price, r.quantity, D(0), "USDC"))
+        s.submit(AssetOrderEnded(s.clock(), r.id, AssetOrderOutcome.FILLED, r.quantity))
+    [mint] = mints
+    return mint
+
+
+async def funded(s: Stack, watcher: VaultWatcher, account_index: int, amount: int) -> None:
+    await s.deposit(s.users[account_index], amount)
+    await watcher.poll()
+
+
+def test_a_filled_order_is_charged_and_minted_in_one_transaction_exactly_once(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            watcher, settler = s.watcher(confirmations=0), s.settler()
+            alice = s.users[0]
+            await funded(s, watcher, 0, 1500)
+            mint = filled_order(s)
+            order = s.engine.orders[mint.order_id]
+            confirmed = await settler.settle(Mint(mint.order_id, 1, mint.units))
+            assert confirmed.tx_hash.startswith("0x") and len(confirmed.tx_hash) == 66
+            assert await s.token.functions.balanceOf(alice).call() == int(mint.units * 10**18)
+            assert await s.vault.functions.balances(alice).call() == int(
+                (D(1500) - order.spent) * USDC)
+            nonce = await s.w3.eth.get_transaction_count(s.operator.address)
+            again = await settler.settle(Mint(mint.order_id, 2, mint.units))  # a retry
+            assert again.tx_hash == confirmed.tx_hash  # found on-chain, nothing sent
+            assert await s.w3.eth.get_transaction_count(s.operator.address) == nonce
+            assert await s.token.functions.totalSupply().call() == int(mint.units * 10**18)
+    within(60, scenario)
+
+
+def test_a_settler_killed_after_recording_its_job_resumes_it_and_settles_once(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            watcher, first = s.watcher(confirmations=0), s.settler()
+            await funded(s, watcher, 0, 1500)
+            mint = filled_order(s)
+
+            async def killed(raw: Any) -> Any:
+                raise SystemExit("killed between recording the job and sending")
+
+            s.w3.eth.send_raw_transaction = killed  # type: ignore[method-assign]
+            with suppress(SystemExit):
+                await first.settle(Mint(mint.order_id, 1, mint.units))
+            del s.w3.eth.send_raw_transaction  # the instance attribute: back to the real one
+            job = s.journal.record(f"settlement:{mint.order_id}")
+            assert job is not None and '"txs": ["' in job
+            second = s.settler()
+            confirmed = await second.settle(Mint(mint.order_id, 1, mint.units))
+            assert confirmed.tx_hash.startswith("0x")
+            assert await s.w3.eth.get_transaction_count(s.operator.address) == 1
+            assert await s.token.functions.totalSupply().call() == int(mint.units * 10**18)
+    within(60, scenario)
+
+
+def test_a_stuck_settlement_is_replaced_with_higher_fees_and_mined_once(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            watcher = s.watcher(confirmations=0)
+            settler = s.settler(settings=SettleSettings(confirmations=0, receipt_timeout_s=0.3))
+            await funded(s, watcher, 0, 1500)
+            mint = filled_order(s)
+            s.tester().disable_auto_mine_transactions()
+            settling = asyncio.create_task(settler.settle(Mint(mint.order_id, 1, mint.units)))
+            while '", "' not in (s.journal.record(f"settlement:{mint.order_id}") or ""):
+                await asyncio.sleep(0.05)  # until a replacement is recorded
+            s.tester().enable_auto_mine_transactions()
+            s.tester().mine_blocks(1)
+            confirmed = await settling
+            assert confirmed.tx_hash.startswith("0x")
+            assert await s.token.functions.totalSupply().call() == int(mint.units * 10**18)
+            assert await s.w3.eth.get_transaction_count(s.operator.address) == 1
+    within(60, scenario)
+
+
+def test_a_wrong_operator_key_fails_the_mint_with_the_vaults_reason_and_sends_nothing(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path) as s:
+            watcher = s.watcher(confirmations=0)
+            stranger = Account.create()
+            await s.wait(await s.w3.eth.send_transaction(
+                {"from": s.owner, "to": stranger.address, "value": 10**18}))
+            settler = s.settler(operator=stranger)
+            await funded(s, watcher, 0, 1500)
+            mint = filled_order(s)
+            failed = await settler.settle(Mint(mint.order_id, 1, mint.units))
+            assert "not operator" in getattr(failed, "reason", "")
+            assert await s.w3.eth.get_transaction_count(stranger.address) == 0
+            assert await s.token.functions.totalSupply().call() == 0
+    within(60, scenario)
