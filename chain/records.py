@@ -14,3 +14,20 @@ class Records(Protocol):
         """Durable when it returns."""
 
     def forget_record(self, key: str) -> None: ...
+
+
+class MemoryRecords:
+    """Records kept in memory: for a service run without a journal (the demo), where nothing
+    is meant to survive the process."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, str] = {}
+
+    def record(self, key: str) -> str | None:
+        return self._records.get(key)
+
+    def save_record(self, key: str, value: str) -> None:
+        self._records[key] = value
+
+    def forget_record(self, key: str) -> None:
+        self._records.pop(key, None)

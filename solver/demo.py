@@ -4,11 +4,14 @@ The mock Binance is started on a free loopback port with the scenario's markets;
 runtime trades against it through python-binance (REST orders, WebSocket API user stream,
 depth streams into local books). The orders come in over FIX: the QuickFIX gateway runs on a
 free loopback port and each account's simplefix client logs on (passwords made for this run),
-sends its orders, and prints its reports as they arrive. Until the chain adapter lands,
-deposits are credited from the scenario and mints are confirmed by a stand-in at once. The run
-ends when no further batch can be planned; each client cancels its orders still open, and the
-report compares every lot with the exchange's own trades and every mint with the mint report
-its client received.
+sends its orders, and prints its reports as they arrive. The chain is embedded (py-evm through
+eth-tester, in process): the contracts are deployed from their artifacts, each account's
+wallet deposits its collateral into the vault, the solver credits what the vault's events say,
+and each mint is a settlement that charges the collateral and mints the index token in one
+transaction. The run ends when no further batch can be planned; each client cancels its orders
+still open, and the report compares every lot with the exchange's own trades, every mint with
+the mint report its client received, and each user's token and vault balances, read back from
+the chain, with what the solver recorded.
 """
 
 from __future__ import annotations
@@ -16,13 +19,21 @@ from __future__ import annotations
 import asyncio
 import secrets
 import tempfile
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import structlog
+from eth_account import Account as EthAccount
 from rich.console import Console
 from rich.table import Table
+from web3 import AsyncWeb3
+from web3.providers.eth_tester import AsyncEthereumTesterProvider
+from web3.types import Wei
 
+from chain.deploy import contract, deploy_local
+from chain.settler import SettleSettings
+from chain.watcher import WatchSettings, from_units, to_units
 from fix_gateway.config import Account, FixSettings
 from fix_gateway.passwords import hash_password
 from fix_gateway.tags import MINT_TX_HASH
@@ -38,11 +49,13 @@ from solver.core.inventory import lot_id
 from solver.core.money import ZERO, plain
 from solver.core.orders import MintStatus
 from solver.exchange.endpoints import ApiKey, local
+from solver.service.chain_link import ChainLink
 from solver.service.runtime import RuntimeSettings
 from solver.service.wiring import running_service
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import Scenario, load_scenario
 
+WITHDRAWAL_DELAY_S = 3600
 QUIET_MS = 2000
 """No new batch for this long, with nothing in flight: the run is over."""
 
@@ -55,6 +68,7 @@ def main(path: Path, console: Console) -> int:
 
 async def _demo(scenario: Scenario, console: Console) -> int:
     key = ApiKey(secrets.token_hex(8), secrets.token_hex(16))  # this run only, never shown
+    chain = await _embedded_chain(scenario, _accounts(scenario))
     collateral = {i.collateral for i in scenario.indexes}
     exchange = MockExchange(dict(scenario.markets), {c: Decimal(10) ** 7 for c in collateral})
     server = MockBinance(exchange, Credentials(key.key, key.secret), step_ms=100)
@@ -64,21 +78,84 @@ async def _demo(scenario: Scenario, console: Console) -> int:
     lots: list[LotOpened] = []
     try:
         with tempfile.TemporaryDirectory() as store:
-            async with running_service(setup_of(scenario), _fix_settings(Path(store), passwords),
+            fix = _fix_settings(Path(store), passwords, chain.deployment.chain_id)
+            async with running_service(setup_of(scenario), fix,
                                        local(server.port), key,
                                        settings=RuntimeSettings(plan_every_ms=200),
-                                       deposits=scenario.deposits) as service:
+                                       chain=chain) as service:
                 engine = service.runtime.engine
                 service.runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))
-                console.print(f"mock Binance on {server.url}; {len(scenario.orders)} orders "
-                              "over FIX, traded over python-binance")
+                console.print(f"mock Binance on {server.url}; embedded chain, vault "
+                              f"{chain.deployment.vault}; {len(scenario.orders)} orders over "
+                              "FIX, traded over python-binance")
                 clients = await _log_on(service.gateway.settings, passwords)
+                await _until_credited(engine, scenario)
                 await _trade(scenario, engine, clients, console)
                 for client in clients.values():
                     await client.logout()
+                on_chain = await _read_back(chain, engine)
     finally:
         await server.stop()
-    return _report(engine, lots, server, clients, console)
+    return _report(engine, lots, server, clients, on_chain, console)
+
+
+async def _embedded_chain(scenario: Scenario, accounts: list[str]) -> ChainLink:
+    """The contracts deployed on an in-process chain; each account's wallet (one of the
+    chain's unlocked accounts) deposits its scenario deposits into the vault."""
+    w3 = AsyncWeb3(AsyncEthereumTesterProvider())
+    owner, treasury, *spare = list(await w3.eth.accounts)
+    if len(accounts) > len(spare):
+        raise ValueError(f"the embedded chain has wallets for {len(spare)} accounts")
+    wallets = dict(zip(accounts, spare, strict=False))
+    operator = EthAccount.create()
+    await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
+        {"from": owner, "to": operator.address, "value": Wei(10**20)}))
+    deployment = await deploy_local(w3, owner, operator.address, treasury, WITHDRAWAL_DELAY_S,
+                                    {i.symbol: f"{i.symbol} index" for i in scenario.indexes})
+    usdc = contract(w3, "MockUSDC", deployment.collateral)
+    vault = contract(w3, "CollateralVault", deployment.vault)
+    decimals = await usdc.functions.decimals().call()
+    for account, _, amount in scenario.deposits:
+        units, wallet = to_units(amount, decimals), wallets[account]
+        await usdc.functions.mint(wallet, units).transact({"from": wallet})
+        await usdc.functions.approve(deployment.vault, units).transact({"from": wallet})
+        await w3.eth.wait_for_transaction_receipt(
+            await vault.functions.deposit(units, 0).transact({"from": wallet}))
+    return ChainLink(w3, deployment, operator, wallets, collateral_decimals=decimals,
+                     watch=WatchSettings(confirmations=0, poll_s=0.1),
+                     settle=SettleSettings(confirmations=0))
+
+
+async def _until_credited(engine: Engine, scenario: Scenario) -> None:
+    """Orders wait for the vault's deposits to be credited, as a user waits for their
+    CollateralReport."""
+    wanted: dict[str, Decimal] = {}
+    for account, _, amount in scenario.deposits:
+        wanted[account] = wanted.get(account, ZERO) + amount
+    while any(engine.ledger.balance(a, "USDC").deposited < w for a, w in wanted.items()):
+        await asyncio.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class OnChain:
+    tokens: dict[str, Decimal]
+    """account -> index tokens held, all indexes"""
+    vault: dict[str, Decimal]
+    """account -> collateral the vault holds for it"""
+
+
+async def _read_back(chain: ChainLink, engine: Engine) -> OnChain:
+    vault = contract(chain.w3, "CollateralVault", chain.deployment.vault)
+    tokens, held = {}, {}
+    for account, wallet in chain.wallets.items():
+        total = 0
+        for address in chain.deployment.index_tokens.values():
+            total += await contract(chain.w3, "IndexToken", address).functions.balanceOf(
+                wallet).call()
+        tokens[account] = from_units(total, 18)
+        held[account] = from_units(await vault.functions.balances(wallet).call(),
+                                   chain.collateral_decimals)
+    return OnChain(tokens, held)
 
 
 async def _trade(scenario: Scenario, engine: Engine, clients: dict[str, FixClient],
@@ -106,9 +183,10 @@ def _accounts(scenario: Scenario) -> list[str]:
                   | {spec.account for spec in scenario.orders})
 
 
-def _fix_settings(store: Path, passwords: dict[str, str]) -> FixSettings:
+def _fix_settings(store: Path, passwords: dict[str, str], chain_id: int) -> FixSettings:
     accounts = tuple(Account(a, a, hash_password(p)) for a, p in passwords.items())
-    return FixSettings(port=free_port(), comp_id="SOLVER", store=store, accounts=accounts)
+    return FixSettings(port=free_port(), comp_id="SOLVER", store=store, accounts=accounts,
+                       chain_id=chain_id)
 
 
 async def _log_on(settings: FixSettings, passwords: dict[str, str]) -> dict[str, FixClient]:
@@ -150,7 +228,7 @@ async def _until_settled(engine: Engine) -> None:
 
 
 def _report(engine: Engine, lots: list[LotOpened], server: MockBinance,
-            clients: dict[str, FixClient], console: Console) -> int:
+            clients: dict[str, FixClient], on_chain: OnChain, console: Console) -> int:
     orders = Table(title="index orders")
     for column in ("account", "order", "status", "collateral", "spent", "units", "mint"):
         orders.add_column(column)
@@ -172,8 +250,33 @@ def _report(engine: Engine, lots: list[LotOpened], server: MockBinance,
                      else "every mint reported to its client"))
     problems = violations(engine) + ([] if same else ["lots differ from the exchange's trades"])
     problems += [f"no mint report for {o}" for o in unreported]
+    problems += _users(engine, on_chain, console)
     console.print("invariants: ok" if not problems else f"invariants: {problems}")
     return 0 if not problems else 1
+
+
+def _users(engine: Engine, on_chain: OnChain, console: Console) -> list[str]:
+    """Per user: what the solver recorded beside what the chain holds; the differences."""
+    table = Table(title="users: the solver's record and the chain's")
+    for column in ("account", "deposited", "spent", "released", "units", "tokens", "vault"):
+        table.add_column(column, overflow="fold")
+    problems = []
+    for account in sorted(on_chain.tokens):
+        b = engine.ledger.balance(account, "USDC")
+        mine = [o for o in engine.orders.values() if o.account == account]
+        released = sum((o.released for o in mine), ZERO)
+        units = sum((o.minted_units for o in mine), ZERO)
+        table.add_row(account, plain(b.deposited), plain(b.spent), plain(released),
+                      plain(units), plain(on_chain.tokens[account]),
+                      plain(on_chain.vault[account]))
+        if on_chain.tokens[account] != units:
+            problems.append(f"{account}: {on_chain.tokens[account]} tokens on-chain, "
+                            f"{units} minted")
+        if on_chain.vault[account] != b.deposited - b.spent - b.withdrawn:
+            problems.append(f"{account}: the vault holds {on_chain.vault[account]}, the "
+                            f"ledger says {b.deposited - b.spent - b.withdrawn}")
+    console.print(table)
+    return problems
 
 
 def _mints_unreported(engine: Engine, clients: dict[str, FixClient]) -> list[str]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from chain.records import MemoryRecords
 from fix_gateway.config import FixSettings
 from fix_gateway.gateway import Gateway
 from solver.config.deployment import Deployment, ServiceSettings
@@ -27,6 +28,7 @@ from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import PRODUCTION, TESTNET, ApiKey, Endpoints, local
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
+from solver.service.chain_link import ChainLink, chain_adapters
 from solver.service.instant_mint import InstantMint
 from solver.service.runtime import Runtime, RuntimeSettings
 
@@ -45,29 +47,36 @@ class Service:
 async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpoints,
                           key: ApiKey, journal_path: Path | None = None,
                           settings: RuntimeSettings | None = None,
-                          deposits: Iterable[Deposit] = ()) -> AsyncIterator[Service]:
+                          deposits: Iterable[Deposit] = (),
+                          chain: ChainLink | None = None) -> AsyncIterator[Service]:
     """The service, serving until the block ends. ``journal_path``: the journal to resume
-    (created from ``setup`` if missing); without one nothing is kept. ``deposits`` are a
-    stand-in for the chain adapter, credited once each (by their place in the list)."""
+    (created from ``setup`` if missing); without one nothing is kept. ``chain``: deposits,
+    withdrawals and settlements on that chain; without it ``deposits`` are credited once each
+    (by their place in the list) and mints are confirmed at once, as stand-ins."""
     journal = None if journal_path is None else open_journal(journal_path, setup)
     engine = setup.build() if journal is None else rebuild(journal).engine
     connector = BinanceConnector(endpoints, key)
     try:
         await connector.start()
         runtime = Runtime(engine, connector, journal, settings)
-        InstantMint(runtime.bus, runtime.submit, runtime.clock)
         gateway = Gateway(fix, runtime)
         gateway.start()
-        for n, (account, asset, amount) in enumerate(deposits):
-            runtime.submit(DepositConfirmed(runtime.clock(), f"stand-in-deposit-{n}", account,
-                                            asset, amount))
-        serving = asyncio.create_task(runtime.run())
-        try:
-            yield Service(runtime, gateway, journal)
-        finally:
-            await gateway.stop()  # first: the writer journals what the gateway took
-            runtime.stop()
-            await serving
+        async with contextlib.AsyncExitStack() as on_chain:
+            if chain is not None:
+                await on_chain.enter_async_context(
+                    chain_adapters(chain, runtime, journal or MemoryRecords()))
+            else:
+                InstantMint(runtime.bus, runtime.submit, runtime.clock)
+                for n, (account, asset, amount) in enumerate(deposits):
+                    runtime.submit(DepositConfirmed(runtime.clock(), f"stand-in-deposit-{n}",
+                                                    account, asset, amount))
+            serving = asyncio.create_task(runtime.run())
+            try:
+                yield Service(runtime, gateway, journal)
+            finally:
+                await gateway.stop()  # first: the writer journals what the gateway took
+                runtime.stop()
+                await serving
     finally:
         await connector.close()
         if journal is not None:

@@ -1,0 +1,118 @@
+"""The chain adapter on the embedded chain (py-evm through eth-tester, in process).
+
+- deposit -> credit: a user's ``deposit`` mined, then the watcher's poll until the engine has
+  journaled the credit (confirmations 0; a real chain adds its block time per confirmation);
+- settlement: the settler's whole job for one order (vault check, ``estimate_gas``, nonce,
+  job written to the journal, sign, send, receipt), one after another, and settlements/s.
+
+``--n`` sets how many of each (default 200).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from eth_account import Account
+from web3 import AsyncWeb3
+from web3.providers.eth_tester import AsyncEthereumTesterProvider
+from web3.types import Wei
+
+from benchmarks.figures import percentiles
+from chain.deploy import contract, deploy_local
+from chain.settler import Mint, Settler, SettleSettings
+from chain.watcher import VaultWatcher, WatchSettings
+from solver.core.bus import EventBus
+from solver.core.commands import BindWallet, Input
+from solver.core.engine import Engine
+from solver.core.market import MarketRules
+from solver.core.model import Constituent, Index
+from solver.core.orders import OrderSnapshot, OrderStatus
+from solver.core.setup import EngineSetup
+from solver.journal.store import Journal
+from solver.service.sequencer import Sequencer
+
+USDC = 10**6
+
+
+async def bench(n: int, directory: Path) -> None:
+    w3 = AsyncWeb3(AsyncEthereumTesterProvider())
+    owner, treasury, user = (await w3.eth.accounts)[:3]
+    operator = Account.create()
+    await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
+        {"from": owner, "to": operator.address, "value": Wei(10**20)}))
+    deployment = await deploy_local(w3, owner, operator.address, treasury, 3600,
+                                    {"IX": "Index"})
+    vault = contract(w3, "CollateralVault", deployment.vault)
+    usdc = contract(w3, "MockUSDC", deployment.collateral)
+    await usdc.functions.mint(user, 10**12 * USDC).transact({"from": user})
+    await usdc.functions.approve(vault.address, 2**256 - 1).transact({"from": user})
+
+    setup = EngineSetup((Index("IX", "USDC", (Constituent("A", "AUSDC", Decimal(1)),)),),
+                        (MarketRules("AUSDC", "A", "USDC"),), client_order_prefix="bench")
+    engine: Engine = setup.build()
+    journal = Journal.create(directory / "journal.db", setup)
+    bus = EventBus()
+    sequencer = Sequencer(engine, bus, journal)
+    now = iter(range(1, 10**9))
+
+    def submit(command: Input) -> None:
+        sequencer.apply(command)
+        sequencer.flush()
+
+    submit(BindWallet(next(now), user, "user"))
+    watcher = VaultWatcher(w3, vault, "USDC", 6, journal, submit, lambda: next(now),
+                           deployment.start_block, WatchSettings(confirmations=0))
+    bus.observe(watcher)
+    await watcher.poll()
+
+    credit: list[float] = []
+    for _ in range(n):
+        start = time.perf_counter()
+        await w3.eth.wait_for_transaction_receipt(
+            await vault.functions.deposit(10 * USDC, 0).transact({"from": user}))
+        await watcher.poll()
+        credit.append(time.perf_counter() - start)
+    print(f"deposit -> credited (journaled): {percentiles(credit)}")
+
+    settler = Settler(w3, vault, deployment, operator, journal, submit, lambda: next(now),
+                      "bench", 6, SettleSettings(confirmations=0))
+    settle: list[float] = []
+    began = time.perf_counter()
+    for order_id in range(1, n + 1):
+        settler.orders[order_id] = snapshot(order_id, user)
+        start = time.perf_counter()
+        result: Any = await settler.settle(Mint(order_id, 1, Decimal("0.01")))
+        settle.append(time.perf_counter() - start)
+        assert result.tx_hash.startswith("0x"), result
+    elapsed = time.perf_counter() - began
+    print(f"settlement (check, estimate, journal the job, send, receipt): "
+          f"{percentiles(settle)}")
+    print(f"{n} settlements one after another: {n / elapsed:,.0f} settlements/s")
+    journal.close()
+
+
+def snapshot(order_id: int, wallet: str) -> OrderSnapshot:
+    return OrderSnapshot(order_id, "user", f"o{order_id}", f"o{order_id}", "IX", "USDC",
+                         Decimal(2), Decimal(1), Decimal("0.001"), Decimal("0.01"),
+                         OrderStatus.FILLED, None, wallet, None, None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        asyncio.run(bench(args.n, Path(name)))
+
+
+if __name__ == "__main__":
+    main()

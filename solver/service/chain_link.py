@@ -1,0 +1,56 @@
+"""The service on a chain: the vault watcher feeds deposits and withdrawals to the writer, the
+settler turns mints into settlements, and every account's wallet is bound at start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import AsyncWeb3
+
+from chain.deploy import ChainDeployment, contract
+from chain.records import Records
+from chain.settler import Settler, SettleSettings
+from chain.watcher import VaultWatcher, WatchSettings
+from solver.core.commands import BindWallet
+from solver.service.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    w3: AsyncWeb3[Any]
+    deployment: ChainDeployment
+    operator: LocalAccount = field(repr=False)
+    wallets: Mapping[str, str]
+    """account -> its wallet"""
+    collateral: str = "USDC"
+    collateral_decimals: int = 6
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    settle: SettleSettings = field(default_factory=SettleSettings)
+
+
+@contextlib.asynccontextmanager
+async def chain_adapters(link: ChainLink, runtime: Runtime,
+                         records: Records) -> AsyncIterator[Settler]:
+    vault = contract(link.w3, "CollateralVault", link.deployment.vault)
+    watcher = VaultWatcher(link.w3, vault, link.collateral, link.collateral_decimals, records,
+                           runtime.submit, runtime.clock, link.deployment.start_block,
+                           link.watch)
+    settler = Settler(link.w3, vault, link.deployment, link.operator, records, runtime.submit,
+                      runtime.clock, runtime.engine.client_order_prefix,
+                      link.collateral_decimals, link.settle)
+    runtime.bus.observe(watcher)
+    settler.attach(runtime.bus, runtime.engine)
+    for account, wallet in sorted(link.wallets.items()):
+        runtime.submit(BindWallet(runtime.clock(), wallet, account))
+    tasks = [asyncio.create_task(watcher.run()), asyncio.create_task(settler.run())]
+    try:
+        yield settler
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
