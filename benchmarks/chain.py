@@ -2,7 +2,7 @@
 
 - deposit -> credit: a user's ``deposit`` mined, then the watcher's poll until the engine has
   journaled the credit (confirmations 0; a real chain adds its block time per confirmation);
-- settlement: the settler's whole job for one order (vault check, ``estimate_gas``, nonce,
+- settlement: the settler's whole job for one order (vault check, a predicting call, nonce,
   job written to the journal, sign, send, receipt), one after another, and settlements/s.
 
 ``--n`` sets how many of each (default 200).
@@ -94,7 +94,7 @@ async def bench(n: int, directory: Path) -> None:
         settle.append(time.perf_counter() - start)
         assert result.tx_hash.startswith("0x"), result
     elapsed = time.perf_counter() - began
-    print(f"settlement (check, estimate, journal the job, send, receipt): "
+    print(f"settlement (check, predicting call, journal the job, send, receipt): "
           f"{percentiles(settle)}")
     print(f"{n} settlements one after another: {n / elapsed:,.0f} settlements/s")
     journal.close()
