@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# anvil, the local Ethereum node of the chain tests, pinned in package.json and its lockfile
+ANVIL := node_modules/.installed
 
 .PHONY: demo test lint typecheck contracts unit bench clean
 
@@ -11,6 +13,10 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(INSTALLED)
+
+$(ANVIL): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $(ANVIL)
 
 demo: $(INSTALLED)
 	$(BIN)/index-solver simulate examples/scenarios/basic.toml
@@ -27,7 +33,7 @@ typecheck: $(INSTALLED)
 contracts: $(INSTALLED)
 	$(BIN)/lint-imports
 
-unit: $(INSTALLED)
+unit: $(INSTALLED) $(ANVIL)
 	$(BIN)/pytest
 
 bench: $(INSTALLED)

@@ -1,6 +1,6 @@
-"""The chain adapter on the embedded chain (py-evm through eth-tester): the watcher turns the
-vault's events into the engine's facts once confirmed, the settler charges and mints each
-order exactly once. The engine, its journal and the bus are the real ones."""
+"""The chain adapter on the embedded chain (py-evm through eth-tester) and on anvil: the
+watcher turns the vault's events into the engine's facts once confirmed, the settler charges
+and mints each order exactly once. The engine, its journal and the bus are the real ones."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
-from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
 from chain.deploy import ChainDeployment, contract, deploy_local
 from chain.settler import Mint, Settler, SettleSettings
@@ -38,6 +38,7 @@ from solver.core.setup import EngineSetup
 from solver.journal.store import Journal
 from solver.service.sequencer import Sequencer
 from tests.support.builders import book, index, params, rules
+from tests.support.chains import BACKENDS, Chain, chain
 from tests.support.exchange import run
 
 USDC = 10**6
@@ -46,6 +47,7 @@ DELAY_S = 3600
 
 @dataclass
 class Stack:
+    chain: Chain
     w3: AsyncWeb3[Any]
     deployment: ChainDeployment
     vault: AsyncContract
@@ -83,11 +85,8 @@ class Stack:
         settler.attach(self.bus, self.engine)
         return settler
 
-    def tester(self) -> Any:
-        return self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
-
     async def mine(self, blocks: int) -> None:
-        self.tester().mine_blocks(blocks)
+        await self.chain.mine(blocks)
 
     async def deposit(self, user: Any, amount: int) -> None:
         await self.wait(await self.vault.functions.deposit(amount * USDC, 0).transact(
@@ -102,8 +101,14 @@ class Stack:
 
 
 @asynccontextmanager
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    w3 = AsyncWeb3(AsyncEthereumTesterProvider())
+async def stack(tmp_path: Path, backend: str) -> AsyncIterator[Stack]:
+    async with chain(backend) as on, _stack(tmp_path, on) as s:
+        yield s
+
+
+@asynccontextmanager
+async def _stack(tmp_path: Path, on: Chain) -> AsyncIterator[Stack]:
+    w3 = on.w3
     owner, treasury, *users = (await w3.eth.accounts)[:5]
     operator = Account.create()
     await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
@@ -121,7 +126,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     engine = setup.build()
     journal = Journal.create(tmp_path / "journal.db", setup)
     bus = EventBus()
-    s = Stack(w3, deployment, vault, usdc, token, owner, operator, users, engine, journal,
+    s = Stack(on, w3, deployment, vault, usdc, token, owner, operator, users, engine, journal,
               Sequencer(engine, bus, journal), bus)
     for n, user in enumerate(users):
         s.submit(BindWallet(s.clock(), user, ["alice", "bob", "carol"][n]))
@@ -129,6 +134,12 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         yield s
     finally:
         journal.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test runs on the embedded chain and on anvil."""
+    return str(request.param)
 
 
 def within(timeout_s: float, scenario: Callable[[], Any]) -> None:
@@ -139,9 +150,9 @@ def within(timeout_s: float, scenario: Callable[[], Any]) -> None:
 
 
 def test_a_deposit_is_credited_once_it_has_its_confirmations_and_once_only(
-        tmp_path: Path) -> None:
+        tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:
-        async with stack(tmp_path) as s:
+        async with stack(tmp_path, backend) as s:
             watcher = s.watcher(confirmations=2)
             alice = s.users[0]
             await s.deposit(alice, 1000)
@@ -158,9 +169,10 @@ def test_a_deposit_is_credited_once_it_has_its_confirmations_and_once_only(
     within(60, scenario)
 
 
-def test_deposits_made_while_the_service_was_down_are_found_at_start(tmp_path: Path) -> None:
+def test_deposits_made_while_the_service_was_down_are_found_at_start(
+        tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:
-        async with stack(tmp_path) as s:
+        async with stack(tmp_path, backend) as s:
             await s.deposit(s.users[0], 100)
             await s.deposit(s.users[1], 200)
             await s.deposit(s.users[0], 300)
@@ -173,14 +185,14 @@ def test_deposits_made_while_the_service_was_down_are_found_at_start(tmp_path: P
 
 
 def test_a_deposit_that_vanishes_before_its_confirmations_is_never_credited(
-        tmp_path: Path) -> None:
+        tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:
-        async with stack(tmp_path) as s:
+        async with stack(tmp_path, backend) as s:
             watcher = s.watcher(confirmations=2)
-            before = s.tester().take_snapshot()
+            before = await s.chain.mark()
             await s.deposit(s.users[0], 1000)
             assert await watcher.poll() == 0
-            s.tester().revert_to_snapshot(before)  # the block with the deposit is gone
+            await s.chain.undo(before)  # the block with the deposit is gone
             await s.mine(4)
             assert await watcher.poll() == 0
             assert s.balance("alice") == (0, 0, 0, 0)
@@ -188,9 +200,10 @@ def test_a_deposit_that_vanishes_before_its_confirmations_is_never_credited(
     within(60, scenario)
 
 
-def test_a_range_whose_deposits_skip_an_id_is_read_again(tmp_path: Path) -> None:
+def test_a_range_whose_deposits_skip_an_id_is_read_again(
+        tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:
-        async with stack(tmp_path) as s:
+        async with stack(tmp_path, backend) as s:
             watcher = s.watcher(confirmations=0)
             await s.deposit(s.users[0], 100)
             await s.deposit(s.users[0], 200)
@@ -210,9 +223,10 @@ def test_a_range_whose_deposits_skip_an_id_is_read_again(tmp_path: Path) -> None
     within(60, scenario)
 
 
-def test_a_withdrawal_is_set_aside_released_by_the_operator_and_paid(tmp_path: Path) -> None:
+def test_a_withdrawal_is_set_aside_released_by_the_operator_and_paid(
+        tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:
-        async with stack(tmp_path) as s:
+        async with stack(tmp_path, backend) as s:
             watcher, settler = s.watcher(confirmations=0), s.settler()
             alice = s.users[0]
             await s.deposit(alice, 1000)
@@ -257,9 +271,9 @@ async def funded(s: Stack, watcher: VaultWatcher, account_index: int, amount: in
 
 
 def test_a_filled_order_is_charged_and_minted_in_one_transaction_exactly_once(
-        tmp_path: Path) -> None:
+        tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:
-        async with stack(tmp_path) as s:
+        async with stack(tmp_path, backend) as s:
             watcher, settler = s.watcher(confirmations=0), s.settler()
             alice = s.users[0]
             await funded(s, watcher, 0, 1500)
@@ -279,9 +293,9 @@ def test_a_filled_order_is_charged_and_minted_in_one_transaction_exactly_once(
 
 
 def test_a_settler_killed_after_recording_its_job_resumes_it_and_settles_once(
-        tmp_path: Path) -> None:
+        tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:
-        async with stack(tmp_path) as s:
+        async with stack(tmp_path, backend) as s:
             watcher, first = s.watcher(confirmations=0), s.settler()
             await funded(s, watcher, 0, 1500)
             mint = filled_order(s)
@@ -303,19 +317,20 @@ def test_a_settler_killed_after_recording_its_job_resumes_it_and_settles_once(
     within(60, scenario)
 
 
-def test_a_stuck_settlement_is_replaced_with_higher_fees_and_mined_once(tmp_path: Path) -> None:
+def test_a_stuck_settlement_is_replaced_with_higher_fees_and_mined_once(
+        tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:
-        async with stack(tmp_path) as s:
+        async with stack(tmp_path, backend) as s:
             watcher = s.watcher(confirmations=0)
             settler = s.settler(settings=SettleSettings(confirmations=0, receipt_timeout_s=0.3))
             await funded(s, watcher, 0, 1500)
             mint = filled_order(s)
-            s.tester().disable_auto_mine_transactions()
+            await s.chain.automine(False)
             settling = asyncio.create_task(settler.settle(Mint(mint.order_id, 1, mint.units)))
             while '", "' not in (s.journal.record(f"settlement:{mint.order_id}") or ""):
                 await asyncio.sleep(0.05)  # until a replacement is recorded
-            s.tester().enable_auto_mine_transactions()
-            s.tester().mine_blocks(1)
+            await s.chain.automine(True)
+            await s.mine(1)
             confirmed = await settling
             assert confirmed.tx_hash.startswith("0x")
             assert await s.token.functions.totalSupply().call() == int(mint.units * 10**18)
@@ -324,9 +339,9 @@ def test_a_stuck_settlement_is_replaced_with_higher_fees_and_mined_once(tmp_path
 
 
 def test_a_wrong_operator_key_fails_the_mint_with_the_vaults_reason_and_sends_nothing(
-        tmp_path: Path) -> None:
+        tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:
-        async with stack(tmp_path) as s:
+        async with stack(tmp_path, backend) as s:
             watcher = s.watcher(confirmations=0)
             stranger = Account.create()
             await s.wait(await s.w3.eth.send_transaction(
