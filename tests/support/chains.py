@@ -100,7 +100,11 @@ async def chain(backend: str) -> AsyncIterator[Chain]:
     try:
         url = await asyncio.wait_for(_listening(process.stdout), 30)
         draining = asyncio.create_task(_drain(process.stdout))  # a full pipe would stop it
-        yield Anvil(url)
+        anvil = Anvil(url)
+        try:
+            yield anvil
+        finally:
+            await anvil.w3.provider.disconnect()
     finally:
         process.terminate()
         await process.wait()
