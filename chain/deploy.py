@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
@@ -39,32 +40,58 @@ def contract(w3: AsyncWeb3[Any], name: str, address: ChecksumAddress) -> AsyncCo
     return w3.eth.contract(address=address, abi=artifacts.load(name).abi)
 
 
-async def deploy(w3: AsyncWeb3[Any], owner: ChecksumAddress, name: str,
-                 *args: Any) -> AsyncContract:
-    """Deploy ``name`` from its artifact with an account the node holds (tests, local nodes)."""
+Sender = ChecksumAddress | LocalAccount
+"""An account the node holds (anvil's, the embedded chain's), or a key held here."""
+
+
+async def transact(w3: AsyncWeb3[Any], sender: Sender, call: Any) -> Any:
+    """Send a contract call (or constructor) from ``sender``; the receipt, once mined. A call
+    the node predicts will revert raises before anything is sent."""
+    if not isinstance(sender, LocalAccount):
+        return await w3.eth.wait_for_transaction_receipt(await call.transact({"from": sender}))
+    tx = await call.build_transaction({"from": sender.address})
+    tx["nonce"] = await w3.eth.get_transaction_count(sender.address, "pending")
+    signed = sender.sign_transaction(tx)
+    return await w3.eth.wait_for_transaction_receipt(
+        await w3.eth.send_raw_transaction(signed.raw_transaction))
+
+
+def address_of(sender: Sender) -> ChecksumAddress:
+    return sender.address if isinstance(sender, LocalAccount) else sender
+
+
+async def deploy(w3: AsyncWeb3[Any], owner: Sender, name: str, *args: Any) -> AsyncContract:
+    """Deploy ``name`` from its artifact."""
     art = artifacts.load(name)
-    tx = await w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor(
-        *args).transact({"from": owner})
-    receipt = await w3.eth.wait_for_transaction_receipt(tx)
+    receipt = await transact(w3, owner, w3.eth.contract(
+        abi=art.abi, bytecode=art.bytecode).constructor(*args))
     address = receipt["contractAddress"]
     if address is None:
         raise RuntimeError(f"deploying {name} created no contract")
     return contract(w3, name, address)
 
 
-async def deploy_local(w3: AsyncWeb3[Any], owner: ChecksumAddress, operator: ChecksumAddress,
-                       treasury: ChecksumAddress, withdrawal_delay_s: int,
-                       indexes: dict[str, str]) -> ChainDeployment:
-    """MockUSDC, a vault over it and one token per index (``indexes``: symbol -> name),
-    each registered with the vault: the embedded chain of the demo and the tests."""
-    usdc = await deploy(w3, owner, "MockUSDC")
-    vault = await deploy(w3, owner, "CollateralVault", usdc.address, treasury, operator,
+async def deploy_all(w3: AsyncWeb3[Any], owner: Sender, operator: ChecksumAddress,
+                     treasury: ChecksumAddress, withdrawal_delay_s: int,
+                     indexes: dict[str, str],
+                     collateral: ChecksumAddress | None = None) -> ChainDeployment:
+    """A vault over ``collateral`` (a MockUSDC deployed here if None) and one token per index
+    (``indexes``: symbol -> name), each registered with the vault."""
+    if collateral is None:
+        collateral = (await deploy(w3, owner, "MockUSDC")).address
+    vault = await deploy(w3, owner, "CollateralVault", collateral, treasury, operator,
                          withdrawal_delay_s)
     start = await w3.eth.block_number
     tokens = {}
     for symbol, name in sorted(indexes.items()):
         token = await deploy(w3, owner, "IndexToken", name, symbol, vault.address)
-        await w3.eth.wait_for_transaction_receipt(
-            await vault.functions.add_index_token(token.address).transact({"from": owner}))
+        await transact(w3, owner, vault.functions.add_index_token(token.address))
         tokens[symbol] = token.address
-    return ChainDeployment(await w3.eth.chain_id, usdc.address, vault.address, tokens, start)
+    return ChainDeployment(await w3.eth.chain_id, collateral, vault.address, tokens, start)
+
+
+async def deploy_local(w3: AsyncWeb3[Any], owner: ChecksumAddress, operator: ChecksumAddress,
+                       treasury: ChecksumAddress, withdrawal_delay_s: int,
+                       indexes: dict[str, str]) -> ChainDeployment:
+    """MockUSDC and the rest, from an account the node holds: the demo's and the tests'."""
+    return await deploy_all(w3, owner, operator, treasury, withdrawal_delay_s, indexes)

@@ -4,7 +4,7 @@ each has ``confirmations`` blocks on top of it.
 The watcher reads logs in bounded block ranges from a cursor kept in the journal (public RPCs
 refuse unbounded ranges, and eth-tester slows down with them). The cursor is saved only once
 the facts of its range are journaled, so a crash re-reads a range at worst: the engine ignores
-a fact it has applied (deposits by id, requests and payouts by their log's id).
+a fact it has applied (each carries its log's id: transaction hash and log index).
 
 Nothing is missed: the vault numbers deposits 0, 1, 2, ... with no gaps, so a range whose
 deposits do not continue the count, or end short of the vault's ``deposit_count`` at the
@@ -69,7 +69,6 @@ class VaultWatcher:
         saved = journal.record(self._key)
         self.cursor = Cursor(**json.loads(saved)) if saved else Cursor(start_block)
         self._waiting: tuple[Input, Cursor] | None = None
-        self._chain_id = 0
 
     # --- the bus tells when a range's facts are journaled ----------------------------------
 
@@ -95,7 +94,6 @@ class VaultWatcher:
         """Read every confirmed block not read yet; returns how many facts were submitted."""
         if self._waiting is not None:
             return 0  # the last range's facts are not journaled yet
-        self._chain_id = self._chain_id or await self.w3.eth.chain_id
         safe = await self.w3.eth.block_number - self.settings.confirmations
         await self._check_reorganisation()
         submitted = 0
@@ -159,17 +157,16 @@ class VaultWatcher:
         self.cursor = replace(cursor, next_block=back, last_block=None, last_hash=None)
 
     def _fact(self, entry: Any) -> Input:
+        """The log as the engine's fact; its id (``0x<transaction hash>:<log index>``) is
+        unique on the chain, so a log read twice is applied once."""
         args, name, ts = entry["args"], entry["event"], self.clock()
         amount = from_units(int(args["amount"]), self.decimals)
+        log_id = f"0x{bytes(entry['transactionHash']).hex()}:{entry['logIndex']}"
         if name == "Deposited":
-            deposit_id = (f"{self._chain_id}:{self.vault.address}:{int(args['deposit_id'])}:"
-                          f"{bytes(entry['transactionHash']).hex()}")
-            return VaultDepositConfirmed(ts, deposit_id, args["user"], self.asset, amount)
-        event_id = (f"{self._chain_id}:{bytes(entry['transactionHash']).hex()}:"
-                    f"{entry['logIndex']}")
+            return VaultDepositConfirmed(ts, log_id, args["user"], self.asset, amount)
         if name == "WithdrawalRequested":
-            return WithdrawalRequested(ts, event_id, args["user"], self.asset, amount)
-        return WithdrawalPaid(ts, event_id, args["user"], self.asset, amount)
+            return WithdrawalRequested(ts, log_id, args["user"], self.asset, amount)
+        return WithdrawalPaid(ts, log_id, args["user"], self.asset, amount)
 
     def _save(self, cursor: Cursor) -> None:
         self.journal.save_record(self._key, json.dumps(asdict(cursor)))

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
+from solver.cli import chain as chain_commands
 from solver.cli import journal as journal_commands
 from solver.config.fields import ConfigError
 from solver.journal.recorder import FORMATS
@@ -64,10 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "journal.")
     gateway.add_argument("--config", type=Path, required=True,
                          help="deployment file, e.g. examples/deployment/local.toml")
+    chain_commands.add_commands(commands)
     commands.add_parser(
         "fix-password", help="print the hash of a FIX password for the gateway's config",
         description="Reads the password from FIX_PASSWORD, else asks for it.")
     args = parser.parse_args(argv)
+    if args.command == "chain":
+        return chain_commands.run(args)
     if args.command == "gateway":
         return _gateway(args.config)
     if args.command == "fix-password":

@@ -40,13 +40,21 @@ is an example::
     [accounts.alice]                     # one FIX session per account
     comp_id = "ALICE"                    # the client's SenderCompID, also its Username(553)
     password_hash_env = "FIX_ALICE_PASSWORD_HASH"   # or password_hash = "scrypt:..."
+    wallet = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # with [chain]: its deposits
 
     [test_session]                       # optional, off unless enabled
     enabled = true
     comp_id = "ECHO"
     target_comp_id = "TESTER"
 
-    [[stand_in_deposits]]                # until the chain adapter: credited once each at start
+    [chain]                              # optional: deposits and settlements on this chain
+    rpc = "http://127.0.0.1:8545"        # the node's URL (anvil, a testnet)
+    deployment = "var/chain.json"        # written by `index-solver chain deploy`
+    operator_key_env = "CHAIN_OPERATOR_KEY"   # the settling account's private key
+    confirmations = 2                    # blocks on top of a deposit before it is credited
+    poll_ms = 1000
+
+    [[stand_in_deposits]]                # without [chain]: credited once each at start
     account = "alice"
     amount = "6000"
 """
@@ -82,6 +90,7 @@ from solver.core.params import SolverParams
 from solver.core.setup import EngineSetup
 
 _COMP_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+_WALLET = re.compile(r"0x[0-9A-Fa-f]{40}")
 EXCHANGES = re.compile(r"local:\d{1,5}|testnet|production")
 _FILTERS = ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")
 
@@ -94,13 +103,28 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainSettings:
+    rpc: str
+    """The node's HTTP URL (anvil, a testnet)."""
+    deployment: Path
+    """The file ``index-solver chain deploy`` wrote: chain id, addresses, start block."""
+    operator_key_env: str
+    """The environment variable holding the operator's private key."""
+    confirmations: int = 2
+    poll_ms: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class Deployment:
     setup: EngineSetup
     """What a new journal is created with (an existing journal keeps its own)."""
     service: ServiceSettings
     fix: FixSettings
     stand_in_deposits: tuple[tuple[str, str, Decimal], ...] = ()
-    """(account, asset, amount) credited once each at start, until the chain adapter."""
+    """(account, asset, amount) credited once each at start, when there is no chain."""
+    chain: ChainSettings | None = None
+    wallets: tuple[tuple[str, str], ...] = ()
+    """(account, wallet): the vault's deposits from the wallet are the account's."""
 
 
 def load_deployment(path: Path) -> Deployment:
@@ -115,14 +139,48 @@ def load_deployment(path: Path) -> Deployment:
 
 def _deployment(data: Mapping[str, Any], base: Path) -> Deployment:
     reject_unknown(data, {"solver", "markets", "service", "fix", "accounts", "test_session",
-                          "stand_in_deposits"}, "(top)")
+                          "stand_in_deposits", "chain"}, "(top)")
     setup = _setup(expect_table(data.get("solver"), "solver"),
                    expect_table(data.get("markets"), "markets"), base)
     fix = _fix(expect_table(data.get("fix"), "fix"), _accounts(data.get("accounts", {})),
                _test_session(data.get("test_session")), base)
+    chain = None if data.get("chain") is None else _chain(expect_table(data["chain"], "chain"),
+                                                          base)
+    deposits = _deposits(expect_list(data.get("stand_in_deposits", []), "stand_in_deposits"),
+                         setup)
+    if chain is not None and deposits:
+        raise ConfigError("stand_in_deposits: deposits come from the vault when [chain] is set")
     return Deployment(setup, _service(expect_table(data.get("service"), "service"), base), fix,
-                      _deposits(expect_list(data.get("stand_in_deposits", []),
-                                            "stand_in_deposits"), setup))
+                      deposits, chain, _wallets(data.get("accounts", {})))
+
+
+def _chain(table: Mapping[str, Any], base: Path) -> ChainSettings:
+    reject_unknown(table, {"rpc", "deployment", "operator_key_env", "confirmations",
+                           "poll_ms"}, "chain")
+    rpc = expect_text(table.get("rpc"), "chain.rpc")
+    if not re.fullmatch(r"https?://\S+", rpc):
+        raise ConfigError("chain.rpc: expected the node's http:// or https:// URL")
+    return ChainSettings(
+        rpc, base / expect_text(table.get("deployment"), "chain.deployment"),
+        expect_text(table.get("operator_key_env"), "chain.operator_key_env"),
+        expect_whole(table.get("confirmations", 2), "chain.confirmations", 0, 1000),
+        expect_whole(table.get("poll_ms", 1000), "chain.poll_ms", 10, 600_000))
+
+
+def _wallets(value: Any) -> tuple[tuple[str, str], ...]:
+    wallets = []
+    for name, table in expect_table(value, "accounts").items():
+        wallet = expect_table(table, f"accounts.{name}").get("wallet")
+        if wallet is None:
+            continue
+        wallet = expect_text(wallet, f"accounts.{name}.wallet")
+        if not _WALLET.fullmatch(wallet):
+            raise ConfigError(f"accounts.{name}.wallet: expected an EVM address, 0x and 40 "
+                              "hexadecimal digits")
+        wallets.append((name, wallet))
+    if len({w.lower() for _, w in wallets}) != len(wallets):
+        raise ConfigError("accounts: each account needs its own wallet")
+    return tuple(wallets)
 
 
 def _setup(table: Mapping[str, Any], markets: Mapping[str, Any], base: Path) -> EngineSetup:
@@ -250,7 +308,7 @@ def _accounts(value: Any) -> tuple[Account, ...]:
     for name, table in expect_table(value, "accounts").items():
         key = f"accounts.{name}"
         table = expect_table(table, key)
-        reject_unknown(table, {"comp_id", "password_hash", "password_hash_env"}, key)
+        reject_unknown(table, {"comp_id", "password_hash", "password_hash_env", "wallet"}, key)
         stored = _password_hash(table, key)
         accounts.append(Account(name, _comp_id(table.get("comp_id"), f"{key}.comp_id"), stored))
     comp_ids = [a.comp_id for a in accounts]

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3 import AsyncWeb3
+from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chain.deploy import ChainDeployment, contract
 from chain.records import Records
 from chain.settler import Settler, SettleSettings
 from chain.watcher import VaultWatcher, WatchSettings
+from solver.config.deployment import ChainSettings
+from solver.config.fields import ConfigError
 from solver.core.commands import BindWallet
 from solver.service.runtime import Runtime
 
@@ -31,6 +35,32 @@ class ChainLink:
     collateral_decimals: int = 6
     watch: WatchSettings = field(default_factory=WatchSettings)
     settle: SettleSettings = field(default_factory=SettleSettings)
+
+
+async def connect(settings: ChainSettings, wallets: Mapping[str, str],
+                  collateral: str) -> ChainLink:
+    """The chain a deployment file names: its node, its contracts, the operator's key from the
+    environment. A ``ConfigError`` says what is wrong."""
+    key = os.environ.get(settings.operator_key_env)
+    if not key:
+        raise ConfigError(f"chain.operator_key_env: ${settings.operator_key_env} is not set")
+    try:
+        operator = Account.from_key(key)
+        deployment = ChainDeployment.load(settings.deployment)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"chain: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"chain.deployment: {error}") from None
+    w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(settings.rpc))
+    if await w3.eth.chain_id != deployment.chain_id:
+        raise ConfigError(f"chain.rpc: the node is chain {await w3.eth.chain_id}, the "
+                          f"deployment file chain {deployment.chain_id}")
+    token = contract(w3, "MockUSDC", deployment.collateral)  # any ERC-20's decimals()
+    poll_s = settings.poll_ms / 1000
+    return ChainLink(w3, deployment, operator, wallets, collateral,
+                     int(await token.functions.decimals().call()),
+                     WatchSettings(settings.confirmations, poll_s=poll_s),
+                     SettleSettings(settings.confirmations, poll_s=poll_s))
 
 
 @contextlib.asynccontextmanager

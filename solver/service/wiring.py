@@ -28,7 +28,7 @@ from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import PRODUCTION, TESTNET, ApiKey, Endpoints, local
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
-from solver.service.chain_link import ChainLink, chain_adapters
+from solver.service.chain_link import ChainLink, chain_adapters, connect
 from solver.service.instant_mint import InstantMint
 from solver.service.runtime import Runtime, RuntimeSettings
 
@@ -93,10 +93,14 @@ def open_journal(path: Path, setup: EngineSetup) -> Journal:
 async def serve(deployment: Deployment, stop: asyncio.Event | None = None) -> None:
     """The deployment's service until ``stop`` is set (by SIGINT or SIGTERM if not given)."""
     stop = stop or _stop_on_signals()
+    chain = None
+    if deployment.chain is not None:
+        collateral = deployment.setup.indexes[0].collateral
+        chain = await connect(deployment.chain, dict(deployment.wallets), collateral)
     async with running_service(deployment.setup, deployment.fix,
                                endpoints_of(deployment.service), ApiKey.from_env(),
                                deployment.service.journal, RuntimeSettings(plan_every_ms=200),
-                               deployment.stand_in_deposits):
+                               deployment.stand_in_deposits, chain):
         await stop.wait()
 
 

@@ -24,6 +24,7 @@ from solver.exchange.endpoints import local
 from solver.exchange.execution import ReconcilePolicy
 from solver.journal.snapshot import state_of
 from solver.journal.store import Journal
+from solver.service.chain_link import ChainLink
 from solver.service.runtime import Runtime, RuntimeSettings
 from solver.service.wiring import running_service
 from solver.simulation.run import setup_of
@@ -79,14 +80,17 @@ class Service:
 @contextlib.asynccontextmanager
 async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: int = 0,
                   test_session: bool = False, settings: RuntimeSettings = FAST,
-                  door: DoorSettings | None = None) -> AsyncIterator[Service]:
+                  door: DoorSettings | None = None,
+                  chain: ChainLink | None = None) -> AsyncIterator[Service]:
     """The whole service (through the composition root) on the mock Binance, its journal in
-    ``tmp`` (resumed if there); ``deposits`` are credited at start."""
+    ``tmp`` (resumed if there); ``deposits`` are credited at start, or, with ``chain``, the
+    vault's deposits."""
     port = free_port()
     async with running(mock_server(step_ms=step_ms)) as server, running_service(
             setup(), fix_settings(tmp, port, test_session, door), local(server.port), KEY,
             tmp / "journal.db", settings,
-            [(a, "USDC", Decimal(amount)) for a, amount in (deposits or {}).items()]) as s:
+            [(a, "USDC", Decimal(amount)) for a, amount in (deposits or {}).items()],
+            chain) as s:
         assert s.journal is not None
         running_service_ = Service(server, s.runtime, s.gateway, s.journal, port, tmp)
         try:

@@ -1,0 +1,76 @@
+"""The whole service on anvil: a user deposits into the vault, orders over FIX, is charged and
+minted by a settlement on the chain, and takes collateral back with a withdrawal; the FIX
+reports and the chain agree."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from web3.types import Wei
+
+from chain.deploy import contract, deploy_local, transact
+from chain.settler import SettleSettings
+from chain.watcher import WatchSettings, from_units
+from mocks.fix_client import messages
+from solver.service.chain_link import ChainLink
+from tests.support.chains import chain
+from tests.support.exchange import run, until
+from tests.support.service import field_of, report_where, service
+
+USDC = 10**6
+
+
+def test_deposit_order_settlement_and_withdrawal_on_anvil(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with chain("anvil") as anvil:
+            w3 = anvil.w3
+            owner, treasury, alice_wallet = (await w3.eth.accounts)[:3]
+            operator = Account.create()
+            await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
+                {"from": owner, "to": operator.address, "value": Wei(10**19)}))
+            deployment = await deploy_local(w3, owner, operator.address, treasury, 3600,
+                                            {"SY2": "Two assets"})
+            usdc = contract(w3, "MockUSDC", deployment.collateral)
+            vault = contract(w3, "CollateralVault", deployment.vault)
+            token = contract(w3, "IndexToken", deployment.index_tokens["SY2"])
+            await transact(w3, alice_wallet, usdc.functions.mint(alice_wallet, 6000 * USDC))
+            await transact(w3, alice_wallet, usdc.functions.approve(vault.address, 6000 * USDC))
+            deposited = await transact(w3, alice_wallet, vault.functions.deposit(6000 * USDC, 0))
+            deposit_log = (f"0x{bytes(deposited['transactionHash']).hex()}:"
+                           f"{deposited['logs'][-1]['logIndex']}")
+            link = ChainLink(w3, deployment, operator, {"alice": alice_wallet},
+                             watch=WatchSettings(confirmations=0, poll_s=0.05),
+                             settle=SettleSettings(confirmations=0, poll_s=0.05))
+            async with service(tmp_path, chain=link) as s:
+                alice = await s.client("alice")
+                credited = await report_where(alice, t35="BA")  # DepositTxHash: tx:log
+                await until(lambda: s.runtime.engine.ledger.balance(
+                    "alice", "USDC").deposited == D(6000), what="the deposit credited")
+                assert field_of(credited, messages.DEPOSIT_TX_HASH) == deposit_log
+                await alice.send(messages.new_order("o1", "SY2", D("1000")))
+                await report_where(alice, 20, t150="F")  # a part fills; the rest waits
+                await alice.send(messages.cancel("c1", "o1", "SY2"))
+                mint = await report_where(alice, 20, t150="B")
+                tx_hash = field_of(mint, messages.MINT_TX_HASH)
+                assert tx_hash is not None
+                receipt = await w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+                assert receipt["status"] == 1
+                minted = D(field_of(mint, 20002) or "0")
+                assert from_units(await token.functions.balanceOf(alice_wallet).call(),
+                                  18) == minted > 0
+                order = s.runtime.engine.order("alice", "o1")
+                assert order is not None
+                assert from_units(await vault.functions.balances(alice_wallet).call(),
+                                  6) == D(6000) - order.spent
+
+                before: Any = await usdc.functions.balanceOf(alice_wallet).call()
+                await transact(w3, alice_wallet, vault.functions.request_withdrawal(500 * USDC))
+                await until(lambda: s.runtime.engine.ledger.balance(
+                    "alice", "USDC").withdrawn == D(500), what="the withdrawal paid", timeout=20)
+                assert await usdc.functions.balanceOf(alice_wallet).call() == before + 500 * USDC
+                assert from_units(await vault.functions.balances(alice_wallet).call(),
+                                  6) == D(5500) - order.spent
+    run(scenario(), 90)
