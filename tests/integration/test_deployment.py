@@ -68,6 +68,17 @@ def test_a_missing_hash_names_the_variable_and_how_to_make_one(
      r"stand_in_deposits\[0\].amount: must be below 1E\+24"),
     ('[[stand_in_deposits]]\naccount = "a"\nasset = "EUR"\namount = "1"\n',
      r"stand_in_deposits\[0\].asset: EUR is no collateral here"),
+    ('[chain]\nrpc = "localhost:8545"\ndeployment = "c.json"\noperator_key_env = "K"\n',
+     "chain.rpc: expected the node's http:// or https:// URL"),
+    ('[chain]\nrpc = "http://127.0.0.1:8545"\noperator_key_env = "K"\n',
+     "chain.deployment: "),
+    ('[chain]\nrpc = "http://x"\ndeployment = "c.json"\noperator_key_env = "K"\n'
+     'confirmations = -1\n', "chain.confirmations: must be a whole number"),
+    ('[chain]\nrpc = "http://x"\ndeployment = "c.json"\noperator_key_env = "K"\n'
+     '[[stand_in_deposits]]\naccount = "a"\namount = "1"\n',
+     "stand_in_deposits: deposits come from the vault when \\[chain\\] is set"),
+    ('[accounts.a]\ncomp_id = "A"\npassword_hash = "{h}"\nwallet = "0x12"\n',
+     "accounts.a.wallet: expected an EVM address"),
 ])
 def test_bad_deployments_are_refused_naming_the_file_and_the_key(
         tmp_path: Path, extra: str, message: str) -> None:
@@ -98,3 +109,19 @@ def test_bad_solver_settings_are_refused_naming_the_key(
     path.write_text(BASE.format(indexes=INDEXES).replace(*change))
     with pytest.raises(ConfigError, match=message):
         load_deployment(path)
+
+
+def test_a_chain_section_and_wallets_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "deployment.toml"
+    wallet = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    path.write_text(BASE.format(indexes=INDEXES) + (
+        '[chain]\nrpc = "http://127.0.0.1:8545"\ndeployment = "var/chain.json"\n'
+        'operator_key_env = "CHAIN_OPERATOR_KEY"\nconfirmations = 3\n'
+        f'[accounts.a]\ncomp_id = "A"\npassword_hash = "{hash_password("x")}"\n'
+        f'wallet = "{wallet}"\n'))
+    deployment = load_deployment(path)
+    assert deployment.chain is not None
+    assert (deployment.chain.rpc, deployment.chain.deployment, deployment.chain.confirmations,
+            deployment.chain.poll_ms) == ("http://127.0.0.1:8545", tmp_path / "var/chain.json",
+                                          3, 1000)
+    assert deployment.wallets == (("a", wallet),)
