@@ -30,6 +30,8 @@ from solver.core.commands import (
     BindWallet,
     BookUpdated,
     Input,
+    MintConfirmed,
+    MintFailed,
     PlanBatch,
     SubmitIndexOrder,
 )
@@ -353,4 +355,31 @@ def test_a_wrong_operator_key_fails_the_mint_with_the_vaults_reason_and_sends_no
             assert "not operator" in getattr(failed, "reason", "")
             assert await s.w3.eth.get_transaction_count(stranger.address) == 0
             assert await s.token.functions.totalSupply().call() == 0
+    within(60, scenario)
+
+
+def test_a_node_away_fails_the_attempt_and_the_retry_settles_once(
+        tmp_path: Path, backend: str) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher, settler = s.watcher(confirmations=0), s.settler()
+            await funded(s, watcher, 0, 1500)
+            mint = filled_order(s)
+            reports: list[Input] = []
+            settler.submit = reports.append
+
+            async def away(*args: Any) -> Any:
+                raise ConnectionError("the node is away")
+
+            s.w3.eth.get_transaction_count = away  # type: ignore[method-assign]
+            running = asyncio.create_task(settler.run())
+            while not reports:
+                await asyncio.sleep(0.01)
+            [failed] = reports
+            assert isinstance(failed, MintFailed) and "could not be reached" in failed.reason
+            del s.w3.eth.get_transaction_count  # back
+            confirmed = await settler.settle(Mint(mint.order_id, 2, mint.units))
+            running.cancel()
+            assert isinstance(confirmed, MintConfirmed)
+            assert await s.token.functions.totalSupply().call() == int(mint.units * 10**18)
     within(60, scenario)
