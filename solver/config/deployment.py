@@ -50,7 +50,8 @@ is an example::
     [chain]                              # optional: deposits and settlements on this chain
     rpc = "http://127.0.0.1:8545"        # the node's URL (anvil, a testnet)
     deployment = "var/chain.json"        # written by `index-solver chain deploy`
-    operator_key_env = "CHAIN_OPERATOR_KEY"   # the settling account's private key
+    operator_key_env = "CHAIN_OPERATOR_KEY"   # the settling account's private key; or
+    # operator_keystore = "keys/operator.json" with operator_password_env = "..."
     confirmations = 2                    # blocks on top of a deposit before it is credited
     poll_ms = 1000
 
@@ -108,8 +109,11 @@ class ChainSettings:
     """The node's HTTP URL (anvil, a testnet)."""
     deployment: Path
     """The file ``index-solver chain deploy`` wrote: chain id, addresses, start block."""
-    operator_key_env: str
-    """The environment variable holding the operator's private key."""
+    operator_key_env: str | None
+    """The environment variable holding the operator's private key; or, with a keystore,
+    the one holding the keystore's password."""
+    operator_keystore: Path | None = None
+    """An encrypted keystore file (web3 secret storage) holding the operator's key."""
     confirmations: int = 2
     poll_ms: int = 1000
 
@@ -155,14 +159,20 @@ def _deployment(data: Mapping[str, Any], base: Path) -> Deployment:
 
 
 def _chain(table: Mapping[str, Any], base: Path) -> ChainSettings:
-    reject_unknown(table, {"rpc", "deployment", "operator_key_env", "confirmations",
-                           "poll_ms"}, "chain")
+    reject_unknown(table, {"rpc", "deployment", "operator_key_env", "operator_keystore",
+                           "operator_password_env", "confirmations", "poll_ms"}, "chain")
     rpc = expect_text(table.get("rpc"), "chain.rpc")
     if not re.fullmatch(r"https?://\S+", rpc):
         raise ConfigError("chain.rpc: expected the node's http:// or https:// URL")
+    keystore = table.get("operator_keystore")
+    if (keystore is None) == (table.get("operator_key_env") is None):
+        raise ConfigError("chain: give operator_key_env, or operator_keystore with "
+                          "operator_password_env")
+    secret = ("operator_key_env" if keystore is None else "operator_password_env")
     return ChainSettings(
         rpc, base / expect_text(table.get("deployment"), "chain.deployment"),
-        expect_text(table.get("operator_key_env"), "chain.operator_key_env"),
+        expect_text(table.get(secret), f"chain.{secret}"),
+        None if keystore is None else base / expect_text(keystore, "chain.operator_keystore"),
         expect_whole(table.get("confirmations", 2), "chain.confirmations", 0, 1000),
         expect_whole(table.get("poll_ms", 1000), "chain.poll_ms", 10, 600_000))
 

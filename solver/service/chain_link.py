@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -41,11 +42,8 @@ async def connect(settings: ChainSettings, wallets: Mapping[str, str],
                   collateral: str) -> ChainLink:
     """The chain a deployment file names: its node, its contracts, the operator's key from the
     environment. A ``ConfigError`` says what is wrong."""
-    key = os.environ.get(settings.operator_key_env)
-    if not key:
-        raise ConfigError(f"chain.operator_key_env: ${settings.operator_key_env} is not set")
     try:
-        operator = Account.from_key(key)
+        operator = operator_of(settings)
         deployment = ChainDeployment.load(settings.deployment)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"chain: {error}") from None
@@ -61,6 +59,28 @@ async def connect(settings: ChainSettings, wallets: Mapping[str, str],
                      int(await token.functions.decimals().call()),
                      WatchSettings(settings.confirmations, poll_s=poll_s),
                      SettleSettings(settings.confirmations, poll_s=poll_s))
+
+
+def operator_of(settings: ChainSettings) -> LocalAccount:
+    """The operator's key: from the environment, or a keystore opened with the password the
+    environment holds. Neither is ever logged."""
+    variable = settings.operator_key_env or ""
+    secret = os.environ.get(variable)
+    if not secret:
+        key = "operator_password_env" if settings.operator_keystore else "operator_key_env"
+        raise ConfigError(f"chain.{key}: ${variable} is not set")
+    if settings.operator_keystore is None:
+        account: LocalAccount = Account.from_key(secret)
+        return account
+    try:
+        sealed = json.loads(settings.operator_keystore.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"chain.operator_keystore: {error}") from None
+    try:
+        opened: LocalAccount = Account.from_key(Account.decrypt(sealed, secret))
+    except ValueError:
+        raise ConfigError("chain.operator_keystore: the password does not open it") from None
+    return opened
 
 
 @contextlib.asynccontextmanager

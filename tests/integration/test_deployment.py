@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
 from fix_gateway.passwords import hash_password, verify
 from solver.config.deployment import load_deployment
 from solver.config.fields import ConfigError
 from solver.core.model import Constituent
+from solver.service.chain_link import operator_of
+from solver.service.chain_link import operator_of
 
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "deployment" / "local.toml"
 INDEXES = Path(__file__).parent.parent.parent / "examples" / "indexes"
@@ -125,3 +129,32 @@ def test_a_chain_section_and_wallets_are_read(tmp_path: Path) -> None:
             deployment.chain.poll_ms) == ("http://127.0.0.1:8545", tmp_path / "var/chain.json",
                                           3, 1000)
     assert deployment.wallets == (("a", wallet),)
+
+
+def test_the_operators_key_comes_from_the_environment_or_an_encrypted_keystore(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    account = Account.create()
+    keystore = tmp_path / "operator.json"
+    keystore.write_text(json.dumps(Account.encrypt(account.key, "s3cret", iterations=2)))
+    path = tmp_path / "deployment.toml"
+    chain = ('[chain]\nrpc = "http://127.0.0.1:8545"\ndeployment = "c.json"\n'
+             'operator_keystore = "operator.json"\noperator_password_env = "OPERATOR_PW"\n')
+    path.write_text(BASE.format(indexes=INDEXES) + chain)
+    settings = load_deployment(path).chain
+    assert settings is not None
+    with pytest.raises(ConfigError, match=r"chain.operator_password_env: \$OPERATOR_PW is not"):
+        operator_of(settings)
+    monkeypatch.setenv("OPERATOR_PW", "wrong")
+    with pytest.raises(ConfigError, match="the password does not open it"):
+        operator_of(settings)
+    monkeypatch.setenv("OPERATOR_PW", "s3cret")
+    assert operator_of(settings).address == account.address
+    monkeypatch.setenv("OPERATOR_KEY", account.key.hex())
+    path.write_text(BASE.format(indexes=INDEXES) + chain.replace(
+        'operator_keystore = "operator.json"\noperator_password_env = "OPERATOR_PW"',
+        'operator_key_env = "OPERATOR_KEY"'))
+    settings = load_deployment(path).chain
+    assert settings is not None and operator_of(settings).address == account.address
+    path.write_text(BASE.format(indexes=INDEXES) + chain + 'operator_key_env = "K"\n')
+    with pytest.raises(ConfigError, match="give operator_key_env, or operator_keystore"):
+        load_deployment(path)
