@@ -14,7 +14,6 @@ from solver.config.deployment import load_deployment
 from solver.config.fields import ConfigError
 from solver.core.model import Constituent
 from solver.service.chain_link import operator_of
-from solver.service.chain_link import operator_of
 
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "deployment" / "local.toml"
 INDEXES = Path(__file__).parent.parent.parent / "examples" / "indexes"
