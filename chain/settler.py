@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, cast
@@ -93,6 +93,9 @@ class Settler:
         self.order_prefix, self.collateral_decimals = order_prefix, collateral_decimals
         self.settings = settings
         self.orders: dict[int, OrderSnapshot] = {}
+        self.after_confirmed: Callable[[int, str], Awaitable[object]] | None = None
+        """Called (order id, account) once a confirmed settlement is reported, before the
+        next job: the reconciliation."""
         self._work: asyncio.Queue[Mint | ev.WithdrawalReleaseRequested] = asyncio.Queue()
         self._next_nonce = 0
 
@@ -133,7 +136,11 @@ class Settler:
             work = await self._work.get()
             try:
                 if isinstance(work, Mint):
-                    self.submit(await self.settle(work))
+                    result = await self.settle(work)
+                    self.submit(result)
+                    if isinstance(result, MintConfirmed) and self.after_confirmed is not None:
+                        await self.after_confirmed(work.order_id,
+                                                   self.orders[work.order_id].account)
                 else:
                     await self.release(work)
             except Exception:  # the node may be away: the engine's retry comes back to it

@@ -68,6 +68,7 @@ class VaultWatcher:
         self._key = f"chain-cursor:{vault.address}"
         saved = journal.record(self._key)
         self.cursor = Cursor(**json.loads(saved)) if saved else Cursor(start_block)
+        self.saved = self.cursor
         self._waiting: tuple[Input, Cursor] | None = None
 
     # --- the bus tells when a range's facts are journaled ----------------------------------
@@ -168,8 +169,13 @@ class VaultWatcher:
             return WithdrawalRequested(ts, log_id, args["user"], self.asset, amount)
         return WithdrawalPaid(ts, log_id, args["user"], self.asset, amount)
 
+    def journaled_through(self) -> int:
+        """The last block whose facts are all journaled."""
+        return self.saved.next_block - 1
+
     def _save(self, cursor: Cursor) -> None:
         self.journal.save_record(self._key, json.dumps(asdict(cursor)))
+        self.saved = cursor
 
 
 def from_units(amount: int, decimals: int) -> Decimal:

@@ -16,6 +16,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chain.deploy import ChainDeployment, contract
+from chain.reconciler import VaultReconciler
 from chain.records import Records
 from chain.settler import Settler, SettleSettings
 from chain.watcher import VaultWatcher, WatchSettings
@@ -83,9 +84,16 @@ def operator_of(settings: ChainSettings) -> LocalAccount:
     return opened
 
 
+@dataclass(frozen=True)
+class ChainAdapters:
+    watcher: VaultWatcher
+    settler: Settler
+    reconciler: VaultReconciler
+
+
 @contextlib.asynccontextmanager
 async def chain_adapters(link: ChainLink, runtime: Runtime,
-                         records: Records) -> AsyncIterator[Settler]:
+                         records: Records) -> AsyncIterator[ChainAdapters]:
     vault = contract(link.w3, "CollateralVault", link.deployment.vault)
     watcher = VaultWatcher(link.w3, vault, link.collateral, link.collateral_decimals, records,
                            runtime.submit, runtime.clock, link.deployment.start_block,
@@ -93,13 +101,17 @@ async def chain_adapters(link: ChainLink, runtime: Runtime,
     settler = Settler(link.w3, vault, link.deployment, link.operator, records, runtime.submit,
                       runtime.clock, runtime.engine.client_order_prefix,
                       link.collateral_decimals, link.settle)
+    reconciler = VaultReconciler(link.w3, vault, link.collateral, link.collateral_decimals,
+                                 link.wallets, watcher.journaled_through)
     runtime.bus.observe(watcher)
     settler.attach(runtime.bus, runtime.engine)
+    reconciler.attach(runtime.bus, runtime.engine)
+    settler.after_confirmed = reconciler.after_settlement
     for account, wallet in sorted(link.wallets.items()):
         runtime.submit(BindWallet(runtime.clock(), wallet, account))
     tasks = [asyncio.create_task(watcher.run()), asyncio.create_task(settler.run())]
     try:
-        yield settler
+        yield ChainAdapters(watcher, settler, reconciler)
     finally:
         for task in tasks:
             task.cancel()

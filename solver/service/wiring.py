@@ -28,7 +28,7 @@ from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import PRODUCTION, TESTNET, ApiKey, Endpoints, local
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
-from solver.service.chain_link import ChainLink, chain_adapters, connect
+from solver.service.chain_link import ChainAdapters, ChainLink, chain_adapters, connect
 from solver.service.instant_mint import InstantMint
 from solver.service.runtime import Runtime, RuntimeSettings
 
@@ -41,6 +41,7 @@ class Service:
     runtime: Runtime
     gateway: Gateway
     journal: Journal | None
+    chain: ChainAdapters | None = None
 
 
 @contextlib.asynccontextmanager
@@ -62,8 +63,9 @@ async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpo
         gateway = Gateway(fix, runtime)
         gateway.start()
         async with contextlib.AsyncExitStack() as on_chain:
+            adapters = None
             if chain is not None:
-                await on_chain.enter_async_context(
+                adapters = await on_chain.enter_async_context(
                     chain_adapters(chain, runtime, journal or MemoryRecords()))
             else:
                 InstantMint(runtime.bus, runtime.submit, runtime.clock)
@@ -72,7 +74,7 @@ async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpo
                                                     account, asset, amount))
             serving = asyncio.create_task(runtime.run())
             try:
-                yield Service(runtime, gateway, journal)
+                yield Service(runtime, gateway, journal, adapters)
             finally:
                 await gateway.stop()  # first: the writer journals what the gateway took
                 runtime.stop()

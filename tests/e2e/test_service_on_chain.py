@@ -65,6 +65,11 @@ def test_deposit_order_settlement_and_withdrawal_on_anvil(tmp_path: Path) -> Non
                 assert order is not None
                 assert from_units(await vault.functions.balances(alice_wallet).call(),
                                   6) == D(6000) - order.spent
+                assert s.chain is not None
+                await until(lambda: "alice" in s.chain.reconciler.checks,  # type: ignore[union-attr]
+                            what="the settlement reconciled")
+                check = s.chain.reconciler.checks["alice"]
+                assert check.agrees and check.ledger == D(6000) - order.spent
 
                 before: Any = await usdc.functions.balanceOf(alice_wallet).call()
                 await transact(w3, alice_wallet, vault.functions.request_withdrawal(500 * USDC))

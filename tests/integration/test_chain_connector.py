@@ -19,6 +19,7 @@ from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 
 from chain.deploy import ChainDeployment, contract, deploy_local
+from chain.reconciler import VaultReconciler
 from chain.settler import Mint, Settler, SettleSettings
 from chain.watcher import VaultWatcher, WatchSettings
 from solver.core import events as ev
@@ -382,4 +383,30 @@ def test_a_node_away_fails_the_attempt_and_the_retry_settles_once(
             running.cancel()
             assert isinstance(confirmed, MintConfirmed)
             assert await s.token.functions.totalSupply().call() == int(mint.units * 10**18)
+    within(60, scenario)
+
+
+def test_the_reconciler_counts_deposits_not_yet_journaled_and_reports_a_disagreement(
+        tmp_path: Path, backend: str) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher, settler = s.watcher(confirmations=2), s.settler()
+            reconciler = VaultReconciler(s.w3, s.vault, "USDC", 6,
+                                         {"alice": s.users[0]}, watcher.journaled_through)
+            reconciler.attach(s.bus, s.engine)
+            settler.after_confirmed = reconciler.after_settlement
+            await s.deposit(s.users[0], 1500)
+            await s.mine(2)
+            await watcher.poll()
+            mint = filled_order(s)
+            order = s.engine.orders[mint.order_id]
+            s.submit(await settler.settle(Mint(mint.order_id, 1, mint.units)))
+            await s.deposit(s.users[0], 70)  # in the vault, below the confirmations
+            check = await reconciler.after_settlement(mint.order_id, "alice")
+            assert check is not None and check.agrees
+            assert check.ledger == D(1500) - order.spent
+            reconciler._credited["alice"] += D(1)  # the ledger off by one
+            check = await reconciler.check("alice")
+            assert check is not None and not check.agrees
+            assert reconciler.disagreements == [check]
     within(60, scenario)

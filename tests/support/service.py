@@ -24,7 +24,7 @@ from solver.exchange.endpoints import local
 from solver.exchange.execution import ReconcilePolicy
 from solver.journal.snapshot import state_of
 from solver.journal.store import Journal
-from solver.service.chain_link import ChainLink
+from solver.service.chain_link import ChainAdapters, ChainLink
 from solver.service.runtime import Runtime, RuntimeSettings
 from solver.service.wiring import running_service
 from solver.simulation.run import setup_of
@@ -64,6 +64,7 @@ class Service:
     port: int
     tmp: Path
     clients: list[FixClient] = field(default_factory=list)
+    chain: ChainAdapters | None = None
 
     async def client(self, account: str, password: str | None = None,
                      connect: bool = True, **config: object) -> FixClient:
@@ -92,7 +93,8 @@ async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: in
             [(a, "USDC", Decimal(amount)) for a, amount in (deposits or {}).items()],
             chain) as s:
         assert s.journal is not None
-        running_service_ = Service(server, s.runtime, s.gateway, s.journal, port, tmp)
+        running_service_ = Service(server, s.runtime, s.gateway, s.journal, port, tmp,
+                                   chain=s.chain)
         try:
             yield running_service_
         finally:

@@ -1,0 +1,137 @@
+"""The ledger and the vault, checked against each other after every confirmed settlement.
+
+What the vault holds for a user is what they deposited, less what they took back, less what
+settlements charged. The reconciler keeps the ledger's side from the events (deposits credited,
+payouts, orders minted, each with its amounts) and reads the vault's at the node's latest
+block. Deposits and payouts the watcher has not journaled yet (in blocks after the last one it
+did, below its confirmations) are read from the vault's logs and taken off, so the two sides
+describe the same moment. A difference is logged as an error, counted, and kept for the
+operator's status (``disagreements``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from web3 import AsyncWeb3
+from web3.contract import AsyncContract
+
+from chain.watcher import from_units
+from solver.core import events as ev
+from solver.core.bus import EventBus
+from solver.core.engine import Engine
+from solver.core.money import ZERO
+from solver.core.orders import OrderState
+
+log = structlog.get_logger(__name__)
+
+WAIT_FOR_WRITER_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    account: str
+    block: int
+    vault: Decimal
+    ledger: Decimal
+
+    @property
+    def agrees(self) -> bool:
+        return self.vault == self.ledger
+
+
+class VaultReconciler:
+    def __init__(self, w3: AsyncWeb3[Any], vault: AsyncContract, asset: str, decimals: int,
+                 wallets: Mapping[str, str], journaled_through: Callable[[], int]) -> None:
+        self.w3, self.vault, self.asset, self.decimals = w3, vault, asset, decimals
+        self.wallets = dict(wallets)
+        self.journaled_through = journaled_through
+        self.checks: dict[str, Check] = {}
+        """The last check per account."""
+        self.disagreements: list[Check] = []
+        self._credited: dict[str, Decimal] = {}
+        self._withdrawn: dict[str, Decimal] = {}
+        self._charged: dict[str, Decimal] = {}
+        self._minted: set[int] = set()
+        self._seen = asyncio.Event()
+
+    def attach(self, bus: EventBus, engine: Engine) -> None:
+        """The ledger's side as of start-up, then from the events."""
+        for (account, asset), balance in engine.ledger.balances().items():
+            if asset == self.asset:
+                self._credited[account] = balance.deposited
+                self._withdrawn[account] = balance.withdrawn
+        for order in engine.orders.values():
+            if order.state is OrderState.MINTED and order.collateral_asset == self.asset:
+                self._charge(order.id, order.account, order.spent)
+        bus.subscribe(ev.CollateralDeposited, self._deposited)
+        bus.subscribe(ev.CollateralWithdrawn, self._withdrawn_event)
+        bus.subscribe(ev.IndexOrderMinted, self._minted_event)
+
+    def _deposited(self, envelope: ev.Envelope[ev.CollateralDeposited]) -> None:
+        event = envelope.event
+        if event.asset == self.asset:
+            self._credited[event.account] = event.balance.deposited
+
+    def _withdrawn_event(self, envelope: ev.Envelope[ev.CollateralWithdrawn]) -> None:
+        event = envelope.event
+        if event.asset == self.asset:
+            self._withdrawn[event.account] = event.balance.withdrawn
+
+    def _minted_event(self, envelope: ev.Envelope[ev.IndexOrderMinted]) -> None:
+        order = envelope.event.order
+        if order.collateral_asset == self.asset:
+            self._charge(order.order_id, order.account, order.spent)
+        self._seen.set()
+
+    def _charge(self, order_id: int, account: str, spent: Decimal) -> None:
+        self._minted.add(order_id)
+        self._charged[account] = self._charged.get(account, ZERO) + spent
+
+    def ledger(self, account: str) -> Decimal:
+        return (self._credited.get(account, ZERO) - self._withdrawn.get(account, ZERO)
+                - self._charged.get(account, ZERO))
+
+    async def after_settlement(self, order_id: int, account: str) -> Check | None:
+        """Once the writer has applied the settlement, check the account."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_FOR_WRITER_S
+        while order_id not in self._minted and loop.time() < deadline:
+            self._seen.clear()
+            try:
+                await asyncio.wait_for(self._seen.wait(), deadline - loop.time())
+            except TimeoutError:
+                break
+        if order_id not in self._minted:
+            log.warning("chain reconciliation skipped: the settlement is not applied yet",
+                        order_id=order_id)
+            return None
+        return await self.check(account)
+
+    async def check(self, account: str) -> Check | None:
+        wallet = self.wallets.get(account)
+        if wallet is None:
+            return None
+        latest = await self.w3.eth.block_number
+        held = from_units(await self.vault.functions.balances(wallet).call(
+            block_identifier=latest), self.decimals)
+        after = self.journaled_through() + 1
+        unjournaled = ZERO
+        if after <= latest:
+            for name, sign in (("Deposited", 1), ("Withdrawn", -1)):
+                for entry in await getattr(self.vault.events, name)().get_logs(
+                        from_block=after, to_block=latest, argument_filters={"user": wallet}):
+                    unjournaled += sign * from_units(int(entry["args"]["amount"]),
+                                                     self.decimals)
+        check = Check(account, latest, held - unjournaled, self.ledger(account))
+        self.checks[account] = check
+        if not check.agrees:
+            self.disagreements.append(check)
+            log.error("chain vault and ledger disagree", account=account, wallet=wallet,
+                      block=latest, vault=str(check.vault), ledger=str(check.ledger))
+        return check
