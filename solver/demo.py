@@ -36,7 +36,7 @@ from chain.settler import SettleSettings
 from chain.watcher import WatchSettings, from_units, to_units
 from fix_gateway.config import Account, FixSettings
 from fix_gateway.passwords import hash_password
-from fix_gateway.tags import MINT_TX_HASH
+from fix_gateway.tags import MINT_QTY, MINT_TX_HASH
 from mocks.binance.exchange import MockExchange
 from mocks.binance.server import Credentials, MockBinance
 from mocks.fix_client import FixClient, SessionConfig
@@ -250,15 +250,25 @@ def _report(engine: Engine, lots: list[LotOpened], server: MockBinance,
                      else "every mint reported to its client"))
     problems = violations(engine) + ([] if same else ["lots differ from the exchange's trades"])
     problems += [f"no mint report for {o}" for o in unreported]
-    problems += _users(engine, on_chain, console)
+    problems += _users(engine, on_chain, _fix_minted(clients), console)
     console.print("invariants: ok" if not problems else f"invariants: {problems}")
     return 0 if not problems else 1
 
 
-def _users(engine: Engine, on_chain: OnChain, console: Console) -> list[str]:
-    """Per user: what the solver recorded beside what the chain holds; the differences."""
-    table = Table(title="users: the solver's record and the chain's")
-    for column in ("account", "deposited", "spent", "released", "units", "tokens", "vault"):
+def _fix_minted(clients: dict[str, FixClient]) -> dict[str, Decimal]:
+    """Per account: the units its mint reports (ExecType B, MintQty) said were minted."""
+    return {account: sum((Decimal((m.get(MINT_QTY) or b"0").decode())
+                          for m in client.received if m.get(150) == b"B"), ZERO)
+            for account, client in clients.items()}
+
+
+def _users(engine: Engine, on_chain: OnChain, fix_minted: dict[str, Decimal],
+           console: Console) -> list[str]:
+    """Per user: what FIX reported and the solver recorded beside what the chain holds; the
+    differences."""
+    table = Table(title="users: FIX reports, the solver's record and the chain's")
+    for column in ("account", "deposited", "spent", "released", "minted (FIX)", "tokens",
+                   "vault"):
         table.add_column(column, overflow="fold")
     problems = []
     for account in sorted(on_chain.tokens):
@@ -266,12 +276,13 @@ def _users(engine: Engine, on_chain: OnChain, console: Console) -> list[str]:
         mine = [o for o in engine.orders.values() if o.account == account]
         released = sum((o.released for o in mine), ZERO)
         units = sum((o.minted_units for o in mine), ZERO)
+        reported = fix_minted.get(account, ZERO)
         table.add_row(account, plain(b.deposited), plain(b.spent), plain(released),
-                      plain(units), plain(on_chain.tokens[account]),
+                      plain(reported), plain(on_chain.tokens[account]),
                       plain(on_chain.vault[account]))
-        if on_chain.tokens[account] != units:
+        if not on_chain.tokens[account] == units == reported:
             problems.append(f"{account}: {on_chain.tokens[account]} tokens on-chain, "
-                            f"{units} minted")
+                            f"{units} minted, {reported} reported over FIX")
         if on_chain.vault[account] != b.deposited - b.spent - b.withdrawn:
             problems.append(f"{account}: the vault holds {on_chain.vault[account]}, the "
                             f"ledger says {b.deposited - b.spent - b.withdrawn}")
