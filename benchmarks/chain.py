@@ -1,4 +1,5 @@
-"""The chain adapter on the embedded chain (py-evm through eth-tester, in process).
+"""The chain adapter on the embedded chain (py-evm through eth-tester, in process) or on
+anvil (``--backend anvil``, started on a free loopback port).
 
 - deposit -> credit: a user's ``deposit`` mined, then the watcher's poll until the engine has
   journaled the credit (confirmations 0; a real chain adds its block time per confirmation);
@@ -22,12 +23,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eth_account import Account
-from web3 import AsyncWeb3
+from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
 from web3.types import Wei
 
 from benchmarks.figures import percentiles
 from chain.deploy import contract, deploy_local
+from chain.local_node import anvil
 from chain.settler import Mint, Settler, SettleSettings
 from chain.watcher import VaultWatcher, WatchSettings
 from solver.core.bus import EventBus
@@ -43,8 +45,19 @@ from solver.service.sequencer import Sequencer
 USDC = 10**6
 
 
-async def bench(n: int, directory: Path) -> None:
-    w3 = AsyncWeb3(AsyncEthereumTesterProvider())
+async def bench(n: int, directory: Path, backend: str) -> None:
+    if backend == "anvil":
+        async with anvil() as url:
+            w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(url))
+            try:
+                await measure(w3, n, directory)
+            finally:
+                await w3.provider.disconnect()
+    else:
+        await measure(AsyncWeb3(AsyncEthereumTesterProvider()), n, directory)
+
+
+async def measure(w3: AsyncWeb3[Any], n: int, directory: Path) -> None:
     owner, treasury, user = (await w3.eth.accounts)[:3]
     operator = Account.create()
     await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
@@ -84,7 +97,7 @@ async def bench(n: int, directory: Path) -> None:
     print(f"deposit -> credited (journaled): {percentiles(credit)}")
 
     settler = Settler(w3, vault, deployment, operator, journal, submit, lambda: next(now),
-                      "bench", 6, SettleSettings(confirmations=0))
+                      "bench", 6, SettleSettings(confirmations=0, poll_s=0.005))
     settle: list[float] = []
     began = time.perf_counter()
     for order_id in range(1, n + 1):
@@ -109,9 +122,11 @@ def snapshot(order_id: int, wallet: str) -> OrderSnapshot:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--backend", choices=("embedded", "anvil"), default="embedded")
     args = parser.parse_args()
+    print(f"backend: {args.backend}")
     with tempfile.TemporaryDirectory() as name:
-        asyncio.run(bench(args.n, Path(name)))
+        asyncio.run(bench(args.n, Path(name), args.backend))
 
 
 if __name__ == "__main__":

@@ -5,18 +5,15 @@ started on a free loopback port). Each test gets a fresh chain; what differs bet
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import re
-import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, Protocol
 
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
-ROOT = Path(__file__).parent.parent.parent
+from chain.local_node import anvil
+
 BACKENDS = ("embedded", "anvil")
 
 
@@ -80,46 +77,14 @@ class Anvil:
             await self._rpc("anvil_reorg", depth, [])  # the blocks replaced by empty ones
 
 
-def anvil_binary() -> Path:
-    found = sorted((ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil"))
-    if not found:
-        raise RuntimeError("anvil is not installed: `make test` installs it (npm ci)")
-    return found[0]
-
-
 @contextlib.asynccontextmanager
 async def chain(backend: str) -> AsyncIterator[Chain]:
     if backend == "embedded":
         yield Embedded()
         return
-    process = await asyncio.create_subprocess_exec(
-        str(anvil_binary()), "--host", "127.0.0.1", "--port", "0",
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
-    draining: asyncio.Task[None] | None = None
-    try:
-        url = await asyncio.wait_for(_listening(process.stdout), 30)
-        draining = asyncio.create_task(_drain(process.stdout))  # a full pipe would stop it
-        anvil = Anvil(url)
+    async with anvil() as url:
+        node = Anvil(url)
         try:
-            yield anvil
+            yield node
         finally:
-            await anvil.w3.provider.disconnect()
-    finally:
-        process.terminate()
-        await process.wait()
-        if draining is not None:
-            draining.cancel()
-
-
-async def _drain(stdout: asyncio.StreamReader) -> None:
-    while await stdout.read(65536):
-        pass
-
-
-async def _listening(stdout: asyncio.StreamReader) -> str:
-    while line := (await stdout.readline()).decode():
-        found = re.search(r"Listening on (127\.0\.0\.1:\d+)", line)
-        if found:
-            return f"http://{found[1]}"
-    raise RuntimeError("anvil exited before listening")
+            await node.w3.provider.disconnect()

@@ -1,0 +1,52 @@
+"""anvil, the local Ethereum node (npm ``@foundry-rs/anvil``, pinned in ``package.json`` and
+installed by ``make test``), started on a free loopback port: for the tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def anvil_binary() -> Path:
+    found = sorted((ROOT / "node_modules" / "@foundry-rs").glob("anvil-*/bin/anvil"))
+    if not found:
+        raise RuntimeError("anvil is not installed: `make test` installs it (npm ci)")
+    return found[0]
+
+
+@contextlib.asynccontextmanager
+async def anvil() -> AsyncIterator[str]:
+    """A fresh anvil on 127.0.0.1; its URL while the block runs."""
+    process = await asyncio.create_subprocess_exec(
+        str(anvil_binary()), "--host", "127.0.0.1", "--port", "0",
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    draining: asyncio.Task[None] | None = None
+    try:
+        url = await asyncio.wait_for(_listening(process.stdout), 30)
+        draining = asyncio.create_task(_drain(process.stdout))  # a full pipe would stop it
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+        if draining is not None:
+            draining.cancel()
+
+
+async def _drain(stdout: asyncio.StreamReader) -> None:
+    while await stdout.read(65536):
+        pass
+
+
+async def _listening(stdout: asyncio.StreamReader) -> str:
+    while line := (await stdout.readline()).decode():
+        found = re.search(r"Listening on (127\.0\.0\.1:\d+)", line)
+        if found:
+            return f"http://{found[1]}"
+    raise RuntimeError("anvil exited before listening")
