@@ -82,6 +82,7 @@ async def serve(latency_orders: int, burst: int) -> Results:
     from mocks.binance.local import KEY, mock_server, running
     from mocks.ports import free_port
     from solver.exchange.endpoints import local
+    from solver.service.instant_mint import InstantMint, credit
     from solver.service.runtime import RuntimeSettings
     from solver.service.wiring import running_service
     from solver.simulation.run import setup_of
@@ -97,8 +98,11 @@ async def serve(latency_orders: int, burst: int) -> Results:
         # gateway's.
         quiet = RuntimeSettings(plan_every_ms=3_600_000)
         async with running(mock_server()) as server, running_service(
-                setup, fix, local(server.port), KEY, Path(tmp) / "journal.db", quiet,
-                [("alice", "USDC", deposit)]):
+                setup, fix, local(server.port), KEY, Path(tmp) / "journal.db",
+                quiet) as service:
+            # no chain here: the deposit credited and the mints confirmed by the doubles
+            InstantMint(service.runtime.bus, service.runtime.submit, service.runtime.clock)
+            credit(service.runtime.submit, service.runtime.clock, [("alice", "USDC", deposit)])
             context = multiprocessing.get_context("spawn")
             results = context.Queue()
             child = context.Process(target=client_side,

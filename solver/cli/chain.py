@@ -110,6 +110,7 @@ async def _deploy(w3: AsyncWeb3[Any], args: argparse.Namespace) -> int:
     deployment = await deploy_all(
         w3, owner, args.operator or owner.address, args.treasury or owner.address,
         args.withdrawal_delay, indexes, args.collateral)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     deployment.save(args.out)
     print(f"vault {deployment.vault} on chain {deployment.chain_id} from block "
           f"{deployment.start_block}; written to {args.out}")

@@ -47,7 +47,7 @@ is an example::
     comp_id = "ECHO"
     target_comp_id = "TESTER"
 
-    [chain]                              # optional: deposits and settlements on this chain
+    [chain]                              # deposits and settlements on this chain
     rpc = "http://127.0.0.1:8545"        # the node's URL (anvil, a testnet)
     deployment = "var/chain.json"        # written by `index-solver chain deploy`
     operator_key_env = "CHAIN_OPERATOR_KEY"   # the settling account's private key; or
@@ -55,9 +55,6 @@ is an example::
     confirmations = 2                    # blocks on top of a deposit before it is credited
     poll_ms = 1000
 
-    [[stand_in_deposits]]                # without [chain]: credited once each at start
-    account = "alice"
-    amount = "6000"
 """
 
 from __future__ import annotations
@@ -66,7 +63,6 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +120,8 @@ class Deployment:
     """What a new journal is created with (an existing journal keeps its own)."""
     service: ServiceSettings
     fix: FixSettings
-    stand_in_deposits: tuple[tuple[str, str, Decimal], ...] = ()
-    """(account, asset, amount) credited once each at start, when there is no chain."""
     chain: ChainSettings | None = None
+    """Where deposits come from and mints are settled; the service needs one."""
     wallets: tuple[tuple[str, str], ...] = ()
     """(account, wallet): the vault's deposits from the wallet are the account's."""
 
@@ -143,19 +138,15 @@ def load_deployment(path: Path) -> Deployment:
 
 def _deployment(data: Mapping[str, Any], base: Path) -> Deployment:
     reject_unknown(data, {"solver", "markets", "service", "fix", "accounts", "test_session",
-                          "stand_in_deposits", "chain"}, "(top)")
+                          "chain"}, "(top)")
     setup = _setup(expect_table(data.get("solver"), "solver"),
                    expect_table(data.get("markets"), "markets"), base)
     fix = _fix(expect_table(data.get("fix"), "fix"), _accounts(data.get("accounts", {})),
                _test_session(data.get("test_session")), base)
     chain = None if data.get("chain") is None else _chain(expect_table(data["chain"], "chain"),
                                                           base)
-    deposits = _deposits(expect_list(data.get("stand_in_deposits", []), "stand_in_deposits"),
-                         setup)
-    if chain is not None and deposits:
-        raise ConfigError("stand_in_deposits: deposits come from the vault when [chain] is set")
     return Deployment(setup, _service(expect_table(data.get("service"), "service"), base), fix,
-                      deposits, chain, _wallets(data.get("accounts", {})))
+                      chain, _wallets(data.get("accounts", {})))
 
 
 def _chain(table: Mapping[str, Any], base: Path) -> ChainSettings:
@@ -253,21 +244,6 @@ def _service(table: Mapping[str, Any], base: Path) -> ServiceSettings:
         raise ConfigError("service.exchange: expected local:PORT, testnet or production")
     return ServiceSettings(base / expect_text(table.get("journal"), "service.journal"),
                            exchange)
-
-
-def _deposits(items: list[Any], setup: EngineSetup) -> tuple[tuple[str, str, Decimal], ...]:
-    collaterals = {c.asset for c in setup.collaterals}
-    deposits = []
-    for n, item in enumerate(items):
-        key = f"stand_in_deposits[{n}]"
-        item = expect_table(item, key)
-        reject_unknown(item, {"account", "asset", "amount"}, key)
-        asset = expect_text(item.get("asset", sorted(collaterals)[0]), f"{key}.asset")
-        if asset not in collaterals:
-            raise ConfigError(f"{key}.asset: {asset} is no collateral here")
-        deposits.append((expect_text(item.get("account"), f"{key}.account"), asset,
-                         expect_number(item.get("amount"), f"{key}.amount", positive_only=True)))
-    return tuple(deposits)
 
 
 def _fix(table: Mapping[str, Any], accounts: tuple[Account, ...],

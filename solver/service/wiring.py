@@ -13,27 +13,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 from chain.records import MemoryRecords
 from fix_gateway.config import FixSettings
 from fix_gateway.gateway import Gateway
 from solver.config.deployment import Deployment, ServiceSettings
-from solver.core.commands import DepositConfirmed
+from solver.config.fields import ConfigError
 from solver.core.setup import EngineSetup
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import PRODUCTION, TESTNET, ApiKey, Endpoints, local
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
 from solver.service.chain_link import ChainAdapters, ChainLink, chain_adapters, connect
-from solver.service.instant_mint import InstantMint
 from solver.service.runtime import Runtime, RuntimeSettings
-
-Deposit = tuple[str, str, Decimal]
-"""(account, asset, amount)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +43,11 @@ class Service:
 async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpoints,
                           key: ApiKey, journal_path: Path | None = None,
                           settings: RuntimeSettings | None = None,
-                          deposits: Iterable[Deposit] = (),
                           chain: ChainLink | None = None) -> AsyncIterator[Service]:
     """The service, serving until the block ends. ``journal_path``: the journal to resume
     (created from ``setup`` if missing); without one nothing is kept. ``chain``: deposits,
-    withdrawals and settlements on that chain; without it ``deposits`` are credited once each
-    (by their place in the list) and mints are confirmed at once, as stand-ins."""
+    withdrawals and settlements on that chain; without it nothing is deposited or minted
+    (tests attach their own doubles: ``instant_mint``)."""
     journal = None if journal_path is None else open_journal(journal_path, setup)
     engine = setup.build() if journal is None else rebuild(journal).engine
     connector = BinanceConnector(endpoints, key)
@@ -67,11 +61,6 @@ async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpo
             if chain is not None:
                 adapters = await on_chain.enter_async_context(
                     chain_adapters(chain, runtime, journal or MemoryRecords()))
-            else:
-                InstantMint(runtime.bus, runtime.submit, runtime.clock)
-                for n, (account, asset, amount) in enumerate(deposits):
-                    runtime.submit(DepositConfirmed(runtime.clock(), f"stand-in-deposit-{n}",
-                                                    account, asset, amount))
             serving = asyncio.create_task(runtime.run())
             try:
                 yield Service(runtime, gateway, journal, adapters)
@@ -95,14 +84,15 @@ def open_journal(path: Path, setup: EngineSetup) -> Journal:
 async def serve(deployment: Deployment, stop: asyncio.Event | None = None) -> None:
     """The deployment's service until ``stop`` is set (by SIGINT or SIGTERM if not given)."""
     stop = stop or _stop_on_signals()
-    chain = None
-    if deployment.chain is not None:
-        collateral = deployment.setup.indexes[0].collateral
-        chain = await connect(deployment.chain, dict(deployment.wallets), collateral)
+    if deployment.chain is None:
+        raise ConfigError("chain: the service needs a [chain] section: deposits come from the "
+                          "vault and every mint is a settlement (docs/chain.md)")
+    collateral = deployment.setup.indexes[0].collateral
+    chain = await connect(deployment.chain, dict(deployment.wallets), collateral)
     async with running_service(deployment.setup, deployment.fix,
                                endpoints_of(deployment.service), ApiKey.from_env(),
                                deployment.service.journal, RuntimeSettings(plan_every_ms=200),
-                               deployment.stand_in_deposits, chain):
+                               chain):
         await stop.wait()
 
 

@@ -231,7 +231,7 @@ def test_collateral_inquiry_is_acked_and_reported_and_deposits_are_reported(
             alice = await s.client("alice")
             deposit = await report_where(alice, t35="BA")
             assert (field_of(deposit, 53), field_of(deposit, messages.DEPOSIT_TX_HASH)) == (
-                "6000", "stand-in-deposit-0")
+                "6000", "test-deposit-0")
             await alice.send(messages.collateral_inquiry("i1"))
             ack = await report_where(alice, t35="BG")
             assert (field_of(ack, 909), field_of(ack, 945), field_of(ack, 911)) == ("i1", "0", "1")

@@ -16,7 +16,12 @@ from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
+from eth_account import Account
+from web3.types import Wei
+
+from chain.deploy import contract, deploy_local, transact
 from fix_gateway.tags import EVENT_SEQ_NUM
 from mocks.binance.local import KEY, mock_server, running
 from mocks.fix_client import FixClient, SessionConfig, messages
@@ -25,6 +30,7 @@ from solver.core.commands import CancelIndexOrder, ExpireIndexOrder
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
 from solver.service.runtime import Runtime
+from tests.support.chains import Anvil, chain
 from tests.support.exchange import connector, run, until
 from tests.support.service import (
     _HASHES,
@@ -44,26 +50,57 @@ ALICES_EVENTS = (ev.IndexOrderAccepted, ev.IndexOrderFilled, ev.IndexOrderComple
                  ev.IndexOrderEndPending, ev.CancelRejected)
 
 
-def write_config(tmp: Path, fix_port: int, exchange_port: int) -> Path:
-    """The example deployment on these ports, with these accounts, its state in ``tmp``, and
-    alice's deposit enough for 300 orders of the minimum size."""
+DEPOSITS = {"alice": 20_000, "bob": 3_000}
+"""Alice's is enough for 300 orders of the minimum size."""
+
+
+async def on_chain(tmp: Path, node: Anvil) -> tuple[dict[str, Any], dict[str, str], str]:
+    """The contracts on ``node``, each account's deposit in the vault from its wallet: the
+    deployment's [chain] section, the wallets, and the operator's key."""
+    w3 = node.w3
+    owner, *spare = await w3.eth.accounts
+    wallets = dict(zip(PASSWORDS, spare, strict=False))
+    operator = Account.create()
+    await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
+        {"from": owner, "to": operator.address, "value": Wei(10**19)}))
+    deployment = await deploy_local(w3, owner, operator.address, owner, 3600,
+                                    {"SY2": "Two assets"})
+    deployment.save(tmp / "chain.json")
+    usdc = contract(w3, "MockUSDC", deployment.collateral)
+    vault = contract(w3, "CollateralVault", deployment.vault)
+    for account, amount in DEPOSITS.items():
+        wallet = wallets[account]
+        await transact(w3, wallet, usdc.functions.mint(wallet, amount * 10**6))
+        await transact(w3, wallet, usdc.functions.approve(vault.address, amount * 10**6))
+        await transact(w3, wallet, vault.functions.deposit(amount * 10**6, 0))
+    section = {"rpc": str(w3.provider.endpoint_uri),  # type: ignore[attr-defined]
+               "deployment": str(tmp / "chain.json"), "operator_key_env": "CHAIN_OPERATOR_KEY",
+               "confirmations": 0, "poll_ms": 50}
+    return section, wallets, operator.key.hex()
+
+
+def write_config(tmp: Path, fix_port: int, exchange_port: int, chain_section: dict[str, Any],
+                 wallets: dict[str, str]) -> Path:
+    """The example deployment on these ports and this chain, with these accounts, its state in
+    ``tmp``."""
     deployment = tomllib.loads(EXAMPLE.read_text())
     deployment["solver"]["indexes"] = [str(EXAMPLE.parent / i)
                                        for i in deployment["solver"]["indexes"]]
     deployment["service"] = {"journal": "journal.db", "exchange": f"local:{exchange_port}"}
     deployment["fix"] = {"port": fix_port, "comp_id": GATEWAY, "store": "fix-store"}
-    deployment["accounts"] = {name: {"comp_id": name.upper(), "password_hash": _HASHES[name]}
-                              for name in PASSWORDS}
-    deployment["stand_in_deposits"] = [{"account": "alice", "amount": "20000"},
-                                       {"account": "bob", "amount": "3000"}]
+    deployment["accounts"] = {name: {"comp_id": name.upper(), "password_hash": _HASHES[name],
+                                     "wallet": wallets[name]} for name in PASSWORDS}
+    deployment["chain"] = chain_section
     path = tmp / "deployment.json"
     path.write_text(json.dumps(deployment))
     return path
 
 
 @contextlib.contextmanager
-def gateway_process(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "BINANCE_API_KEY": KEY.key, "BINANCE_API_SECRET": KEY.secret}
+def gateway_process(config: Path, log: Path,
+                    operator_key: str) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "BINANCE_API_KEY": KEY.key, "BINANCE_API_SECRET": KEY.secret,
+           "CHAIN_OPERATOR_KEY": operator_key}
     with log.open("ab") as out:
         process = subprocess.Popen([sys.executable, "-m", "solver.cli", "gateway", "--config",
                                     str(config)], cwd=ROOT, env=env, stdout=out, stderr=out)
@@ -136,12 +173,15 @@ def test_a_killed_gateway_restarts_and_every_report_arrives_exactly_once(tmp_pat
     async def scenario() -> None:
         fix_port = free_port()
         log = tmp_path / "gateway.log"
-        async with running(mock_server(step_ms=100)) as server:
-            config = write_config(tmp_path, fix_port, server.port)
+        async with running(mock_server(step_ms=100)) as server, chain("anvil") as node:
+            assert isinstance(node, Anvil)
+            section, wallets, key = await on_chain(tmp_path, node)
+            config = write_config(tmp_path, fix_port, server.port, section, wallets)
             alice = alice_client(tmp_path, fix_port)
-            with gateway_process(config, log) as first:
+            with gateway_process(config, log, key) as first:
                 await wait_accepting(fix_port, first, log)
                 await alice.connect()
+                await report_where(alice, t35="BA")  # the vault's deposit credited
                 await alice.send(messages.new_order("o1", "SY2", D("5000")))
                 await report_where(alice, t150="0")
                 alice.drop()  # away while the order trades: its reports wait in the store
@@ -149,7 +189,7 @@ def test_a_killed_gateway_restarts_and_every_report_arrives_exactly_once(tmp_pat
                             "fills journaled")
                 first.send_signal(signal.SIGKILL)
                 first.wait(10)
-            with gateway_process(config, log) as second:
+            with gateway_process(config, log, key) as second:
                 await wait_accepting(fix_port, second, log)
                 await alice.connect()
                 await report_where(alice, t150="F", timeout=30)
@@ -212,12 +252,15 @@ def test_a_gateway_killed_while_orders_stream_in_takes_each_order_exactly_once(
     async def scenario() -> None:
         fix_port = free_port()
         log = tmp_path / "gateway.log"
-        async with running(mock_server()) as server:
-            config = write_config(tmp_path, fix_port, server.port)
+        async with running(mock_server()) as server, chain("anvil") as node:
+            assert isinstance(node, Anvil)
+            section, wallets, key = await on_chain(tmp_path, node)
+            config = write_config(tmp_path, fix_port, server.port, section, wallets)
             alice = alice_client(tmp_path, fix_port)
-            with gateway_process(config, log) as first:
+            with gateway_process(config, log, key) as first:
                 await wait_accepting(fix_port, first, log)
                 await alice.connect()
+                await report_where(alice, t35="BA")  # the vault's deposit credited
                 for n, cl_ord_id in enumerate(ids):
                     await alice.send(messages.new_order(cl_ord_id, "SY2", D("40"),
                                                         ord_type="2", price=D("900")))
@@ -225,7 +268,7 @@ def test_a_gateway_killed_while_orders_stream_in_takes_each_order_exactly_once(
                         await until(lambda: len(answers(alice)) >= 1, 30, "a first answer")
                 first.send_signal(signal.SIGKILL)
                 first.wait(10)
-            with gateway_process(config, log) as second:
+            with gateway_process(config, log, key) as second:
                 await wait_accepting(fix_port, second, log)
                 await alice.connect()
                 for cl_ord_id in sorted(set(ids) - set(answers(alice))):

@@ -47,8 +47,10 @@ def test_the_example_takes_its_hashes_from_the_environment(
         ("A1USDC", Decimal("0.001")), ("A2USDC", Decimal("0.01"))]
     assert (setup.params.max_order_notional, setup.client_order_prefix) == (
         Decimal(2000), "local")
-    assert deployment.stand_in_deposits == (("alice", "USDC", Decimal(6000)),
-                                            ("bob", "USDC", Decimal(3000)))
+    assert deployment.chain is not None
+    assert (deployment.chain.rpc, deployment.chain.deployment) == (
+        "http://127.0.0.1:8545", EXAMPLE.parent / "var" / "chain.json")
+    assert [account for account, _ in deployment.wallets] == ["alice", "bob"]
 
 
 def test_a_missing_hash_names_the_variable_and_how_to_make_one(
@@ -66,20 +68,14 @@ def test_a_missing_hash_names_the_variable_and_how_to_make_one(
      'password_hash = "{h}"\n', "accounts: each account needs its own comp_id"),
     ('[fix.door]\nlogon_timeout_s = 0\n', "fix.door.logon_timeout_s: must be a whole number"),
     ('[colour]\nred = 1\n', r"\(top\).colour: unknown key"),
-    ('[stand_in_deposits]\n', "stand_in_deposits: expected a list"),
-    ('[[stand_in_deposits]]\naccount = "a"\namount = "1e400"\n',
-     r"stand_in_deposits\[0\].amount: must be below 1E\+24"),
-    ('[[stand_in_deposits]]\naccount = "a"\nasset = "EUR"\namount = "1"\n',
-     r"stand_in_deposits\[0\].asset: EUR is no collateral here"),
+    ('[[stand_in_deposits]]\naccount = "a"\namount = "1"\n',
+     r"\(top\).stand_in_deposits: unknown key"),
     ('[chain]\nrpc = "localhost:8545"\ndeployment = "c.json"\noperator_key_env = "K"\n',
      "chain.rpc: expected the node's http:// or https:// URL"),
     ('[chain]\nrpc = "http://127.0.0.1:8545"\noperator_key_env = "K"\n',
      "chain.deployment: "),
     ('[chain]\nrpc = "http://x"\ndeployment = "c.json"\noperator_key_env = "K"\n'
      'confirmations = -1\n', "chain.confirmations: must be a whole number"),
-    ('[chain]\nrpc = "http://x"\ndeployment = "c.json"\noperator_key_env = "K"\n'
-     '[[stand_in_deposits]]\naccount = "a"\namount = "1"\n',
-     "stand_in_deposits: deposits come from the vault when \\[chain\\] is set"),
     ('[accounts.a]\ncomp_id = "A"\npassword_hash = "{h}"\nwallet = "0x12"\n',
      "accounts.a.wallet: expected an EVM address"),
 ])
