@@ -27,6 +27,7 @@ from mocks.binance.local import KEY, mock_server, running
 from mocks.fix_client import FixClient, SessionConfig, messages
 from solver.core import events as ev
 from solver.core.commands import CancelIndexOrder, ExpireIndexOrder
+from solver.core.orders import OrderStatus
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
 from solver.service.runtime import Runtime
@@ -156,8 +157,9 @@ def expected_seqs(journal_path: Path, account: str) -> Counter[int]:
             event = envelope.event
             if not isinstance(event, ALICES_EVENTS):
                 continue
-            if isinstance(event, ev.IndexOrderCompleted) and event.order_id in filled_now:
-                continue  # its last fill reported it
+            if isinstance(event, ev.IndexOrderCompleted) and event.order_id in filled_now \
+                    and event.status is OrderStatus.FILLED:
+                continue  # its last fill reported it (a cancel is reported on its own)
             if isinstance(event, ev.IndexOrderEndPending) and not event.request_id:
                 continue  # an expiry waiting for its batch: nothing to report yet
             if isinstance(event, ev.CancelRejected) and isinstance(
