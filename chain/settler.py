@@ -155,7 +155,7 @@ class Settler:
         while True:
             done = await self._settled_by(key)
             if done is not None:
-                return MintConfirmed(self.clock(), mint.order_id, done)
+                return MintConfirmed(self.clock(), mint.order_id, *done)
             job = self._job(mint.order_id)
             if job is None:
                 refusal = await self._refusal(order, key, mint.units)
@@ -174,7 +174,8 @@ class Settler:
                 tx_hash = bytes(receipt["transactionHash"]).hex()
                 log.info("chain settlement confirmed", order_id=mint.order_id, tx=tx_hash,
                          block=receipt["blockNumber"])
-                return MintConfirmed(self.clock(), mint.order_id, "0x" + tx_hash)
+                return MintConfirmed(self.clock(), mint.order_id, "0x" + tx_hash,
+                                     int(receipt["blockNumber"]))
             # its block left the chain: ask the vault again
 
     async def release(self, request: ev.WithdrawalReleaseRequested) -> None:
@@ -195,13 +196,15 @@ class Settler:
 
     # --- steps ---------------------------------------------------------------------------
 
-    async def _settled_by(self, key: bytes) -> str | None:
-        """The hash of the transaction that settled ``key``, if one did."""
+    async def _settled_by(self, key: bytes) -> tuple[str, int | None] | None:
+        """The transaction that settled ``key`` and its block, if one did."""
         if not await self.vault.functions.settled(key).call():
             return None
         logs = await self.vault.events.OrderSettled().get_logs(
             from_block=self.deployment.start_block, argument_filters={"order_key": key})
-        return "0x" + bytes(logs[-1]["transactionHash"]).hex() if logs else "settled"
+        if not logs:
+            return "settled", None
+        return "0x" + bytes(logs[-1]["transactionHash"]).hex(), int(logs[-1]["blockNumber"])
 
     async def _refusal(self, order: OrderSnapshot, key: bytes, units: Decimal) -> str | None:
         """Why the vault would refuse the settlement now (the node runs it once), if it

@@ -195,8 +195,11 @@ class AssetOrderEnded(Input):
 
 @dataclass(frozen=True, slots=True)
 class MintConfirmed(Input):
+    """The order's mint is on the chain: ``tx_hash`` in ``block`` (None from a stand-in)."""
+
     order_id: int
     tx_hash: str
+    block: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,9 @@ class Chain(Protocol):
 
     async def automine(self, on: bool) -> None: ...
 
+    async def advance(self, seconds: int) -> None:
+        """Move the chain's clock forward (a block is mined)."""
+
     async def mark(self) -> Any:
         """A point to go back to (``undo``)."""
 
@@ -44,6 +47,10 @@ class Embedded:
             self._tester.enable_auto_mine_transactions()
         else:
             self._tester.disable_auto_mine_transactions()
+
+    async def advance(self, seconds: int) -> None:
+        latest = await self.w3.eth.get_block("latest")
+        self._tester.time_travel(int(latest["timestamp"]) + seconds)
 
     async def mark(self) -> Any:
         return self._tester.take_snapshot()
@@ -67,6 +74,10 @@ class Anvil:
 
     async def automine(self, on: bool) -> None:
         await self._rpc("evm_setAutomine", on)
+
+    async def advance(self, seconds: int) -> None:
+        await self._rpc("evm_increaseTime", seconds)
+        await self._rpc("anvil_mine", "0x1")
 
     async def mark(self) -> Any:
         return await self.w3.eth.block_number
