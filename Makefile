@@ -43,6 +43,9 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/journal.py
 	$(BIN)/python benchmarks/exchange.py
 	$(BIN)/python benchmarks/fix_gateway.py
+	$(BIN)/python benchmarks/chain.py
+	$(BIN)/python benchmarks/chain.py --backend anvil
+	$(BIN)/python benchmarks/withdrawal.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

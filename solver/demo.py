@@ -68,7 +68,7 @@ def main(path: Path, console: Console) -> int:
 
 async def _demo(scenario: Scenario, console: Console) -> int:
     key = ApiKey(secrets.token_hex(8), secrets.token_hex(16))  # this run only, never shown
-    chain = await _embedded_chain(scenario, _accounts(scenario))
+    chain = await embedded_chain(scenario, _accounts(scenario))
     collateral = {i.collateral for i in scenario.indexes}
     exchange = MockExchange(dict(scenario.markets), {c: Decimal(10) ** 7 for c in collateral})
     server = MockBinance(exchange, Credentials(key.key, key.secret), step_ms=100)
@@ -99,7 +99,7 @@ async def _demo(scenario: Scenario, console: Console) -> int:
     return _report(engine, lots, server, clients, on_chain, console)
 
 
-async def _embedded_chain(scenario: Scenario, accounts: list[str]) -> ChainLink:
+async def embedded_chain(scenario: Scenario, accounts: list[str]) -> ChainLink:
     """The contracts deployed on an in-process chain; each account's wallet (one of the
     chain's unlocked accounts) deposits its scenario deposits into the vault."""
     w3 = AsyncWeb3(AsyncEthereumTesterProvider())
