@@ -36,7 +36,7 @@ contracts: $(INSTALLED)
 unit: $(INSTALLED) $(ANVIL)
 	$(BIN)/pytest
 
-bench: $(INSTALLED)
+bench: $(INSTALLED) $(ANVIL)
 	$(BIN)/python benchmarks/plan_batch.py
 	$(BIN)/python benchmarks/allocate.py
 	$(BIN)/python benchmarks/simulate.py
