@@ -12,7 +12,7 @@ operator's status (``disagreements``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,9 +24,7 @@ from web3.contract import AsyncContract
 from chain.watcher import from_units
 from solver.core import events as ev
 from solver.core.bus import EventBus
-from solver.core.engine import Engine
 from solver.core.money import ZERO
-from solver.core.orders import OrderState
 
 log = structlog.get_logger(__name__)
 
@@ -60,18 +58,15 @@ class VaultReconciler:
         self._minted: set[int] = set()
         self._seen = asyncio.Event()
 
-    def attach(self, bus: EventBus, engine: Engine) -> None:
-        """The ledger's side as of start-up, then from the events."""
-        for (account, asset), balance in engine.ledger.balances().items():
-            if asset == self.asset:
-                self._credited[account] = balance.deposited
-                self._withdrawn[account] = balance.withdrawn
-        for order in engine.orders.values():
-            if order.state is OrderState.MINTED and order.collateral_asset == self.asset:
-                self._charge(order.id, order.account, order.spent)
-        bus.subscribe(ev.CollateralDeposited, self._deposited)
-        bus.subscribe(ev.CollateralWithdrawn, self._withdrawn_event)
-        bus.subscribe(ev.IndexOrderMinted, self._minted_event)
+    def attach(self, bus: EventBus, history: Iterable[ev.Transaction] = ()) -> None:
+        """The ledger's side from ``history`` (the journal's transactions, at start), then
+        from ``bus``."""
+        for source in (past := EventBus(), bus):
+            source.subscribe(ev.CollateralDeposited, self._deposited)
+            source.subscribe(ev.CollateralWithdrawn, self._withdrawn_event)
+            source.subscribe(ev.IndexOrderMinted, self._minted_event)
+        for transaction in history:
+            past.publish(transaction)
 
     def _deposited(self, envelope: ev.Envelope[ev.CollateralDeposited]) -> None:
         event = envelope.event

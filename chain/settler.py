@@ -16,8 +16,9 @@ For each ``MintRequested`` (and ``MintRetryRequested``) the settler:
    reports ``MintConfirmed``; a revert or an exhausted replacement budget reports
    ``MintFailed`` with the reason (the engine retries later, and step 1 comes first).
 
-A restart resumes every job the journal holds: the engine's orders still minting are asked
-again by the runtime at start (``pending``), and step 1 and the recorded nonce make that safe.
+A restart resumes every job the journal holds: the orders whose mint the journal shows asked
+for and not confirmed are asked again at start (``attach``), and step 1 and the recorded nonce
+make that safe.
 ``WithdrawalReleaseRequested`` sends the vault's ``release``: it reverts once the user has been
 paid, so sending it again is harmless.
 """
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, cast
@@ -47,8 +48,7 @@ from chain.watcher import to_units
 from solver.core import events as ev
 from solver.core.bus import EventBus
 from solver.core.commands import Input, MintConfirmed, MintFailed
-from solver.core.engine import Engine
-from solver.core.orders import OrderSnapshot, OrderState
+from solver.core.orders import OrderSnapshot
 
 log = structlog.get_logger(__name__)
 
@@ -101,14 +101,26 @@ class Settler:
 
     # --- what to do, from the bus ---------------------------------------------------------
 
-    def attach(self, bus: EventBus, engine: Engine) -> None:
-        """Follow the bus; orders closed before now (still to mint) come from ``engine`` as of
-        start-up, and their mints are asked again."""
-        for order in engine.orders.values():
-            if order.state in (OrderState.MINTING, OrderState.MINT_RETRY_WAIT):
-                self.orders[order.id] = order.snapshot()
-                if order.state is OrderState.MINTING:
-                    self._work.put_nowait(Mint(order.id, order.mint_attempts, order.filled_units))
+    def attach(self, bus: EventBus, history: Iterable[ev.Transaction] = ()) -> None:
+        """Follow ``bus``. ``history`` (the journal's transactions, at start) says which
+        orders still wait for their mint: those are asked again."""
+        waiting: dict[int, Mint] = {}
+        past = EventBus()
+        past.subscribe(ev.IndexOrderCompleted, self._completed)
+        past.subscribe(ev.MintRequested, lambda e: waiting.__setitem__(
+            e.event.order_id, Mint(e.event.order_id, 1, e.event.units)))
+        past.subscribe(ev.MintRetryRequested, lambda e: waiting.__setitem__(
+            e.event.order_id, Mint(e.event.order_id, e.event.attempt, e.event.units)))
+
+        def done(envelope: ev.Envelope[ev.MintRetryScheduled | ev.IndexOrderMinted]) -> None:
+            waiting.pop(envelope.event.order_id, None)  # minted, or the clock asks again
+
+        past.subscribe(ev.MintRetryScheduled, done)
+        past.subscribe(ev.IndexOrderMinted, done)
+        for transaction in history:
+            past.publish(transaction)
+        for mint in waiting.values():
+            self._work.put_nowait(mint)
         bus.subscribe(ev.IndexOrderCompleted, self._completed)
         bus.subscribe(ev.MintRequested, self._mint)
         bus.subscribe(ev.MintRetryRequested, self._retry)

@@ -104,8 +104,9 @@ async def chain_adapters(link: ChainLink, runtime: Runtime,
     reconciler = VaultReconciler(link.w3, vault, link.collateral, link.collateral_decimals,
                                  link.wallets, watcher.journaled_through)
     runtime.bus.observe(watcher)
-    settler.attach(runtime.bus, runtime.engine)
-    reconciler.attach(runtime.bus, runtime.engine)
+    history = list(runtime.transactions_after(0))  # what the adapters remember, from events
+    settler.attach(runtime.bus, history)
+    reconciler.attach(runtime.bus, history)
     settler.after_confirmed = reconciler.after_settlement
     for account, wallet in sorted(link.wallets.items()):
         runtime.submit(BindWallet(runtime.clock(), wallet, account))

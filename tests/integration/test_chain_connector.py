@@ -89,7 +89,7 @@ class Stack:
         settings = settings or SettleSettings(confirmations=0)
         settler = Settler(self.w3, self.vault, self.deployment, operator or self.operator,
                           self.journal, self.submit, self.clock, "test", 6, settings)
-        settler.attach(self.bus, self.engine)
+        settler.attach(self.bus, self.journal.transactions())
         return settler
 
     async def mine(self, blocks: int) -> None:
@@ -318,9 +318,12 @@ def test_a_settler_killed_after_recording_its_job_resumes_it_and_settles_once(
             del s.w3.eth.send_raw_transaction  # the instance attribute: back to the real one
             job = s.journal.record(f"settlement:{mint.order_id}")
             assert job is not None and '"txs": ["' in job
-            second = s.settler()
+            second = s.settler()  # its start: the journal shows the mint asked, not confirmed
+            assert second._work.get_nowait() == Mint(mint.order_id, 1, mint.units)
             confirmed = await second.settle(Mint(mint.order_id, 1, mint.units))
             assert confirmed.tx_hash.startswith("0x")
+            s.submit(confirmed)
+            assert s.settler()._work.empty()  # minted: nothing to ask again
             assert await s.w3.eth.get_transaction_count(s.operator.address) == 1
             assert await s.token.functions.totalSupply().call() == int(mint.units * 10**18)
     within(60, scenario)
@@ -399,7 +402,7 @@ def test_the_reconciler_counts_deposits_not_yet_journaled_and_reports_a_disagree
             watcher, settler = s.watcher(confirmations=2), s.settler()
             reconciler = VaultReconciler(s.w3, s.vault, "USDC", 6,
                                          {"alice": s.users[0]}, watcher.journaled_through)
-            reconciler.attach(s.bus, s.engine)
+            reconciler.attach(s.bus, s.journal.transactions())
             settler.after_confirmed = reconciler.after_settlement
             await s.deposit(s.users[0], 1500)
             await s.mine(2)
