@@ -2,15 +2,15 @@
 model kept from the events (the order snapshots and balances they carry).
 
 The gateway answers status requests and collateral inquiries from it, never from the engine's
-live state. It is seeded once from the engine at start-up, before any new input is applied
-(the engine then is the journal's last transaction), and moved on by each transaction the bus
-publishes, all of a transaction at once.
+live state. At start-up it replays the journal's transactions (``replaying``), and then moves
+on with each transaction the bus publishes, all of a transaction at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from solver.core import events as ev
-from solver.core.engine import Engine
 from solver.core.ledger import Balance
 from solver.core.orders import OrderSnapshot
 
@@ -24,11 +24,11 @@ class AccountView:
         self._balances: dict[tuple[str, str], Balance] = {}
 
     @classmethod
-    def of(cls, engine: Engine) -> AccountView:
-        view = cls(engine.transactions_applied)
-        view._orders = {order.id: order.snapshot() for order in engine.orders.values()}
-        view._ids = dict(engine.order_names())
-        view._balances = engine.ledger.balances()
+    def replaying(cls, history: Iterable[ev.Transaction]) -> AccountView:
+        """The view as of the last of ``history`` (the journal's transactions)."""
+        view = cls()
+        for transaction in history:
+            view.transaction_ended(transaction)
         return view
 
     # --- queries ---------------------------------------------------------------------------
@@ -58,7 +58,8 @@ class AccountView:
     def _apply(self, event: ev.Event) -> None:
         match event:
             case (ev.CollateralDeposited() | ev.CollateralReserved() | ev.CollateralSpent()
-                  | ev.CollateralReleased()):
+                  | ev.CollateralReleased() | ev.CollateralSetAside() | ev.CollateralGivenBack()
+                  | ev.CollateralWithdrawn()):
                 self._balances[(event.account, event.asset)] = event.balance
             case ev.IndexOrderAccepted():
                 self._ids[(event.account, event.client_order_id)] = event.order_id

@@ -109,7 +109,7 @@ class Gateway:
         # QuickFIX's thread and the loop hand each message back and forth; with Python's
         # default 5 ms switch interval a thread back from I/O can wait that long for the GIL.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self.view = AccountView.of(self.engine)  # the journal's last transaction, as yet
+        self.view = AccountView.replaying(self.runtime.transactions_after(0))
         self.runtime.bus.observe(self.view)
         self.inbound = InboundLog(self.settings.store / "inbound",
                                   self.engine.transactions_applied)

@@ -109,6 +109,15 @@ class ReportMaker:
                 name = _order_names(transaction).get(event.order_id, str(event.order_id))
                 return event.account, self._collateral(
                     event, seq, ts, f"released from order {name}", [])
+            case ev.CollateralSetAside():
+                return event.account, self._collateral(
+                    event, seq, ts, "set aside for the withdrawal you asked for", [])
+            case ev.CollateralGivenBack():
+                return event.account, self._collateral(
+                    event, seq, ts, "given back: a newer withdrawal request replaced it", [])
+            case ev.CollateralWithdrawn():
+                return event.account, self._collateral(
+                    event, seq, ts, "withdrawn from the vault", [])
         return None
 
     # --- execution reports -------------------------------------------------------------------
@@ -178,7 +187,9 @@ class ReportMaker:
 
     # --- collateral -----------------------------------------------------------------------
 
-    def _collateral(self, event: ev.CollateralDeposited | ev.CollateralReleased, seq: int,
+    def _collateral(self, event: ev.CollateralDeposited | ev.CollateralReleased
+                    | ev.CollateralSetAside | ev.CollateralGivenBack | ev.CollateralWithdrawn,
+                    seq: int,
                     ts: int, text: str, extra: list[tuple[int, str]]) -> Outgoing:
         return collateral_report(event.balance, event.account, event.asset, str(seq), None, [
             (53, amount(event.amount)), (58, text), *extra, (CHAIN_ID, str(self.chain_id)),

@@ -76,6 +76,14 @@ def test_deposit_order_settlement_and_withdrawal_on_anvil(tmp_path: Path) -> Non
                 await until(lambda: s.runtime.engine.ledger.balance(
                     "alice", "USDC").withdrawn == D(500), what="the withdrawal paid", timeout=20)
                 assert await usdc.functions.balanceOf(alice_wallet).call() == before + 500 * USDC
+                aside = await report_where(alice, t35="BA",
+                                           t58="set aside for the withdrawal you asked for")
+                assert field_of(aside, 53) == "500"
+                paid = await report_where(alice, t35="BA", t58="withdrawn from the vault")
+                assert field_of(paid, 53) == "500"
+                await alice.send(messages.collateral_inquiry("i1"))
+                answer = await report_where(alice, t35="BA", t909="i1")
+                assert D(field_of(answer, 900) or "0") == D(5500) - order.spent
                 assert from_units(await vault.functions.balances(alice_wallet).call(),
                                   6) == D(5500) - order.spent
     run(scenario(), 90)
