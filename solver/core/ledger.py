@@ -56,49 +56,37 @@ class CollateralLedger:
                                           available=b.available + amount))
 
     def reserve(self, account: str, asset: str, amount: Decimal) -> None:
-        b = self.balance(account, asset)
-        if amount > b.available:
-            raise LedgerError(f"reserve {amount} > available {b.available} for {account}")
-        self._set(account, asset, replace(b, available=b.available - amount,
-                                          reserved=b.reserved + amount))
+        self._move(account, asset, amount, "available", "reserved", "reserve")
 
     def spend(self, account: str, asset: str, amount: Decimal, fees: Decimal) -> None:
+        self._move(account, asset, amount, "reserved", "spent", "spend")
         b = self.balance(account, asset)
-        if amount > b.reserved:
-            raise LedgerError(f"spend {amount} > reserved {b.reserved} for {account}")
-        self._set(account, asset, replace(b, reserved=b.reserved - amount,
-                                          spent=b.spent + amount, fees=b.fees + fees))
+        self._set(account, asset, replace(b, fees=b.fees + fees))
 
     def release(self, account: str, asset: str, amount: Decimal) -> None:
-        b = self.balance(account, asset)
-        if amount > b.reserved:
-            raise LedgerError(f"release {amount} > reserved {b.reserved} for {account}")
-        self._set(account, asset, replace(b, available=b.available + amount,
-                                          reserved=b.reserved - amount))
+        self._move(account, asset, amount, "reserved", "available", "release")
 
     def set_aside(self, account: str, asset: str, amount: Decimal) -> None:
         """Available collateral kept for a withdrawal."""
-        b = self.balance(account, asset)
-        if amount > b.available:
-            raise LedgerError(f"set aside {amount} > available {b.available} for {account}")
-        self._set(account, asset, replace(b, available=b.available - amount,
-                                          withdrawing=b.withdrawing + amount))
+        self._move(account, asset, amount, "available", "withdrawing", "set aside")
 
     def give_back(self, account: str, asset: str, amount: Decimal) -> None:
         """Collateral set aside for a withdrawal that did not take it."""
-        b = self.balance(account, asset)
-        if amount > b.withdrawing:
-            raise LedgerError(f"give back {amount} > withdrawing {b.withdrawing} for {account}")
-        self._set(account, asset, replace(b, available=b.available + amount,
-                                          withdrawing=b.withdrawing - amount))
+        self._move(account, asset, amount, "withdrawing", "available", "give back")
 
     def pay_out(self, account: str, asset: str, amount: Decimal) -> None:
         """The vault paid the user: from what was set aside."""
+        self._move(account, asset, amount, "withdrawing", "withdrawn", "pay out")
+
+    def _move(self, account: str, asset: str, amount: Decimal, source: str, target: str,
+              what: str) -> None:
+        """``amount`` from one part of the balance to another; never more than is there."""
         b = self.balance(account, asset)
-        if amount > b.withdrawing:
-            raise LedgerError(f"pay out {amount} > withdrawing {b.withdrawing} for {account}")
-        self._set(account, asset, replace(b, withdrawing=b.withdrawing - amount,
-                                          withdrawn=b.withdrawn + amount))
+        have: Decimal = getattr(b, source)
+        if amount > have:
+            raise LedgerError(f"{what} {amount} > {source} {have} for {account}")
+        self._set(account, asset, replace(b, **{source: have - amount,
+                                                target: getattr(b, target) + amount}))
 
     def violations(self) -> list[str]:
         found = ((key, b.violation()) for key, b in self._balances.items())
