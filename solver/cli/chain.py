@@ -7,12 +7,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from solver.core.money import plain
+from solver.core.money import amount_problem, plain
 
 if TYPE_CHECKING:  # web3 loads only when a chain command runs
     from eth_account.signers.local import LocalAccount
@@ -149,6 +150,9 @@ async def _balance(w3: AsyncWeb3[Any], deployment: ChainDeployment, wallet: str)
     vault = contract(w3, "CollateralVault", deployment.vault)
     usdc = contract(w3, "MockUSDC", deployment.collateral)
     decimals = int(await usdc.functions.decimals().call())
+    if not re.fullmatch(r"0x[0-9A-Fa-f]{40}", wallet):
+        raise UsageError(f"wallet {wallet!r}: expected an EVM address, 0x and 40 hexadecimal "
+                         "digits")
     user = w3.to_checksum_address(wallet)
     balance = await vault.functions.balances(user).call()
     requested = await vault.functions.withdrawal_requested(user).call()
@@ -180,4 +184,7 @@ def _amount(text: str) -> Decimal:
         raise UsageError(f"amount {text!r} is not a number") from None
     if not amount.is_finite() or amount <= 0:
         raise UsageError(f"amount {text!r} must be above zero")
+    problem = amount_problem(amount)
+    if problem is not None:
+        raise UsageError(f"amount {text!r}: {problem}")
     return amount

@@ -29,7 +29,7 @@ from solver.core.commands import (
     WithdrawalRequested,
 )
 from solver.core.money import ZERO
-from solver.core.orders import IndexOrder, OrderState, OrderStatus
+from solver.core.orders import IndexOrder, OrderState, OrderStatus, RejectReason, amount_refusal
 
 if TYPE_CHECKING:
     from solver.core.engine import Engine
@@ -121,9 +121,9 @@ def deposit_confirmed(engine: Engine, fact: VaultDepositConfirmed) -> list[ev.Ev
 def withdrawal_requested(engine: Engine, fact: WithdrawalRequested) -> list[ev.Event]:
     if fact.request_id in engine.custody.seen:
         return [ev.InputIgnored(f"withdrawal request {fact.request_id} already applied")]
-    if fact.asset not in engine.collaterals or not fact.amount.is_finite() or fact.amount <= 0:
-        return [ev.InputIgnored(f"withdrawal {fact.request_id}: {fact.amount} {fact.asset} "
-                                "is not a withdrawal of a collateral")]
+    problem = _amount_problem(engine, fact.asset, fact.amount)
+    if problem is not None:
+        return [ev.InputIgnored(f"withdrawal {fact.request_id}: {problem}")]
     custody, key = engine.custody, fact.wallet.lower()
     custody.seen.add(fact.request_id)
     events = _give_back(engine, custody.withdrawals.pop(key, None))  # a new request replaces
@@ -142,9 +142,10 @@ def withdrawal_paid(engine: Engine, fact: WithdrawalPaid) -> list[ev.Event]:
     custody, key = engine.custody, fact.wallet.lower()
     if fact.payout_id in custody.seen:
         return [ev.InputIgnored(f"withdrawal payout {fact.payout_id} already applied")]
-    if fact.asset not in engine.collaterals or not fact.amount.is_finite() or fact.amount < 0:
-        return [ev.InputIgnored(f"withdrawal payout {fact.payout_id}: {fact.amount} "
-                                f"{fact.asset} is not a payout of a collateral")]
+    # the vault pays min(requested, balance): nothing, when the balance is gone
+    problem = None if fact.amount == 0 else _amount_problem(engine, fact.asset, fact.amount)
+    if problem is not None:
+        return [ev.InputIgnored(f"withdrawal payout {fact.payout_id}: {problem}")]
     custody.seen.add(fact.payout_id)
     withdrawal = custody.withdrawals.get(key)
     if withdrawal is not None and withdrawal.asset == fact.asset:
@@ -172,6 +173,16 @@ def withdrawal_paid(engine: Engine, fact: WithdrawalPaid) -> list[ev.Event]:
         events.append(ev.VaultOverpaid(fact.payout_id, fact.wallet, fact.asset,
                                        fact.amount - paid))
     return events
+
+
+def _amount_problem(engine: Engine, asset: str, amount: Decimal) -> str | None:
+    """Why ``amount`` of ``asset`` cannot be a withdrawal (the deposits' bounds), if it
+    cannot."""
+    collateral = engine.collaterals.get(asset)
+    if collateral is None:
+        return f"{asset} is no collateral"
+    refusal = amount_refusal(amount, collateral.decimals, asset, RejectReason)
+    return None if refusal is None else refusal.text
 
 
 # --- after every input -------------------------------------------------------------------------

@@ -43,7 +43,11 @@ def test_a_user_deploys_deposits_and_reads_the_balance_back(
                 "vault balance 1000.5", "withdrawal requested 100", "SY2 0"]
             assert await cli(["chain", "withdraw", *user]) == 1
             assert "too early" in capsys.readouterr().err
-            assert await cli(["chain", "deposit", *user, "1.0000001"]) == 2
+            for absurd in ("1.0000001", "1e400", "1" * 70, "", "-5", "NaN", "x\udcff"):
+                assert await cli(["chain", "deposit", *user, absurd]) == 2, absurd
+            assert await cli(["chain", "balance", *node_args, "--deployment", str(out),
+                              "0xzz"]) == 2
+            assert "expected an EVM address" in capsys.readouterr().err
             assert await cli(["chain", "deposit", *node_args, "--key-env", "NOBODY",
                               "--deployment", str(out), "1"]) == 2
             assert "NOBODY" in capsys.readouterr().err

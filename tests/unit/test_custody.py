@@ -211,3 +211,20 @@ def test_a_withdrawal_request_or_payout_delivered_twice_counts_once() -> None:
     d.apply(WithdrawalPaid, "paid-1", ALICE, "USDC", D(300))
     assert d.apply(WithdrawalPaid, "paid-1", ALICE, "USDC", D(300)).of_type(ev.InputIgnored)
     assert balance(d) == (D(700), 0, 0, D(300))
+
+
+def test_a_withdrawal_or_payout_out_of_bounds_is_ignored_with_the_reason() -> None:
+    d = desk()
+    d.apply(BindWallet, ALICE, "alice")
+    vault_deposit(d, "v-1", "1000")
+    for amount, words in (("1e400", "below 1E+24"), ("NaN", "greater than zero"),
+                          ("0", "greater than zero"), ("1.0000001", "decimals")):
+        [ignored] = d.apply(WithdrawalRequested, f"w-{amount}", ALICE, "USDC",
+                            D(amount)).of_type(ev.InputIgnored)
+        assert words in ignored.reason
+        if amount != "0":  # a payout of nothing closes the withdrawal (the balance was gone)
+            [ignored] = d.apply(WithdrawalPaid, f"p-{amount}", ALICE, "USDC",
+                                D(amount)).of_type(ev.InputIgnored)
+            assert words in ignored.reason
+    assert d.apply(WithdrawalRequested, "w-eur", ALICE, "EUR", D(1)).of_type(ev.InputIgnored)
+    assert balance(d) == (D(1000), 0, 0, 0)
