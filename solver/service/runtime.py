@@ -3,8 +3,9 @@ adapter (execution and market data) around it.
 
 Start-up resumes from the journal: the engine is the replay of the journal, and every asset
 order it has in flight is tracked again and queried on the exchange before new batches are
-planned. Then, every ``plan_every_ms``, the local books that moved go to the engine and, while
-orders are waiting, a batch is planned; a clock tick every ``tick_every_ms`` makes expiries and mint
+planned. Then batches are planned as orders arrive (``planner``); every ``plan_every_ms`` the
+local books that moved go to the engine and orders still waiting are planned again (a fallback
+for those a plan could not serve); a clock tick every ``tick_every_ms`` makes expiries and mint
 retries fall due.
 """
 
@@ -26,6 +27,7 @@ from solver.exchange.market_data import MarketData
 from solver.journal.store import Journal
 from solver.plumbing.clock import now_ms
 from solver.plumbing.tasks import cancel, wait_set
+from solver.service.planner import Planner
 from solver.service.sequencer import Sequencer, identity
 from solver.service.settlement_watch import SettlementWatch
 
@@ -35,6 +37,9 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class RuntimeSettings:
     plan_every_ms: int = 500
+    gather_ms: float | None = 2
+    """How long an order arriving while nothing is in flight waits for others to share its
+    batch; None plans on the ``plan_every_ms`` timer only."""
     tick_every_ms: int = 1000
     snapshot_every: int = 2000
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
@@ -61,6 +66,7 @@ class Runtime:
         symbols = sorted(rules.symbol for rules in engine.rules.values())
         self.market_data = MarketData(connector, symbols, self.settings.book_max_age_ms,
                                       clock=self.clock)
+        self.planner = Planner(self.bus, self._plan, self.settings.gather_ms or 0)
         self._stopping = asyncio.Event()
 
     def transactions_after(self, number: int) -> Iterator[Transaction]:
@@ -84,19 +90,28 @@ class Runtime:
             self.submit(update)
 
     async def run(self) -> None:
-        """Serve until ``stop``: resume in-flight orders, then plan on a timer. On the way
+        """Serve until ``stop``: resume in-flight orders, then plan as orders arrive. On the way
         out, the sends in progress finish and their facts are journaled before the writer
         stops."""
         self._check_rules()
         writer = asyncio.create_task(self.sequencer.run(self.inbox))
         books = asyncio.create_task(self.market_data.run())
         reconciling: asyncio.Task[None] | None = None
+        planning: asyncio.Task[None] | None = None
         try:
             await self.execution.resume(self.engine.asset_orders.values())
             self.settlement.resume(self._unsettled_batches())
+            self.planner.resume(
+                (o.id for o in self.engine.open_orders() if o.is_ready),
+                {b.id: frozenset(b.engagements) for b in self.engine.batches.values()
+                 if not b.settled})
             reconciling = asyncio.create_task(self.execution.run())
+            if self.settings.gather_ms is not None:
+                planning = asyncio.create_task(self.planner.run())
             await self._plan_until_stopped(writer)
         finally:
+            if planning is not None:
+                await cancel(planning)
             self.execution.stop()
             if reconciling is not None:
                 await reconciling
@@ -130,12 +145,15 @@ class Runtime:
             now = self.clock()
             # The engine prices new orders' minimum on its books: keep them current.
             self.refresh_books()
-            if self.engine.open_orders():
-                self.submit(PlanBatch(now))
+            self.planner.fall_back()
             self.settlement.check(now)
             if now - last_tick >= self.settings.tick_every_ms:
                 self.submit(ClockTicked(now))
                 last_tick = now
+
+    def _plan(self) -> None:
+        self.refresh_books()  # the plan prices on the engine's books: bring them up to date
+        self.submit(PlanBatch(self.clock()))
 
     def _unsettled_batches(self) -> list[tuple[int, int, tuple[int, ...],
                                               list[AssetOrderRequested]]]:

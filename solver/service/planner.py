@@ -1,0 +1,101 @@
+"""When to plan a batch: as orders arrive, not on a timer.
+
+An order that arrives while nothing is in flight is planned after a short gathering window
+(``gather_ms``), so that orders arriving together share a batch; when a batch settles and
+orders wait, the next is planned at once. A batch in flight holds the orders that arrive
+meanwhile: they go together in the next one. The timer stays as a fallback (the runtime's
+``plan_every_ms``) for orders a plan could not serve (no liquidity, limits), which wait for
+the books or the limits to change.
+
+The planner learns which orders wait and which batches are in flight from the events; at
+start, before serving, it is told what the journal left (``resume``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from solver.core import events as ev
+from solver.core.bus import EventBus
+from solver.core.commands import PlanBatch
+from solver.core.orders import OrderSnapshot
+
+
+class Planner:
+    def __init__(self, bus: EventBus, plan: Callable[[], None], gather_ms: float) -> None:
+        """``plan`` hands a ``PlanBatch`` to the writer (after bringing the books up to date)."""
+        self._plan = plan
+        self._gather_s = gather_ms / 1000
+        self.waiting: set[int] = set()
+        """Open orders neither engaged in a batch nor being ended."""
+        self.in_flight: dict[int, frozenset[int]] = {}
+        """Batches not settled, with their orders."""
+        self._asked = False  # a PlanBatch is on its way to the writer
+        self._due = asyncio.Event()
+        self._at_once = False
+        bus.observe(self)
+
+    def resume(self, waiting: Iterable[int], in_flight: dict[int, frozenset[int]]) -> None:
+        self.waiting.update(waiting)
+        self.in_flight.update(in_flight)
+        self._due.set()
+
+    def fall_back(self) -> None:
+        """The timer: plan what waits, unless a plan is already on its way."""
+        if self.waiting and not self._asked:
+            self._ask()
+
+    async def run(self) -> None:
+        """Plan whenever it is due, until cancelled."""
+        while True:
+            await self._due.wait()
+            if not self._at_once:
+                await asyncio.sleep(self._gather_s)
+            self._due.clear()
+            self._at_once = False
+            if self.waiting and not self._asked and not self.in_flight:
+                self._ask()
+
+    def _ask(self) -> None:
+        self._asked = True
+        self._plan()
+
+    # --- what the events say ----------------------------------------------------------------
+
+    def transaction_began(self, transaction: ev.Transaction) -> None:
+        pass
+
+    def transaction_ended(self, transaction: ev.Transaction) -> None:
+        settled = False
+        for envelope in transaction.events:  # batches first: orders' snapshots follow them
+            event = envelope.event
+            if isinstance(event, ev.BatchPlanned):
+                orders = frozenset(e.order_id for e in event.engagements)
+                self.in_flight[event.batch_id] = orders
+                self.waiting -= orders
+            elif isinstance(event, ev.BatchSettled):
+                settled = True
+                self.waiting |= self.in_flight.pop(event.batch_id, frozenset())
+        arrived = False
+        for envelope in transaction.events:
+            order: OrderSnapshot | None = getattr(envelope.event, "order", None)
+            if order is not None:
+                arrived |= self._follow(order)
+        if isinstance(transaction.input, PlanBatch):
+            self._asked = False
+        if settled and self.waiting:
+            self._at_once = True
+            self._due.set()
+        elif arrived and not self.in_flight:
+            self._due.set()
+
+    def _follow(self, order: OrderSnapshot) -> bool:
+        """Whether ``order`` has just begun to wait."""
+        engaged = any(order.order_id in orders for orders in self.in_flight.values())
+        if not order.is_open or order.ending is not None or engaged:
+            self.waiting.discard(order.order_id)
+            return False
+        new = order.order_id not in self.waiting
+        self.waiting.add(order.order_id)
+        return new

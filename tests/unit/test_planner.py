@@ -1,0 +1,144 @@
+"""The planner plans as orders arrive: after a gathering window when nothing is in flight, at
+once when a batch settles and orders wait, and never while a plan is on its way."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from solver.core import events as ev
+from solver.core.bus import EventBus
+from solver.core.commands import (
+    AssetOrderEnded,
+    AssetOrderFilled,
+    AssetOrderOutcome,
+    CancelIndexOrder,
+)
+from solver.core.money import ZERO
+from solver.service.planner import Planner
+from tests.support.builders import D, Desk, desk
+
+GATHER_MS = 20
+
+
+class Stand:
+    """A desk whose transactions reach a planner through a bus; the plans it asks for are
+    counted (and applied only when the test says)."""
+
+    def __init__(self) -> None:
+        self.desk: Desk = desk()
+        self.desk.deposit("alice", "100000")
+        self.bus = EventBus()
+        self.asked = 0
+        self.planner = Planner(self.bus, self._ask, GATHER_MS)
+
+    def _ask(self) -> None:
+        self.asked += 1
+
+    def order(self, name: str, amount: str = "1000", **terms: object) -> None:
+        self.bus.publish(self.desk.order("alice", name, amount, **terms))
+
+    def plan(self) -> list[ev.AssetOrderRequested]:
+        transaction = self.desk.plan()
+        self.bus.publish(transaction)
+        return list(transaction.of_type(ev.AssetOrderRequested))
+
+    def fill(self, requests: list[ev.AssetOrderRequested]) -> None:
+        for r in requests:
+            self.bus.publish(self.desk.apply(AssetOrderFilled, r.asset_order_id,
+                                             f"t{r.asset_order_id}", r.price, r.quantity,
+                                             ZERO, "USDC"))
+            self.bus.publish(self.desk.apply(AssetOrderEnded, r.asset_order_id,
+                                             AssetOrderOutcome.FILLED, r.quantity))
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 2) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+async def running(stand: Stand, body: Callable[[], Awaitable[None]]) -> None:
+    task = asyncio.create_task(stand.planner.run())
+    try:
+        await body()
+    finally:
+        task.cancel()
+
+
+def test_orders_arriving_together_share_one_plan() -> None:
+    stand = Stand()
+
+    async def body() -> None:
+        stand.order("a")
+        stand.order("b")
+        await until(lambda: stand.asked == 1)
+        await asyncio.sleep(3 * GATHER_MS / 1000)  # nothing more is asked while it is on its way
+        assert stand.asked == 1
+        assert stand.planner.waiting == {1, 2}
+
+    asyncio.run(running(stand, body))
+
+
+def test_an_order_arriving_during_a_batch_waits_for_it_then_is_planned_at_once() -> None:
+    stand = Stand()
+
+    async def body() -> None:
+        stand.order("a")
+        await until(lambda: stand.asked == 1)
+        requests = stand.plan()
+        assert requests and stand.planner.in_flight == {1: frozenset({1})}
+        stand.order("b")
+        await asyncio.sleep(3 * GATHER_MS / 1000)
+        assert stand.asked == 1, "planned while a batch was in flight"
+        stand.fill(requests)
+        assert not stand.planner.in_flight
+        await until(lambda: stand.asked == 2)
+
+    asyncio.run(running(stand, body))
+
+
+def test_a_plan_that_serves_no_one_leaves_the_rest_to_the_timer() -> None:
+    stand = Stand()
+
+    async def body() -> None:
+        stand.order("cheap", max_price=D(1))  # below the books: nothing to buy for it
+        await until(lambda: stand.asked == 1)
+        stand.plan()
+        await asyncio.sleep(3 * GATHER_MS / 1000)
+        assert stand.asked == 1
+        stand.planner.fall_back()
+        assert stand.asked == 2
+
+    asyncio.run(running(stand, body))
+
+
+def test_orders_cancelled_or_being_ended_do_not_wait() -> None:
+    stand = Stand()
+    stand.order("a")
+    stand.order("b")
+    stand.order("c")
+    stand.bus.publish(stand.desk.apply(CancelIndexOrder, "alice", "b", "x1"))
+    assert stand.planner.waiting == {1, 3}
+    stand.plan()  # engages a and c
+    stand.bus.publish(stand.desk.apply(CancelIndexOrder, "alice", "c", "x2"))  # ending
+    assert stand.planner.waiting == set()
+
+
+def test_resume_plans_what_the_journal_left_waiting() -> None:
+    stand = Stand()
+
+    async def body() -> None:
+        stand.planner.resume([7], {})
+        await until(lambda: stand.asked == 1)
+
+    asyncio.run(running(stand, body))
+
+
+def test_resume_with_a_batch_in_flight_waits_for_it() -> None:
+    stand = Stand()
+
+    async def body() -> None:
+        stand.planner.resume([7], {3: frozenset({9})})
+        await asyncio.sleep(3 * GATHER_MS / 1000)
+        assert stand.asked == 0
+
+    asyncio.run(running(stand, body))
