@@ -97,6 +97,7 @@ class Settler:
         """Called (order id, account) once a confirmed settlement is reported, before the
         next job: the reconciliation."""
         self._work: asyncio.Queue[Mint | ev.WithdrawalReleaseRequested] = asyncio.Queue()
+        self._working = False
         self._next_nonce = 0
 
     # --- what to do, from the bus ---------------------------------------------------------
@@ -145,7 +146,9 @@ class Settler:
     async def run(self) -> None:
         """One job at a time: the operator's nonces are taken in order."""
         while True:
+            self._working = False
             work = await self._work.get()
+            self._working = True
             try:
                 if isinstance(work, Mint):
                     result = await self.settle(work)
@@ -160,6 +163,11 @@ class Settler:
                 if isinstance(work, Mint):
                     self.submit(MintFailed(self.clock(), work.order_id, work.attempt,
                                            "the chain could not be reached"))
+
+    @property
+    def idle(self) -> bool:
+        """Nothing being settled or released, and nothing waiting to be."""
+        return not self._working and self._work.empty()
 
     async def settle(self, mint: Mint) -> MintConfirmed | MintFailed:
         order = self.orders[mint.order_id]

@@ -95,6 +95,7 @@ class Gateway:
         self._checkpointed = 0
         self._acceptor: PolledAcceptor | None = None
         self._closed = False
+        self._closing = False  # shutting down: no new orders, the rest still served
         self._sending = False  # QuickFIX's thread tears sessions down while it stops
         self._checkpointing: asyncio.Task[None] | None = None
         runtime.bus.observe(self)
@@ -158,6 +159,20 @@ class Gateway:
             self.inbound.close()
             self._closed = True
         self._checkpoint()
+
+    async def log_out(self, text: str, timeout_s: float) -> int:
+        """Send a Logout to every session logged on and wait (bounded) for their answers;
+        returns how many had not answered."""
+        sessions = [s for s in map(fix.Session.lookupSession, self.bridge.sessions.values())
+                    if s is not None and s.isLoggedOn()]
+        for session in sessions:
+            session.logout(text)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (on := sum(bool(s.isLoggedOn()) for s in sessions)) and loop.time() < deadline:
+            self._wake_quickfix()
+            await asyncio.sleep(0.01)
+        return on
 
     async def _all_handled(self, timeout_s: float) -> None:
         """Wait (bounded) for every kept record to be handled; what is left is handled at the
@@ -229,6 +244,8 @@ class Gateway:
             taken = self._already_taken(msg, account)
             if taken is not None:
                 return taken
+        if self._closing and msg.msg_type in ("D", "G"):
+            return (self._closing_refusal(msg, account),)
         decision: Input | Outgoing | Replies
         match msg.msg_type:
             case "D":
@@ -249,6 +266,17 @@ class Gateway:
                 decision = reports.business_reject(
                     msg, "3", f"MsgType {msg.msg_type} is not supported by this gateway")
         return (decision,) if isinstance(decision, Outgoing) else decision
+
+    def close_to_new_orders(self) -> None:
+        """Refuse new orders and changes from now on (the service is stopping); cancels,
+        status requests and every report still go through."""
+        self._closing = True
+
+    def _closing_refusal(self, msg: Received, account: str) -> Outgoing:
+        text = "the service is shutting down: send it again once it is back"
+        if msg.msg_type == "D":
+            return reports.order_refused(msg, requests.EXCHANGE_CLOSED, text)
+        return reports.cancel_refused(msg, self.view, account, requests.OTHER, text)
 
     def _act(self, msg: Received, decision: Input | Replies) -> None:
         if isinstance(decision, tuple):

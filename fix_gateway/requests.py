@@ -34,6 +34,7 @@ _EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 # OrdRejReason(103) and CxlRejReason(102) values used for the form checks.
 UNKNOWN_SYMBOL = "1"
+EXCHANGE_CLOSED = "2"
 UNSUPPORTED = "11"
 INCORRECT_QUANTITY = "13"
 UNKNOWN_ACCOUNT = "15"

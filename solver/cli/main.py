@@ -58,13 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "1 otherwise, 2 bad scenario.")
     demo.add_argument("scenario", type=Path, nargs="?",
                       default=Path("examples/scenarios/basic.toml"))
-    gateway = commands.add_parser(
-        "gateway", help="serve FIX 4.4 clients: orders in, fills and mints out",
-        description="Exchange keys come from BINANCE_API_KEY and BINANCE_API_SECRET. Exit "
-                    "status: 0 stopped by a signal, 2 bad config or missing keys, 3 damaged "
-                    "journal.")
-    gateway.add_argument("--config", type=Path, required=True,
-                         help="deployment file, e.g. examples/deployment/local.toml")
+    run = commands.add_parser(
+        "run", aliases=["gateway"],
+        help="the service: FIX orders in, asset orders to the exchange, settlements on-chain",
+        description="Exchange keys come from BINANCE_API_KEY and BINANCE_API_SECRET, the "
+                    "chain operator's key as the config says. SIGTERM or SIGINT stops it "
+                    "gracefully: new orders refused, work in flight finished (bounded by "
+                    "service.shutdown_grace_s), FIX sessions logged out. Exit status: 0 "
+                    "stopped by a signal, 2 bad config or missing keys, 3 damaged journal.")
+    run.add_argument("--config", type=Path, required=True,
+                     help="deployment file, e.g. examples/deployment/local.toml")
     chain_commands.add_commands(commands)
     commands.add_parser(
         "fix-password", help="print the hash of a FIX password for the gateway's config",
@@ -72,8 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "chain":
         return chain_commands.run(args)
-    if args.command == "gateway":
-        return _gateway(args.config)
+    if args.command in ("run", "gateway"):
+        return _run(args.config)
     if args.command == "fix-password":
         return _fix_password()
     if args.command == "journal":
@@ -115,7 +118,7 @@ def _demo(path: Path) -> int:
         return EXIT_BAD_SCENARIO
 
 
-def _gateway(path: Path) -> int:
+def _run(path: Path) -> int:
     import asyncio
 
     from solver.config.deployment import load_deployment
@@ -126,10 +129,10 @@ def _gateway(path: Path) -> int:
         configure_json_logs()
         asyncio.run(serve(deployment))
     except (ConfigError, ValueError) as error:
-        print(f"index-solver gateway: {error}", file=sys.stderr)
+        print(f"index-solver run: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
     except JournalError as error:
-        print(f"index-solver gateway: {error}", file=sys.stderr)
+        print(f"index-solver run: {error}", file=sys.stderr)
         return EXIT_BAD_JOURNAL
     return EXIT_OK
 

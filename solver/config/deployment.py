@@ -22,6 +22,17 @@ is an example::
     [service]
     journal = "var/journal.db"           # created on first start
     exchange = "local:9876"              # local:PORT (the mock), testnet or production
+    gather_ms = 2                        # orders arriving together share a batch
+    plan_every_ms = 500                  # the fallback for orders a plan could not serve
+    shutdown_grace_s = 30                # SIGTERM: in-flight work may finish for this long
+
+    [admin]                              # optional: index-solver status | snapshot | reconcile
+    port = 15080                         # on 127.0.0.1
+    token_env = "SOLVER_ADMIN_TOKEN"     # the bearer token every request must carry
+
+    [metrics]                            # optional: Prometheus metrics
+    port = 15090
+    host = "127.0.0.1"
 
     [fix]                                # the FIX gateway
     port = 15003                         # 127.0.0.1 unless host is set
@@ -97,6 +108,31 @@ class ServiceSettings:
     journal: Path
     exchange: str
     """``local:PORT`` (the mock on 127.0.0.1), ``testnet`` or ``production``."""
+    gather_ms: int = 2
+    """How long an order arriving while nothing is in flight waits for others to share its
+    batch."""
+    plan_every_ms: int = 500
+    """The fallback: how often orders that a plan could not serve are planned again."""
+    shutdown_grace_s: int = 30
+    """On SIGTERM or SIGINT, how long in-flight asset orders and settlements may take to
+    finish before the service stops anyway (they resume at the next start)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    """The operator's endpoint (``index-solver status | snapshot | reconcile``): HTTP on
+    127.0.0.1, every request with the bearer token held by ``token_env``."""
+
+    port: int
+    token_env: str = "SOLVER_ADMIN_TOKEN"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """Prometheus metrics, scraped over HTTP."""
+
+    port: int
+    host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +160,8 @@ class Deployment:
     """Where deposits come from and mints are settled; the service needs one."""
     wallets: tuple[tuple[str, str], ...] = ()
     """(account, wallet): the vault's deposits from the wallet are the account's."""
+    admin: AdminSettings | None = None
+    metrics: MetricsSettings | None = None
 
 
 def load_deployment(path: Path) -> Deployment:
@@ -138,7 +176,7 @@ def load_deployment(path: Path) -> Deployment:
 
 def _deployment(data: Mapping[str, Any], base: Path) -> Deployment:
     reject_unknown(data, {"solver", "markets", "service", "fix", "accounts", "test_session",
-                          "chain"}, "(top)")
+                          "chain", "admin", "metrics"}, "(top)")
     setup = _setup(expect_table(data.get("solver"), "solver"),
                    expect_table(data.get("markets"), "markets"), base)
     fix = _fix(expect_table(data.get("fix"), "fix"), _accounts(data.get("accounts", {})),
@@ -146,7 +184,9 @@ def _deployment(data: Mapping[str, Any], base: Path) -> Deployment:
     chain = None if data.get("chain") is None else _chain(expect_table(data["chain"], "chain"),
                                                           base)
     return Deployment(setup, _service(expect_table(data.get("service"), "service"), base), fix,
-                      chain, _wallets(data.get("accounts", {})))
+                      chain, _wallets(data.get("accounts", {})),
+                      None if data.get("admin") is None else _admin(data["admin"]),
+                      None if data.get("metrics") is None else _metrics(data["metrics"]))
 
 
 def _chain(table: Mapping[str, Any], base: Path) -> ChainSettings:
@@ -238,12 +278,31 @@ def _check_markets(indexes: tuple[Index, ...], rules: tuple[MarketRules, ...]) -
 
 
 def _service(table: Mapping[str, Any], base: Path) -> ServiceSettings:
-    reject_unknown(table, {"journal", "exchange"}, "service")
+    reject_unknown(table, {"journal", "exchange", "gather_ms", "plan_every_ms",
+                           "shutdown_grace_s"}, "service")
     exchange = expect_text(table.get("exchange"), "service.exchange")
     if not EXCHANGES.fullmatch(exchange):
         raise ConfigError("service.exchange: expected local:PORT, testnet or production")
-    return ServiceSettings(base / expect_text(table.get("journal"), "service.journal"),
-                           exchange)
+    return ServiceSettings(
+        base / expect_text(table.get("journal"), "service.journal"), exchange,
+        expect_whole(table.get("gather_ms", 2), "service.gather_ms", 0, 1000),
+        expect_whole(table.get("plan_every_ms", 500), "service.plan_every_ms", 10, 60_000),
+        expect_whole(table.get("shutdown_grace_s", 30), "service.shutdown_grace_s", 0, 3600))
+
+
+def _admin(value: Any) -> AdminSettings:
+    table = expect_table(value, "admin")
+    reject_unknown(table, {"port", "token_env"}, "admin")
+    return AdminSettings(expect_whole(table.get("port"), "admin.port", 0, 65535),
+                         expect_text(table.get("token_env", "SOLVER_ADMIN_TOKEN"),
+                                     "admin.token_env"))
+
+
+def _metrics(value: Any) -> MetricsSettings:
+    table = expect_table(value, "metrics")
+    reject_unknown(table, {"port", "host"}, "metrics")
+    return MetricsSettings(expect_whole(table.get("port"), "metrics.port", 0, 65535),
+                           expect_text(table.get("host", "127.0.0.1"), "metrics.host"))
 
 
 def _fix(table: Mapping[str, Any], accounts: tuple[Account, ...],

@@ -34,6 +34,7 @@ class Planner:
         self._asked = False  # a PlanBatch is on its way to the writer
         self._due = asyncio.Event()
         self._at_once = False
+        self._held = False
         bus.observe(self)
 
     def resume(self, waiting: Iterable[int], in_flight: dict[int, frozenset[int]]) -> None:
@@ -45,6 +46,10 @@ class Planner:
         """The timer: plan what waits, unless a plan is already on its way."""
         if self.waiting and not self._asked:
             self._ask()
+
+    def hold(self) -> None:
+        """Plan nothing more (the service is stopping); what waits stays for the next start."""
+        self._held = True
 
     async def run(self) -> None:
         """Plan whenever it is due, until cancelled."""
@@ -58,8 +63,9 @@ class Planner:
                 self._ask()
 
     def _ask(self) -> None:
-        self._asked = True
-        self._plan()
+        if not self._held:
+            self._asked = True
+            self._plan()
 
     # --- what the events say ----------------------------------------------------------------
 

@@ -5,7 +5,8 @@ one from the setup), the exchange connector, the runtime, the mint adapter and t
 starts them; and on the way out stops the gateway first (so the writer journals every message
 it took), then the runtime (whose in-flight sends finish and are journaled), then closes the
 connector and the journal. The gateway command, the demo, the tests and the benchmarks all use
-it. ``serve`` is the gateway command's: a deployment file's service, until SIGINT or SIGTERM.
+it. ``serve`` is ``index-solver run``: a deployment file's service until SIGINT or SIGTERM,
+then a graceful stop (``Service.wind_down``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import structlog
 
 from chain.records import MemoryRecords
 from fix_gateway.config import FixSettings
@@ -30,6 +33,11 @@ from solver.journal.store import Journal
 from solver.service.chain_link import ChainAdapters, ChainLink, chain_adapters, connect
 from solver.service.runtime import Runtime, RuntimeSettings
 
+log = structlog.get_logger(__name__)
+
+
+LOGOUT_WAIT_S = 2
+
 
 @dataclass(frozen=True, slots=True)
 class Service:
@@ -37,6 +45,30 @@ class Service:
     gateway: Gateway
     journal: Journal | None
     chain: ChainAdapters | None = None
+
+    def quiet(self) -> bool:
+        """No batch in flight, nothing being settled or released on the chain."""
+        return not self.runtime.planner.in_flight and (
+            self.chain is None or self.chain.settler.idle)
+
+    async def wind_down(self, grace_s: float) -> None:
+        """The graceful half of a stop: refuse new orders, let the batches in flight and the
+        settlements finish (for at most ``grace_s``), then log the FIX sessions out. Orders
+        waiting for a batch stay open, and what is still in flight after the grace resumes,
+        at the next start."""
+        self.gateway.close_to_new_orders()
+        self.runtime.planner.hold()
+        log.info("stopping: new orders refused; waiting for the work in flight",
+                 grace_s=grace_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while not self.quiet() and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        if not self.quiet():
+            log.warning("stopping with work in flight; it resumes at the next start",
+                        batches=sorted(self.runtime.planner.in_flight))
+        unanswered = await self.gateway.log_out("the service is shutting down", LOGOUT_WAIT_S)
+        log.info("FIX sessions logged out", unanswered=unanswered)
 
 
 @contextlib.asynccontextmanager
@@ -89,11 +121,13 @@ async def serve(deployment: Deployment, stop: asyncio.Event | None = None) -> No
                           "vault and every mint is a settlement (docs/chain.md)")
     collateral = deployment.setup.indexes[0].collateral
     chain = await connect(deployment.chain, dict(deployment.wallets), collateral)
-    async with running_service(deployment.setup, deployment.fix,
-                               endpoints_of(deployment.service), ApiKey.from_env(),
-                               deployment.service.journal, RuntimeSettings(plan_every_ms=200),
-                               chain):
+    service = deployment.service
+    settings = RuntimeSettings(plan_every_ms=service.plan_every_ms, gather_ms=service.gather_ms)
+    async with running_service(deployment.setup, deployment.fix, endpoints_of(service),
+                               ApiKey.from_env(), service.journal, settings, chain) as running:
+        log.info("serving", fix_port=deployment.fix.port, exchange=service.exchange)
         await stop.wait()
+        await running.wind_down(service.shutdown_grace_s)
 
 
 def endpoints_of(service: ServiceSettings) -> Endpoints:

@@ -103,7 +103,7 @@ def gateway_process(config: Path, log: Path,
     env = {**os.environ, "BINANCE_API_KEY": KEY.key, "BINANCE_API_SECRET": KEY.secret,
            "CHAIN_OPERATOR_KEY": operator_key}
     with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "solver.cli", "gateway", "--config",
+        process = subprocess.Popen([sys.executable, "-m", "solver.cli", "run", "--config",
                                     str(config)], cwd=ROOT, env=env, stdout=out, stderr=out)
     try:
         yield process

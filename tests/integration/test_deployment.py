@@ -78,6 +78,9 @@ def test_a_missing_hash_names_the_variable_and_how_to_make_one(
      'confirmations = -1\n', "chain.confirmations: must be a whole number"),
     ('[accounts.a]\ncomp_id = "A"\npassword_hash = "{h}"\nwallet = "0x12"\n',
      "accounts.a.wallet: expected an EVM address"),
+    ('[admin]\nport = 70000\n', "admin.port: must be a whole number from 0 to 65535"),
+    ('[admin]\nport = 1\ntoken = "secret"\n', "admin.token: unknown key"),
+    ('[metrics]\nhost = "127.0.0.1"\n', "metrics.port: must be a whole number"),
 ])
 def test_bad_deployments_are_refused_naming_the_file_and_the_key(
         tmp_path: Path, extra: str, message: str) -> None:
@@ -91,6 +94,9 @@ def test_bad_deployments_are_refused_naming_the_file_and_the_key(
     (("comp_id = \"S\"", "comp_id = \"bad id\""), "fix.comp_id: use 1 to 32"),
     (("port = 1", "port = 1\ncolour = 1"), "fix.colour: unknown key"),
     (("local:1", "mainnet"), "service.exchange: expected local:PORT, testnet or production"),
+    (("local:1\"", "local:1\"\ngather_ms = -1"), "service.gather_ms: must be a whole number"),
+    (("local:1\"", "local:1\"\nshutdown_grace_s = \"soon\""),
+     "service.shutdown_grace_s: must be a whole number"),
     (("[markets.A2]\nsymbol = \"A2USDC\"\n", ""), "markets.A2: required by index SY2"),
     (("symbol = \"A2USDC\"", "symbol = \"A2USDT\""),
      "markets.A2: index SY2 trades it as A2USDC, quoted in USDC"),

@@ -27,6 +27,7 @@ from solver.journal.store import Journal
 from solver.service.chain_link import ChainAdapters, ChainLink
 from solver.service.instant_mint import InstantMint, credit
 from solver.service.runtime import Runtime, RuntimeSettings
+from solver.service.wiring import Service as WiredService
 from solver.service.wiring import running_service
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import load_scenario
@@ -64,6 +65,8 @@ class Service:
     journal: Journal
     port: int
     tmp: Path
+    wired: WiredService
+    """The composition root's own: its graceful stop (``wind_down``)."""
     clients: list[FixClient] = field(default_factory=list)
     chain: ChainAdapters | None = None
 
@@ -96,7 +99,7 @@ async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: in
             InstantMint(s.runtime.bus, s.runtime.submit, s.runtime.clock)
             credit(s.runtime.submit, s.runtime.clock,
                    [(a, "USDC", Decimal(amount)) for a, amount in (deposits or {}).items()])
-        running_service_ = Service(server, s.runtime, s.gateway, s.journal, port, tmp,
+        running_service_ = Service(server, s.runtime, s.gateway, s.journal, port, tmp, s,
                                    chain=s.chain)
         try:
             yield running_service_
