@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 
@@ -25,10 +26,13 @@ from chain.watcher import from_units
 from solver.core import events as ev
 from solver.core.bus import EventBus
 from solver.core.money import ZERO
+from solver.plumbing.metrics import RECONCILIATION_MS, timed_ms
 
 log = structlog.get_logger(__name__)
 
 WAIT_FOR_WRITER_S = 5.0
+MISMATCHES = Counter("solver_reconciliation_mismatches_total",
+                     "Checks where the vault and the ledger disagreed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +112,18 @@ class VaultReconciler:
             return None
         return await self.check(account)
 
+    async def check_all(self) -> list[Check]:
+        """Check every account that has a wallet (the operator's ``index-solver reconcile``)."""
+        return [c for account in sorted(self.wallets) if (c := await self.check(account))]
+
     async def check(self, account: str) -> Check | None:
         wallet = self.wallets.get(account)
         if wallet is None:
             return None
+        with timed_ms(RECONCILIATION_MS.labels("chain")):
+            return await self._check(account, wallet)
+
+    async def _check(self, account: str, wallet: str) -> Check:
         latest = await self.w3.eth.block_number
         held = from_units(await self.vault.functions.balances(wallet).call(
             block_identifier=latest), self.decimals)
@@ -126,6 +138,7 @@ class VaultReconciler:
         check = Check(account, latest, held - unjournaled, self.ledger(account))
         self.checks[account] = check
         if not check.agrees:
+            MISMATCHES.inc()
             self.disagreements.append(check)
             log.error("chain vault and ledger disagree", account=account, wallet=wallet,
                       block=latest, vault=str(check.vault), ledger=str(check.ledger))

@@ -70,6 +70,7 @@ class VaultWatcher:
         self.cursor = Cursor(**json.loads(saved)) if saved else Cursor(start_block)
         self.saved = self.cursor
         self._waiting: tuple[Input, Cursor] | None = None
+        self._reading = asyncio.Lock()
 
     # --- the bus tells when a range's facts are journaled ----------------------------------
 
@@ -86,10 +87,17 @@ class VaultWatcher:
     async def run(self) -> None:
         while True:
             try:
-                await self.poll()
+                async with self._reading:
+                    await self.poll()
             except Exception:  # the node may be away: read again on the next round
                 log.exception("chain poll failed", vault=self.vault.address)
             await asyncio.sleep(self.settings.poll_s)
+
+    async def poll_now(self) -> int:
+        """Read now, between the rounds of ``run`` (the operator's ``index-solver reconcile``);
+        how many facts were submitted."""
+        async with self._reading:
+            return await self.poll()
 
     async def poll(self) -> int:
         """Read every confirmed block not read yet; returns how many facts were submitted."""

@@ -67,6 +67,10 @@ class Solver(Protocol):
 
     def refresh_books(self) -> None: ...
 
+    def history(self) -> list[ev.Transaction]:
+        """The journal's transactions, read once at start."""
+        ...
+
     def transactions_after(self, number: int) -> Iterator[ev.Transaction]:
         """The journal's transactions after transaction ``number``."""
         ...
@@ -110,7 +114,7 @@ class Gateway:
         # QuickFIX's thread and the loop hand each message back and forth; with Python's
         # default 5 ms switch interval a thread back from I/O can wait that long for the GIL.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self.view = AccountView.replaying(self.runtime.transactions_after(0))
+        self.view = AccountView.replaying(self.runtime.history())
         self.runtime.bus.observe(self.view)
         self.inbound = InboundLog(self.settings.store / "inbound",
                                   self.engine.transactions_applied)

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from solver.cli import chain as chain_commands
 from solver.cli import journal as journal_commands
+from solver.cli import operator as operator_commands
 from solver.config.fields import ConfigError
 from solver.journal.recorder import FORMATS
 from solver.journal.store import Journal, JournalError
@@ -69,12 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--config", type=Path, required=True,
                      help="deployment file, e.g. examples/deployment/local.toml")
     chain_commands.add_commands(commands)
+    operator_commands.add_commands(commands)
     commands.add_parser(
         "fix-password", help="print the hash of a FIX password for the gateway's config",
         description="Reads the password from FIX_PASSWORD, else asks for it.")
     args = parser.parse_args(argv)
     if args.command == "chain":
         return chain_commands.run(args)
+    if args.command in ("status", "snapshot", "reconcile"):
+        return operator_commands.run(args, Console())
     if args.command in ("run", "gateway"):
         return _run(args.config)
     if args.command == "fix-password":
@@ -122,7 +126,7 @@ def _run(path: Path) -> int:
     import asyncio
 
     from solver.config.deployment import load_deployment
-    from solver.service.wiring import serve  # QuickFIX loads with the gateway only
+    from solver.service.run import serve  # QuickFIX loads with the service only
 
     try:
         deployment = load_deployment(path)

@@ -46,6 +46,7 @@ from solver.exchange.tracker import (
     recovered_facts,
 )
 from solver.plumbing.clock import now_ms
+from solver.plumbing.metrics import RECONCILIATION_MS, timed_ms
 from solver.plumbing.tasks import cancel, wait_set
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,8 @@ class Execution:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._stream_lost = False
+        self._round = asyncio.Lock()  # one reconciliation at a time: an order queried once
+        self._found: list[Input] | None = None
 
     # --- orders out -------------------------------------------------------------------------
 
@@ -137,6 +140,8 @@ class Execution:
             self._spawn(self._send_cancel(order))
 
     def _emit(self, facts: list[Input]) -> None:
+        if self._found is not None:
+            self._found.extend(facts)
         for fact in facts:
             if isinstance(fact, AssetOrderFilled):
                 metrics.FILLS.inc()
@@ -185,6 +190,10 @@ class Execution:
     async def reconcile(self, everything: bool = False) -> None:
         """Query the orders that need it (all open ones if ``everything``), fetch missing
         trades, and forget closed orders past their TTL."""
+        with timed_ms(RECONCILIATION_MS.labels("exchange")):
+            await self._reconcile_all(everything)
+
+    async def _reconcile_all(self, everything: bool) -> None:
         now = self.clock()
         for order in list(self.tracker.orders.values()):
             try:
@@ -203,6 +212,18 @@ class Execution:
             for trade in await self.connector.trades(order.symbol, order.exchange_order_id):
                 self._emit(self.tracker.on_trade(trade, self.clock()))
         self._maybe_forget(order, now)
+
+    async def reconcile_now(self) -> list[Input]:
+        """Query every order not final and the exchange's open orders now (the operator's
+        ``index-solver reconcile``); the facts this found that the engine did not have."""
+        async with self._round:
+            self._found = []
+            try:
+                await self.reconcile(everything=True)
+                await self.check_open_orders()
+                return self._found
+            finally:
+                self._found = None
 
     async def check_open_orders(self) -> None:
         """Live orders absent from the exchange's open orders are confirmed by a query."""
@@ -241,18 +262,19 @@ class Execution:
     # --- running ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Follow the user stream and reconcile on a timer, until ``stop``. This loop is the
-        only one that reconciles, so an order is never queried twice at once."""
+        """Follow the user stream and reconcile on a timer, until ``stop``. A round holds
+        ``_round`` (as does ``reconcile_now``), so an order is never queried twice at once."""
         stream = asyncio.create_task(self.follow_user_stream())
         last_open_check = self.clock()
         try:
             while not await wait_set(self._stopping, self.policy.check_every_ms / 1000):
                 try:
-                    everything, self._stream_lost = self._stream_lost, False
-                    await self.reconcile(everything)
-                    if self.clock() - last_open_check >= self.policy.open_orders_every_ms:
-                        last_open_check = self.clock()
-                        await self.check_open_orders()
+                    async with self._round:
+                        everything, self._stream_lost = self._stream_lost, False
+                        await self.reconcile(everything)
+                        if self.clock() - last_open_check >= self.policy.open_orders_every_ms:
+                            last_open_check = self.clock()
+                            await self.check_open_orders()
                 except Exception:  # a service loop: log, and the next round tries again
                     log.exception("reconciliation round failed")
         finally:

@@ -104,7 +104,7 @@ async def chain_adapters(link: ChainLink, runtime: Runtime,
     reconciler = VaultReconciler(link.w3, vault, link.collateral, link.collateral_decimals,
                                  link.wallets, watcher.journaled_through)
     runtime.bus.observe(watcher)
-    history = list(runtime.transactions_after(0))  # what the adapters remember, from events
+    history = runtime.history()  # what the adapters remember, from events
     settler.attach(runtime.bus, history)
     reconciler.attach(runtime.bus, history)
     settler.after_confirmed = reconciler.after_settlement

@@ -68,6 +68,17 @@ class Runtime:
                                       clock=self.clock)
         self.planner = Planner(self.bus, self._plan, self.settings.gather_ms or 0)
         self._stopping = asyncio.Event()
+        self._history: list[Transaction] | None = None
+        self._started = False
+
+    def history(self) -> list[Transaction]:
+        """The journal's transactions, for the views and adapters that learn the past from
+        events as they start: read once and shared, before ``run`` applies new inputs."""
+        if self._started:
+            raise RuntimeError("the journal's history is for starting: read it before run")
+        if self._history is None:
+            self._history = list(self.transactions_after(0))
+        return self._history
 
     def transactions_after(self, number: int) -> Iterator[Transaction]:
         """The journal's transactions after transaction ``number`` (none without one)."""
@@ -94,6 +105,7 @@ class Runtime:
         out, the sends in progress finish and their facts are journaled before the writer
         stops."""
         self._check_rules()
+        self._history, self._started = None, True
         writer = asyncio.create_task(self.sequencer.run(self.inbox))
         books = asyncio.create_task(self.market_data.run())
         reconciling: asyncio.Task[None] | None = None

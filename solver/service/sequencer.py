@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 
 import structlog
+from prometheus_client import Histogram
 
 from solver.core.bus import EventBus
 from solver.core.commands import Input
@@ -21,8 +22,12 @@ from solver.core.events import Transaction
 from solver.journal import codec
 from solver.journal.snapshot import STATE_VERSION, capture
 from solver.journal.store import Journal
+from solver.plumbing.metrics import MS_BUCKETS, timed_ms
 
 log = structlog.get_logger(__name__)
+
+COMMIT_MS = Histogram("solver_journal_commit_ms", "One group commit of the journal (one fsync)",
+                      buckets=MS_BUCKETS)
 
 
 class Sequencer:
@@ -60,7 +65,8 @@ class Sequencer:
         """Make every applied transaction durable, then publish its events."""
         pending, self._pending = self._pending, []
         if self.journal is not None:
-            self.journal.commit()
+            with timed_ms(COMMIT_MS):
+                self.journal.commit()
             self._maybe_snapshot(self.journal)
         for transaction in pending:
             self.bus.publish(transaction)

@@ -5,15 +5,13 @@ one from the setup), the exchange connector, the runtime, the mint adapter and t
 starts them; and on the way out stops the gateway first (so the writer journals every message
 it took), then the runtime (whose in-flight sends finish and are journaled), then closes the
 connector and the journal. The gateway command, the demo, the tests and the benchmarks all use
-it. ``serve`` is ``index-solver run``: a deployment file's service until SIGINT or SIGTERM,
-then a graceful stop (``Service.wind_down``).
+it; ``solver/service/run.py`` runs it as ``index-solver run``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +21,16 @@ import structlog
 from chain.records import MemoryRecords
 from fix_gateway.config import FixSettings
 from fix_gateway.gateway import Gateway
-from solver.config.deployment import Deployment, ServiceSettings
-from solver.config.fields import ConfigError
+from solver.core.bus import EventBus
 from solver.core.setup import EngineSetup
 from solver.exchange.connector import BinanceConnector
-from solver.exchange.endpoints import PRODUCTION, TESTNET, ApiKey, Endpoints, local
+from solver.exchange.endpoints import ApiKey, Endpoints
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
-from solver.service.chain_link import ChainAdapters, ChainLink, chain_adapters, connect
+from solver.service.chain_link import ChainAdapters, ChainLink, chain_adapters
 from solver.service.runtime import Runtime, RuntimeSettings
+from solver.views.operations import OperationsStore
+from solver.views.positions import PositionStore
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +43,8 @@ class Service:
     runtime: Runtime
     gateway: Gateway
     journal: Journal | None
+    operations: OperationsStore
+    positions: PositionStore
     chain: ChainAdapters | None = None
 
     def quiet(self) -> bool:
@@ -93,9 +94,10 @@ async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpo
             if chain is not None:
                 adapters = await on_chain.enter_async_context(
                     chain_adapters(chain, runtime, journal or MemoryRecords()))
+            operations, positions = views(runtime)
             serving = asyncio.create_task(runtime.run())
             try:
-                yield Service(runtime, gateway, journal, adapters)
+                yield Service(runtime, gateway, journal, operations, positions, adapters)
             finally:
                 await gateway.stop()  # first: the writer journals what the gateway took
                 runtime.stop()
@@ -106,39 +108,21 @@ async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpo
             journal.close()
 
 
+def views(runtime: Runtime) -> tuple[OperationsStore, PositionStore]:
+    """The operator's views, filled from the journal's history, then following the bus."""
+    operations = OperationsStore().replay(runtime.history())
+    runtime.bus.observe(operations)
+    positions = PositionStore(runtime.engine.indexes)
+    past = EventBus()
+    positions.attach(past)
+    for transaction in runtime.history():
+        past.publish(transaction)
+    positions.attach(runtime.bus)
+    return operations, positions
+
+
 def open_journal(path: Path, setup: EngineSetup) -> Journal:
     if path.exists():
         return Journal.open(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return Journal.create(path, setup)
-
-
-async def serve(deployment: Deployment, stop: asyncio.Event | None = None) -> None:
-    """The deployment's service until ``stop`` is set (by SIGINT or SIGTERM if not given)."""
-    stop = stop or _stop_on_signals()
-    if deployment.chain is None:
-        raise ConfigError("chain: the service needs a [chain] section: deposits come from the "
-                          "vault and every mint is a settlement (docs/chain.md)")
-    collateral = deployment.setup.indexes[0].collateral
-    chain = await connect(deployment.chain, dict(deployment.wallets), collateral)
-    service = deployment.service
-    settings = RuntimeSettings(plan_every_ms=service.plan_every_ms, gather_ms=service.gather_ms)
-    async with running_service(deployment.setup, deployment.fix, endpoints_of(service),
-                               ApiKey.from_env(), service.journal, settings, chain) as running:
-        log.info("serving", fix_port=deployment.fix.port, exchange=service.exchange)
-        await stop.wait()
-        await running.wind_down(service.shutdown_grace_s)
-
-
-def endpoints_of(service: ServiceSettings) -> Endpoints:
-    if service.exchange.startswith("local:"):
-        return local(int(service.exchange.removeprefix("local:")))
-    return TESTNET if service.exchange == "testnet" else PRODUCTION
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop

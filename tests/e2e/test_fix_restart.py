@@ -81,9 +81,9 @@ async def on_chain(tmp: Path, node: Anvil) -> tuple[dict[str, Any], dict[str, st
 
 
 def write_config(tmp: Path, fix_port: int, exchange_port: int, chain_section: dict[str, Any],
-                 wallets: dict[str, str]) -> Path:
-    """The example deployment on these ports and this chain, with these accounts, its state in
-    ``tmp``."""
+                 wallets: dict[str, str], **sections: dict[str, Any]) -> Path:
+    """The example deployment on these ports and this chain, with these accounts (and any
+    other ``sections``), its state in ``tmp``."""
     deployment = tomllib.loads(EXAMPLE.read_text())
     deployment["solver"]["indexes"] = [str(EXAMPLE.parent / i)
                                        for i in deployment["solver"]["indexes"]]
@@ -92,16 +92,19 @@ def write_config(tmp: Path, fix_port: int, exchange_port: int, chain_section: di
     deployment["accounts"] = {name: {"comp_id": name.upper(), "password_hash": _HASHES[name],
                                      "wallet": wallets[name]} for name in PASSWORDS}
     deployment["chain"] = chain_section
+    for optional in ("admin", "metrics"):  # the example's ports may be taken here
+        deployment.pop(optional, None)
+    deployment.update(sections)
     path = tmp / "deployment.json"
     path.write_text(json.dumps(deployment))
     return path
 
 
 @contextlib.contextmanager
-def gateway_process(config: Path, log: Path,
-                    operator_key: str) -> Iterator[subprocess.Popen[bytes]]:
+def gateway_process(config: Path, log: Path, operator_key: str,
+                    **env_vars: str) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "BINANCE_API_KEY": KEY.key, "BINANCE_API_SECRET": KEY.secret,
-           "CHAIN_OPERATOR_KEY": operator_key}
+           "CHAIN_OPERATOR_KEY": operator_key, **env_vars}
     with log.open("ab") as out:
         process = subprocess.Popen([sys.executable, "-m", "solver.cli", "run", "--config",
                                     str(config)], cwd=ROOT, env=env, stdout=out, stderr=out)

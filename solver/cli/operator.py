@@ -1,0 +1,189 @@
+"""``index-solver status | snapshot | reconcile --config CONFIG``: the operator's commands,
+over the running service's admin endpoint (``[admin]`` in the deployment file: 127.0.0.1 and
+its port, the bearer token from the environment variable it names)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from solver.config.deployment import load_deployment
+from solver.config.fields import ConfigError
+
+EXIT_OK, EXIT_DISAGREES, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 4
+TIMEOUT_S = 30
+HOST = "127.0.0.1"
+
+
+def add_commands(commands: Any) -> None:
+    described = ("Talks to the running service's admin endpoint ([admin] in the config; the "
+                 "bearer token from the variable admin.token_env names). Exit status: 0 ok, "
+                 "1 the ledger and the vault disagree, 2 bad config or token refused, 4 the "
+                 "service is not reachable.")
+    for name, text in (("status", "FIX sessions, orders, batches in flight, last exchange and "
+                                  "chain events, held deposits, reconciliation"),
+                       ("snapshot", "positions, inventory and collateral, as tables or Parquet"),
+                       ("reconcile", "reconcile with the exchange and the chain now; print "
+                                     "what changed")):
+        command = commands.add_parser(name, help=text, description=described)
+        command.add_argument("--config", type=Path, required=True, help="deployment file")
+        command.add_argument("--json", action="store_true", help="print the answer as JSON")
+        if name == "snapshot":
+            command.add_argument("--parquet", type=Path, metavar="DIR",
+                                 help="write positions, inventory and collateral as Parquet "
+                                      "files in DIR")
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    try:
+        answer = ask(args.config, args.command)
+    except ConfigError as error:
+        console.print(f"index-solver {args.command}: {error}", style="red")
+        return EXIT_USAGE
+    except Unreachable as error:
+        console.print(f"index-solver {args.command}: {error}", style="red")
+        return EXIT_UNREACHABLE
+    if args.json:
+        console.print_json(json.dumps(answer))
+    elif args.command == "status":
+        print_status(answer, console)
+    elif args.command == "snapshot":
+        print_snapshot(answer, console)
+    else:
+        print_reconciliation(answer, console)
+    if args.command == "snapshot" and args.parquet is not None:
+        write_parquet(answer, args.parquet, console)
+    return EXIT_DISAGREES if _disagrees(answer) else EXIT_OK
+
+
+class Unreachable(Exception):
+    pass
+
+
+def ask(config: Path, command: str) -> dict[str, Any]:
+    """The admin endpoint's answer to ``command``."""
+    admin = load_deployment(config).admin
+    if admin is None:
+        raise ConfigError(f"{config}: admin: the config has no [admin] section")
+    token = os.environ.get(admin.token_env, "")
+    if not token:
+        raise ConfigError(f"admin.token_env: set {admin.token_env} to the service's admin token")
+    request = urllib.request.Request(
+        f"http://{HOST}:{admin.port}/{command}", method="POST" if command == "reconcile"
+        else "GET", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            answer: dict[str, Any] = json.load(response)
+            return answer
+    except urllib.error.HTTPError as error:
+        if error.code == 401:
+            raise ConfigError(f"the service refused the token in {admin.token_env}") from None
+        raise Unreachable(f"the service answered {error.code} {error.reason}") from None
+    except OSError as error:
+        raise Unreachable(f"no service at {HOST}:{admin.port} ({error})") from None
+
+
+# --- printing --------------------------------------------------------------------------------
+
+
+def print_status(status: dict[str, Any], console: Console) -> None:
+    console.print(f"[bold]index-solver status[/] as of transaction {status['transaction']}")
+    sessions = ", ".join(f"{s['account']} ({'logged on' if s['logged_on'] else 'away'})"
+                         for s in status["fix_sessions"])
+    orders = ", ".join(f"{n} {status}" for status, n in status["orders"].items()) or "none"
+    batches = status["batches_in_flight"]
+    for label, value in (
+            ("FIX sessions", sessions or "none configured"), ("Orders", orders),
+            ("Batches in flight", f"{len(batches)} {batches}" if batches else "none"),
+            ("Last exchange event", _ago(status["last_exchange_event"])),
+            ("Last chain event", _ago(status["last_chain_event"]))):
+        console.print(f"{label}: {value}")
+    held = status["held_deposits"]
+    if held:
+        table = _table("Deposits held (wallets no account has)", "wallet", "asset", "amount",
+                       "deposits")
+        for h in held:
+            table.add_row(h["wallet"], h["asset"], h["amount"], str(len(h["deposit_ids"])))
+        console.print(table)
+    else:
+        console.print("Deposits held: none")
+    reconciliation = status["reconciliation"]
+    console.print(f"Reconciliation with the vault: {reconciliation['state']}")
+    _print_checks(reconciliation.get("checks", []), console)
+
+
+def print_snapshot(snapshot: dict[str, Any], console: Console) -> None:
+    console.print(f"[bold]index-solver snapshot[/] as of transaction {snapshot['transaction']}")
+    for title, rows, columns in (
+            ("Positions", snapshot["positions"],
+             ("account", "index", "quantity", "cost", "fees")),
+            ("Inventory", snapshot["inventory"],
+             ("asset", "quantity", "cost", "fees", "realised")),
+            ("Collateral", snapshot["collateral"],
+             ("account", "asset", "deposited", "available", "reserved", "spent", "withdrawn"))):
+        table = _table(title, *columns)
+        for row in rows:
+            table.add_row(*(str(row[c]) for c in columns))
+        console.print(table if rows else f"{title}: none")
+
+
+def print_reconciliation(answer: dict[str, Any], console: Console) -> None:
+    facts = answer["exchange"]["facts"]
+    console.print(f"Exchange: {len(facts)} fact(s) the engine did not have")
+    for fact in facts:
+        console.print("  " + ", ".join(f"{k}={v}" for k, v in fact.items()))
+    chain = answer.get("chain")
+    if chain is not None:
+        console.print(f"Chain: {chain['facts']} fact(s) read from the vault")
+        _print_checks(chain["checks"], console)
+
+
+def write_parquet(snapshot: dict[str, Any], directory: Path, console: Console) -> None:
+    import pandas
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("positions", "inventory", "collateral"):
+        rows = snapshot[name]
+        path = directory / f"{name}.parquet"
+        pandas.DataFrame(rows).to_parquet(path, index=False)  # amounts stay decimal strings
+        console.print(f"wrote {path} ({len(rows)} rows)", soft_wrap=True)
+
+
+def _print_checks(checks: list[dict[str, Any]], console: Console) -> None:
+    if not checks:
+        return
+    table = _table(None, "account", "block", "vault", "ledger", "agrees")
+    for c in checks:
+        table.add_row(c["account"], str(c["block"]), c["vault"], c["ledger"],
+                      "yes" if c["agrees"] else "[red]NO[/]")
+    console.print(table)
+
+
+def _table(title: str | None, *columns: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold", justify="left" if column in _NAMES
+                         else "right")
+    return table
+
+
+_NAMES = {"account", "index", "asset", "wallet"}
+
+
+def _ago(when: dict[str, Any] | None) -> str:
+    return "never" if when is None else f"{when['age_s']} s ago"
+
+
+def _disagrees(answer: dict[str, Any]) -> bool:
+    checks = (answer.get("reconciliation", {}).get("checks", [])
+              + answer.get("chain", {}).get("checks", []))
+    return any(not c["agrees"] for c in checks)

@@ -1,0 +1,160 @@
+"""The operator's endpoint: HTTP on 127.0.0.1, every request with the bearer token.
+
+- ``GET /status``: FIX sessions, orders by status, batches in flight, when the exchange and
+  the chain last told the engine something, deposits held for unknown wallets, and the state
+  of the reconciliation of the ledger with the vault.
+- ``GET /snapshot``: positions (per account and index), the solver's inventory, and every
+  account's collateral.
+- ``POST /reconcile``: query the exchange for every order not final and read the chain now,
+  then check every account's vault balance against the ledger; says what this found.
+
+What it says comes from views the bus keeps (``solver/views``) and from the adapters' own
+records (the gateway's sessions, the reconciler's checks), never from the engine's live state.
+Answers are JSON with amounts as exact decimal strings (``plain``: no exponent, no trailing
+zeros); ``index-solver status | snapshot | reconcile``
+print them as tables.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import asdict, fields
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from chain.reconciler import Check
+from solver.core.commands import Input
+from solver.core.ledger import Balance
+from solver.core.money import plain
+from solver.plumbing.clock import now_ms
+from solver.service.wiring import Service
+
+log = structlog.get_logger(__name__)
+
+HOST = "127.0.0.1"
+
+
+class AdminEndpoint:
+    def __init__(self, service: Service, token: str) -> None:
+        self.service = service
+        self.operations, self.positions = service.operations, service.positions
+        self._expected = f"Bearer {token}".encode()
+        app = web.Application(middlewares=[self._authorised])
+        app.add_routes([web.get("/status", self._status), web.get("/snapshot", self._snapshot),
+                        web.post("/reconcile", self._reconcile)])
+        self._runner = web.AppRunner(app, access_log=None)
+        self.port = 0
+
+    async def start(self, port: int) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, HOST, port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        log.info("admin endpoint listening", host=HOST, port=self.port)
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    @web.middleware
+    async def _authorised(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, self._expected):
+            log.warning("admin request refused: no valid bearer token", path=request.path,
+                        peer=request.remote)
+            return web.json_response(
+                {"error": "unauthorised: send the bearer token of admin.token_env"},
+                status=401, headers={"WWW-Authenticate": 'Bearer realm="index-solver"'})
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    # --- answers --------------------------------------------------------------------------
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.status())
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        return web.json_response(self.snapshot())
+
+    async def _reconcile(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.reconcile())
+
+    def status(self) -> dict[str, Any]:
+        view = self.operations.view()
+        gateway = self.service.gateway
+        logged_on = gateway.logged_on
+        now = now_ms()
+        return {
+            "transaction": view.transaction,
+            "fix_sessions": [{"account": a.name, "comp_id": a.comp_id,
+                              "logged_on": a.name in logged_on}
+                             for a in gateway.settings.accounts],
+            "orders": dict(view.orders),
+            "batches_in_flight": list(view.batches_in_flight),
+            "last_exchange_event": _age(view.last_exchange_ts, now),
+            "last_chain_event": _age(view.last_chain_ts, now),
+            "held_deposits": [{"wallet": h.wallet, "asset": h.asset, "amount": plain(h.amount),
+                               "deposit_ids": list(h.deposit_ids)} for h in view.held],
+            "reconciliation": self._reconciliation(),
+        }
+
+    def _reconciliation(self) -> dict[str, Any]:
+        chain = self.service.chain
+        if chain is None:
+            return {"state": "no chain"}
+        checks = chain.reconciler.checks
+        state = ("not checked yet" if not checks else
+                 "agrees" if all(c.agrees for c in checks.values()) else "disagrees")
+        return {"state": state, "disagreements_seen": len(chain.reconciler.disagreements),
+                "checks": [_check(c) for c in checks.values()]}
+
+    def snapshot(self) -> dict[str, Any]:
+        positions = self.positions.view()
+        operations = self.operations.view()
+        return {
+            "transaction": operations.transaction,
+            "positions": [{"account": account, "index": index, **_amounts(asdict(p))}
+                          for (account, index), p in sorted(positions.holdings.items())],
+            "inventory": [{"asset": asset, **_amounts(asdict(p))}
+                          for asset, p in sorted(positions.inventory.items())],
+            "collateral": [{"account": account, "asset": asset, **_balance(b)}
+                           for (account, asset), b in sorted(operations.balances.items())],
+        }
+
+    async def reconcile(self) -> dict[str, Any]:
+        found = await self.service.runtime.execution.reconcile_now()
+        answer: dict[str, Any] = {"exchange": {"facts": [_fact(f) for f in found]}}
+        chain = self.service.chain
+        if chain is not None:
+            submitted = await chain.watcher.poll_now()
+            checks = await chain.reconciler.check_all()
+            answer["chain"] = {"facts": submitted, "checks": [_check(c) for c in checks]}
+        log.info("reconciliation forced by the operator", exchange_facts=len(found),
+                 chain=answer.get("chain"))
+        return answer
+
+
+def _age(ts: int | None, now: int) -> dict[str, Any] | None:
+    return None if ts is None else {"ts": ts, "age_s": round((now - ts) / 1000, 3)}
+
+
+def _check(check: Check) -> dict[str, Any]:
+    return {"account": check.account, "block": check.block, "vault": plain(check.vault),
+            "ledger": plain(check.ledger), "agrees": check.agrees}
+
+
+def _balance(balance: Balance) -> dict[str, str]:
+    return {f.name: plain(getattr(balance, f.name)) for f in fields(balance)}
+
+
+def _amounts(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: plain(v) if isinstance(v, Decimal) else v for k, v in values.items()}
+
+
+def _fact(fact: Input) -> dict[str, Any]:
+    return {"fact": type(fact).__name__, **_amounts(
+        {f.name: getattr(fact, f.name) for f in fields(fact)
+         if f.name != "ts"})}

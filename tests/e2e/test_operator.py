@@ -1,0 +1,159 @@
+"""The operator's side of a running service (``index-solver run`` on anvil): the admin
+endpoint refuses requests without the bearer token; ``status``, ``snapshot`` and ``reconcile``
+answer from the events (a deposit from an unknown wallet shown held, the ledger and the vault
+agreeing); the metrics endpoint serves Prometheus text that parses."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from decimal import Decimal as D
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from prometheus_client.parser import text_string_to_metric_families
+from web3.types import Wei
+
+from chain.deploy import ChainDeployment, contract, transact
+from mocks.binance.local import mock_server, running
+from mocks.fix_client import messages
+from tests.e2e.test_fix_restart import (
+    ROOT,
+    alice_client,
+    gateway_process,
+    on_chain,
+    wait_accepting,
+    write_config,
+)
+from tests.support.chains import Anvil, chain
+from tests.support.exchange import run, until
+from tests.support.service import free_port, report_where
+
+TOKEN = "operator-token-for-tests-0123456789"
+
+
+def cli(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "solver.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60,
+                          env={"SOLVER_ADMIN_TOKEN": token, "COLUMNS": "80",
+                               "PATH": "/usr/bin:/bin"})
+
+
+def get(url: str, token: str | None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}
+                                     if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        fix_port, admin_port, metrics_port = free_port(), free_port(), free_port()
+        log = tmp_path / "service.log"
+        async with running(mock_server()) as server, chain("anvil") as node:
+            assert isinstance(node, Anvil)
+            section, wallets, key = await on_chain(tmp_path, node)
+            stranger = Account.create()  # deposits from a wallet no account has: held
+            await _deposit_from(node, tmp_path, stranger, 250)
+            config = write_config(tmp_path, fix_port, server.port, section, wallets,
+                                  admin={"port": admin_port},
+                                  metrics={"port": metrics_port})
+            alice = alice_client(tmp_path, fix_port)
+            with gateway_process(config, log, key, SOLVER_ADMIN_TOKEN=TOKEN) as process:
+                await wait_accepting(fix_port, process, log)
+                await alice.connect()
+                await report_where(alice, t35="BA")
+                await alice.send(messages.new_order("o1", "SY2", D("1000")))
+                await report_where(alice, t150="F", timeout=30)
+                await alice.send(messages.cancel("c1", "o1", "SY2"))
+                await report_where(alice, t150="4", timeout=30)
+                base = f"http://127.0.0.1:{admin_port}"
+                assert get(f"{base}/status", None)[0] == 401
+                assert get(f"{base}/status", "wrong-token-wrong-token")[0] == 401
+                await until(lambda: _minted(base), 30, "the settlement mined")
+
+                status = json.loads(get(f"{base}/status", TOKEN)[1])
+                assert status["held_deposits"] == [{
+                    "wallet": stranger.address, "asset": "USDC", "amount": "250",
+                    "deposit_ids": status["held_deposits"][0]["deposit_ids"]}]
+                assert status["reconciliation"]["state"] == "agrees"
+                assert {s["account"]: s["logged_on"] for s in status["fix_sessions"]} == {
+                    "alice": True, "bob": False}
+                assert status["last_exchange_event"] is not None
+                shown = cli("status", "--config", str(config))
+                assert shown.returncode == 0, shown.stderr
+                assert stranger.address in shown.stdout and "agrees" in shown.stdout
+                assert "…" not in shown.stdout
+                Path("/tmp/optest/status.txt").write_text(shown.stdout)
+
+                snapshot = cli("snapshot", "--config", str(config), "--parquet",
+                               str(tmp_path / "snap"))
+                assert snapshot.returncode == 0, snapshot.stderr
+                assert "alice" in snapshot.stdout and "…" not in snapshot.stdout
+                Path("/tmp/optest/snap.txt").write_text(snapshot.stdout)
+                tables = snapshot.stdout.split("wrote ")[0]
+                assert max(map(len, tables.splitlines())) <= 80
+                assert (tmp_path / "snap" / "collateral.parquet").stat().st_size > 0
+
+                reconciled = cli("reconcile", "--config", str(config), "--json")
+                assert reconciled.returncode == 0, reconciled.stderr
+                answer = json.loads(reconciled.stdout)
+                assert answer["exchange"]["facts"] == []
+                assert {c["account"]: c["agrees"] for c in answer["chain"]["checks"]} == {
+                    "alice": True, "bob": True}
+                refused = cli("status", "--config", str(config), token="not-the-token-at-all")
+                assert refused.returncode == 2 and "refused the token" in refused.stdout
+
+                code, text = get(f"http://127.0.0.1:{metrics_port}/metrics", None)
+                assert code == 200
+                families = {f.name: f for f in text_string_to_metric_families(text)}
+                events = {s.labels["type"]: s.value for s in families["execution_events"].samples
+                          if s.name == "execution_events_total"}
+                assert events["IndexOrderFilled"] >= 1 and events["IndexOrderMinted"] == 1
+                for name in ("position_delta_latency_ms", "reconciliation_duration_ms",
+                             "callback_gap_seconds", "solver_orders",
+                             "solver_fix_sessions_logged_on", "solver_journal_commit_ms",
+                             "solver_settlement_latency_ms", "solver_recovery_seconds",
+                             *alerted_metrics()):
+                    assert name in families, name
+                gauge = families["solver_fix_sessions_logged_on"].samples[0].value
+                assert gauge == 1
+            assert "operator-token" not in log.read_text()  # the secret never logged
+    run(scenario(), timeout=150)
+
+
+def alerted_metrics() -> set[str]:
+    """The metrics the alert rules read (a counter by its family name, without _total)."""
+    rules = (ROOT / "ops" / "prometheus" / "alerts.yml").read_text()
+    names = set(re.findall(r"\b(?:solver_[a-z_]+|callback_gap_seconds)\b",
+                           "\n".join(re.findall(r"expr: (.*)", rules))))
+    return {n.removesuffix("_total") for n in names}
+
+
+def _minted(base: str) -> bool:
+    status = json.loads(get(f"{base}/status", TOKEN)[1])
+    return bool(status["orders"].get("canceled")) and \
+        status["reconciliation"]["state"] == "agrees"
+
+
+async def _deposit_from(node: Anvil, tmp: Path, account: LocalAccount, amount: int) -> None:
+    w3 = node.w3
+    owner = (await w3.eth.accounts)[0]
+    await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
+        {"from": owner, "to": account.address, "value": Wei(10**18)}))
+    deployment = ChainDeployment.load(tmp / "chain.json")
+    usdc = contract(w3, "MockUSDC", deployment.collateral)
+    vault = contract(w3, "CollateralVault", deployment.vault)
+    for call in (usdc.functions.mint(account.address, amount * 10**6),
+                 usdc.functions.approve(vault.address, amount * 10**6),
+                 vault.functions.deposit(amount * 10**6, 0)):
+        await transact(w3, account, call)
+
