@@ -96,7 +96,7 @@ async def serve(latency_orders: int, burst: int) -> Results:
         # No planning while measuring: thousands of resting orders would be re-planned on
         # every tick, and that is the planner's cost (benchmarks/plan_batch.py), not the
         # gateway's.
-        quiet = RuntimeSettings(plan_every_ms=3_600_000)
+        quiet = RuntimeSettings(plan_every_ms=3_600_000, gather_ms=None)
         async with running(mock_server()) as server, running_service(
                 setup, fix, local(server.port), KEY, Path(tmp) / "journal.db",
                 quiet) as service:

@@ -3,8 +3,8 @@ and the exchange's fill -> the FIX fill report at the client, one order at a tim
 
 The service (QuickFIX acceptor, the writer with its journal fsynced per commit, the planner,
 the execution over python-binance) runs in this process; the mock Binance and the simplefix
-client each in a child process of their own, as the exchange and a client would. Times are the machine's wall clock
-(``time.time_ns``) on both sides:
+client each in a child process of their own, as the exchange and a client would. Times are
+the machine's wall clock (``time.time_ns``) on both sides:
 
 - sent: the client writes the NewOrderSingle; the batch's asset orders reach the mock's
   matching engine (after the HTTP hop, so slower than "left the solver"); the figure is the

@@ -12,12 +12,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from solver.config.deployment import load_deployment
 from solver.config.fields import ConfigError
+from solver.plumbing.tables import table
 
 EXIT_OK, EXIT_DISAGREES, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 4
 TIMEOUT_S = 30
@@ -109,11 +108,11 @@ def print_status(status: dict[str, Any], console: Console) -> None:
         console.print(f"{label}: {value}")
     held = status["held_deposits"]
     if held:
-        table = _table("Deposits held (wallets no account has)", "wallet", "asset", "amount",
+        shown = table("Deposits held (wallets no account has)", "wallet", "asset", "amount",
                        "deposits")
         for h in held:
-            table.add_row(h["wallet"], h["asset"], h["amount"], str(len(h["deposit_ids"])))
-        console.print(table)
+            shown.add_row(h["wallet"], h["asset"], h["amount"], str(len(h["deposit_ids"])))
+        console.print(shown)
     else:
         console.print("Deposits held: none")
     reconciliation = status["reconciliation"]
@@ -130,10 +129,10 @@ def print_snapshot(snapshot: dict[str, Any], console: Console) -> None:
              ("asset", "quantity", "cost", "fees", "realised")),
             ("Collateral", snapshot["collateral"],
              ("account", "asset", "deposited", "available", "reserved", "spent", "withdrawn"))):
-        table = _table(title, *columns)
+        shown = table(title, *columns)
         for row in rows:
-            table.add_row(*(str(row[c]) for c in columns))
-        console.print(table if rows else f"{title}: none")
+            shown.add_row(*(str(row[c]) for c in columns))
+        console.print(shown if rows else f"{title}: none")
 
 
 def print_reconciliation(answer: dict[str, Any], console: Console) -> None:
@@ -161,22 +160,11 @@ def write_parquet(snapshot: dict[str, Any], directory: Path, console: Console) -
 def _print_checks(checks: list[dict[str, Any]], console: Console) -> None:
     if not checks:
         return
-    table = _table(None, "account", "block", "vault", "ledger", "agrees")
+    shown = table(None, "account", "block", "vault", "ledger", "agrees")
     for c in checks:
-        table.add_row(c["account"], str(c["block"]), c["vault"], c["ledger"],
+        shown.add_row(c["account"], str(c["block"]), c["vault"], c["ledger"],
                       "yes" if c["agrees"] else "[red]NO[/]")
-    console.print(table)
-
-
-def _table(title: str | None, *columns: str) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    for column in columns:
-        table.add_column(column, overflow="fold", justify="left" if column in _NAMES
-                         else "right")
-    return table
-
-
-_NAMES = {"account", "index", "asset", "wallet"}
+    console.print(shown)
 
 
 def _ago(when: dict[str, Any] | None) -> str:

@@ -1,7 +1,9 @@
 """When to plan a batch: as orders arrive, not on a timer.
 
-An order that arrives while nothing is in flight is planned after a short gathering window
-(``gather_ms``), so that orders arriving together share a batch; when a batch settles and
+An order that arrives while nothing is in flight is planned once a short gathering window
+(``gather_ms``) has passed since it arrived (its input's time), so that orders arriving together
+share a batch; the time it took to accept it counts, and orders that arrive meanwhile are
+accepted before the plan anyway (the writer takes inputs in order). When a batch settles and
 orders wait, the next is planned at once. A batch in flight holds the orders that arrive
 meanwhile: they go together in the next one. The timer stays as a fallback (the runtime's
 ``plan_every_ms``) for orders a plan could not serve (no liquidity, limits), which wait for
@@ -23,10 +25,14 @@ from solver.core.orders import OrderSnapshot
 
 
 class Planner:
-    def __init__(self, bus: EventBus, plan: Callable[[], None], gather_ms: float) -> None:
-        """``plan`` hands a ``PlanBatch`` to the writer (after bringing the books up to date)."""
+    def __init__(self, bus: EventBus, plan: Callable[[], None], gather_ms: float,
+                 clock: Callable[[], int]) -> None:
+        """``plan`` hands a ``PlanBatch`` to the writer (after bringing the books up to date);
+        ``clock``: the inputs' clock (Unix ms)."""
         self._plan = plan
-        self._gather_s = gather_ms / 1000
+        self._gather_ms = gather_ms
+        self._clock = clock
+        self._arrived = 0  # when the first order waiting for the window arrived
         self.waiting: set[int] = set()
         """Open orders neither engaged in a batch nor being ended."""
         self.in_flight: dict[int, frozenset[int]] = {}
@@ -56,7 +62,9 @@ class Planner:
         while True:
             await self._due.wait()
             if not self._at_once:
-                await asyncio.sleep(self._gather_s)
+                left_ms = self._arrived + self._gather_ms - self._clock()
+                if left_ms > 0:
+                    await asyncio.sleep(left_ms / 1000)
             self._due.clear()
             self._at_once = False
             if self.waiting and not self._asked and not self.in_flight:
@@ -94,6 +102,8 @@ class Planner:
             self._at_once = True
             self._due.set()
         elif arrived and not self.in_flight:
+            if not self._due.is_set():
+                self._arrived = transaction.input.ts
             self._due.set()
 
     def _follow(self, order: OrderSnapshot) -> bool:

@@ -66,7 +66,7 @@ class Runtime:
         symbols = sorted(rules.symbol for rules in engine.rules.values())
         self.market_data = MarketData(connector, symbols, self.settings.book_max_age_ms,
                                       clock=self.clock)
-        self.planner = Planner(self.bus, self._plan, self.settings.gather_ms or 0)
+        self.planner = Planner(self.bus, self._plan, self.settings.gather_ms or 0, self.clock)
         self._stopping = asyncio.Event()
         self._history: list[Transaction] | None = None
         self._started = False

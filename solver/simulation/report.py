@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from solver.core.commands import SubmitIndexOrder
 from solver.core.events import (
@@ -25,6 +24,7 @@ from solver.core.events import (
     Transaction,
 )
 from solver.core.money import ZERO, exact, plain, round_decimals
+from solver.plumbing.tables import table
 from solver.simulation.run import SimulationResult
 
 AVG_PRICE_DECIMALS = 8
@@ -161,55 +161,47 @@ def _accounts(result: SimulationResult) -> dict[str, dict[str, str]]:
 
 
 def print_report(report: Mapping[str, Any], console: Console) -> None:
-    """The report as tables, for a person reading a terminal."""
-    orders = Table(title="Index orders")
-    for column in ("order", "account", "index", "status", "collateral", "filled units",
-                   "spent", "released", "fees", "avg price", "minted", "reject reason"):
-        orders.add_column(column, justify="right" if column not in ("order", "account",
-                                                                     "index", "status",
-                                                                     "reject reason")
-                          else "left")
-    for key, o in report["orders"].items():
-        orders.add_row(key, o["account"], o["index"], o["status"], o["collateral"],
-                       o["filled_units"], o["collateral_spent"], o["collateral_released"],
-                       o["fees"], o["avg_price"] or "-", o["minted_units"],
-                       o["reject_reason"] or "")
-    console.print(orders)
+    """The report as tables, for a person reading a terminal (80 columns are enough)."""
+    orders = report["orders"]
+    lives = table("Index orders", "order", "account", "index", "status", "filled units",
+                  "minted")
+    costs = table("What they cost (collateral)", "order", "collateral", "spent", "released",
+                  "fees", "avg price")
+    rejected = table("Rejected orders", "order", "reason")
+    for key, o in orders.items():
+        lives.add_row(key, o["account"], o["index"], o["status"], o["filled_units"],
+                      o["minted_units"])
+        costs.add_row(key, o["collateral"], o["collateral_spent"], o["collateral_released"],
+                      o["fees"], o["avg_price"] or "-")
+        if o["reject_reason"]:
+            rejected.add_row(key, o["reject_reason"])
+    for made in (lives, costs, *([rejected] if rejected.row_count else [])):
+        console.print(made)
 
-    batches = Table(title="Batches")
-    for column in ("batch", "orders", "asset orders (symbol qty @ limit -> executed)",
-                   "fills", "filled units"):
-        batches.add_column(column)
+    batches = table("Batches", "batch", "orders", "asset orders", "fills", "filled units")
     for b in report["batches"]:
         batches.add_row(
             str(b["batch"]), str(len(b["engaged"])),
             "\n".join(f"{a['symbol']} {a['qty']} @ {a['price']} -> {a['executed']} "
                       f"({a['status']})" for a in b["asset_orders"]) or "inventory only",
-            str(len(b["fills"])),
-            ", ".join(f"{k}: {u}" for k, u in b["filled"].items()))
+            str(len(b["fills"])), "\n".join(f"{k}: {u}" for k, u in b["filled"].items()))
     console.print(batches)
 
     if report["quotes"]:
-        quotes = Table(title="Quotes")
-        for column in ("index", "collateral", "index price", "units"):
-            quotes.add_column(column)
+        quotes = table("Quotes", "index", "collateral", "index price", "units")
         for q in report["quotes"]:
             quotes.add_row(q["index"], q.get("collateral", "-"), q.get("index_price", "-"),
                            q.get("units", q.get("error", "")))
         console.print(quotes)
 
-    accounts = Table(title="Accounts")
-    for column in ("account", "asset", "deposited", "available", "reserved", "spent", "fees"):
-        accounts.add_column(column, justify="left" if column in ("account", "asset")
-                            else "right")
+    accounts = table("Accounts", "account", "asset", "deposited", "available", "reserved",
+                     "spent", "fees")
     for key, a in report["accounts"].items():
         accounts.add_row(key, a["asset"], a["deposited"], a["available"], a["reserved"],
                          a["spent"], a["fees"])
     console.print(accounts)
 
-    inventory = Table(title="Inventory (unassigned)")
-    inventory.add_column("asset")
-    inventory.add_column("quantity", justify="right")
+    inventory = table("Inventory (unassigned)", "asset", "quantity")
     for asset, quantity in report["inventory"].items():
         if Decimal(quantity) != ZERO:
             inventory.add_row(asset, quantity)

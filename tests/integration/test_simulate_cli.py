@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -104,11 +105,16 @@ def test_every_shipped_example_runs_clean(capsys):
         assert (path.name, status, json.loads(out)["invariants"]) == (path.name, 0, "ok")
 
 
-def test_tables_for_people(capsys):
-    status, out, _ = simulate(capsys, EXAMPLES / "basic.toml")
-    assert status == 0
+def test_tables_for_people_fit_80_columns_when_piped():
+    done = subprocess.run([sys.executable, "-m", "solver.cli", "simulate",
+                           str(EXAMPLES / "basic.toml")], capture_output=True, text=True,
+                          timeout=60, env={"PATH": os.environ["PATH"]})  # no COLUMNS: rich's 80
+    assert done.returncode == 0, done.stderr
     for title in ("Index orders", "Batches", "Quotes", "Accounts", "invariants: ok"):
-        assert title in out
+        assert title in done.stdout
+    assert "…" not in done.stdout, "a cell was cut"
+    assert max(map(len, done.stdout.splitlines())) <= 80
+    assert "3.958556871079531487" in done.stdout  # alice's units, whole
 
 
 @pytest.mark.parametrize("change, key", [

@@ -28,7 +28,7 @@ class Stand:
         self.desk.deposit("alice", "100000")
         self.bus = EventBus()
         self.asked = 0
-        self.planner = Planner(self.bus, self._ask, GATHER_MS)
+        self.planner = Planner(self.bus, self._ask, GATHER_MS, lambda: self.desk.now)
 
     def _ask(self) -> None:
         self.asked += 1
