@@ -19,8 +19,8 @@ $(ANVIL): package.json package-lock.json
 	touch $(ANVIL)
 
 demo: $(INSTALLED)
-	$(BIN)/index-solver simulate examples/scenarios/basic.toml
-	$(BIN)/index-solver demo examples/scenarios/basic.toml
+	$(BIN)/index-solver simulate examples/scenarios/demo.toml
+	$(BIN)/index-solver demo examples/scenarios/demo.toml
 
 test: lint typecheck contracts unit
 

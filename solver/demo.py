@@ -1,17 +1,22 @@
-"""``index-solver demo``: a scenario's orders through the real service path, end to end.
+"""``index-solver demo``: a scenario's users through the whole pipeline, end to end.
 
-The mock Binance is started on a free loopback port with the scenario's markets; the solver's
-runtime trades against it through python-binance (REST orders, WebSocket API user stream,
-depth streams into local books). The orders come in over FIX: the QuickFIX gateway runs on a
-free loopback port and each account's simplefix client logs on (passwords made for this run),
-sends its orders, and prints its reports as they arrive. The chain is embedded (py-evm through
-eth-tester, in process): the contracts are deployed from their artifacts, each account's
-wallet deposits its collateral into the vault, the solver credits what the vault's events say,
-and each mint is a settlement that charges the collateral and mints the index token in one
-transaction. The run ends when no further batch can be planned; each client cancels its orders
-still open, and the report compares every lot with the exchange's own trades, every mint with
-the mint report its client received, and each user's token and vault balances, read back from
-the chain, with what the solver recorded.
+The mock Binance is started on a free loopback port with the scenario's markets, its books
+moving every 100 ms; the solver trades against it through python-binance (REST orders, the
+WebSocket API user stream, depth streams into local books). The chain is embedded (py-evm
+through eth-tester, in process): the contracts are deployed from their artifacts and each
+user's wallet deposits its collateral into the vault; the solver credits what the vault's events
+say, and each mint is a settlement that charges the collateral and mints the index token in one
+transaction. The users are simplefix clients of the QuickFIX gateway (passwords made for this
+run). The first asks for the scenario's quotes; all send their orders; a scenario cancel is
+sent once its order has its first fill; when no batch can be planned any more, the orders still
+open are cancelled; at the end the last user takes back half of what the vault holds for it
+(a withdrawal the solver releases at once: nothing is reserved against it).
+
+Progress shows as it goes; then a table per user of what the solver recorded and what FIX
+reported beside the token and vault balances read back from the chain. Exit 0 only when every
+lot matches the exchange's own trades, every mint was reported to its client, every user's
+balances on the chain agree with the solver's record and FIX, the withdrawal reached the
+wallet, and every invariant holds.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +32,7 @@ from pathlib import Path
 import structlog
 from eth_account import Account as EthAccount
 from rich.console import Console
-from rich.table import Table
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from web3 import AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
 from web3.types import Wei
@@ -42,18 +48,25 @@ from mocks.binance.server import Credentials, MockBinance
 from mocks.fix_client import FixClient, SessionConfig
 from mocks.fix_client import messages as fix_messages
 from mocks.ports import free_port
+from solver.core.bus import EventBus
 from solver.core.engine import Engine
-from solver.core.events import LotOpened
+from solver.core.events import (
+    BatchPlanned,
+    IndexOrderCompleted,
+    IndexOrderMinted,
+    LotOpened,
+    MintRequested,
+)
 from solver.core.invariants import violations
 from solver.core.inventory import lot_id
 from solver.core.money import ZERO, plain
-from solver.core.orders import MintStatus
 from solver.exchange.endpoints import ApiKey, local
+from solver.plumbing.tables import table
 from solver.service.chain_link import ChainLink
-from solver.service.runtime import RuntimeSettings
 from solver.service.wiring import running_service
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import Scenario, load_scenario
+from solver.views.operations import OperationsStore
 
 WITHDRAWAL_DELAY_S = 3600
 QUIET_MS = 2000
@@ -75,28 +88,163 @@ async def _demo(scenario: Scenario, console: Console) -> int:
     await server.start()
     passwords = {a: secrets.token_urlsafe(12) for a in _accounts(scenario)}
     clients: dict[str, FixClient] = {}
-    lots: list[LotOpened] = []
+    watch = Watch()
     try:
         with tempfile.TemporaryDirectory() as store:
             fix = _fix_settings(Path(store), passwords, chain.deployment.chain_id)
-            async with running_service(setup_of(scenario), fix,
-                                       local(server.port), key,
-                                       settings=RuntimeSettings(plan_every_ms=200),
+            async with running_service(setup_of(scenario), fix, local(server.port), key,
                                        chain=chain) as service:
                 engine = service.runtime.engine
-                service.runtime.bus.subscribe(LotOpened, lambda e: lots.append(e.event))
-                console.print(f"mock Binance on {server.url}; embedded chain, vault "
-                              f"{chain.deployment.vault}; {len(scenario.orders)} orders over "
-                              "FIX, traded over python-binance")
+                watch.attach(service.runtime.bus)
+                console.print(f"mock Binance on {server.url} (books moving); embedded chain, "
+                              f"vault {chain.deployment.vault}; {len(clients or passwords)} "
+                              f"users, {len(scenario.orders)} orders over FIX")
                 clients = await _log_on(service.gateway.settings, passwords)
-                await _until_credited(engine, scenario)
-                await _trade(scenario, engine, clients, console)
+                with _progress(console) as progress:
+                    await _run(scenario, service.operations, watch, clients, progress)
+                withdrawal = await _withdraw(chain, service.operations, _accounts(scenario)[-1],
+                                             console)
                 for client in clients.values():
                     await client.logout()
-                on_chain = await _read_back(chain, engine)
+                on_chain = await _read_back(chain)
     finally:
         await server.stop()
-    return _report(engine, lots, server, clients, on_chain, console)
+    return _report(engine, watch, server, clients, on_chain, withdrawal, console)
+
+
+class Watch:
+    """What the demo follows on the bus: lots, orders closed, mints asked and made."""
+
+    def __init__(self) -> None:
+        self.lots: list[LotOpened] = []
+        self.closed: set[int] = set()
+        self.mints_asked: set[int] = set()
+        self.minted: set[int] = set()
+        self.batches = 0
+
+    def attach(self, bus: EventBus) -> None:
+        bus.subscribe(LotOpened, lambda e: self.lots.append(e.event))
+        bus.subscribe(IndexOrderCompleted, lambda e: self.closed.add(e.event.order_id))
+        bus.subscribe(MintRequested, lambda e: self.mints_asked.add(e.event.order_id))
+        bus.subscribe(IndexOrderMinted, lambda e: self.minted.add(e.event.order_id))
+        bus.subscribe(BatchPlanned, lambda e: self._planned())
+
+    def _planned(self) -> None:
+        self.batches += 1
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console)
+
+
+async def _run(scenario: Scenario, operations: OperationsStore, watch: Watch,
+               clients: dict[str, FixClient], progress: Progress) -> None:
+    """Deposits credited, quotes, orders, cancels; then the orders still open cancelled and
+    every mint settled."""
+    accounts = {account for account, _, _ in scenario.deposits}
+    credited = progress.add_task("deposits credited", total=len(accounts))
+
+    def all_credited() -> bool:
+        done = sum(1 for (a, _), b in operations.view().balances.items()
+                   if a in accounts and b.deposited)
+        progress.update(credited, completed=done)
+        return done == len(accounts)
+
+    await _until(all_credited)
+    printing = [asyncio.create_task(_print_reports(a, c, progress.console))
+                for a, c in clients.items()]
+    first = clients[min(clients)]
+    for n, (index, amount) in enumerate(scenario.quotes, 1):
+        await first.send(fix_messages.quote_request(f"q{n}", index, amount))
+    closed = progress.add_task("orders closed", total=len(scenario.orders))
+    settled = progress.add_task("settlements mined", total=None)
+    for spec in scenario.orders:
+        await clients[spec.account].send(fix_messages.new_order(
+            spec.id, spec.index, spec.collateral,
+            ord_type="1" if spec.max_price is None else "2", price=spec.max_price))
+    cancels = [asyncio.create_task(_cancel_after_first_fill(clients[c.account], c.id, index))
+               for c in scenario.cancels
+               for index in [next(o.index for o in scenario.orders if o.id == c.id)]]
+
+    def shown() -> None:
+        progress.update(closed, completed=len(watch.closed))
+        progress.update(settled, completed=len(watch.minted), total=len(watch.mints_asked))
+
+    await _until_quiet(operations, watch, shown)
+    await asyncio.gather(*cancels)
+    for account, client in clients.items():
+        still_open = _open_orders(client)
+        for order in (o for o in scenario.orders if o.account == account):
+            if order.id in still_open:
+                await client.send(fix_messages.cancel(f"{order.id}-end", order.id,
+                                                      order.index))
+    def all_settled() -> bool:
+        shown()
+        return (len(watch.closed) == len(scenario.orders) - _rejected(clients)
+                and watch.minted == watch.mints_asked)
+
+    await _until(all_settled)
+    for client in clients.values():
+        await client.test_request()
+    for task in printing:
+        task.cancel()
+
+
+def _open_orders(client: FixClient) -> set[str]:
+    """The orders whose last ExecutionReport says they are open (OrdStatus 0 or 1)."""
+    status: dict[str, bytes] = {}
+    for m in client.received:
+        if m.get(35) == b"8":
+            status[(m.get(41) or m.get(11) or b"").decode()] = m.get(39) or b""
+    return {order for order, s in status.items() if s in (b"0", b"1")}
+
+
+def _rejected(clients: dict[str, FixClient]) -> int:
+    return sum(1 for c in clients.values() for m in c.received
+               if m.get(35) == b"8" and m.get(150) == b"8")
+
+
+async def _cancel_after_first_fill(client: FixClient, cl_ord_id: str, index: str) -> None:
+    await _until(lambda: any(m.get(11) == cl_ord_id.encode() and m.get(150) == b"F"
+                             for m in client.received))
+    await client.send(fix_messages.cancel(f"{cl_ord_id}-cancel", cl_ord_id, index))
+
+
+async def _until(condition: Callable[[], object], timeout_s: float = 300) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def _withdraw(chain: ChainLink, operations: OperationsStore, account: str,
+                    console: Console) -> Withdrawal:
+    """``account`` asks the vault for half of what it holds; the solver releases it."""
+    vault = contract(chain.w3, "CollateralVault", chain.deployment.vault)
+    usdc = contract(chain.w3, "MockUSDC", chain.deployment.collateral)
+    wallet = chain.wallets[account]
+    held = await vault.functions.balances(wallet).call()
+    before = await usdc.functions.balanceOf(wallet).call()
+    amount = held // 2
+    await chain.w3.eth.wait_for_transaction_receipt(
+        await vault.functions.request_withdrawal(amount).transact({"from": wallet}))
+    asked = from_units(amount, chain.collateral_decimals)
+    console.print(f"{account} asks the vault for {plain(asked)} USDC back")
+    await _until(lambda: any(a == account and b.withdrawn == asked
+                             for (a, _), b in operations.view().balances.items()), 60)
+    paid = from_units(await usdc.functions.balanceOf(wallet).call() - before,
+                      chain.collateral_decimals)
+    console.print(f"released by the solver at once: {plain(paid)} USDC back in {account}'s "
+                  "wallet")
+    return Withdrawal(account, asked, paid)
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    account: str
+    asked: Decimal
+    paid: Decimal
+    """What reached the wallet."""
 
 
 async def embedded_chain(scenario: Scenario, accounts: list[str]) -> ChainLink:
@@ -126,16 +274,6 @@ async def embedded_chain(scenario: Scenario, accounts: list[str]) -> ChainLink:
                      settle=SettleSettings(confirmations=0))
 
 
-async def _until_credited(engine: Engine, scenario: Scenario) -> None:
-    """Orders wait for the vault's deposits to be credited, as a user waits for their
-    CollateralReport."""
-    wanted: dict[str, Decimal] = {}
-    for account, _, amount in scenario.deposits:
-        wanted[account] = wanted.get(account, ZERO) + amount
-    while any(engine.ledger.balance(a, "USDC").deposited < w for a, w in wanted.items()):
-        await asyncio.sleep(0.05)
-
-
 @dataclass(frozen=True)
 class OnChain:
     tokens: dict[str, Decimal]
@@ -144,7 +282,7 @@ class OnChain:
     """account -> collateral the vault holds for it"""
 
 
-async def _read_back(chain: ChainLink, engine: Engine) -> OnChain:
+async def _read_back(chain: ChainLink) -> OnChain:
     vault = contract(chain.w3, "CollateralVault", chain.deployment.vault)
     tokens, held = {}, {}
     for account, wallet in chain.wallets.items():
@@ -156,26 +294,6 @@ async def _read_back(chain: ChainLink, engine: Engine) -> OnChain:
         held[account] = from_units(await vault.functions.balances(wallet).call(),
                                    chain.collateral_decimals)
     return OnChain(tokens, held)
-
-
-async def _trade(scenario: Scenario, engine: Engine, clients: dict[str, FixClient],
-                 console: Console) -> None:
-    """Send the scenario's orders; when no batch comes any more, cancel what is still open
-    and wait until every order is closed and its mint confirmed."""
-    printing = [asyncio.create_task(_print_reports(a, c, console)) for a, c in clients.items()]
-    for spec in scenario.orders:
-        await clients[spec.account].send(fix_messages.new_order(
-            spec.id, spec.index, spec.collateral,
-            ord_type="1" if spec.max_price is None else "2", price=spec.max_price))
-    await _until_quiet(engine)
-    for order in engine.open_orders():
-        await clients[order.account].send(fix_messages.cancel(
-            f"{order.client_order_id}-end", order.current_client_id, order.index))
-    await _until_settled(engine)
-    for client in clients.values():
-        await client.test_request()
-    for task in printing:
-        task.cancel()
 
 
 def _accounts(scenario: Scenario) -> list[str]:
@@ -200,57 +318,53 @@ async def _log_on(settings: FixSettings, passwords: dict[str, str]) -> dict[str,
 
 
 async def _print_reports(account: str, client: FixClient, console: Console) -> None:
+    """What a user would look at: quotes, fills and the ends of orders, collateral reports."""
     while True:
         try:
             message = await client.next_message(3600)
         except TimeoutError:
             continue
-        console.print(f"[dim]{account:>8}[/dim] {fix_messages.describe(message)}",
-                      highlight=False)
+        if message.get(35) in (b"S", b"AG", b"BA", b"9") or message.get(150) in _SHOWN:
+            console.print(f"[dim]{account:>6}[/dim] {fix_messages.describe(message)}",
+                          highlight=False, soft_wrap=True)
 
 
-async def _until_quiet(engine: Engine) -> None:
+_SHOWN = (b"F", b"4", b"8", b"C", b"B")
+
+
+async def _until_quiet(operations: OperationsStore, watch: Watch,
+                       shown: Callable[[], None]) -> None:
+    """Until no batch is in flight and none was planned for ``QUIET_MS``."""
     batches, quiet = -1, 0
     while quiet < QUIET_MS:
         await asyncio.sleep(0.1)
-        busy = any(not o.is_done for o in engine.asset_orders.values())
-        if busy or len(engine.batches) != batches or not engine.batches:
-            batches, quiet = len(engine.batches), 0
+        shown()
+        if operations.view().batches_in_flight or watch.batches != batches or not batches:
+            batches, quiet = watch.batches, 0
         else:
             quiet += 100
 
 
-async def _until_settled(engine: Engine) -> None:
-    while engine.open_orders() or any(
-            o.filled_units and o.mint_status is not MintStatus.MINTED
-            for o in engine.orders.values()):
-        await asyncio.sleep(0.05)
-
-
-def _report(engine: Engine, lots: list[LotOpened], server: MockBinance,
-            clients: dict[str, FixClient], on_chain: OnChain, console: Console) -> int:
-    orders = Table(title="index orders")
-    for column in ("account", "order", "status", "collateral", "spent", "units", "mint"):
-        orders.add_column(column)
-    for o in engine.orders.values():
-        orders.add_row(o.account, o.client_order_id, o.status.value, plain(o.collateral),
-                       plain(o.spent), plain(o.filled_units), o.mint_status.value)
-    console.print(orders)
+def _report(engine: Engine, watch: Watch, server: MockBinance, clients: dict[str, FixClient],
+            on_chain: OnChain, withdrawal: Withdrawal, console: Console) -> int:
     trades = server.exchange.trades
-    same = sorted(lot.lot_id for lot in lots) == sorted(lot_id(t.symbol, str(t.id))
-                                                         for t in trades)
+    same = sorted(lot.lot_id for lot in watch.lots) == sorted(lot_id(t.symbol, str(t.id))
+                                                               for t in trades)
     net = sum((t.qty - t.commission for t in trades), ZERO)
-    console.print(f"asset orders {len(engine.asset_orders)}, exchange trades {len(trades)}, "
-                  f"lots {len(lots)}: "
+    console.print(f"{watch.batches} batches, {len(engine.asset_orders)} asset orders, "
+                  f"{len(trades)} exchange trades, {len(watch.lots)} lots: "
                   f"{'every trade recorded once' if same else 'MISMATCH'} "
-                  f"(net quantity {plain(net)})")
+                  f"(net quantity {plain(net)})", soft_wrap=True)
     unreported = _mints_unreported(engine, clients)
     console.print(f"FIX reports received {sum(len(c.received) for c in clients.values())}; "
                   + (f"MISSING mint reports for {unreported}" if unreported
-                     else "every mint reported to its client"))
+                     else "every mint reported to its client"), soft_wrap=True)
     problems = violations(engine) + ([] if same else ["lots differ from the exchange's trades"])
     problems += [f"no mint report for {o}" for o in unreported]
     problems += _users(engine, on_chain, _fix_minted(clients), console)
+    if withdrawal.paid != withdrawal.asked:
+        problems.append(f"{withdrawal.account} asked for {withdrawal.asked} and "
+                        f"{withdrawal.paid} reached the wallet")
     console.print("invariants: ok" if not problems else f"invariants: {problems}")
     return 0 if not problems else 1
 
@@ -264,29 +378,35 @@ def _fix_minted(clients: dict[str, FixClient]) -> dict[str, Decimal]:
 
 def _users(engine: Engine, on_chain: OnChain, fix_minted: dict[str, Decimal],
            console: Console) -> list[str]:
-    """Per user: what FIX reported and the solver recorded beside what the chain holds; the
+    """Per user: what the solver recorded and FIX reported beside what the chain holds; the
     differences."""
-    table = Table(title="users: FIX reports, the solver's record and the chain's")
-    for column in ("account", "deposited", "spent", "released", "minted (FIX)", "tokens",
-                   "vault"):
-        table.add_column(column, overflow="fold")
+    record = table("Users: what the solver recorded (USDC, units)", "user", "deposited",
+                   "spent", "released", "withdrawn", "units filled")
+    chain = table("Users: FIX and the chain", "user", "minted (FIX)", "tokens (chain)",
+                  "vault (chain)", "agree")
     problems = []
     for account in sorted(on_chain.tokens):
         b = engine.ledger.balance(account, "USDC")
         mine = [o for o in engine.orders.values() if o.account == account]
         released = sum((o.released for o in mine), ZERO)
-        units = sum((o.minted_units for o in mine), ZERO)
-        reported = fix_minted.get(account, ZERO)
-        table.add_row(account, plain(b.deposited), plain(b.spent), plain(released),
-                      plain(reported), plain(on_chain.tokens[account]),
-                      plain(on_chain.vault[account]))
-        if not on_chain.tokens[account] == units == reported:
-            problems.append(f"{account}: {on_chain.tokens[account]} tokens on-chain, "
-                            f"{units} minted, {reported} reported over FIX")
-        if on_chain.vault[account] != b.deposited - b.spent - b.withdrawn:
-            problems.append(f"{account}: the vault holds {on_chain.vault[account]}, the "
-                            f"ledger says {b.deposited - b.spent - b.withdrawn}")
-    console.print(table)
+        filled = sum((o.filled_units for o in mine), ZERO)
+        minted = sum((o.minted_units for o in mine), ZERO)
+        reported, tokens, vault = (fix_minted.get(account, ZERO), on_chain.tokens[account],
+                                   on_chain.vault[account])
+        wrong = []
+        if not tokens == minted == reported == filled:
+            wrong.append(f"{account}: {tokens} tokens on-chain, {minted} minted, {filled} "
+                         f"filled, {reported} reported over FIX")
+        if vault != b.deposited - b.spent - b.withdrawn:
+            wrong.append(f"{account}: the vault holds {vault}, the ledger says "
+                         f"{b.deposited - b.spent - b.withdrawn}")
+        record.add_row(account, plain(b.deposited), plain(b.spent), plain(released),
+                       plain(b.withdrawn), plain(filled))
+        chain.add_row(account, plain(reported), plain(tokens), plain(vault),
+                      "yes" if not wrong else "[red]NO[/]")
+        problems += wrong
+    console.print(record)
+    console.print(chain)
     return problems
 
 

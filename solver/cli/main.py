@@ -54,11 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     replaying.add_argument("path", type=Path)
     replaying.add_argument("--json", action="store_true", help="print one JSON object")
     demo = commands.add_parser(
-        "demo", help="trade a scenario's orders through the service against the mock Binance",
+        "demo", help="a scenario's users through the whole pipeline: FIX, the mock Binance, "
+                     "an embedded chain",
         description="Exit status: 0 every invariant holds and every trade is recorded once, "
                     "1 otherwise, 2 bad scenario.")
     demo.add_argument("scenario", type=Path, nargs="?",
-                      default=Path("examples/scenarios/basic.toml"))
+                      default=Path("examples/scenarios/demo.toml"))
     run = commands.add_parser(
         "run", aliases=["gateway"],
         help="the service: FIX orders in, asset orders to the exchange, settlements on-chain",

@@ -193,6 +193,21 @@ def test_demo_command_trades_the_scenario_and_reports_every_trade_once(
     assert "every trade recorded once" in out and "invariants: ok" in out
 
 
+def test_the_demo_runs_its_users_through_the_whole_pipeline(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The default demo: four users, a ten-asset index on moving books, a quote, a cancel
+    after a first fill, a withdrawal released at once; its tables fit 80 columns."""
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "alice Quote QuoteReqID=q1" in out
+    assert "canceled ClOrdID=c-1-cancel" in out
+    assert "every trade recorded once" in out and "every mint reported to its client" in out
+    assert "released by the solver at once" in out and "invariants: ok" in out
+    tables = out[out.index("Users: what the solver recorded"):]
+    assert "…" not in tables and max(map(len, tables.splitlines())) <= 80
+    assert tables.count(" yes") == 4  # each user's FIX, tokens and vault agree
+
+
 def test_the_runtime_refuses_filters_the_exchange_does_not_have() -> None:
     async def scenario() -> None:
         async with running(mock_server()) as server, connector(server) as conn:
