@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from solver.core import events as ev
 from solver.core.bus import EventBus
 from solver.core.money import plain
+
+if TYPE_CHECKING:  # pandas loads when tables are written, not with every command
+    import pandas as pd
 
 TABLES = ("orders", "fills", "lots", "allocations", "mints")
 FORMATS = ("parquet", "csv")
@@ -48,6 +49,8 @@ class Recorder:
 
     def frames(self) -> dict[str, pd.DataFrame]:
         rows = {"orders": list(self._orders.values()), **self._tables}
+        import pandas as pd
+
         return {name: pd.DataFrame(rows[name], columns=list(_COLUMNS[name]), dtype="string")
                 for name in TABLES}
 
