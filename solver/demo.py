@@ -24,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import structlog
 from eth_account import Account as EthAccount
@@ -59,6 +60,7 @@ from solver.core.events import (
 )
 from solver.core.invariants import violations
 from solver.core.inventory import lot_id
+from solver.core.model import Index
 from solver.core.money import ZERO, plain
 from solver.exchange.endpoints import ApiKey, local
 from solver.plumbing.tables import table
@@ -250,6 +252,14 @@ class Withdrawal:
 async def embedded_chain(scenario: Scenario, accounts: list[str]) -> ChainLink:
     """The contracts deployed on an in-process chain; each account's wallet (one of the
     chain's unlocked accounts) deposits its scenario deposits into the vault."""
+    link = await deployed_chain(scenario.indexes, accounts)
+    for account, _, amount in scenario.deposits:
+        await deposit(link, account, amount)
+    return link
+
+
+async def deployed_chain(indexes: Iterable[Index], accounts: list[str]) -> ChainLink:
+    """The contracts deployed on an in-process chain (py-evm), a wallet for each account."""
     w3 = AsyncWeb3(AsyncEthereumTesterProvider())
     owner, treasury, *spare = list(await w3.eth.accounts)
     if len(accounts) > len(spare):
@@ -259,19 +269,23 @@ async def embedded_chain(scenario: Scenario, accounts: list[str]) -> ChainLink:
     await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
         {"from": owner, "to": operator.address, "value": Wei(10**20)}))
     deployment = await deploy_local(w3, owner, operator.address, treasury, WITHDRAWAL_DELAY_S,
-                                    {i.symbol: f"{i.symbol} index" for i in scenario.indexes})
-    usdc = contract(w3, "MockUSDC", deployment.collateral)
-    vault = contract(w3, "CollateralVault", deployment.vault)
-    decimals = await usdc.functions.decimals().call()
-    for account, _, amount in scenario.deposits:
-        units, wallet = to_units(amount, decimals), wallets[account]
-        await usdc.functions.mint(wallet, units).transact({"from": wallet})
-        await usdc.functions.approve(deployment.vault, units).transact({"from": wallet})
-        await w3.eth.wait_for_transaction_receipt(
-            await vault.functions.deposit(units, 0).transact({"from": wallet}))
+                                    {i.symbol: f"{i.symbol} index" for i in indexes})
+    decimals = await contract(w3, "MockUSDC", deployment.collateral).functions.decimals().call()
     return ChainLink(w3, deployment, operator, wallets, collateral_decimals=decimals,
                      watch=WatchSettings(confirmations=0, poll_s=0.1),
                      settle=SettleSettings(confirmations=0))
+
+
+async def deposit(link: ChainLink, account: str, amount: Decimal) -> Any:
+    """``account``'s wallet mints ``amount`` of the mock collateral and deposits it into the
+    vault; the deposit's receipt."""
+    usdc = contract(link.w3, "MockUSDC", link.deployment.collateral)
+    vault = contract(link.w3, "CollateralVault", link.deployment.vault)
+    units, wallet = to_units(amount, link.collateral_decimals), link.wallets[account]
+    await usdc.functions.mint(wallet, units).transact({"from": wallet})
+    await usdc.functions.approve(link.deployment.vault, units).transact({"from": wallet})
+    return await link.w3.eth.wait_for_transaction_receipt(
+        await vault.functions.deposit(units, 0).transact({"from": wallet}))
 
 
 @dataclass(frozen=True)

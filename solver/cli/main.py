@@ -60,6 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "1 otherwise, 2 bad scenario.")
     demo.add_argument("scenario", type=Path, nargs="?",
                       default=Path("examples/scenarios/demo.toml"))
+    walk = commands.add_parser(
+        "walkthrough", help="one order through the whole pipeline in eight narrated steps, "
+                            "with the real messages (docs/walkthrough.md)",
+        description="Exit status: 0 done, 2 bad scenario.")
+    walk.add_argument("scenario", type=Path, nargs="?",
+                      default=Path("examples/scenarios/walkthrough.toml"),
+                      help="its first deposit and first order are walked through")
     run = commands.add_parser(
         "run", aliases=["gateway"],
         help="the service: FIX orders in, asset orders to the exchange, settlements on-chain",
@@ -88,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _journal(args)
     if args.command == "demo":
         return _demo(args.scenario)
+    if args.command == "walkthrough":
+        return _walkthrough(args.scenario)
     return _simulate(args.scenario, args.json, args.journal)
 
 
@@ -120,6 +129,16 @@ def _demo(path: Path) -> int:
         return demo.main(path, Console())
     except ConfigError as error:
         print(f"index-solver demo: bad scenario: {error}", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+
+
+def _walkthrough(path: Path) -> int:
+    from solver import walkthrough  # starts the mock exchange and the chain
+
+    try:
+        return walkthrough.main(path, Console())
+    except ConfigError as error:
+        print(f"index-solver walkthrough: bad scenario: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
 
 

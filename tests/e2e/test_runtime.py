@@ -208,6 +208,24 @@ def test_the_demo_runs_its_users_through_the_whole_pipeline(
     assert tables.count(" yes") == 4  # each user's FIX, tokens and vault agree
 
 
+def test_the_walkthrough_shows_the_eight_steps_with_their_real_messages(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["walkthrough"]) == 0
+    # the panels wrap lines: compare without spaces and borders
+    out = "".join(c for c in capsys.readouterr().out if not c.isspace() and c not in "│─╭╮╰╯")
+    for step, shown in (("1.Theusersendscollateral", "Depositeduser=0x"),
+                        ("2.Theusersendsanindexorder", "|35=D|"),
+                        ("3.Thesolverreceivesthecollateral", "|35=BA|"),
+                        ("4.Thesolversendsassetorders", "POST/api/v3/ordernewClientOrderId="),
+                        ("5.Thesolverreceivesfills", "FILLED:price="),
+                        ("6.Thesolverfillstheindexorder", "IndexOrderFilledunits="),
+                        ("7.Theuserreceivesaconfirmationofeachfill", "|150=F|"),
+                        ("8.Theuserreceivesthenewlymintedindextokens", "OrderSettledorder_key=")):
+        assert step in out and shown in out[out.index(step):], step
+    assert "|150=B|" in out and "IndexToken.balanceOf(" in out
+    assert "signature" not in out  # the request's signature is left out
+
+
 def test_the_runtime_refuses_filters_the_exchange_does_not_have() -> None:
     async def scenario() -> None:
         async with running(mock_server()) as server, connector(server) as conn:
