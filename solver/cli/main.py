@@ -60,6 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "1 otherwise, 2 bad scenario.")
     demo.add_argument("scenario", type=Path, nargs="?",
                       default=Path("examples/scenarios/demo.toml"))
+    checking = commands.add_parser(
+        "check", help="verify a deployment without trading: exchange endpoint, keys, markets "
+                      "and filters; chain node, chain id, contracts, operator",
+        description="Exit status: 0 every check passed, 1 a check failed (each says why), "
+                    "2 bad config.")
+    checking.add_argument("--config", type=Path, required=True, help="deployment file")
     walk = commands.add_parser(
         "walkthrough", help="one order through the whole pipeline in eight narrated steps, "
                             "with the real messages (docs/walkthrough.md)",
@@ -97,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args.scenario)
     if args.command == "walkthrough":
         return _walkthrough(args.scenario)
+    if args.command == "check":
+        return _check(args.config)
     return _simulate(args.scenario, args.json, args.journal)
 
 
@@ -130,6 +138,27 @@ def _demo(path: Path) -> int:
     except ConfigError as error:
         print(f"index-solver demo: bad scenario: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
+
+
+def _check(path: Path) -> int:
+    import asyncio
+
+    from solver.config.deployment import load_deployment
+    from solver.plumbing.tables import table
+    from solver.service.check import check
+
+    try:
+        deployment = load_deployment(path)
+    except ConfigError as error:
+        print(f"index-solver check: {error}", file=sys.stderr)
+        return EXIT_BAD_SCENARIO
+    findings = asyncio.run(check(deployment))
+    shown = table(f"index-solver check {path}", "check", "ok", "detail",
+                  left={"check", "ok", "detail"})
+    for finding in findings:
+        shown.add_row(finding.what, "ok" if finding.ok else "[red]FAILED[/]", finding.detail)
+    Console().print(shown)
+    return EXIT_OK if all(f.ok for f in findings) else EXIT_VIOLATIONS
 
 
 def _walkthrough(path: Path) -> int:

@@ -59,7 +59,8 @@ is an example::
     target_comp_id = "TESTER"
 
     [chain]                              # deposits and settlements on this chain
-    rpc = "http://127.0.0.1:8545"        # the node's URL (anvil, a testnet)
+    rpc = "http://127.0.0.1:8545"        # the node's URL (anvil, a testnet); or
+    # rpc_env = "CHAIN_RPC_URL"          # the variable holding it (a provider's URL and key)
     deployment = "var/chain.json"        # written by `index-solver chain deploy`
     operator_key_env = "CHAIN_OPERATOR_KEY"   # the settling account's private key; or
     # operator_keystore = "keys/operator.json" with operator_password_env = "..."
@@ -76,6 +77,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fix_gateway.config import DICTIONARY, Account, FixSettings, TestSession
 from fix_gateway.front_door import DoorSettings
@@ -149,6 +151,15 @@ class ChainSettings:
     confirmations: int = 2
     poll_ms: int = 1000
 
+    @property
+    def node(self) -> str:
+        """The node's scheme, host and port, for messages: a provider's URL may carry its API
+        key in the path or the query, which never goes into output or logs."""
+        parts = urlsplit(self.rpc)
+        hidden = "/..." if parts.path.strip("/") or parts.query else ""
+        return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}" \
+            + hidden
+
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
@@ -190,11 +201,10 @@ def _deployment(data: Mapping[str, Any], base: Path) -> Deployment:
 
 
 def _chain(table: Mapping[str, Any], base: Path) -> ChainSettings:
-    reject_unknown(table, {"rpc", "deployment", "operator_key_env", "operator_keystore",
-                           "operator_password_env", "confirmations", "poll_ms"}, "chain")
-    rpc = expect_text(table.get("rpc"), "chain.rpc")
-    if not re.fullmatch(r"https?://\S+", rpc):
-        raise ConfigError("chain.rpc: expected the node's http:// or https:// URL")
+    reject_unknown(table, {"rpc", "rpc_env", "deployment", "operator_key_env",
+                           "operator_keystore", "operator_password_env", "confirmations",
+                           "poll_ms"}, "chain")
+    rpc = _rpc(table)
     keystore = table.get("operator_keystore")
     if (keystore is None) == (table.get("operator_key_env") is None):
         raise ConfigError("chain: give operator_key_env, or operator_keystore with "
@@ -206,6 +216,23 @@ def _chain(table: Mapping[str, Any], base: Path) -> ChainSettings:
         None if keystore is None else base / expect_text(keystore, "chain.operator_keystore"),
         expect_whole(table.get("confirmations", 2), "chain.confirmations", 0, 1000),
         expect_whole(table.get("poll_ms", 1000), "chain.poll_ms", 10, 600_000))
+
+
+def _rpc(table: Mapping[str, Any]) -> str:
+    """The node's URL: ``rpc``, or the environment variable ``rpc_env`` names (a provider's
+    URL often carries its API key)."""
+    if (table.get("rpc") is None) == (table.get("rpc_env") is None):
+        raise ConfigError("chain: give rpc (the node's URL) or rpc_env (the variable holding it)")
+    if table.get("rpc") is not None:
+        key, rpc = "chain.rpc", expect_text(table.get("rpc"), "chain.rpc")
+    else:
+        variable = expect_text(table.get("rpc_env"), "chain.rpc_env")
+        key, rpc = "chain.rpc_env", os.environ.get(variable, "")
+        if not rpc:
+            raise ConfigError(f"chain.rpc_env: ${variable} is not set")
+    if not re.fullmatch(r"https?://\S+", rpc):
+        raise ConfigError(f"{key}: expected the node's http:// or https:// URL")
+    return rpc
 
 
 def _wallets(value: Any) -> tuple[tuple[str, str], ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from solver.core.money import MAX_AMOUNT, ONE, ZERO, ceil_to, floor_to
+from solver.core.money import MAX_AMOUNT, ONE, ZERO, ceil_to, floor_to, plain
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,10 @@ class OrderBook:
         return asks_sorted and bids_sorted
 
 
+CHECKED_FILTERS = ("tick_size", "step_size", "min_qty", "min_notional")
+"""The filters the engine sizes orders by, which must be the exchange's own."""
+
+
 @dataclass(frozen=True, slots=True)
 class MarketRules:
     """The exchange filters of one symbol (a zero bound disables its check)."""
@@ -49,6 +53,17 @@ class MarketRules:
     min_qty: Decimal = ZERO
     max_qty: Decimal = ZERO
     min_notional: Decimal = ZERO
+
+    def differences(self, theirs: MarketRules | None) -> str | None:
+        """How the exchange's rules for this symbol differ from ours, in words; None if
+        they do not (every order would fail on filters the exchange does not have)."""
+        if theirs is None:
+            return f"{self.symbol}: not listed on the exchange"
+        differ = [f for f in CHECKED_FILTERS if getattr(theirs, f) != getattr(self, f)]
+        if not differ:
+            return None
+        return f"{self.symbol}: the exchange's " + ", ".join(
+            f"{f} is {plain(getattr(theirs, f))}, ours {plain(getattr(self, f))}" for f in differ)
 
     def buy_quantity(self, wanted: Decimal) -> Decimal:
         """``wanted`` floored to the step and trimmed to the maximum; never rounded up."""

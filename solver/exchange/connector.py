@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -168,6 +169,10 @@ class BinanceConnector:
         except TRANSPORT_ERRORS as error:
             return Unknown(type(error).__name__)
         return wire.order_answer(body)[0]
+
+    async def free_balances(self) -> dict[str, Decimal]:
+        """The account's free balances (a signed read: it proves the keys)."""
+        return wire.free_balances(await self._call(20, 0, lambda c: c.get_account()))
 
     async def open_orders(self, symbol: str) -> list[OrderReport]:
         rows = await self._call(6, 0, lambda c: c.get_open_orders(symbol=symbol))

@@ -67,6 +67,11 @@ def symbol_rules(info: Json) -> dict[str, MarketRules]:
     return rules
 
 
+def free_balances(account: Json) -> dict[str, Decimal]:
+    """What ``GET /api/v3/account`` says is free of each asset."""
+    return {b["asset"]: number(b["free"]) for b in account.get("balances", [])}
+
+
 def order_answer(body: Json) -> tuple[OrderReport, tuple[TradeReport, ...]]:
     """A REST or WebSocket API order answer (ACK, RESULT, FULL), a query or a cancel."""
     symbol, order_id = body["symbol"], int(body["orderId"])

@@ -138,15 +138,9 @@ class Runtime:
     def _check_rules(self) -> None:
         """Refuse to trade on filters the exchange does not have: every order would fail."""
         for ours in self.engine.rules.values():
-            theirs = self.execution.connector.rules.get(ours.symbol)
-            differ = [f for f in _FILTERS if theirs is None or
-                      getattr(theirs, f) != getattr(ours, f)]
-            if differ:
-                raise ExchangeMismatch(
-                    f"{ours.symbol}: " + ("not listed on the exchange" if theirs is None else
-                                          "the exchange's " + ", ".join(
-                                              f"{f} is {getattr(theirs, f)}, ours "
-                                              f"{getattr(ours, f)}" for f in differ)))
+            problem = ours.differences(self.execution.connector.rules.get(ours.symbol))
+            if problem is not None:
+                raise ExchangeMismatch(problem)
 
     async def _plan_until_stopped(self, writer: asyncio.Task[None]) -> None:
         last_tick = 0
@@ -180,9 +174,6 @@ class Runtime:
             if self.inbox.empty() or writer.done():
                 return
             await asyncio.sleep(0.01)
-
-
-_FILTERS = ("tick_size", "step_size", "min_qty", "min_notional")
 
 
 class _RefusalLog:

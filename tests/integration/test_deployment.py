@@ -53,6 +53,21 @@ def test_the_example_takes_its_hashes_from_the_environment(
     assert [account for account, _ in deployment.wallets] == ["alice", "bob"]
 
 
+def test_the_testnet_example_takes_the_node_from_the_environment_and_never_shows_its_key(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    testnet = EXAMPLE.parent / "testnet.toml"
+    monkeypatch.setenv("FIX_ALICE_PASSWORD_HASH", hash_password("a"))
+    monkeypatch.delenv("CHAIN_RPC_URL", raising=False)
+    with pytest.raises(ConfigError, match=r"chain.rpc_env: \$CHAIN_RPC_URL is not set"):
+        load_deployment(testnet)
+    monkeypatch.setenv("CHAIN_RPC_URL", "https://sepolia.example.org/v3/PROVIDER-KEY")
+    deployment = load_deployment(testnet)
+    assert deployment.service.exchange == "testnet"
+    assert [m.symbol for m in deployment.setup.markets] == ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
+    assert deployment.chain is not None and deployment.admin is not None
+    assert deployment.chain.node == "https://sepolia.example.org/..."
+
+
 def test_a_missing_hash_names_the_variable_and_how_to_make_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FIX_ALICE_PASSWORD_HASH", raising=False)

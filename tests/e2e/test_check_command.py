@@ -1,0 +1,90 @@
+"""``index-solver check --config`` against the mock Binance and anvil: every check passes on a
+good deployment, and each wrong part (keys, endpoint, a market's filter, chain id, a contract
+address, the operator key) fails its own check with a message that says what is wrong."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from mocks.binance.local import KEY, mock_server, running
+from mocks.ports import free_port
+from solver.cli.main import main
+from tests.e2e.test_fix_restart import on_chain, write_config
+from tests.support.chains import Anvil, chain
+from tests.support.exchange import run
+
+GOOD = ("exchange endpoint", "exchange keys", "market A1USDC", "market A2USDC", "chain node",
+        "contract vault", "vault's collateral", "index token SY2", "chain operator")
+
+
+def test_check_passes_then_names_each_wrong_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    async def scenario() -> None:
+        async with running(mock_server()) as server, chain("anvil") as node:
+            assert isinstance(node, Anvil)
+            section, wallets, key = await on_chain(tmp_path, node)
+            monkeypatch.setenv("BINANCE_API_KEY", KEY.key)
+            monkeypatch.setenv("BINANCE_API_SECRET", KEY.secret)
+            monkeypatch.setenv("CHAIN_OPERATOR_KEY", key)
+            monkeypatch.setenv("COLUMNS", "250")  # each finding on one line
+
+            def check(**changes: Any) -> tuple[int, str]:
+                config = write_config(tmp_path, free_port(), changes.pop("port", server.port),
+                                      section, wallets)
+                data = json.loads(config.read_text())
+                for edit in changes.values():
+                    edit(data)
+                config.write_text(json.dumps(data))
+                code = main(["check", "--config", str(config)])
+                return code, "".join(capsys.readouterr().out.split())
+
+            code, out = await _in_thread(check)
+            assert code == 0, out
+            for name in GOOD:  # a name, what it checked (a URL) in brackets, then "ok"
+                assert re.search(re.escape("".join(name.split())) + r"(\([^)]*\))?ok", out), name
+
+            monkeypatch.setenv("BINANCE_API_SECRET", "not-the-secret")
+            code, out = await _in_thread(check)
+            assert code == 1 and "exchangekeysFAILED" in out and "ignature" in out
+            monkeypatch.setenv("BINANCE_API_SECRET", KEY.secret)
+
+            code, out = await _in_thread(check, port=free_port())
+            assert code == 1 and "exchangeendpoint(local:" in out and "FAILED" in out
+
+            code, out = await _in_thread(check, tick=lambda d: d["markets"]["A1"].update(
+                tick_size="0.1"))
+            assert code == 1 and "marketA1USDCFAILED" in out and "tick_sizeis0.01,ours0.1" in out
+
+            deployment_file = Path(section["deployment"])
+            recorded = json.loads(deployment_file.read_text())
+            wrong_chain = tmp_path / "wrong-chain.json"
+            wrong_chain.write_text(json.dumps({**recorded, "chain_id": 5}))
+            code, out = await _in_thread(check, file=lambda d: d["chain"].update(
+                deployment=str(wrong_chain)))
+            assert code == 1 and "thenodeischain31337,thedeploymentfilechain5" in out
+
+            nowhere = Account.create().address
+            wrong_vault = tmp_path / "wrong-vault.json"
+            wrong_vault.write_text(json.dumps({**recorded, "vault": nowhere}))
+            code, out = await _in_thread(check, file=lambda d: d["chain"].update(
+                deployment=str(wrong_vault)))
+            assert code == 1 and f"contractvaultFAILEDnocontractat{nowhere}" in out
+
+            monkeypatch.setenv("CHAIN_OPERATOR_KEY", Account.create().key.hex())
+            code, out = await _in_thread(check)
+            assert code == 1 and "chainoperatorFAILEDthevault'soperatoris" in out
+    run(scenario(), timeout=120)
+
+
+async def _in_thread(check: Any, **changes: Any) -> tuple[int, str]:
+    """The command runs its own event loop: off this one."""
+    import asyncio
+
+    result: tuple[int, str] = await asyncio.to_thread(check, **changes)
+    return result
