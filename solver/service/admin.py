@@ -31,6 +31,7 @@ from solver.core.commands import Input
 from solver.core.ledger import Balance
 from solver.core.money import plain
 from solver.plumbing.clock import now_ms
+from solver.plumbing.http import Listening
 from solver.service.wiring import Service
 
 log = structlog.get_logger(__name__)
@@ -46,18 +47,13 @@ class AdminEndpoint:
         app = web.Application(middlewares=[self._authorised])
         app.add_routes([web.get("/status", self._status), web.get("/snapshot", self._snapshot),
                         web.post("/reconcile", self._reconcile)])
-        self._runner = web.AppRunner(app, access_log=None)
-        self.port = 0
+        self.listening = Listening(app, "admin endpoint")
 
     async def start(self, port: int) -> None:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        log.info("admin endpoint listening", host=HOST, port=self.port)
+        await self.listening.start(HOST, port)
 
     async def stop(self) -> None:
-        await self._runner.cleanup()
+        await self.listening.stop()
 
     @web.middleware
     async def _authorised(self, request: web.Request, handler: Any) -> web.StreamResponse:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import structlog
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -30,10 +29,9 @@ from prometheus_client.registry import Collector
 from solver.core import events as ev
 from solver.core.commands import AssetOrderFilled
 from solver.plumbing.clock import now_ms
+from solver.plumbing.http import Listening
 from solver.plumbing.metrics import MS_BUCKETS
 from solver.service.wiring import Service
-
-log = structlog.get_logger(__name__)
 
 EVENTS = Counter("execution_events", "Events the engine published, by type", ["type"])
 POSITION_DELTA_MS = Histogram(
@@ -111,19 +109,14 @@ class MetricsEndpoint:
         service.runtime.bus.observe(self.counts)
         app = web.Application()
         app.add_routes([web.get("/metrics", self._metrics)])
-        self._runner = web.AppRunner(app, access_log=None)
-        self.port = 0
+        self.listening = Listening(app, "metrics endpoint")
 
     async def start(self, host: str, port: int) -> None:
         REGISTRY.register(self.collector)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        log.info("metrics endpoint listening", host=host, port=self.port)
+        await self.listening.start(host, port)
 
     async def stop(self) -> None:
-        await self._runner.cleanup()
+        await self.listening.stop()
         REGISTRY.unregister(self.collector)
 
     async def _metrics(self, request: web.Request) -> web.Response:

@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from mocks.binance.local import KEY, mock_server, running
+from mocks.binance.local import KEY
 from mocks.ports import free_port
 from solver.cli.main import main
-from tests.e2e.test_fix_restart import on_chain, write_config
-from tests.support.chains import Anvil, chain
+from tests.support.deployed import on_anvil, write_config
 from tests.support.exchange import run
 
 GOOD = ("exchange endpoint", "exchange keys", "market A1USDC", "market A2USDC", "chain node",
@@ -26,9 +25,8 @@ GOOD = ("exchange endpoint", "exchange keys", "market A1USDC", "market A2USDC", 
 def test_check_passes_then_names_each_wrong_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     async def scenario() -> None:
-        async with running(mock_server()) as server, chain("anvil") as node:
-            assert isinstance(node, Anvil)
-            section, wallets, key = await on_chain(tmp_path, node)
+        async with on_anvil(tmp_path, step_ms=0) as stack:
+            server, section, wallets, key = stack.server, stack.section, stack.wallets, stack.key
             monkeypatch.setenv("BINANCE_API_KEY", KEY.key)
             monkeypatch.setenv("BINANCE_API_SECRET", KEY.secret)
             monkeypatch.setenv("CHAIN_OPERATOR_KEY", key)

@@ -15,24 +15,18 @@ from collections import Counter
 from decimal import Decimal as D
 from pathlib import Path
 
+import simplefix
+
 from fix_gateway.tags import EVENT_SEQ_NUM
-from mocks.binance.local import mock_server, running
 from mocks.fix_client import FixClient, SessionConfig, messages
 from solver.core import events as ev
 from solver.core.invariants import violations
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
-from tests.e2e.test_fix_restart import (
-    expected_seqs,
-    gateway_process,
-    journaled_fills,
-    on_chain,
-    wait_accepting,
-    write_config,
-)
-from tests.support.chains import Anvil, chain
+from tests.support.chains import Anvil
+from tests.support.deployed import expected_seqs, journaled_fills, on_anvil
 from tests.support.exchange import run, until
-from tests.support.service import GATEWAY, PASSWORDS, field_of, free_port
+from tests.support.service import GATEWAY, PASSWORDS, field_of
 
 KILLS = 20
 OPEN = ("0", "1", "6", "A", "E")
@@ -69,9 +63,7 @@ class User:
     async def order(self, n: int, resting: bool) -> None:
         cl_ord_id = f"{self.account[0]}{n}{'r' if resting else 'm'}"
         self.orders.append(cl_ord_id)
-        await self.client.send(messages.new_order(
-            cl_ord_id, "SY2", D("40"), **({"ord_type": "2", "price": D("900")} if resting
-                                          else {})))
+        await self.client.send(_new_order(cl_ord_id))
 
     async def cancel_one_resting(self, n: int) -> None:
         status = self.status()
@@ -86,8 +78,7 @@ class User:
         """Ask again (PossResend) what was never answered, then cancel what is open."""
         answered = self.answered()
         for cl_ord_id in (o for o in self.orders if o not in answered):
-            again = messages.new_order(cl_ord_id, "SY2", D("40"), **(
-                {"ord_type": "2", "price": D("900")} if cl_ord_id.endswith("r") else {}))
+            again = _new_order(cl_ord_id)
             again.append_pair(97, "Y")
             await self.client.send(again)
         await until(lambda: set(self.orders) <= self.answered(), 30, "every order answered")
@@ -100,23 +91,26 @@ class User:
                                  if o in self.orders and s in OPEN], 60, "every order closed")
 
 
+def _new_order(cl_ord_id: str) -> simplefix.FixMessage:
+    """40 USDC of SY2: at the market, or resting below it (ids ending in "r")."""
+    if cl_ord_id.endswith("r"):
+        return messages.new_order(cl_ord_id, "SY2", D("40"), ord_type="2", price=D("900"))
+    return messages.new_order(cl_ord_id, "SY2", D("40"))
+
+
 def test_twenty_sigkills_under_load_lose_nothing(tmp_path: Path) -> None:
     rng = random.Random(16)
     restarts: list[float] = []
 
     async def scenario() -> None:
-        fix_port = free_port()
-        log = tmp_path / "service.log"
-        async with running(mock_server(step_ms=100)) as server, chain("anvil") as node:
-            assert isinstance(node, Anvil)
-            section, wallets, key = await on_chain(tmp_path, node)
-            config = write_config(tmp_path, fix_port, server.port, section, wallets)
-            users = [User(tmp_path, account, fix_port) for account in ("alice", "bob")]
+        async with on_anvil(tmp_path) as stack:
+            config, log = stack.config(), stack.log
+            users = [User(tmp_path, account, stack.fix_port) for account in ("alice", "bob")]
             n = 0
             for _ in range(KILLS):
                 started = time.monotonic()
-                with gateway_process(config, log, key) as process:
-                    await wait_accepting(fix_port, process, log)
+                with stack.process(config) as process:
+                    await stack.accepting(process)
                     for user in users:
                         await user.client.connect()
                     restarts.append(time.monotonic() - started)
@@ -130,8 +124,8 @@ def test_twenty_sigkills_under_load_lose_nothing(tmp_path: Path) -> None:
                     await asyncio.to_thread(process.wait, 10)
                 for user in users:
                     user.client.drop()
-            with gateway_process(config, log, key) as last:
-                await wait_accepting(fix_port, last, log)
+            with stack.process(config) as last:
+                await stack.accepting(last)
                 for user in users:
                     await user.client.connect()
                 for user in users:
@@ -143,7 +137,7 @@ def test_twenty_sigkills_under_load_lose_nothing(tmp_path: Path) -> None:
                     await user.client.logout()
                 last.send_signal(signal.SIGTERM)
                 assert await asyncio.to_thread(last.wait, 60) == 0, log.read_text()[-3000:]
-            await _check(tmp_path, node, wallets, users, journaled_fills(
+            await _check(tmp_path, stack.node, stack.wallets, users, journaled_fills(
                 tmp_path / "journal.db"))
     run(scenario(), timeout=600)
     ranked = sorted(restarts)

@@ -4,174 +4,37 @@ every report exactly once, new or resent with PossDup, none missing."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
 import signal
-import sqlite3
-import subprocess
-import sys
-import tomllib
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal as D
 from pathlib import Path
-from typing import Any
 
-from eth_account import Account
-from web3.types import Wei
-
-from chain.deploy import contract, deploy_local, transact
 from fix_gateway.tags import EVENT_SEQ_NUM
-from mocks.binance.local import KEY, mock_server, running
-from mocks.fix_client import FixClient, SessionConfig, messages
+from mocks.binance.local import mock_server, running
+from mocks.fix_client import FixClient, messages
 from solver.core import events as ev
-from solver.core.commands import CancelIndexOrder, ExpireIndexOrder
-from solver.core.orders import OrderStatus
+from solver.core.commands import CancelIndexOrder
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
 from solver.service.runtime import Runtime
 from tests.support.chains import Anvil, chain
+from tests.support.deployed import (
+    alice_client,
+    expected_seqs,
+    gateway_process,
+    journaled_fills,
+    on_chain,
+    wait_accepting,
+    write_config,
+)
 from tests.support.exchange import connector, run, until
 from tests.support.service import (
-    _HASHES,
     FAST,
-    GATEWAY,
-    PASSWORDS,
     field_of,
     free_port,
     report_where,
     service,
 )
-
-ROOT = Path(__file__).parent.parent.parent
-EXAMPLE = ROOT / "examples" / "deployment" / "local.toml"
-ALICES_EVENTS = (ev.IndexOrderAccepted, ev.IndexOrderFilled, ev.IndexOrderCompleted,
-                 ev.IndexOrderMinted, ev.CollateralDeposited, ev.CollateralReleased,
-                 ev.IndexOrderEndPending, ev.CancelRejected)
-
-
-DEPOSITS = {"alice": 20_000, "bob": 3_000}
-"""Alice's is enough for 300 orders of the minimum size."""
-
-
-async def on_chain(tmp: Path, node: Anvil) -> tuple[dict[str, Any], dict[str, str], str]:
-    """The contracts on ``node``, each account's deposit in the vault from its wallet: the
-    deployment's [chain] section, the wallets, and the operator's key."""
-    w3 = node.w3
-    owner, *spare = await w3.eth.accounts
-    wallets = dict(zip(PASSWORDS, spare, strict=False))
-    operator = Account.create()
-    await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
-        {"from": owner, "to": operator.address, "value": Wei(10**19)}))
-    deployment = await deploy_local(w3, owner, operator.address, owner, 3600,
-                                    {"SY2": "Two assets"})
-    deployment.save(tmp / "chain.json")
-    usdc = contract(w3, "MockUSDC", deployment.collateral)
-    vault = contract(w3, "CollateralVault", deployment.vault)
-    for account, amount in DEPOSITS.items():
-        wallet = wallets[account]
-        await transact(w3, wallet, usdc.functions.mint(wallet, amount * 10**6))
-        await transact(w3, wallet, usdc.functions.approve(vault.address, amount * 10**6))
-        await transact(w3, wallet, vault.functions.deposit(amount * 10**6, 0))
-    section = {"rpc": str(w3.provider.endpoint_uri),  # type: ignore[attr-defined]
-               "deployment": str(tmp / "chain.json"), "operator_key_env": "CHAIN_OPERATOR_KEY",
-               "confirmations": 0, "poll_ms": 50}
-    return section, wallets, operator.key.hex()
-
-
-def write_config(tmp: Path, fix_port: int, exchange_port: int, chain_section: dict[str, Any],
-                 wallets: dict[str, str], **sections: dict[str, Any]) -> Path:
-    """The example deployment on these ports and this chain, with these accounts (and any
-    other ``sections``), its state in ``tmp``."""
-    deployment = tomllib.loads(EXAMPLE.read_text())
-    deployment["solver"]["indexes"] = [str(EXAMPLE.parent / i)
-                                       for i in deployment["solver"]["indexes"]]
-    deployment["service"] = {"journal": "journal.db", "exchange": f"local:{exchange_port}"}
-    deployment["fix"] = {"port": fix_port, "comp_id": GATEWAY, "store": "fix-store"}
-    deployment["accounts"] = {name: {"comp_id": name.upper(), "password_hash": _HASHES[name],
-                                     "wallet": wallets[name]} for name in PASSWORDS}
-    deployment["chain"] = chain_section
-    for optional in ("admin", "metrics"):  # the example's ports may be taken here
-        deployment.pop(optional, None)
-    deployment.update(sections)
-    path = tmp / "deployment.json"
-    path.write_text(json.dumps(deployment))
-    return path
-
-
-@contextlib.contextmanager
-def gateway_process(config: Path, log: Path, operator_key: str,
-                    **env_vars: str) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "BINANCE_API_KEY": KEY.key, "BINANCE_API_SECRET": KEY.secret,
-           "CHAIN_OPERATOR_KEY": operator_key, **env_vars}
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "solver.cli", "run", "--config",
-                                    str(config)], cwd=ROOT, env=env, stdout=out, stderr=out)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-
-
-async def accepting(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    return True
-
-
-async def wait_accepting(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(600):
-        if process.poll() is not None:
-            raise AssertionError(f"gateway exited: {log.read_text()[-3000:]}")
-        if await accepting(port):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("gateway never accepted connections")
-
-
-def alice_client(tmp: Path, fix_port: int) -> FixClient:
-    """Alice's client, its sequence numbers kept across connections and gateway restarts."""
-    return FixClient(SessionConfig("127.0.0.1", fix_port, "ALICE", GATEWAY, "ALICE",
-                                   PASSWORDS["alice"], store_dir=tmp / "client"))
-
-
-def journaled_fills(journal: Path) -> int:
-    with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as db:
-        rows = db.execute("SELECT events FROM transactions").fetchall()
-    return sum(e.count('"IndexOrderFilled"') for (e,) in rows)
-
-
-def expected_seqs(journal_path: Path, account: str) -> Counter[int]:
-    """Per event that concerns ``account``'s orders or collateral, its sequence number."""
-    with Journal.open(journal_path) as journal:
-        transactions = list(journal.transactions())
-    ours = {e.order_id for t in transactions for e in t.of_type(ev.IndexOrderAccepted)
-            if e.account == account}
-    seqs: Counter[int] = Counter()
-    for transaction in transactions:
-        filled_now = {f.order_id for f in transaction.of_type(ev.IndexOrderFilled)}
-        for envelope in transaction.events:
-            event = envelope.event
-            if not isinstance(event, ALICES_EVENTS):
-                continue
-            if isinstance(event, ev.IndexOrderCompleted) and event.order_id in filled_now \
-                    and event.status is OrderStatus.FILLED:
-                continue  # its last fill reported it (a cancel is reported on its own)
-            if isinstance(event, ev.IndexOrderEndPending) and not event.request_id:
-                continue  # an expiry waiting for its batch: nothing to report yet
-            if isinstance(event, ev.CancelRejected) and isinstance(
-                    transaction.input, ExpireIndexOrder):
-                continue  # the operator's: not the client's to hear of
-            if getattr(event, "account", None) == account or getattr(
-                    event, "order_id", None) in ours:
-                seqs[envelope.seq] += 1
-    return seqs
 
 
 def test_a_killed_gateway_restarts_and_every_report_arrives_exactly_once(tmp_path: Path) -> None:

@@ -20,19 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from web3.types import Wei
 
 from chain.deploy import ChainDeployment, contract, transact
-from mocks.binance.local import mock_server, running
 from mocks.fix_client import messages
-from tests.e2e.test_fix_restart import (
-    ROOT,
-    alice_client,
-    gateway_process,
-    on_chain,
-    wait_accepting,
-    write_config,
-)
-from tests.support.chains import Anvil, chain
+from mocks.ports import free_port
+from tests.support.chains import Anvil
+from tests.support.deployed import ROOT, alice_client, on_anvil
 from tests.support.exchange import run, until
-from tests.support.service import free_port, report_where
+from tests.support.service import report_where
 
 TOKEN = "operator-token-for-tests-0123456789"
 
@@ -56,19 +49,15 @@ def get(url: str, token: str | None) -> tuple[int, str]:
 
 def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Path) -> None:
     async def scenario() -> None:
-        fix_port, admin_port, metrics_port = free_port(), free_port(), free_port()
-        log = tmp_path / "service.log"
-        async with running(mock_server()) as server, chain("anvil") as node:
-            assert isinstance(node, Anvil)
-            section, wallets, key = await on_chain(tmp_path, node)
+        admin_port, metrics_port = free_port(), free_port()
+        async with on_anvil(tmp_path, step_ms=0) as stack:
+            log = stack.log
             stranger = Account.create()  # deposits from a wallet no account has: held
-            await _deposit_from(node, tmp_path, stranger, 250)
-            config = write_config(tmp_path, fix_port, server.port, section, wallets,
-                                  admin={"port": admin_port},
-                                  metrics={"port": metrics_port})
-            alice = alice_client(tmp_path, fix_port)
-            with gateway_process(config, log, key, SOLVER_ADMIN_TOKEN=TOKEN) as process:
-                await wait_accepting(fix_port, process, log)
+            await _deposit_from(stack.node, tmp_path, stranger, 250)
+            config = stack.config(admin={"port": admin_port}, metrics={"port": metrics_port})
+            alice = alice_client(tmp_path, stack.fix_port)
+            with stack.process(config, SOLVER_ADMIN_TOKEN=TOKEN) as process:
+                await stack.accepting(process)
                 await alice.connect()
                 await report_where(alice, t35="BA")
                 await alice.send(messages.new_order("o1", "SY2", D("1000")))

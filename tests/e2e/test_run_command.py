@@ -10,20 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mocks.binance.local import mock_server, running
 from mocks.fix_client import messages
 from solver.core import events as ev
 from solver.journal.store import Journal
-from tests.e2e.test_fix_restart import (
-    alice_client,
-    gateway_process,
-    on_chain,
-    wait_accepting,
-    write_config,
-)
-from tests.support.chains import Anvil, chain
+from tests.support.deployed import alice_client, on_anvil
 from tests.support.exchange import run, until
-from tests.support.service import field_of, free_port, report_where, service
+from tests.support.service import field_of, report_where, service
 
 
 def test_a_stopping_service_refuses_new_orders_and_finishes_those_in_flight(
@@ -48,15 +40,11 @@ def test_a_stopping_service_refuses_new_orders_and_finishes_those_in_flight(
 
 def test_sigterm_stops_the_service_once_its_settlement_is_mined(tmp_path: Path) -> None:
     async def scenario() -> None:
-        fix_port = free_port()
-        log = tmp_path / "service.log"
-        async with running(mock_server(step_ms=100)) as server, chain("anvil") as node:
-            assert isinstance(node, Anvil)
-            section, wallets, key = await on_chain(tmp_path, node)
-            config = write_config(tmp_path, fix_port, server.port, section, wallets)
-            alice = alice_client(tmp_path, fix_port)
-            with gateway_process(config, log, key) as process:
-                await wait_accepting(fix_port, process, log)
+        async with on_anvil(tmp_path) as stack:
+            node, log = stack.node, stack.log
+            alice = alice_client(tmp_path, stack.fix_port)
+            with stack.process(stack.config()) as process:
+                await stack.accepting(process)
                 await alice.connect()
                 await report_where(alice, t35="BA")  # the vault's deposit credited
                 await alice.send(messages.new_order("o1", "SY2", D("1000")))

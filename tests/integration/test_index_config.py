@@ -29,7 +29,7 @@ def test_weights_become_quantities():
 
 
 def test_directory_loads_every_file():
-    assert [i.symbol for i in load_index_directory(EXAMPLES)] == ["SY2", "SY3", "SYW"]
+    assert [i.symbol for i in load_index_directory(EXAMPLES)] == ["SY2", "SY3", "SYW", "TB3"]
 
 
 @pytest.mark.parametrize("text, field", [
