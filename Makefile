@@ -44,6 +44,7 @@ bench: $(INSTALLED) $(ANVIL)
 	$(BIN)/python benchmarks/exchange.py
 	$(BIN)/python benchmarks/fix_gateway.py
 	$(BIN)/python benchmarks/latency.py
+	$(BIN)/python benchmarks/sustained.py
 	$(BIN)/python benchmarks/chain.py
 	$(BIN)/python benchmarks/chain.py --backend anvil
 	$(BIN)/python benchmarks/withdrawal.py

@@ -135,6 +135,10 @@ class FrontDoor:
                 await _copy_both_ways(reader, writer, *upstream, self.passed)
         except (OSError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # only ``_close`` cancels a connection: ending it here, not raising, keeps asyncio's
+            # stream callback from logging the cancellation as an error
+            pass
         finally:
             self._connections.discard(task)
             writer.close()
