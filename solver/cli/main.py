@@ -13,15 +13,11 @@ from typing import Any
 from rich.console import Console
 
 from solver.cli import chain as chain_commands
-from solver.cli import journal as journal_commands
 from solver.cli import operator as operator_commands
 from solver.config.fields import ConfigError
 from solver.journal.recorder import FORMATS
-from solver.journal.store import Journal, JournalError
+from solver.journal.store import JournalError
 from solver.plumbing.logs import configure_json_logs
-from solver.simulation.report import build_report, print_report
-from solver.simulation.run import setup_of, simulate
-from solver.simulation.scenario import load_scenario
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_SCENARIO, EXIT_BAD_JOURNAL = 0, 1, 2, 3
 
@@ -109,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _simulate(path: Path, as_json: bool, journal_path: Path | None) -> int:
+    from solver.journal.store import Journal
+    from solver.simulation.report import build_report
+    from solver.simulation.run import setup_of, simulate
+    from solver.simulation.scenario import load_scenario
+
     try:
         scenario = load_scenario(path)
     except ConfigError as error:
@@ -204,6 +205,8 @@ def _fix_password() -> int:
 
 
 def _journal(args: argparse.Namespace) -> int:
+    from solver.cli import journal as journal_commands
+
     console = Console()
     try:
         if args.action == "inspect":
@@ -216,6 +219,8 @@ def _journal(args: argparse.Namespace) -> int:
 
 
 def _print(report: dict[str, Any], as_json: bool) -> None:
+    from solver.simulation.report import print_report
+
     try:
         if as_json:
             json.dump(report, sys.stdout, indent=2)
