@@ -1,10 +1,12 @@
-"""How fast an order goes through: NewOrderSingle -> its batch's asset orders at the exchange,
-and the exchange's fill -> the FIX fill report at the client, one order at a time (low load).
+"""How fast an order goes through, one order at a time (low load): NewOrderSingle received ->
+every asset order of its batch sent, and the exchange's fill received -> the FIX fill report
+sent, measured inside the service (``Probes``); and the same two end to end, from the client's
+send to the exchange's matching engine and from the exchange's fill to the client's read.
 
 The service (QuickFIX acceptor, the writer with its journal fsynced per commit, the planner,
 the execution over python-binance) runs in this process; the mock Binance and the simplefix
-client each in a child process of their own, as the exchange and a client would. Times are
-the machine's wall clock (``time.time_ns``) on both sides:
+client each in a child process of their own, as the exchange and a client would. End-to-end
+times are the machine's wall clock (``time.time_ns``) on both sides:
 
 - sent: the client writes the NewOrderSingle; the batch's asset orders reach the mock's
   matching engine (after the HTTP hop, so slower than "left the solver"); the figure is the
@@ -115,6 +117,8 @@ async def serve(orders: int) -> dict[str, Any]:
     from solver.simulation.scenario import load_scenario
 
     setup = setup_of(load_scenario(ROOT / "examples" / "scenarios" / "basic.toml"))
+    probes = Probes()
+    probes.install()
     context = multiprocessing.get_context("spawn")
     port_queue, placed_queue, results = context.Queue(), context.Queue(), context.Queue()
     stop = context.Event()
@@ -138,7 +142,55 @@ async def serve(orders: int) -> dict[str, Any]:
         await asyncio.to_thread(exchange.join, 30)
         with Journal.open(Path(tmp) / "journal.db") as journal:
             batches = first_batches(journal)
-    return {"times": times, "placed": placed, "batches": batches}
+    return {"times": times, "placed": placed, "batches": batches, "probes": probes}
+
+
+class Probes:
+    """Timestamps inside the service, at the points the goals name: QuickFIX hands the
+    NewOrderSingle to the gateway (``fromApp``); an asset order is handed to python-binance
+    (``place``); the exchange's answer with the fills reaches the execution (``_apply``); the
+    fill ExecutionReport is handed to QuickFIX (``_send``). Wrapped around the service's own
+    methods for this run only."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, int] = {}
+        self.sent: dict[str, int] = {}
+        self.filled: dict[str, int] = {}
+        self.reported: dict[str, int] = {}
+
+    def install(self) -> None:
+        from fix_gateway.bridge import Bridge
+        from fix_gateway.gateway import Gateway
+        from solver.exchange.connector import BinanceConnector
+        from solver.exchange.execution import Execution
+
+        from_app, place, apply, send = (Bridge.fromApp, BinanceConnector.place,
+                                        Execution._apply, Gateway._send)
+        probes = self
+
+        def received(bridge: Any, message: Any, session: Any) -> None:
+            if message.getHeader().getField(35) == "D":
+                probes.received.setdefault(message.getField(11), time.time_ns())
+            from_app(bridge, message, session)
+
+        async def placing(connector: Any, request: Any) -> Any:
+            probes.sent[request.client_order_id] = time.time_ns()
+            return await place(connector, request)
+
+        def applying(execution: Any, report: Any, trades: Any = ()) -> None:
+            if trades:
+                probes.filled.setdefault(report.client_order_id, time.time_ns())
+            apply(execution, report, trades)
+
+        def sending(gateway: Any, session: str, report: Any) -> None:
+            send(gateway, session, report)
+            if report.msg_type == "8" and report.get(150) == "F":
+                probes.reported.setdefault(report.get(11) or "", time.time_ns())
+
+        Bridge.fromApp = received  # type: ignore[method-assign]
+        BinanceConnector.place = placing  # type: ignore[method-assign]
+        Execution._apply = applying  # type: ignore[method-assign]
+        Gateway._send = sending  # type: ignore[method-assign]
 
 
 def first_batches(journal: Any) -> dict[str, list[str]]:
@@ -166,14 +218,25 @@ def main() -> None:
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     outcome = asyncio.run(serve(args.orders))
-    to_sent, to_report = [], []
+    to_sent, to_report, inside_sent, inside_report = [], [], [], []
+    probes = outcome["probes"]
     for name, (sent, reported) in outcome["times"].items():
-        at_exchange = max(outcome["placed"][c] for c in outcome["batches"][name])
+        asset_orders = outcome["batches"][name]
+        at_exchange = max(outcome["placed"][c] for c in asset_orders)
         to_sent.append((at_exchange - sent) / 1e9)
         to_report.append((reported - at_exchange) / 1e9)
-    print(f"NewOrderSingle -> every asset order of its batch at the exchange: "
+        inside_sent.append((max(probes.sent[c] for c in asset_orders)
+                            - probes.received[name]) / 1e9)
+        inside_report.append((probes.reported[name]
+                              - max(probes.filled[c] for c in asset_orders)) / 1e9)
+    print(f"NewOrderSingle received -> every asset order of its batch sent (in the service): "
+          f"{percentiles(inside_sent)}")
+    print(f"exchange fill received -> FIX fill report sent (in the service): "
+          f"{percentiles(inside_report)}")
+    print(f"end to end, client's NewOrderSingle -> every asset order at the exchange: "
           f"{percentiles(to_sent)}")
-    print(f"exchange fill -> FIX fill report at the client: {percentiles(to_report)}")
+    print(f"end to end, the exchange's fill -> fill report at the client: "
+          f"{percentiles(to_report)}")
 
 
 if __name__ == "__main__":
