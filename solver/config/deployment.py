@@ -151,6 +151,16 @@ class ChainSettings:
     confirmations: int = 2
     poll_ms: int = 1000
 
+    def secret(self) -> str:
+        """The operator's key, or the keystore's password, from the environment (checked at
+        start, before anything is connected)."""
+        variable = self.operator_key_env or ""
+        value = os.environ.get(variable)
+        if not value:
+            key = "operator_password_env" if self.operator_keystore else "operator_key_env"
+            raise ConfigError(f"chain.{key}: ${variable} is not set")
+        return value
+
     @property
     def node(self) -> str:
         """The node's scheme, host and port, for messages: a provider's URL may carry its API

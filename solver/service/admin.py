@@ -21,18 +21,20 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import asdict, fields
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
 
-from chain.reconciler import Check
 from solver.core.commands import Input
 from solver.core.ledger import Balance
 from solver.core.money import plain
 from solver.plumbing.clock import now_ms
 from solver.plumbing.http import Listening
 from solver.service.wiring import Service
+
+if TYPE_CHECKING:
+    from chain.reconciler import Check
 
 log = structlog.get_logger(__name__)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,11 +64,7 @@ async def connect(settings: ChainSettings, wallets: Mapping[str, str],
 def operator_of(settings: ChainSettings) -> LocalAccount:
     """The operator's key: from the environment, or a keystore opened with the password the
     environment holds. Neither is ever logged."""
-    variable = settings.operator_key_env or ""
-    secret = os.environ.get(variable)
-    if not secret:
-        key = "operator_password_env" if settings.operator_keystore else "operator_key_env"
-        raise ConfigError(f"chain.{key}: ${variable} is not set")
+    secret = settings.secret()
     if settings.operator_keystore is None:
         account: LocalAccount = Account.from_key(secret)
         return account
