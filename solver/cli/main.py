@@ -76,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "chain operator's key as the config says. SIGTERM or SIGINT stops it "
                     "gracefully: new orders refused, work in flight finished (bounded by "
                     "service.shutdown_grace_s), FIX sessions logged out. Exit status: 0 "
-                    "stopped by a signal, 2 bad config or missing keys, 3 damaged journal.")
+                    "stopped by a signal, 2 bad config, missing keys, or a part that cannot "
+                    "be reached or does not match (a port taken, the exchange's filters), 3 "
+                    "damaged journal.")
     run.add_argument("--config", type=Path, required=True,
                      help="deployment file, e.g. examples/deployment/local.toml")
     chain_commands.add_commands(commands)
@@ -176,13 +178,16 @@ def _run(path: Path) -> int:
     import asyncio
 
     from solver.config.deployment import load_deployment
-    from solver.service.run import serve  # QuickFIX loads with the service only
+    from solver.service.run import (
+        CannotStart,
+        serve,  # QuickFIX loads with the service only
+    )
 
     try:
         deployment = load_deployment(path)
         configure_json_logs()
         asyncio.run(serve(deployment))
-    except (ConfigError, ValueError) as error:
+    except (ConfigError, ValueError, CannotStart) as error:
         print(f"index-solver run: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
     except JournalError as error:

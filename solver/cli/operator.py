@@ -5,6 +5,7 @@ its port, the bearer token from the environment variable it names)."""
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import urllib.error
@@ -86,9 +87,13 @@ def ask(config: Path, command: str) -> dict[str, Any]:
     except urllib.error.HTTPError as error:
         if error.code == 401:
             raise ConfigError(f"the service refused the token in {admin.token_env}") from None
-        raise Unreachable(f"the service answered {error.code} {error.reason}") from None
-    except OSError as error:
+        raise Unreachable(f"the service answered {error.code} {error.reason}: "
+                          f"{error.read(500).decode(errors='replace')}") from None
+    except (OSError, http.client.HTTPException) as error:
         raise Unreachable(f"no service at {HOST}:{admin.port} ({error})") from None
+    except ValueError as error:  # not JSON: something else listens on the port
+        raise Unreachable(f"{HOST}:{admin.port} did not answer as the service does "
+                          f"({error})") from None
 
 
 # --- printing --------------------------------------------------------------------------------
@@ -137,7 +142,7 @@ def print_snapshot(snapshot: dict[str, Any], console: Console) -> None:
 
 def print_reconciliation(answer: dict[str, Any], console: Console) -> None:
     facts = answer["exchange"]["facts"]
-    console.print(f"Exchange: {len(facts)} fact(s) the engine did not have")
+    console.print(f"Exchange: {len(facts)} fact(s) reported during the forced round")
     for fact in facts:
         console.print("  " + ", ".join(f"{k}={v}" for k, v in fact.items()))
     chain = answer.get("chain")

@@ -17,7 +17,11 @@ class Listening:
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port`` (0: a free port, then in ``port``)."""
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        try:
+            await web.TCPSite(self._runner, host, port).start()
+        except OSError:
+            await self._runner.cleanup()
+            raise
         self.port = self._runner.addresses[0][1]
         log.info(f"{self.name} listening", host=host, port=self.port)
 

@@ -78,7 +78,13 @@ class AdminEndpoint:
         return web.json_response(self.snapshot())
 
     async def _reconcile(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.reconcile())
+        try:
+            return web.json_response(await self.reconcile())
+        except Exception as error:  # the node or the exchange away: say so, keep serving
+            log.warning("forced reconciliation failed", error=type(error).__name__)
+            return web.json_response(  # the type only: a node's URL may carry a key
+                {"error": f"reconciliation failed ({type(error).__name__}); see the logs "
+                          "and try again"}, status=502)
 
     def status(self) -> dict[str, Any]:
         view = self.operations.view()

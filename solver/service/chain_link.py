@@ -8,7 +8,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -23,6 +23,9 @@ from solver.config.deployment import ChainSettings
 from solver.config.fields import ConfigError
 from solver.core.commands import BindWallet
 from solver.service.runtime import Runtime
+
+if TYPE_CHECKING:
+    from solver.service.wiring import Past
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,10 @@ class ChainAdapters:
 
 
 @contextlib.asynccontextmanager
-async def chain_adapters(link: ChainLink, runtime: Runtime,
-                         records: Records) -> AsyncIterator[ChainAdapters]:
+async def chain_adapters(link: ChainLink, runtime: Runtime, records: Records,
+                         past: Past) -> AsyncIterator[ChainAdapters]:
+    """The watcher, the settler and the reconciler, following the bus from the journal's
+    history and what the writer published since it started (``past``)."""
     vault = contract(link.w3, "CollateralVault", link.deployment.vault)
     watcher = VaultWatcher(link.w3, vault, link.collateral, link.collateral_decimals, records,
                            runtime.submit, runtime.clock, link.deployment.start_block,
@@ -99,7 +104,7 @@ async def chain_adapters(link: ChainLink, runtime: Runtime,
     reconciler = VaultReconciler(link.w3, vault, link.collateral, link.collateral_decimals,
                                  link.wallets, watcher.journaled_through)
     runtime.bus.observe(watcher)
-    history = runtime.history()  # what the adapters remember, from events
+    history = past.take()  # what the adapters remember, from events; no await from here on
     settler.attach(runtime.bus, history)
     reconciler.attach(runtime.bus, history)
     settler.after_confirmed = reconciler.after_settlement

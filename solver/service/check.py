@@ -42,7 +42,10 @@ async def check(deployment: Deployment) -> list[Finding]:
         findings += await _chain(deployment.chain, deployment)
     if deployment.admin is not None:
         findings.append(await _attempt("admin token", _token(deployment)))
-    return findings
+    if deployment.chain is None:
+        return findings
+    rpc, node = deployment.chain.rpc, deployment.chain.node  # a provider's key stays hidden
+    return [Finding(f.what, f.ok, f.detail.replace(rpc, node)) for f in findings]
 
 
 async def _attempt(what: str, work: Awaitable[str]) -> Finding:
@@ -105,7 +108,6 @@ async def _chain(settings: ChainSettings, deployment: Deployment) -> list[Findin
         return [Finding("chain deployment file", False, f"{settings.deployment}: {error}")]
     w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(settings.rpc, {"timeout": 5}))
     node = await _attempt(f"chain node ({settings.node})", _chain_id(w3, recorded.chain_id))
-    node = Finding(node.what, node.ok, node.detail.replace(settings.rpc, settings.node))
     if not node.ok:
         return [node]
     findings = [node]

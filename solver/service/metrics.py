@@ -112,8 +112,8 @@ class MetricsEndpoint:
         self.listening = Listening(app, "metrics endpoint")
 
     async def start(self, host: str, port: int) -> None:
+        await self.listening.start(host, port)  # bound first: a taken port registers nothing
         REGISTRY.register(self.collector)
-        await self.listening.start(host, port)
 
     async def stop(self) -> None:
         await self.listening.stop()

@@ -49,9 +49,15 @@ class Planner:
         self._due.set()
 
     def fall_back(self) -> None:
-        """The timer: plan what waits, unless a plan is already on its way."""
-        if self.waiting and not self._asked:
+        """The timer: plan what waits, unless a plan is on its way or a batch in flight (its
+        settling plans at once)."""
+        if self.waiting and not self._asked and not self.in_flight:
             self._ask()
+
+    @property
+    def asking(self) -> bool:
+        """A plan is on its way to the writer."""
+        return self._asked
 
     def hold(self) -> None:
         """Plan nothing more (the service is stopping); what waits stays for the next start."""

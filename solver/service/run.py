@@ -16,25 +16,46 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
+from aiohttp import ClientError
 
 from solver.config.deployment import AdminSettings, Deployment, ServiceSettings
 from solver.config.fields import ConfigError
 from solver.exchange.endpoints import PRODUCTION, TESTNET, ApiKey, Endpoints, local
 from solver.service.admin import AdminEndpoint
-from solver.service.chain_link import connect
 from solver.service.metrics import RECOVERY_S, MetricsEndpoint
-from solver.service.runtime import RuntimeSettings
+from solver.service.runtime import ExchangeMismatch, RuntimeSettings
 from solver.service.wiring import Service, running_service
+
+if TYPE_CHECKING:
+    from solver.service.chain_link import ChainLink
 
 log = structlog.get_logger(__name__)
 
 MIN_TOKEN_LENGTH = 16
 
 
+class CannotStart(Exception):
+    """A part the deployment names cannot be reached, or does not match it; the message
+    says which, without the node's URL (it may carry a provider's key)."""
+
+
 async def serve(deployment: Deployment, stop: asyncio.Event | None = None) -> None:
-    """The deployment's service until ``stop`` is set (by SIGINT or SIGTERM if not given)."""
+    """The deployment's service until ``stop`` is set (by SIGINT or SIGTERM if not given).
+    Raises ``CannotStart`` when a part cannot be reached or does not match."""
+    try:
+        await _serve(deployment, stop)
+    except (OSError, ExchangeMismatch, ClientError, TimeoutError) as error:
+        text = f"{type(error).__name__}: {error}"
+        if deployment.chain is not None:
+            text = text.replace(deployment.chain.rpc, deployment.chain.node)
+        raise CannotStart(text) from None
+
+
+async def _serve(deployment: Deployment, stop: asyncio.Event | None) -> None:
     started = time.monotonic()
     stop = stop or _stop_on_signals()
     if deployment.chain is None:
@@ -42,18 +63,34 @@ async def serve(deployment: Deployment, stop: asyncio.Event | None = None) -> No
                           "vault and every mint is a settlement (docs/chain.md)")
     token = None if deployment.admin is None else admin_token(deployment.admin)
     key = ApiKey.from_env()
-    collateral = deployment.setup.indexes[0].collateral
-    chain = await connect(deployment.chain, dict(deployment.wallets), collateral)
+    deployment.chain.secret()  # checked before anything starts; web3 loads once it runs
+    if not deployment.chain.deployment.is_file():
+        raise ConfigError(f"chain.deployment: {deployment.chain.deployment} is not a file "
+                          "(index-solver chain deploy --out writes it)")
     service = deployment.service
     settings = RuntimeSettings(plan_every_ms=service.plan_every_ms, gather_ms=service.gather_ms)
     async with running_service(deployment.setup, deployment.fix, endpoints_of(service), key,
-                               service.journal, settings, chain) as running, \
+                               service.journal, settings, _connected(deployment)) as running, \
             _endpoints(running, deployment, token):
-        RECOVERY_S.set(time.monotonic() - started)
+        RECOVERY_S.set(process_age_s(time.monotonic() - started))
         log.info("serving", fix_port=deployment.fix.port, exchange=service.exchange,
                  start_s=round(time.monotonic() - started, 3))
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, running.serving], return_when=asyncio.FIRST_COMPLETED)
+        if running.serving.done():  # the writer failed (the exchange's filters, the journal)
+            stopping.cancel()
+            running.serving.result()
+            raise RuntimeError("the runtime stopped by itself")
         await running.wind_down(service.shutdown_grace_s)
+
+
+async def _connected(deployment: Deployment) -> ChainLink:
+    """The deployment's chain: web3 is imported here, once the writer is serving."""
+    from solver.service.chain_link import connect
+
+    assert deployment.chain is not None
+    collateral = deployment.setup.indexes[0].collateral
+    return await connect(deployment.chain, dict(deployment.wallets), collateral)
 
 
 @contextlib.asynccontextmanager
@@ -69,6 +106,17 @@ async def _endpoints(service: Service, deployment: Deployment,
             await metrics.start(deployment.metrics.host, deployment.metrics.port)
             stack.push_async_callback(metrics.stop)
         yield
+
+
+def process_age_s(otherwise: float) -> float:
+    """How long ago this process started (Linux), imports included; ``otherwise`` where
+    that cannot be read."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start, since boot
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - started
+    except (OSError, ValueError, IndexError):
+        return otherwise
 
 
 def admin_token(settings: AdminSettings) -> str:

@@ -81,13 +81,11 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                 assert shown.returncode == 0, shown.stderr
                 assert stranger.address in shown.stdout and "agrees" in shown.stdout
                 assert "…" not in shown.stdout
-                Path("/tmp/optest/status.txt").write_text(shown.stdout)
 
                 snapshot = cli("snapshot", "--config", str(config), "--parquet",
                                str(tmp_path / "snap"))
                 assert snapshot.returncode == 0, snapshot.stderr
                 assert "alice" in snapshot.stdout and "…" not in snapshot.stdout
-                Path("/tmp/optest/snap.txt").write_text(snapshot.stdout)
                 tables = snapshot.stdout.split("wrote ")[0]
                 assert max(map(len, tables.splitlines())) <= 80
                 assert (tmp_path / "snap" / "collateral.parquet").stat().st_size > 0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from decimal import Decimal as D
 from pathlib import Path
@@ -67,4 +68,21 @@ def test_sigterm_stops_the_service_once_its_settlement_is_mined(tmp_path: Path) 
         assert ids(ev.MintRequested, "order_id") == ids(ev.IndexOrderMinted, "order_id") \
             == {1}, "stopped before its settlement was mined"
         assert ids(ev.BatchPlanned, "batch_id") == ids(ev.BatchSettled, "batch_id")
+    run(scenario(), timeout=120)
+
+
+def test_run_exits_with_a_clear_message_when_the_exchange_filters_differ(tmp_path: Path) -> None:
+    """The writer refuses to trade on filters the exchange does not have: the process must
+    not keep serving FIX without answering orders; it exits 2 naming the filter."""
+    async def scenario() -> None:
+        async with on_anvil(tmp_path, step_ms=0) as stack:
+            config = stack.config()
+            data = json.loads(config.read_text())
+            data["markets"]["A1"]["tick_size"] = "0.1"
+            config.write_text(json.dumps(data))
+            with stack.process(config) as process:
+                code = await asyncio.to_thread(process.wait, 60)
+            output = stack.log.read_text()
+            assert code == 2, output[-2000:]
+            assert "A1USDC: the exchange's tick_size is 0.01, ours 0.1" in output
     run(scenario(), timeout=120)

@@ -36,7 +36,8 @@ from tests.support.service import _HASHES, GATEWAY, PASSWORDS
 
 ROOT = Path(__file__).parent.parent.parent
 EXAMPLE = ROOT / "examples" / "deployment" / "local.toml"
-ALICES_EVENTS = (ev.IndexOrderAccepted, ev.IndexOrderFilled, ev.IndexOrderCompleted,
+ALICES_EVENTS = (ev.IndexOrderAccepted, ev.IndexOrderRejected, ev.IndexOrderFilled,
+                 ev.IndexOrderCompleted,
                  ev.IndexOrderMinted, ev.CollateralDeposited, ev.CollateralReleased,
                  ev.IndexOrderEndPending, ev.CancelRejected)
 

@@ -64,11 +64,13 @@ async def running(stand: Stand, body: Callable[[], Awaitable[None]]) -> None:
         task.cancel()
 
 
-def test_orders_arriving_together_share_one_plan() -> None:
+def test_orders_arriving_within_the_window_share_one_plan() -> None:
     stand = Stand()
 
     async def body() -> None:
         stand.order("a")
+        await asyncio.sleep(GATHER_MS / 4 / 1000)  # the planner is gathering
+        assert stand.asked == 0
         stand.order("b")
         await until(lambda: stand.asked == 1)
         await asyncio.sleep(3 * GATHER_MS / 1000)  # nothing more is asked while it is on its way
@@ -94,6 +96,15 @@ def test_an_order_arriving_during_a_batch_waits_for_it_then_is_planned_at_once()
         await until(lambda: stand.asked == 2)
 
     asyncio.run(running(stand, body))
+
+
+def test_the_timer_does_not_plan_while_a_batch_is_in_flight() -> None:
+    stand = Stand()
+    stand.order("a")
+    stand.plan()
+    stand.order("b")
+    stand.planner.fall_back()
+    assert stand.asked == 0 and stand.planner.waiting == {2}
 
 
 def test_a_plan_that_serves_no_one_leaves_the_rest_to_the_timer() -> None:
