@@ -5,8 +5,10 @@ agreeing); the metrics endpoint serves Prometheus text that parses."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -67,6 +69,9 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                 base = f"http://127.0.0.1:{admin_port}"
                 assert get(f"{base}/status", None)[0] == 401
                 assert get(f"{base}/status", "wrong-token-wrong-token")[0] == 401
+                for hostile in _hostile_requests():  # each refused, the endpoint still up
+                    assert _raw(admin_port, hostile).startswith((b"HTTP/1.1 4", b"")), hostile
+                assert get(f"{base}/status", TOKEN)[0] == 200
                 await until(lambda: _minted(base), 30, "the settlement mined")
 
                 status = json.loads(get(f"{base}/status", TOKEN)[1])
@@ -115,6 +120,34 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                 assert gauge == 1
             assert "operator-token" not in log.read_text()  # the secret never logged
     run(scenario(), timeout=150)
+
+
+def _hostile_requests() -> list[bytes]:
+    """Requests an unauthenticated peer might send: bad bytes, huge or empty values, the
+    right token with control bytes around it, a path that is not there, a half request."""
+    head = b"GET /status HTTP/1.1\r\nHost: x\r\n"
+    return [head + b"Authorization: Bearer \xff\xfe\x00\x01\r\n\r\n",
+            head + b"Authorization: Bearer " + b"9" * 70 + b"e400\r\n\r\n",
+            head + b"Authorization: \r\n\r\n",
+            head + b"Authorization: Bearer " + b"A" * 1_000_000 + b"\r\n\r\n",
+            head + b"Authorization: Bearer \x00" + TOKEN.encode() + b"\x7f\r\n\r\n",
+            b"POST /reconcile HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
+            + b"\xff" * 1_000_000,
+            b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello, then silence
+            b"GET /status HTTP/1.1\r\n"]  # never finished
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    """The first line of the answer to ``request`` sent as is (b"" if the peer is cut off)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        with contextlib.suppress(OSError):
+            conn.sendall(request)
+            conn.shutdown(socket.SHUT_WR)
+        try:
+            return conn.recv(64).split(b"\r\n")[0]
+        except OSError:
+            return b""
 
 
 def alerted_metrics() -> set[str]:
