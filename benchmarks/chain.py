@@ -22,10 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
-from web3.types import Wei
 
 from benchmarks.figures import percentiles
 from chain.deploy import contract, deploy_local
@@ -59,11 +57,8 @@ async def bench(n: int, directory: Path, backend: str) -> None:
 
 async def measure(w3: AsyncWeb3[Any], n: int, directory: Path) -> None:
     owner, treasury, user = (await w3.eth.accounts)[:3]
-    operator = Account.create()
-    await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
-        {"from": owner, "to": operator.address, "value": Wei(10**20)}))
-    deployment = await deploy_local(w3, owner, operator.address, treasury, 3600,
-                                    {"IX": "Index"})
+    deployment, operator = await deploy_local(
+        w3, owner, treasury, 3600, {"IX": "Index"})
     vault = contract(w3, "CollateralVault", deployment.vault)
     usdc = contract(w3, "MockUSDC", deployment.collateral)
     await usdc.functions.mint(user, 10**12 * USDC).transact({"from": user})

@@ -8,10 +8,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
+from web3.types import Wei
 
 from chain import artifacts
 
@@ -90,8 +92,14 @@ async def deploy_all(w3: AsyncWeb3[Any], owner: Sender, operator: ChecksumAddres
     return ChainDeployment(await w3.eth.chain_id, collateral, vault.address, tokens, start)
 
 
-async def deploy_local(w3: AsyncWeb3[Any], owner: ChecksumAddress, operator: ChecksumAddress,
-                       treasury: ChecksumAddress, withdrawal_delay_s: int,
-                       indexes: dict[str, str]) -> ChainDeployment:
-    """MockUSDC and the rest, from an account the node holds: the demo's and the tests'."""
-    return await deploy_all(w3, owner, operator, treasury, withdrawal_delay_s, indexes)
+async def deploy_local(w3: AsyncWeb3[Any], owner: ChecksumAddress, treasury: ChecksumAddress,
+                       withdrawal_delay_s: int, indexes: dict[str, str],
+                       ) -> tuple[ChainDeployment, LocalAccount]:
+    """MockUSDC and the rest, from an account the node holds, settled by a new operator key
+    the owner funds with gas: the demo's, the tests' and the benchmarks'."""
+    operator: LocalAccount = Account.create()
+    await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
+        {"from": owner, "to": operator.address, "value": Wei(10**20)}))
+    deployment = await deploy_all(w3, owner, operator.address, treasury, withdrawal_delay_s,
+                                  indexes)
+    return deployment, operator

@@ -31,12 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from eth_account import Account as EthAccount
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from web3 import AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
-from web3.types import Wei
 
 from chain.deploy import contract, deploy_local
 from chain.settler import SettleSettings
@@ -265,11 +263,8 @@ async def deployed_chain(indexes: Iterable[Index], accounts: list[str]) -> Chain
     if len(accounts) > len(spare):
         raise ValueError(f"the embedded chain has wallets for {len(spare)} accounts")
     wallets = dict(zip(accounts, spare, strict=False))
-    operator = EthAccount.create()
-    await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
-        {"from": owner, "to": operator.address, "value": Wei(10**20)}))
-    deployment = await deploy_local(w3, owner, operator.address, treasury, WITHDRAWAL_DELAY_S,
-                                    {i.symbol: f"{i.symbol} index" for i in indexes})
+    deployment, operator = await deploy_local(
+        w3, owner, treasury, WITHDRAWAL_DELAY_S, {i.symbol: f"{i.symbol} index" for i in indexes})
     decimals = await contract(w3, "MockUSDC", deployment.collateral).functions.decimals().call()
     return ChainLink(w3, deployment, operator, wallets, collateral_decimals=decimals,
                      watch=WatchSettings(confirmations=0, poll_s=0.1),

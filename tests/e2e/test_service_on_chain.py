@@ -8,9 +8,6 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
-from web3.types import Wei
-
 from chain.deploy import contract, deploy_local, transact
 from chain.settler import SettleSettings
 from chain.watcher import WatchSettings, from_units
@@ -28,11 +25,8 @@ def test_deposit_order_settlement_and_withdrawal_on_anvil(tmp_path: Path) -> Non
         async with chain("anvil") as anvil:
             w3 = anvil.w3
             owner, treasury, alice_wallet = (await w3.eth.accounts)[:3]
-            operator = Account.create()
-            await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
-                {"from": owner, "to": operator.address, "value": Wei(10**19)}))
-            deployment = await deploy_local(w3, owner, operator.address, treasury, 3600,
-                                            {"SY2": "Two assets"})
+            deployment, operator = await deploy_local(
+                w3, owner, treasury, 3600, {"SY2": "Two assets"})
             usdc = contract(w3, "MockUSDC", deployment.collateral)
             vault = contract(w3, "CollateralVault", deployment.vault)
             token = contract(w3, "IndexToken", deployment.index_tokens["SY2"])

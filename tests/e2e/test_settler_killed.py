@@ -12,9 +12,6 @@ import sys
 from decimal import Decimal as D
 from pathlib import Path
 
-from eth_account import Account
-from web3.types import Wei
-
 from chain.deploy import contract, deploy_local, transact
 from chain.settler import Mint, Settler, SettleSettings
 from solver.core.commands import MintConfirmed
@@ -34,11 +31,8 @@ def test_a_settler_killed_mid_job_and_restarted_settles_exactly_once(tmp_path: P
             assert isinstance(node, Anvil)
             w3 = node.w3
             owner, treasury, alice = (await w3.eth.accounts)[:3]
-            operator = Account.create()
-            await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
-                {"from": owner, "to": operator.address, "value": Wei(10**19)}))
-            deployment = await deploy_local(w3, owner, operator.address, treasury, 3600,
-                                            {"SY2": "Two assets"})
+            deployment, operator = await deploy_local(
+                w3, owner, treasury, 3600, {"SY2": "Two assets"})
             deployment.save(tmp_path / "chain.json")
             usdc = contract(w3, "MockUSDC", deployment.collateral)
             vault = contract(w3, "CollateralVault", deployment.vault)

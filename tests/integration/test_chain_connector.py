@@ -117,11 +117,8 @@ async def stack(tmp_path: Path, backend: str) -> AsyncIterator[Stack]:
 async def _stack(tmp_path: Path, on: Chain) -> AsyncIterator[Stack]:
     w3 = on.w3
     owner, treasury, *users = (await w3.eth.accounts)[:5]
-    operator = Account.create()
-    await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
-        {"from": owner, "to": operator.address, "value": 10**20}))
-    deployment = await deploy_local(w3, owner, operator.address, treasury, DELAY_S,
-                                    {"SY2": "Two assets"})
+    deployment, operator = await deploy_local(
+        w3, owner, treasury, DELAY_S, {"SY2": "Two assets"})
     vault = contract(w3, "CollateralVault", deployment.vault)
     usdc = contract(w3, "MockUSDC", deployment.collateral)
     token = contract(w3, "IndexToken", deployment.index_tokens["SY2"])

@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
-from web3.types import Wei
-
 from chain.deploy import contract, deploy_local, transact
 from mocks.binance.local import KEY, mock_server, running
 from mocks.binance.server import MockBinance
@@ -52,11 +49,8 @@ async def on_chain(tmp: Path, node: Anvil) -> tuple[dict[str, Any], dict[str, st
     w3 = node.w3
     owner, *spare = await w3.eth.accounts
     wallets = dict(zip(PASSWORDS, spare, strict=False))
-    operator = Account.create()
-    await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
-        {"from": owner, "to": operator.address, "value": Wei(10**19)}))
-    deployment = await deploy_local(w3, owner, operator.address, owner, 3600,
-                                    {"SY2": "Two assets"})
+    deployment, operator = await deploy_local(
+        w3, owner, owner, 3600, {"SY2": "Two assets"})
     deployment.save(tmp / "chain.json")
     usdc = contract(w3, "MockUSDC", deployment.collateral)
     vault = contract(w3, "CollateralVault", deployment.vault)
