@@ -158,15 +158,15 @@ class Past:
 
 
 def views(runtime: Runtime) -> tuple[OperationsStore, PositionStore]:
-    """The operator's views, filled from the journal's history, then following the bus."""
-    operations = OperationsStore().replay(runtime.history())
-    runtime.bus.observe(operations)
-    positions = PositionStore(runtime.engine.indexes)
+    """The operator's views, filled from the journal's history (one pass), then following
+    the bus."""
+    operations, positions = OperationsStore(), PositionStore(runtime.engine.indexes)
     past = EventBus()
-    positions.attach(past)
+    for bus in (past, runtime.bus):
+        bus.observe(operations)
+        positions.attach(bus)
     for transaction in runtime.history():
         past.publish(transaction)
-    positions.attach(runtime.bus)
     return operations, positions
 
 

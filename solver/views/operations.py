@@ -12,7 +12,7 @@ transactions.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
@@ -80,11 +80,6 @@ class OperationsStore:
                 tuple(h for h in self._held.values() if h.amount),
                 MappingProxyType(dict(self._balances)))
         return self._view
-
-    def replay(self, history: Iterable[ev.Transaction]) -> OperationsStore:
-        for transaction in history:
-            self.transaction_ended(transaction)
-        return self
 
     def transaction_began(self, transaction: ev.Transaction) -> None:
         pass
