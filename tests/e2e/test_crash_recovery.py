@@ -114,15 +114,15 @@ def test_twenty_sigkills_under_load_lose_nothing(tmp_path: Path) -> None:
         async with on_anvil(tmp_path) as stack:
             config, log = stack.config(), stack.log
             users = [User(tmp_path, account, stack.fix_port) for account in ("alice", "bob")]
-            with stack.process(config) as first:  # the deposits credited before any kill
-                await stack.accepting(first)
+            with stack.process(config) as crediting:  # the deposits credited before any kill
+                await stack.accepting(crediting)
                 for user in users:
                     await user.client.connect()
                 for user in users:
                     await until(user.credited, 30, f"{user.account}'s deposit credited")
                     await user.client.logout()
-                first.send_signal(signal.SIGTERM)
-                assert await asyncio.to_thread(first.wait, 60) == 0, log.read_text()[-3000:]
+                crediting.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(crediting.wait, 60) == 0, log.read_text()[-3000:]
             n = 0
             for _ in range(KILLS):
                 started = time.monotonic()
