@@ -63,9 +63,10 @@ class Solver(Protocol):
     bus: EventBus
     clock: Callable[[], int]
 
-    def submit(self, command: Input) -> None: ...
-
-    def refresh_books(self) -> None: ...
+    def submit(self, command: Input) -> None:
+        """Hand an input to the writer (after the books that moved, if it is priced on
+        them)."""
+        ...
 
     def history(self) -> list[ev.Transaction]:
         """The journal's transactions, read once at start."""
@@ -291,7 +292,6 @@ class Gateway:
         if isinstance(decision, RequestQuote):
             self._quotes[decision.quote_id] = (msg.session, msg.get(131) or "",
                                                decision.index in self.engine.indexes)
-            self.runtime.refresh_books()
         self._in_flight[id(decision)] = (decision, msg)
         self.runtime.submit(decision)
 

@@ -541,13 +541,20 @@ class Engine:
 
     # --- mints and time --------------------------------------------------------------------
 
+    def is_due(self, now: int) -> bool:
+        """Whether time ``now`` brings an order's expiry or a mint's retry: a ``ClockTicked``
+        that brings neither changes nothing."""
+        return bool(self._expiring(now) or minting.retrying(self, now))
+
+    def _expiring(self, now: int) -> list[IndexOrder]:
+        return [o for o in self._open.values() if o.expire_at is not None
+                and o.expire_at <= now and o.state is not OrderState.ENDING]
+
     def _tick(self, fact: ClockTicked) -> Events:
         events: Events = []
-        for order in list(self._open.values()):
-            if order.expire_at is not None and order.expire_at <= fact.ts \
-                    and order.state is not OrderState.ENDING:
-                events += self.end_order(order, OrderStatus.EXPIRED,
-                                          reason="expired: its expiry time passed")
+        for order in self._expiring(fact.ts):
+            events += self.end_order(order, OrderStatus.EXPIRED,
+                                      reason="expired: its expiry time passed")
         return events + minting.retries_due(self, fact.ts)
 
 

@@ -47,14 +47,18 @@ def failed(engine: Engine, fact: MintFailed) -> list[ev.Event]:
                                   fact.reason)]
 
 
+def retrying(engine: Engine, now: int) -> list[IndexOrder]:
+    """The orders whose failed mint is due to be asked for again at ``now``."""
+    return [o for o in engine.orders.values() if o.state is OrderState.MINT_RETRY_WAIT
+            and o.mint_retry_at is not None and o.mint_retry_at <= now]
+
+
 def retries_due(engine: Engine, now: int) -> list[ev.Event]:
     """Ask again for every failed mint whose delay has passed."""
     events: list[ev.Event] = []
-    for order in engine.orders.values():
-        if order.state is OrderState.MINT_RETRY_WAIT and order.mint_retry_at is not None \
-                and order.mint_retry_at <= now:
-            order.retry_mint()
-            units = floor_decimals(order.filled_units, engine.indexes[order.index].decimals)
-            events.append(ev.MintRetryRequested(order.id, order.account, order.wallet,
-                                                order.index, units, order.mint_attempts))
+    for order in retrying(engine, now):
+        order.retry_mint()
+        units = floor_decimals(order.filled_units, engine.indexes[order.index].decimals)
+        events.append(ev.MintRetryRequested(order.id, order.account, order.wallet,
+                                            order.index, units, order.mint_attempts))
     return events

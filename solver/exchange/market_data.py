@@ -37,30 +37,43 @@ class MarketData:
 
     def views(self) -> dict[str, OrderBook]:
         """What the engine should believe now: each live book, or an empty one if stale."""
-        return {symbol: view for symbol, (_, view) in self._current().items()}
+        return {symbol: self._view(symbol, v) for symbol, v in self._versions().items()}
 
     def book_updates(self) -> list[BookUpdated]:
         """``BookUpdated`` for each book whose view changed since the last call, so that
-        the journal holds a book only when it moved."""
+        the journal holds a book only when it moved and is about to be used."""
         now = self.clock()
         updates = []
-        for symbol, (version, view) in self._current().items():
+        for symbol, version in self._versions().items():
             if self._sent.get(symbol) != version:
                 self._sent[symbol] = version
-                updates.append(BookUpdated(now, view))
+                updates.append(BookUpdated(now, self._view(symbol, version)))
         return updates
 
-    def _current(self) -> dict[str, tuple[int, OrderBook]]:
-        """Per symbol, the view and its version: the update id, or -1 for the empty view."""
+    def moved(self) -> bool:
+        """Whether a book changed since the engine was last given the books."""
+        return any(self._sent.get(s) != v for s, v in self._versions().items())
+
+    def watch(self) -> set[str]:
+        """Ask for the snapshots the books need (e.g. a quiet market at start); the stale
+        books, counted by the gauge."""
         now = self.clock()
         for book in self.books.values():
-            if book.status == BookStatus.NEEDS_SNAPSHOT:  # e.g. a quiet market at start
+            if book.status == BookStatus.NEEDS_SNAPSHOT:
                 self._request_snapshot(book)
         stale = {s for s, book in self.books.items() if book.is_stale(now, self.max_age_ms)}
         metrics.STALE_BOOKS.set(len(stale))
-        return {s: (-1, OrderBook(s, ())) if s in stale
-                else (book.last_update_id, book.order_book(self.depth))
-                for s, book in self.books.items()}
+        return stale
+
+    def _versions(self) -> dict[str, int]:
+        """Per symbol, the version of the engine's view: the update id, or -1 for the empty
+        view of a stale book."""
+        stale = self.watch()
+        return {s: -1 if s in stale else book.last_update_id for s, book in self.books.items()}
+
+    def _view(self, symbol: str, version: int) -> OrderBook:
+        return OrderBook(symbol, ()) if version == -1 \
+            else self.books[symbol].order_book(self.depth)
 
     @property
     def live(self) -> bool:

@@ -7,7 +7,9 @@ accepted before the plan anyway (the writer takes inputs in order). When a batch
 orders wait, the next is planned at once. A batch in flight holds the orders that arrive
 meanwhile: they go together in the next one. The timer stays as a fallback (the runtime's
 ``plan_every_ms``) for orders a plan could not serve (no liquidity, limits), which wait for
-the books or the limits to change.
+the books or the limits to change: it plans only when they did (a book moved, or a
+transaction changed the orders, the inventory or what is in flight), so that an order that
+waits for the market does not fill the journal with plans that change nothing.
 
 The planner learns which orders wait and which batches are in flight from the events; at
 start, before serving, it is told what the journal left (``resume``).
@@ -41,6 +43,7 @@ class Planner:
         self._due = asyncio.Event()
         self._at_once = False
         self._held = False
+        self._changed = False  # since the last plan, something a plan depends on changed
         bus.observe(self)
 
     def resume(self, waiting: Iterable[int], in_flight: dict[int, frozenset[int]]) -> None:
@@ -48,10 +51,12 @@ class Planner:
         self.in_flight.update(in_flight)
         self._due.set()
 
-    def fall_back(self) -> None:
-        """The timer: plan what waits, unless a plan is on its way or a batch in flight (its
-        settling plans at once)."""
-        if self.waiting and not self._asked and not self.in_flight:
+    def fall_back(self, books_moved: bool) -> None:
+        """The timer: plan what waits if the books moved or the engine's state changed since
+        the last plan, unless a plan is on its way or a batch in flight (its settling plans
+        at once)."""
+        if (books_moved or self._changed) and self.waiting and not self._asked \
+                and not self.in_flight:
             self._ask()
 
     @property
@@ -103,7 +108,9 @@ class Planner:
             if order is not None:
                 arrived |= self._follow(order)
         if isinstance(transaction.input, PlanBatch):
-            self._asked = False
+            self._asked = self._changed = False
+        elif transaction.events:
+            self._changed = True
         if settled and self.waiting:
             self._at_once = True
             self._due.set()

@@ -3,10 +3,13 @@ adapter (execution and market data) around it.
 
 Start-up resumes from the journal: the engine is the replay of the journal, and every asset
 order it has in flight is tracked again and queried on the exchange before new batches are
-planned. Then batches are planned as orders arrive (``planner``); every ``plan_every_ms`` the
-local books that moved go to the engine and orders still waiting are planned again (a fallback
-for those a plan could not serve); a clock tick every ``tick_every_ms`` makes expiries and mint
-retries fall due.
+planned. Then batches are planned as orders arrive (``planner``); every ``plan_every_ms``
+orders still waiting are planned again if the books or the engine's state changed (a fallback
+for those a plan could not serve); every ``tick_every_ms`` the clock ticks if that makes an
+expiry or a mint's retry fall due.
+
+The journal grows with what happens, not with time: the books that moved go to the engine
+just before an input it prices on them (an order, a change, a quote, a plan), and nowhere else.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from solver.core.bus import EventBus
-from solver.core.commands import ClockTicked, Input, PlanBatch
+from solver.core.commands import PRICED_ON_BOOKS, ClockTicked, Input, PlanBatch
 from solver.core.engine import Engine
 from solver.core.events import AssetOrderRequested, InputRefused, Transaction
 from solver.exchange.connector import BinanceConnector
@@ -91,14 +94,12 @@ class Runtime:
         return journal.transactions_since(seq) if journal is not None else iter(())
 
     def submit(self, command: Input) -> None:
-        """Hand an input to the writer (from any coroutine on the loop)."""
+        """Hand an input to the writer (from any coroutine on the loop); one the engine prices
+        on its books goes after the books that moved since the engine last saw them."""
+        if isinstance(command, PRICED_ON_BOOKS):
+            for update in self.market_data.book_updates():
+                self.inbox.put_nowait(update)
         self.inbox.put_nowait(command)
-
-    def refresh_books(self) -> None:
-        """Give the engine the books that moved since it last saw them (before a plan or a
-        quote, which price on the engine's books)."""
-        for update in self.market_data.book_updates():
-            self.submit(update)
 
     async def run(self) -> None:
         """Serve until ``stop``: resume in-flight orders, then plan as orders arrive. On the way
@@ -149,16 +150,15 @@ class Runtime:
                 writer.result()
                 raise RuntimeError("the writer stopped")
             now = self.clock()
-            # The engine prices new orders' minimum on its books: keep them current.
-            self.refresh_books()
-            self.planner.fall_back()
+            self.planner.fall_back(books_moved=self.market_data.moved())
             self.settlement.check(now)
             if now - last_tick >= self.settings.tick_every_ms:
-                self.submit(ClockTicked(now))
+                # Time is journaled only when it brings something: an expiry, a mint's retry.
+                if self.engine.is_due(now):
+                    self.submit(ClockTicked(now))
                 last_tick = now
 
     def _plan(self) -> None:
-        self.refresh_books()  # the plan prices on the engine's books: bring them up to date
         self.submit(PlanBatch(self.clock()))
 
     def _unsettled_batches(self) -> list[tuple[int, int, tuple[int, ...],

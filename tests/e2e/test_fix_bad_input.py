@@ -197,7 +197,7 @@ def test_each_bad_message_is_rejected_and_changes_nothing(tmp_path: Path) -> Non
     async def scenario() -> None:
         async with service(tmp_path, {"alice": "6000"}) as s:
             alice = await s.client("alice")
-            await until(lambda: {"A1", "A2"} <= set(s.runtime.engine.books), what="the books")
+            await until(lambda: s.runtime.market_data.live, what="the books live")
             await prepare(alice)
             before = comparable(s)
             for case in CASES:

@@ -77,7 +77,7 @@ def test_random_bytes_in_every_string_field_change_nothing_and_stop_no_one(
         tmp_path: Path) -> None:
     async def scenario() -> None:
         async with service(tmp_path, {"alice": "6000", "bob": "3000"}) as s:
-            await until(lambda: {"A1", "A2"} <= set(s.runtime.engine.books), what="the books")
+            await until(lambda: s.runtime.market_data.live, what="the books live")
             clients = [await s.client(name) for name in ("alice", "bob")]
             for client in clients:  # an order to cancel and replace, that rests below the market
                 await client.send(messages.new_order("rest", "SY2", D("1000"), ord_type="2",

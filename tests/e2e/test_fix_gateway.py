@@ -75,7 +75,7 @@ def test_an_order_too_small_to_be_bought_is_refused_with_the_minimum(tmp_path: P
     async def scenario() -> None:
         async with service(tmp_path, {"alice": "6000"}) as s:
             alice = await s.client("alice")
-            await until(lambda: {"A1", "A2"} <= set(s.runtime.engine.books), what="the books")
+            await until(lambda: s.runtime.market_data.live, what="the books live")
             await alice.send(messages.new_order("tiny", "SY2", D("10"), currency="USDC"))
             reject = await report_where(alice, t11="tiny")
             assert (field_of(reject, 150), field_of(reject, 39), field_of(reject, 103)) == (

@@ -237,3 +237,58 @@ def test_the_runtime_refuses_filters_the_exchange_does_not_have() -> None:
                                match=r"A2USDC: the exchange's tick_size is 0\.01.*, ours 0\.1"):
                 await runtime.run()
     run(scenario())
+
+
+def test_the_journal_grows_with_orders_not_with_time(tmp_path: Path) -> None:
+    """Idle while the books move, the runtime journals nothing; an order reaches the engine
+    after the books that moved; an order no plan can serve is planned again while the books
+    move, and no more once they stand still."""
+    async def scenario() -> None:
+        async with running(mock_server(step_ms=20)) as server, connector(server) as conn:
+            journal = Journal.create(tmp_path / "journal.db", setup())
+            runtime = Runtime(journal.setup.build(), conn, journal, FAST)
+            rounds = _count_timer_rounds(runtime)
+            serving = asyncio.create_task(runtime.run())
+            await until(lambda: runtime.market_data.live, timeout=30, what="books live")
+            await _rounds_pass(rounds, 5)
+            assert runtime.engine.transactions_applied == 0, "time or books were journaled"
+
+            runtime.submit(DepositConfirmed(runtime.clock(), "d-1", "alice", "USDC", D(900)))
+            runtime.submit(SubmitIndexOrder(runtime.clock(), "alice", "low", "SY2", D(900),
+                                            max_price=D("0.01")))  # below the market
+            await _rounds_pass(rounds, 5)
+            inputs = [type(t.input).__name__ for t in journal.transactions()]
+            assert inputs[:2] == ["DepositConfirmed", "BookUpdated"]
+            first_order = inputs.index("SubmitIndexOrder")
+            assert set(inputs[1:first_order]) == {"BookUpdated"}
+            plans = [n for n, kind in enumerate(inputs) if kind == "PlanBatch"]
+            assert len(plans) >= 2, "not planned again as the books moved"
+            assert all(inputs[n - 1] == "BookUpdated" for n in plans[1:]), \
+                "the timer planned again on the same books"
+
+            server._stepper.cancel()  # type: ignore[union-attr]  # the market stands still
+            await _rounds_pass(rounds, 2)
+            still = runtime.engine.transactions_applied
+            await _rounds_pass(rounds, 5)
+            assert runtime.engine.transactions_applied == still, "planned again on still books"
+            runtime.stop()
+            await serving
+            journal.close()
+    run(scenario(), timeout=90)
+
+
+def _count_timer_rounds(runtime: Runtime) -> list[int]:
+    """A counter of the runtime's timer rounds (each asks whether the books moved)."""
+    rounds = [0]
+    moved = runtime.market_data.moved
+
+    def counted() -> bool:
+        rounds[0] += 1
+        return moved()
+    runtime.market_data.moved = counted  # type: ignore[method-assign]
+    return rounds
+
+
+async def _rounds_pass(rounds: list[int], n: int) -> None:
+    start = rounds[0]
+    await until(lambda: rounds[0] >= start + n, timeout=30, what=f"{n} timer rounds")

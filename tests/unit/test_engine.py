@@ -415,10 +415,13 @@ def test_orders_expire_on_the_clock_and_by_operator():
     d.deposit("alice", "3000")
     d.order("alice", "o1", "1000", expire_at=50)
     d.order("alice", "o2", "1000")
+    assert not d.engine.is_due(d.now + 1)  # a tick now would change nothing: none is sent
     assert d.apply(ClockTicked).of_type(ev.IndexOrderCompleted) == []
     d.now = 60
+    assert d.engine.is_due(d.now + 1)
     [expired] = d.apply(ClockTicked).of_type(ev.IndexOrderCompleted)
     assert (expired.order_id, expired.status) == (1, OrderStatus.EXPIRED)
+    assert not d.engine.is_due(d.now + 1)
     [ended] = d.apply(ExpireIndexOrder, "alice", "o2").of_type(ev.IndexOrderCompleted)
     assert ended.status is OrderStatus.EXPIRED
     assert d.engine.ledger.balance("alice", "USDC").available == D(3000)
@@ -436,10 +439,13 @@ def test_failed_mint_is_retried_with_backoff_and_never_requested_twice():
     [scheduled] = d.apply(MintFailed, order.id, 1, "rpc timeout").of_type(
         ev.MintRetryScheduled)
     assert scheduled.attempt == 2 and scheduled.retry_at == d.now + 100
+    assert not d.engine.is_due(d.now + 1)
     assert d.apply(ClockTicked).of_type(ev.MintRetryRequested) == []
     d.now = scheduled.retry_at
+    assert d.engine.is_due(d.now + 1)
     [retry] = d.apply(ClockTicked).of_type(ev.MintRetryRequested)
     assert (retry.attempt, retry.units) == (2, order.filled_units)
+    assert not d.engine.is_due(d.now + 1)
     stale = d.apply(MintFailed, order.id, 1, "rpc timeout, delivered again")
     assert stale.of_type(ev.InputIgnored) and not stale.of_type(ev.MintRetryScheduled)
     [again] = d.apply(MintFailed, order.id, 2, "rpc timeout").of_type(ev.MintRetryScheduled)

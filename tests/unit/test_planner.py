@@ -103,11 +103,11 @@ def test_the_timer_does_not_plan_while_a_batch_is_in_flight() -> None:
     stand.order("a")
     stand.plan()
     stand.order("b")
-    stand.planner.fall_back()
+    stand.planner.fall_back(books_moved=True)
     assert stand.asked == 0 and stand.planner.waiting == {2}
 
 
-def test_a_plan_that_serves_no_one_leaves_the_rest_to_the_timer() -> None:
+def test_a_plan_that_serves_no_one_leaves_the_rest_to_the_timer_once_the_books_move() -> None:
     stand = Stand()
 
     async def body() -> None:
@@ -116,8 +116,29 @@ def test_a_plan_that_serves_no_one_leaves_the_rest_to_the_timer() -> None:
         stand.plan()
         await asyncio.sleep(3 * GATHER_MS / 1000)
         assert stand.asked == 1
-        stand.planner.fall_back()
+        stand.planner.fall_back(books_moved=False)
+        assert stand.asked == 1, "planned again on the same books and orders"
+        stand.planner.fall_back(books_moved=True)
         assert stand.asked == 2
+
+    asyncio.run(running(stand, body))
+
+
+def test_the_timer_plans_again_after_the_engine_state_changed() -> None:
+    stand = Stand()
+
+    async def body() -> None:
+        stand.order("cheap", max_price=D(1))
+        await until(lambda: stand.asked == 1)
+        stand.plan()
+        stand.planner.fall_back(books_moved=False)
+        assert stand.asked == 1
+        stand.order("cheap2", max_price=D(1))  # arrives: planned after the window
+        await until(lambda: stand.asked == 2)
+        stand.plan()
+        stand.bus.publish(stand.desk.apply(CancelIndexOrder, "alice", "cheap2", "x1"))
+        stand.planner.fall_back(books_moved=False)  # no book moved, but the orders did
+        assert stand.asked == 3
 
     asyncio.run(running(stand, body))
 
