@@ -28,7 +28,8 @@ from web3.providers.eth_tester import AsyncEthereumTesterProvider
 from benchmarks.figures import percentiles
 from chain.deploy import contract, deploy_local
 from chain.local_node import anvil
-from chain.settler import Mint, Settler, SettleSettings
+from chain.mints import Mint, MintsWaiting
+from chain.settler import Settler, SettleSettings
 from chain.watcher import VaultWatcher, WatchSettings
 from solver.core.bus import EventBus
 from solver.core.commands import BindWallet, Input
@@ -91,12 +92,13 @@ async def measure(w3: AsyncWeb3[Any], n: int, directory: Path) -> None:
         credit.append(time.perf_counter() - start)
     print(f"deposit -> credited (journaled): {percentiles(credit)}")
 
+    mints = MintsWaiting()
     settler = Settler(w3, vault, deployment, operator, journal, submit, lambda: next(now),
-                      "bench", 6, SettleSettings(confirmations=0, poll_s=0.005))
+                      "bench", 6, mints, SettleSettings(confirmations=0, poll_s=0.005))
     settle: list[float] = []
     began = time.perf_counter()
     for order_id in range(1, n + 1):
-        settler.orders[order_id] = snapshot(order_id, user)
+        mints.orders[order_id] = snapshot(order_id, user)
         start = time.perf_counter()
         result: Any = await settler.settle(Mint(order_id, 1, Decimal("0.01")))
         settle.append(time.perf_counter() - start)

@@ -16,8 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mocks import synthetic
 from solver.core.params import SolverParams
-from solver.journal.replay import rebuild
+from solver.exchange.connector import BinanceConnector
+from solver.exchange.endpoints import ApiKey, local
+from solver.journal.replay import Checkpoint, rebuild
 from solver.journal.store import Journal
+from solver.service.runtime import Runtime
+from solver.service.wiring import projections
 from solver.simulation.run import Simulation, setup_of
 
 EVENTS_PER_ORDER = 13  # measured on this synthetic market; only sizes the run
@@ -62,7 +66,12 @@ def restart(directory: Path, events: int, snapshot_every: int) -> None:
     path = directory / "restart.db"
     journal = Journal.create(path, setup_of(scenario))
     start = time.perf_counter()
-    Simulation(scenario, journal=journal, snapshot_every=snapshot_every).run()
+    simulation = Simulation(scenario, journal=journal, snapshot_every=snapshot_every)
+    indexes = {i.symbol: i for i in scenario.indexes}
+    for name, new in projections(indexes).items():  # checkpointed as the service's are
+        simulation.sequencer.projections[name] = projection = new()
+        simulation.bus.observe(projection)
+    simulation.run()
     written = time.perf_counter() - start
     print(f"journal written: {journal.last_seq:,} events in {journal.last_number:,} "
           f"transactions, {path.stat().st_size / 1e6:,.0f} MB, "
@@ -76,6 +85,16 @@ def restart(directory: Path, events: int, snapshot_every: int) -> None:
     total = time.perf_counter() - start
     print(f"restart: open and verify {opened:.2f} s, snapshot #{replayed.snapshot:,} + "
           f"{replayed.replayed:,} transactions replayed; total {total:.2f} s (goal < 10 s)")
+    with Journal.open(path, verify=False) as journal:
+        for checkpoint in (replayed.checkpoint, Checkpoint()):
+            start = time.perf_counter()
+            runtime = Runtime(replayed.engine, BinanceConnector(local(1), ApiKey("k", "s")),
+                              journal, checkpoint=checkpoint)
+            for name, new in projections(indexes).items():
+                runtime.resume(name, new)
+            how = "from their checkpoint" if checkpoint.number else "from the whole journal"
+            print(f"the service's projections (views, FIX accounts, chain memory) {how}: "
+                  f"{time.perf_counter() - start:.2f} s")
 
     with Journal.open(path, verify=False) as journal:
         start = time.perf_counter()

@@ -12,7 +12,7 @@ operator's status (``disagreements``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,6 +22,7 @@ from prometheus_client import Counter
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 
+from chain.ledger_side import LedgerSide
 from chain.watcher import from_units
 from solver.core import events as ev
 from solver.core.bus import EventBus
@@ -49,64 +50,33 @@ class Check:
 
 class VaultReconciler:
     def __init__(self, w3: AsyncWeb3[Any], vault: AsyncContract, asset: str, decimals: int,
-                 wallets: Mapping[str, str], journaled_through: Callable[[], int]) -> None:
+                 wallets: Mapping[str, str], journaled_through: Callable[[], int],
+                 ledger_side: LedgerSide) -> None:
+        """``ledger_side``: the ledger's side from the events, already following the bus."""
         self.w3, self.vault, self.asset, self.decimals = w3, vault, asset, decimals
         self.wallets = dict(wallets)
         self.journaled_through = journaled_through
+        self.ledger_side = ledger_side
         self.checks: dict[str, Check] = {}
         """The last check per account."""
         self.disagreements: list[Check] = []
-        self._credited: dict[str, Decimal] = {}
-        self._withdrawn: dict[str, Decimal] = {}
-        self._charged: dict[str, Decimal] = {}
-        self._minted: set[int] = set()
         self._seen = asyncio.Event()
 
-    def attach(self, bus: EventBus, history: Iterable[ev.Transaction] = ()) -> None:
-        """The ledger's side from ``history`` (the journal's transactions, at start), then
-        from ``bus``."""
-        for source in (past := EventBus(), bus):
-            source.subscribe(ev.CollateralDeposited, self._deposited)
-            source.subscribe(ev.CollateralWithdrawn, self._withdrawn_event)
-            source.subscribe(ev.IndexOrderMinted, self._minted_event)
-        for transaction in history:
-            past.publish(transaction)
-
-    def _deposited(self, envelope: ev.Envelope[ev.CollateralDeposited]) -> None:
-        event = envelope.event
-        if event.asset == self.asset:
-            self._credited[event.account] = event.balance.deposited
-
-    def _withdrawn_event(self, envelope: ev.Envelope[ev.CollateralWithdrawn]) -> None:
-        event = envelope.event
-        if event.asset == self.asset:
-            self._withdrawn[event.account] = event.balance.withdrawn
-
-    def _minted_event(self, envelope: ev.Envelope[ev.IndexOrderMinted]) -> None:
-        order = envelope.event.order
-        if order.collateral_asset == self.asset:
-            self._charge(order.order_id, order.account, order.spent)
-        self._seen.set()
-
-    def _charge(self, order_id: int, account: str, spent: Decimal) -> None:
-        self._minted.add(order_id)
-        self._charged[account] = self._charged.get(account, ZERO) + spent
-
-    def ledger(self, account: str) -> Decimal:
-        return (self._credited.get(account, ZERO) - self._withdrawn.get(account, ZERO)
-                - self._charged.get(account, ZERO))
+    def attach(self, bus: EventBus) -> None:
+        """Wake the checks waiting for a settlement to be applied."""
+        bus.subscribe(ev.IndexOrderMinted, lambda _: self._seen.set())
 
     async def after_settlement(self, order_id: int, account: str) -> Check | None:
         """Once the writer has applied the settlement, check the account."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WAIT_FOR_WRITER_S
-        while order_id not in self._minted and loop.time() < deadline:
+        while order_id not in self.ledger_side.minted and loop.time() < deadline:
             self._seen.clear()
             try:
                 await asyncio.wait_for(self._seen.wait(), deadline - loop.time())
             except TimeoutError:
                 break
-        if order_id not in self._minted:
+        if order_id not in self.ledger_side.minted:
             log.warning("chain reconciliation skipped: the settlement is not applied yet",
                         order_id=order_id)
             return None
@@ -135,7 +105,8 @@ class VaultReconciler:
                         from_block=after, to_block=latest, argument_filters={"user": wallet}):
                     unjournaled += sign * from_units(int(entry["args"]["amount"]),
                                                      self.decimals)
-        check = Check(account, latest, held - unjournaled, self.ledger(account))
+        check = Check(account, latest, held - unjournaled,
+                      self.ledger_side.held(account, self.asset))
         self.checks[account] = check
         if not check.agrees:
             MISMATCHES.inc()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, cast
@@ -43,6 +43,7 @@ from web3.types import Nonce
 
 from chain.deploy import ChainDeployment
 from chain.keys import order_key
+from chain.mints import Mint, MintsWaiting
 from chain.records import Records
 from chain.watcher import to_units
 from solver.core import events as ev
@@ -84,23 +85,16 @@ class Job:
     txs: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class Mint:
-    order_id: int
-    attempt: int
-    units: Decimal
-
-
 class Settler:
     def __init__(self, w3: AsyncWeb3[Any], vault: AsyncContract, deployment: ChainDeployment,
                  operator: LocalAccount, journal: Records, submit: Callable[[Input], None],
                  clock: Callable[[], int], order_prefix: str, collateral_decimals: int,
-                 settings: SettleSettings = SettleSettings()) -> None:
+                 mints: MintsWaiting, settings: SettleSettings = SettleSettings()) -> None:
+        """``mints``: what the events asked for, already following the bus."""
         self.w3, self.vault, self.deployment = w3, vault, deployment
         self.operator, self.journal, self.submit, self.clock = operator, journal, submit, clock
         self.order_prefix, self.collateral_decimals = order_prefix, collateral_decimals
-        self.settings = settings
-        self.orders: dict[int, OrderSnapshot] = {}
+        self.mints, self.settings = mints, settings
         self.after_confirmed: Callable[[int, str], Awaitable[object]] | None = None
         """Called (order id, account) once a confirmed settlement is reported, before the
         next job: the reconciliation."""
@@ -110,33 +104,14 @@ class Settler:
 
     # --- what to do, from the bus ---------------------------------------------------------
 
-    def attach(self, bus: EventBus, history: Iterable[ev.Transaction] = ()) -> None:
-        """Follow ``bus``. ``history`` (the journal's transactions, at start) says which
-        orders still wait for their mint: those are asked again."""
-        waiting: dict[int, Mint] = {}
-        past = EventBus()
-        past.subscribe(ev.IndexOrderCompleted, self._completed)
-        past.subscribe(ev.MintRequested, lambda e: waiting.__setitem__(
-            e.event.order_id, Mint(e.event.order_id, 1, e.event.units)))
-        past.subscribe(ev.MintRetryRequested, lambda e: waiting.__setitem__(
-            e.event.order_id, Mint(e.event.order_id, e.event.attempt, e.event.units)))
-
-        def done(envelope: ev.Envelope[ev.MintRetryScheduled | ev.IndexOrderMinted]) -> None:
-            waiting.pop(envelope.event.order_id, None)  # minted, or the clock asks again
-
-        past.subscribe(ev.MintRetryScheduled, done)
-        past.subscribe(ev.IndexOrderMinted, done)
-        for transaction in history:
-            past.publish(transaction)
-        for mint in waiting.values():
+    def attach(self, bus: EventBus) -> None:
+        """Take up the mints waiting (those the journal left are asked again: a restart
+        resumes every job), then follow ``bus``."""
+        for mint in self.mints.waiting.values():
             self._work.put_nowait(mint)
-        bus.subscribe(ev.IndexOrderCompleted, self._completed)
         bus.subscribe(ev.MintRequested, self._mint)
         bus.subscribe(ev.MintRetryRequested, self._retry)
         bus.subscribe(ev.WithdrawalReleaseRequested, self._release)
-
-    def _completed(self, envelope: ev.Envelope[ev.IndexOrderCompleted]) -> None:
-        self.orders[envelope.event.order_id] = envelope.event.order
 
     def _mint(self, envelope: ev.Envelope[ev.MintRequested]) -> None:
         event = envelope.event
@@ -158,12 +133,14 @@ class Settler:
             work = await self._work.get()
             self._working = True
             try:
-                if isinstance(work, Mint):
+                if isinstance(work, Mint) and work.order_id not in self.mints.orders:
+                    log.warning("mint asked for an order minted already", work=repr(work))
+                elif isinstance(work, Mint):
+                    account = self.mints.orders[work.order_id].account
                     result = await self.settle(work)
                     self.submit(result)
                     if isinstance(result, MintConfirmed) and self.after_confirmed is not None:
-                        await self.after_confirmed(work.order_id,
-                                                   self.orders[work.order_id].account)
+                        await self.after_confirmed(work.order_id, account)
                 else:
                     await self.release(work)
             except Exception:  # the node may be away: the engine's retry comes back to it
@@ -178,7 +155,7 @@ class Settler:
         return not self._working and self._work.empty()
 
     async def settle(self, mint: Mint) -> MintConfirmed | MintFailed:
-        order = self.orders[mint.order_id]
+        order = self.mints.orders[mint.order_id]
         key = self.key(mint.order_id)
         while True:
             done = await self._settled_by(key)

@@ -2,13 +2,12 @@
 model kept from the events (the order snapshots and balances they carry).
 
 The gateway answers status requests and collateral inquiries from it, never from the engine's
-live state. At start-up it replays the journal's transactions (``replaying``), and then moves
-on with each transaction the bus publishes, all of a transaction at once.
+live state. At start-up it is its checkpoint fed the journal's transactions since
+(``Runtime.resume``), and then it moves on with each transaction the bus publishes, all of a
+transaction at once.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from solver.core import events as ev
 from solver.core.ledger import Balance
@@ -22,14 +21,6 @@ class AccountView:
         self._orders: dict[int, OrderSnapshot] = {}
         self._ids: dict[tuple[str, str], int] = {}
         self._balances: dict[tuple[str, str], Balance] = {}
-
-    @classmethod
-    def replaying(cls, history: Iterable[ev.Transaction]) -> AccountView:
-        """The view as of the last of ``history`` (the journal's transactions)."""
-        view = cls()
-        for transaction in history:
-            view.transaction_ended(transaction)
-        return view
 
     # --- queries ---------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import quickfix as fix
 import structlog
@@ -35,7 +35,7 @@ from fix_gateway.sessions import session_settings
 from fix_gateway.tags import EVENT_SEQ_NUM
 from fix_gateway.wire import Outgoing, Received
 from solver.core import events as ev
-from solver.core.bus import EventBus
+from solver.core.bus import EventBus, TransactionObserver
 from solver.core.commands import (
     CancelIndexOrder,
     Input,
@@ -46,6 +46,7 @@ from solver.core.commands import (
 from solver.core.engine import Engine
 
 log = structlog.get_logger(__name__)
+P = TypeVar("P", bound=TransactionObserver)
 
 CHECKPOINT_EVERY_S = 1.0
 SWITCH_INTERVAL_S = 0.0005
@@ -68,8 +69,9 @@ class Solver(Protocol):
         them)."""
         ...
 
-    def history(self) -> list[ev.Transaction]:
-        """The journal's transactions, read once at start."""
+    def resume(self, name: str, new: Callable[[], P]) -> P:
+        """The projection ``name`` as of the journal's last transaction, then following the
+        bus (checkpointed with the engine's snapshots)."""
         ...
 
     def transactions_after(self, number: int) -> Iterator[ev.Transaction]:
@@ -115,8 +117,7 @@ class Gateway:
         # QuickFIX's thread and the loop hand each message back and forth; with Python's
         # default 5 ms switch interval a thread back from I/O can wait that long for the GIL.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self.view = AccountView.replaying(self.runtime.history())
-        self.runtime.bus.observe(self.view)
+        self.view = self.runtime.resume("fix.accounts", AccountView)
         self.inbound = InboundLog(self.settings.store / "inbound",
                                   self.engine.transactions_applied)
         self.bridge = Bridge(asyncio.get_running_loop(), self._on_message, self._authenticate,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from solver.core.engine import Engine
 from solver.core.events import Transaction
@@ -32,6 +33,21 @@ class Replayed:
     """Transactions applied after it."""
     transactions: list[Transaction] = field(default_factory=list)
     """Every replayed transaction, when asked to keep them."""
+    projections: dict[str, Any] = field(default_factory=dict)
+    """The projections checkpointed with the snapshot, by name (none without one)."""
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.snapshot, self.projections)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The projections (the views' and adapters' memories of the events, by name) stored with
+    the snapshot of transaction ``number``."""
+
+    number: int = 0
+    projections: dict[str, Any] = field(default_factory=dict)
 
 
 def rebuild(
@@ -42,8 +58,8 @@ def rebuild(
     progress: Callable[[int], None] | None = None,
 ) -> Replayed:
     """The engine as of the journal's last transaction."""
-    engine, start = _starting_point(journal, use_snapshot)
-    replayed = Replayed(engine, start, 0)
+    engine, start, projections = _starting_point(journal, use_snapshot)
+    replayed = Replayed(engine, start, 0, projections=projections)
     last_seq = engine.last_seq
     for row in journal.rows(after=start):
         transaction = engine.apply(codec.decode_input(json.loads(row.input)))
@@ -71,14 +87,15 @@ def _same_events(again: Row, row: Row) -> bool:
     return again.events == row.events or again.transaction().events == row.transaction().events
 
 
-def _starting_point(journal: Journal, use_snapshot: bool) -> tuple[Engine, int]:
+def _starting_point(journal: Journal,
+                    use_snapshot: bool) -> tuple[Engine, int, dict[str, Any]]:
     """The newest snapshot that loads (a snapshot is a cache: any that fails is passed over),
     else a fresh engine from the journal's setup."""
     for snapshot in journal.intact_snapshots(STATE_VERSION) if use_snapshot else ():
         try:
-            engine = restore(snapshot.state)
+            engine, projections = restore(snapshot.state)
         except Exception:  # whatever breaks unpickling: start from further back
             continue
         if engine.transactions_applied == snapshot.number:
-            return engine, snapshot.number
-    return journal.setup.build(), 0
+            return engine, snapshot.number, projections
+    return journal.setup.build(), 0, {}

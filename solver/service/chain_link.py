@@ -25,7 +25,7 @@ from solver.core.commands import BindWallet
 from solver.service.runtime import Runtime
 
 if TYPE_CHECKING:
-    from solver.service.wiring import Past
+    from solver.service.wiring import ChainMemory
 
 
 @dataclass(frozen=True)
@@ -91,22 +91,21 @@ class ChainAdapters:
 
 @contextlib.asynccontextmanager
 async def chain_adapters(link: ChainLink, runtime: Runtime, records: Records,
-                         past: Past) -> AsyncIterator[ChainAdapters]:
-    """The watcher, the settler and the reconciler, following the bus from the journal's
-    history and what the writer published since it started (``past``)."""
+                         memory: ChainMemory) -> AsyncIterator[ChainAdapters]:
+    """The watcher, the settler and the reconciler, taking up what their projections
+    (``memory``, following the bus since the start) hold."""
     vault = contract(link.w3, "CollateralVault", link.deployment.vault)
     watcher = VaultWatcher(link.w3, vault, link.collateral, link.collateral_decimals, records,
                            runtime.submit, runtime.clock, link.deployment.start_block,
                            link.watch)
     settler = Settler(link.w3, vault, link.deployment, link.operator, records, runtime.submit,
                       runtime.clock, runtime.engine.client_order_prefix,
-                      link.collateral_decimals, link.settle)
+                      link.collateral_decimals, memory.mints, link.settle)
     reconciler = VaultReconciler(link.w3, vault, link.collateral, link.collateral_decimals,
-                                 link.wallets, watcher.journaled_through)
+                                 link.wallets, watcher.journaled_through, memory.ledger_side)
     runtime.bus.observe(watcher)
-    history = past.take()  # what the adapters remember, from events; no await from here on
-    settler.attach(runtime.bus, history)
-    reconciler.attach(runtime.bus, history)
+    settler.attach(runtime.bus)
+    reconciler.attach(runtime.bus)
     settler.after_confirmed = reconciler.after_settlement
     for account, wallet in sorted(link.wallets.items()):
         runtime.submit(BindWallet(runtime.clock(), wallet, account))

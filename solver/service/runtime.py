@@ -17,16 +17,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import structlog
 
-from solver.core.bus import EventBus
+from solver.core.bus import EventBus, TransactionObserver
 from solver.core.commands import PRICED_ON_BOOKS, ClockTicked, Input, PlanBatch
 from solver.core.engine import Engine
 from solver.core.events import AssetOrderRequested, InputRefused, Transaction
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.execution import Execution, ReconcilePolicy
 from solver.exchange.market_data import MarketData
+from solver.journal.replay import Checkpoint
 from solver.journal.store import Journal
 from solver.plumbing.clock import now_ms
 from solver.plumbing.tasks import cancel, wait_set
@@ -35,6 +37,7 @@ from solver.service.sequencer import Sequencer, identity
 from solver.service.settlement_watch import SettlementWatch
 
 log = structlog.get_logger(__name__)
+P = TypeVar("P", bound=TransactionObserver)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,10 @@ class RuntimeSettings:
 class Runtime:
     def __init__(self, engine: Engine, connector: BinanceConnector,
                  journal: Journal | None = None, settings: RuntimeSettings | None = None,
-                 clock: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], int] | None = None,
+                 checkpoint: Checkpoint | None = None) -> None:
+        """``checkpoint``: the projections stored with the snapshot the engine was rebuilt
+        from (``rebuild(journal).checkpoint``)."""
         self.settings = settings or RuntimeSettings()
         self.clock = clock or now_ms
         self.engine = engine
@@ -71,17 +77,32 @@ class Runtime:
                                       clock=self.clock)
         self.planner = Planner(self.bus, self._plan, self.settings.gather_ms or 0, self.clock)
         self._stopping = asyncio.Event()
-        self._history: list[Transaction] | None = None
+        self._checkpoint = checkpoint or Checkpoint()
+        self._read: dict[int, list[Transaction]] = {}
         self._started = False
 
-    def history(self) -> list[Transaction]:
-        """The journal's transactions, for the views and adapters that learn the past from
-        events as they start: read once and shared, before ``run`` applies new inputs."""
+    def resume(self, name: str, new: Callable[[], P]) -> P:
+        """The projection ``name`` (a view's or an adapter's memory of the events, holding
+        only what it folded from them) as of the journal's last transaction: its checkpoint
+        fed the transactions since, or ``new()`` fed the whole journal. From now on it follows
+        the bus and is checkpointed with every snapshot of the engine. Before ``run`` only."""
         if self._started:
-            raise RuntimeError("the journal's history is for starting: read it before run")
-        if self._history is None:
-            self._history = list(self.transactions_after(0))
-        return self._history
+            raise RuntimeError(f"projection {name} resumed after the writer started")
+        saved: P | None = self._checkpoint.projections.get(name)
+        projection = new() if saved is None else saved
+        past = EventBus()
+        past.observe(projection)
+        for transaction in self._after(0 if saved is None else self._checkpoint.number):
+            past.publish(transaction)
+        self.bus.observe(projection)
+        self.sequencer.projections[name] = projection
+        return projection
+
+    def _after(self, number: int) -> list[Transaction]:
+        """The journal's transactions after ``number``, read once for every projection."""
+        if number not in self._read:
+            self._read[number] = list(self.transactions_after(number))
+        return self._read[number]
 
     def transactions_after(self, number: int) -> Iterator[Transaction]:
         """The journal's transactions after transaction ``number`` (none without one)."""
@@ -106,7 +127,7 @@ class Runtime:
         out, the sends in progress finish and their facts are journaled before the writer
         stops."""
         self._check_rules()
-        self._history, self._started = None, True
+        self._read, self._started = {}, True
         writer = asyncio.create_task(self.sequencer.run(self.inbox))
         books = asyncio.create_task(self.market_data.run())
         reconciling: asyncio.Task[None] | None = None

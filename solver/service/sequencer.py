@@ -15,7 +15,7 @@ import asyncio
 import structlog
 from prometheus_client import Histogram
 
-from solver.core.bus import EventBus
+from solver.core.bus import EventBus, TransactionObserver
 from solver.core.commands import Input
 from solver.core.engine import Engine
 from solver.core.events import Transaction
@@ -46,6 +46,10 @@ class Sequencer:
         self.snapshot_every = snapshot_every
         self._pending: list[Transaction] = []
         self._last_snapshot = engine.transactions_applied
+        self.projections: dict[str, TransactionObserver] = {}
+        """What the views and adapters folded from the events (pure data, by name):
+        checkpointed with each snapshot, so that a start replays only the transactions after
+        it."""
 
     def apply(self, command: Input) -> Transaction:
         """Apply ``command`` now; its events are published by the next ``flush``.
@@ -62,19 +66,21 @@ class Sequencer:
         return transaction
 
     def flush(self) -> None:
-        """Make every applied transaction durable, then publish its events."""
+        """Make every applied transaction durable, then publish its events; then, the
+        projections having seen them too, store a snapshot if one is due."""
         pending, self._pending = self._pending, []
         if self.journal is not None:
             with timed_ms(COMMIT_MS):
                 self.journal.commit()
-            self._maybe_snapshot(self.journal)
         for transaction in pending:
             self.bus.publish(transaction)
+        if self.journal is not None:
+            self._maybe_snapshot(self.journal)
 
     def _maybe_snapshot(self, journal: Journal) -> None:
         number = self.engine.transactions_applied
         if self.snapshot_every and number - self._last_snapshot >= self.snapshot_every:
-            journal.save_snapshot(number, STATE_VERSION, capture(self.engine))
+            journal.save_snapshot(number, STATE_VERSION, capture(self.engine, self.projections))
             self._last_snapshot = number
 
     async def run(self, inbox: asyncio.Queue[Input], max_group: int = 512) -> None:

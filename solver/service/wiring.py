@@ -14,18 +14,21 @@ import asyncio
 import contextlib
 import importlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
+from chain.ledger_side import LedgerSide
+from chain.mints import MintsWaiting
 from chain.records import MemoryRecords
+from fix_gateway.account_view import AccountView
 from fix_gateway.config import FixSettings
 from fix_gateway.gateway import Gateway
-from solver.core.bus import EventBus
-from solver.core.events import Transaction
+from solver.core.bus import TransactionObserver
+from solver.core.model import Index
 from solver.core.setup import EngineSetup
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import ApiKey, Endpoints
@@ -94,19 +97,21 @@ async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpo
     deposited or minted (tests attach their own doubles: ``instant_mint``).
 
     The writer starts before the chain adapters: orders are answered while web3 loads and the
-    node is reached, and what the writer publishes meanwhile reaches the adapters with the
-    journal's history (``Past``)."""
+    node is reached; what the adapters must remember of the events follows the bus from the
+    start (``ChainMemory``)."""
     journal = None if journal_path is None else open_journal(journal_path, setup)
-    engine = setup.build() if journal is None else rebuild(journal).engine
+    rebuilt = None if journal is None else rebuild(journal)
     connector = BinanceConnector(endpoints, key)
     try:
         await connector.start()
-        runtime = Runtime(engine, connector, journal, settings)
+        runtime = Runtime(setup.build() if rebuilt is None else rebuilt.engine, connector,
+                          journal, settings,
+                          checkpoint=None if rebuilt is None else rebuilt.checkpoint)
         gateway = Gateway(fix, runtime)
         gateway.start()
         async with contextlib.AsyncExitStack() as on_chain:
             operations, positions = views(runtime)
-            past = Past(runtime.history(), runtime.bus)
+            memory = None if chain is None else ChainMemory.resumed(runtime)
             serving = asyncio.create_task(runtime.run())
             try:
                 adapters = None
@@ -117,9 +122,9 @@ async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpo
                     from solver.service.chain_link import chain_adapters
 
                     link = await chain if inspect.isawaitable(chain) else chain
+                    assert memory is not None
                     adapters = await on_chain.enter_async_context(
-                        chain_adapters(link, runtime, journal or MemoryRecords(), past))
-                past.close()
+                        chain_adapters(link, runtime, journal or MemoryRecords(), memory))
                 yield Service(runtime, gateway, journal, operations, positions, serving,
                               adapters)
             finally:
@@ -132,42 +137,34 @@ async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpo
             journal.close()
 
 
-class Past:
-    """The journal's history, then every transaction published until it is taken: what an
-    adapter attached after the writer started must learn before it follows the bus."""
+def projections(indexes: Mapping[str, Index]) -> dict[str, Callable[[], TransactionObserver]]:
+    """Every memory of the events the service keeps (its views' and adapters'), by the name it
+    is checkpointed under with the engine's snapshots: each is new, or resumed
+    (``Runtime.resume``)."""
+    return {"fix.accounts": AccountView, "operations": OperationsStore,
+            "positions": lambda: PositionStore(indexes), "chain.mints": MintsWaiting,
+            "chain.ledger_side": LedgerSide}
 
-    def __init__(self, history: list[Transaction], bus: EventBus) -> None:
-        self._transactions: list[Transaction] | None = list(history)
-        bus.observe(self)
 
-    def take(self) -> list[Transaction]:
-        """Everything so far; from now on the taker follows the bus itself (take it and
-        subscribe without yielding to the loop in between)."""
-        taken, self._transactions = self._transactions or [], []
-        return taken
+@dataclass(frozen=True)
+class ChainMemory:
+    """What the chain adapters remember from the events, following the bus from the start (the
+    writer answers orders while web3 loads and the node is reached)."""
 
-    def close(self) -> None:
-        self._transactions = None
+    mints: MintsWaiting
+    ledger_side: LedgerSide
 
-    def transaction_began(self, transaction: Transaction) -> None:
-        pass
-
-    def transaction_ended(self, transaction: Transaction) -> None:
-        if self._transactions is not None:
-            self._transactions.append(transaction)
+    @classmethod
+    def resumed(cls, runtime: Runtime) -> ChainMemory:
+        return cls(runtime.resume("chain.mints", MintsWaiting),
+                   runtime.resume("chain.ledger_side", LedgerSide))
 
 
 def views(runtime: Runtime) -> tuple[OperationsStore, PositionStore]:
-    """The operator's views, filled from the journal's history (one pass), then following
-    the bus."""
-    operations, positions = OperationsStore(), PositionStore(runtime.engine.indexes)
-    past = EventBus()
-    for bus in (past, runtime.bus):
-        bus.observe(operations)
-        positions.attach(bus)
-    for transaction in runtime.history():
-        past.publish(transaction)
-    return operations, positions
+    """The operator's views as of the journal's last transaction, then following the bus."""
+    indexes = runtime.engine.indexes
+    return (runtime.resume("operations", OperationsStore),
+            runtime.resume("positions", lambda: PositionStore(indexes)))
 
 
 def open_journal(path: Path, setup: EngineSetup) -> Journal:

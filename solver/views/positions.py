@@ -9,16 +9,18 @@ updates private copies, and when the transaction ends it publishes a new immutab
   (commissions kept apart in ``fees``), and realised PnL: what orders were charged for the
   quantity they took (the batch's VWAP) less its average cost.
 
-Unrealised PnL needs marks (index or asset prices) and is computed on request. A store attached
-after a restart is filled first by publishing the journal's transactions to it.
+Unrealised PnL needs marks (index or asset prices) and is computed on request. The store holds
+only what it folded from the events, so it is checkpointed with the engine's snapshots; after a
+restart it is the checkpoint fed the transactions since (``Runtime.resume``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Any
 
 from solver.core import events as ev
 from solver.core.bus import EventBus
@@ -67,10 +69,6 @@ class PositionStore:
 
     def attach(self, bus: EventBus) -> None:
         bus.observe(self)
-        bus.subscribe(ev.IndexOrderAccepted, self._accepted)
-        bus.subscribe(ev.LotOpened, self._lot)
-        bus.subscribe(ev.BatchSettled, self._settled)
-        bus.subscribe(ev.IndexOrderFilled, self._filled)
 
     def view(self) -> PositionsView:
         """The positions as of the last completed transaction."""
@@ -79,34 +77,35 @@ class PositionStore:
     # --- transaction boundaries ------------------------------------------------------------
 
     def transaction_began(self, transaction: ev.Transaction) -> None:
-        self._holdings = dict(self._view.holdings)
-        self._inventory = dict(self._view.inventory)
+        pass
 
     def transaction_ended(self, transaction: ev.Transaction) -> None:
+        self._holdings = dict(self._view.holdings)
+        self._inventory = dict(self._view.inventory)
+        for envelope in transaction.events:
+            handler = _HANDLERS.get(type(envelope.event))
+            if handler is not None:
+                handler(self, envelope.event)
         self._view = PositionsView(transaction.number, MappingProxyType(self._holdings),
                                    MappingProxyType(self._inventory))
 
     # --- events ----------------------------------------------------------------------------
 
-    def _accepted(self, envelope: ev.Envelope[ev.IndexOrderAccepted]) -> None:
-        e = envelope.event
+    def _accepted(self, e: ev.IndexOrderAccepted) -> None:
         self._owners[e.order_id] = (e.account, e.index)
 
     @exact
-    def _lot(self, envelope: ev.Envelope[ev.LotOpened]) -> None:
-        e = envelope.event
+    def _lot(self, e: ev.LotOpened) -> None:
         p = self._inventory.get(e.asset, Position())
         self._inventory[e.asset] = replace(p, quantity=p.quantity + e.quantity,
                                            cost=p.cost + e.price * e.quantity,
                                            fees=p.fees + e.fee)
 
-    def _settled(self, envelope: ev.Envelope[ev.BatchSettled]) -> None:
-        e = envelope.event
+    def _settled(self, e: ev.BatchSettled) -> None:
         self._vwaps[e.batch_id] = dict(e.vwaps)
 
     @exact
-    def _filled(self, envelope: ev.Envelope[ev.IndexOrderFilled]) -> None:
-        e = envelope.event
+    def _filled(self, e: ev.IndexOrderFilled) -> None:
         key = self._owners.get(e.order_id)
         if key is None:  # accepted before this store was attached: feed it the journal first
             return
@@ -122,3 +121,11 @@ class PositionStore:
             self._inventory[c.asset] = replace(p, quantity=p.quantity - taken,
                                                cost=p.cost - basis,
                                                realised=p.realised + charged - basis)
+
+
+_HANDLERS: dict[type[ev.Event], Callable[[PositionStore, Any], None]] = {
+    ev.IndexOrderAccepted: PositionStore._accepted,
+    ev.LotOpened: PositionStore._lot,
+    ev.BatchSettled: PositionStore._settled,
+    ev.IndexOrderFilled: PositionStore._filled,
+}

@@ -13,7 +13,8 @@ from decimal import Decimal as D
 from pathlib import Path
 
 from chain.deploy import contract, deploy_local, transact
-from chain.settler import Mint, Settler, SettleSettings
+from chain.mints import Mint, MintsWaiting
+from chain.settler import Settler, SettleSettings
 from solver.core.commands import MintConfirmed
 from solver.core.setup import EngineSetup
 from solver.journal.store import Journal
@@ -61,9 +62,10 @@ def test_a_settler_killed_mid_job_and_restarted_settles_exactly_once(tmp_path: P
             await node.mine(1)  # the killed settler's transaction is mined now
 
             with Journal.open(journal_path) as journal:
+                mints = MintsWaiting()
+                mints.orders[1] = snapshot(order)
                 again = Settler(w3, vault, deployment, operator, journal, print, lambda: 0,
-                                "test", 6, SettleSettings(confirmations=0))
-                again.orders[1] = snapshot(order)
+                                "test", 6, mints, SettleSettings(confirmations=0))
                 confirmed = await again.settle(Mint(1, 1, D("0.99")))
             assert isinstance(confirmed, MintConfirmed) and confirmed.tx_hash == sent
             token = contract(w3, "IndexToken", deployment.index_tokens["SY2"])

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal as D
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from eth_account import Account
@@ -19,11 +19,13 @@ from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 
 from chain.deploy import ChainDeployment, contract, deploy_local
+from chain.ledger_side import LedgerSide
+from chain.mints import Mint, MintsWaiting
 from chain.reconciler import VaultReconciler
-from chain.settler import Mint, Settler, SettleSettings
+from chain.settler import Settler, SettleSettings
 from chain.watcher import VaultWatcher, WatchSettings
 from solver.core import events as ev
-from solver.core.bus import EventBus
+from solver.core.bus import EventBus, TransactionObserver
 from solver.core.commands import (
     AssetOrderEnded,
     AssetOrderFilled,
@@ -45,6 +47,7 @@ from tests.support.chains import BACKENDS, Chain, chain
 from tests.support.exchange import run
 
 USDC = 10**6
+P = TypeVar("P", bound=TransactionObserver)
 DELAY_S = 3600
 
 
@@ -88,9 +91,19 @@ class Stack:
                 settings: SettleSettings | None = None) -> Settler:
         settings = settings or SettleSettings(confirmations=0)
         settler = Settler(self.w3, self.vault, self.deployment, operator or self.operator,
-                          self.journal, self.submit, self.clock, "test", 6, settings)
-        settler.attach(self.bus, self.journal.transactions())
+                          self.journal, self.submit, self.clock, "test", 6,
+                          self.following(MintsWaiting()), settings)
+        settler.attach(self.bus)
         return settler
+
+    def following(self, projection: P) -> P:
+        """``projection`` fed the journal so far, then following the bus."""
+        past = EventBus()
+        past.observe(projection)
+        for transaction in self.journal.transactions():
+            past.publish(transaction)
+        self.bus.observe(projection)
+        return projection
 
     async def mine(self, blocks: int) -> None:
         await self.chain.mine(blocks)
@@ -397,9 +410,10 @@ def test_the_reconciler_counts_deposits_not_yet_journaled_and_reports_a_disagree
     async def scenario() -> None:
         async with stack(tmp_path, backend) as s:
             watcher, settler = s.watcher(confirmations=2), s.settler()
-            reconciler = VaultReconciler(s.w3, s.vault, "USDC", 6,
-                                         {"alice": s.users[0]}, watcher.journaled_through)
-            reconciler.attach(s.bus, s.journal.transactions())
+            ledger_side = s.following(LedgerSide())
+            reconciler = VaultReconciler(s.w3, s.vault, "USDC", 6, {"alice": s.users[0]},
+                                         watcher.journaled_through, ledger_side)
+            reconciler.attach(s.bus)
             settler.after_confirmed = reconciler.after_settlement
             await s.deposit(s.users[0], 1500)
             await s.mine(2)
@@ -411,7 +425,7 @@ def test_the_reconciler_counts_deposits_not_yet_journaled_and_reports_a_disagree
             check = await reconciler.after_settlement(mint.order_id, "alice")
             assert check is not None and check.agrees
             assert check.ledger == D(1500) - order.spent
-            reconciler._credited["alice"] += D(1)  # the ledger off by one
+            ledger_side.credited["alice", "USDC"] += D(1)  # the ledger off by one
             check = await reconciler.check("alice")
             assert check is not None and not check.agrees
             assert reconciler.disagreements == [check]

@@ -16,7 +16,8 @@ from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from chain.deploy import ChainDeployment, contract
-from chain.settler import Mint, Settler, SettleSettings
+from chain.mints import Mint, MintsWaiting
+from chain.settler import Settler, SettleSettings
 from solver.core.orders import OrderSnapshot, OrderStatus
 from solver.journal.store import Journal
 
@@ -32,12 +33,13 @@ async def settle(spec: dict[str, Any]) -> None:
     w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(spec["rpc"]))
     deployment = ChainDeployment.load(Path(spec["deployment"]))
     journal = Journal.open(Path(spec["journal"]))
+    order = spec["order"]
+    mints = MintsWaiting()
+    mints.orders[order["id"]] = snapshot(order)
     settler = Settler(w3, contract(w3, "CollateralVault", deployment.vault), deployment,
                       Account.from_key(os.environ[spec["key_env"]]), journal, print,
-                      lambda: 0, "test", 6, SettleSettings(confirmations=0,
-                                                            receipt_timeout_s=3600))
-    order = spec["order"]
-    settler.orders[order["id"]] = snapshot(order)
+                      lambda: 0, "test", 6, mints,
+                      SettleSettings(confirmations=0, receipt_timeout_s=3600))
     print(await settler.settle(Mint(order["id"], 1, Decimal(order["units"]))), flush=True)
 
 
