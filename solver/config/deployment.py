@@ -25,6 +25,7 @@ is an example::
     gather_ms = 2                        # orders arriving together share a batch
     plan_every_ms = 500                  # the fallback for orders a plan could not serve
     shutdown_grace_s = 30                # SIGTERM: in-flight work may finish for this long
+    snapshot_every = 2000                # transactions; a start replays at most this many
 
     [admin]                              # optional: index-solver status | snapshot | reconcile
     port = 15080                         # on 127.0.0.1
@@ -118,6 +119,9 @@ class ServiceSettings:
     shutdown_grace_s: int = 30
     """On SIGTERM or SIGINT, how long in-flight asset orders and settlements may take to
     finish before the service stops anyway (they resume at the next start)."""
+    snapshot_every: int = 2000
+    """Store the engine's state, with the views' and adapters' checkpoints, after this many
+    transactions: a start replays at most this many (restart time against snapshot writes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +320,7 @@ def _check_markets(indexes: tuple[Index, ...], rules: tuple[MarketRules, ...]) -
 
 def _service(table: Mapping[str, Any], base: Path) -> ServiceSettings:
     reject_unknown(table, {"journal", "exchange", "gather_ms", "plan_every_ms",
-                           "shutdown_grace_s"}, "service")
+                           "shutdown_grace_s", "snapshot_every"}, "service")
     exchange = expect_text(table.get("exchange"), "service.exchange")
     if not EXCHANGES.fullmatch(exchange):
         raise ConfigError("service.exchange: expected local:PORT, testnet or production")
@@ -324,7 +328,9 @@ def _service(table: Mapping[str, Any], base: Path) -> ServiceSettings:
         base / expect_text(table.get("journal"), "service.journal"), exchange,
         expect_whole(table.get("gather_ms", 2), "service.gather_ms", 0, 1000),
         expect_whole(table.get("plan_every_ms", 500), "service.plan_every_ms", 10, 60_000),
-        expect_whole(table.get("shutdown_grace_s", 30), "service.shutdown_grace_s", 0, 3600))
+        expect_whole(table.get("shutdown_grace_s", 30), "service.shutdown_grace_s", 0, 3600),
+        expect_whole(table.get("snapshot_every", 2000), "service.snapshot_every", 10,
+                     1_000_000))
 
 
 def _admin(value: Any) -> AdminSettings:

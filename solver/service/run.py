@@ -68,7 +68,8 @@ async def _serve(deployment: Deployment, stop: asyncio.Event | None) -> None:
         raise ConfigError(f"chain.deployment: {deployment.chain.deployment} is not a file "
                           "(index-solver chain deploy --out writes it)")
     service = deployment.service
-    settings = RuntimeSettings(plan_every_ms=service.plan_every_ms, gather_ms=service.gather_ms)
+    settings = RuntimeSettings(plan_every_ms=service.plan_every_ms, gather_ms=service.gather_ms,
+                               snapshot_every=service.snapshot_every)
     async with running_service(deployment.setup, deployment.fix, endpoints_of(service), key,
                                service.journal, settings, _connected(deployment)) as running, \
             _endpoints(running, deployment, token):

@@ -27,6 +27,7 @@ from solver.core import events as ev
 from solver.core.invariants import violations
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
+from solver.service.wiring import projections
 from tests.support.chains import Anvil
 from tests.support.deployed import expected_seqs, journaled_fills, on_anvil
 from tests.support.exchange import run, until
@@ -112,7 +113,8 @@ def test_twenty_sigkills_under_load_lose_nothing(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with on_anvil(tmp_path) as stack:
-            config, log = stack.config(), stack.log
+            # Snapshots often: most restarts resume the views and adapters from a checkpoint.
+            config, log = stack.config(service={"snapshot_every": 40}), stack.log
             users = [User(tmp_path, account, stack.fix_port) for account in ("alice", "bob")]
             with stack.process(config) as crediting:  # the deposits credited before any kill
                 await stack.accepting(crediting)
@@ -178,9 +180,11 @@ async def _check(tmp: Path, node: Anvil, wallets: dict[str, str], users: list[Us
     from chain.deploy import ChainDeployment, contract
 
     with Journal.open(tmp / "journal.db") as journal:
-        engine = rebuild(journal).engine
+        rebuilt = rebuild(journal)
+        engine = rebuilt.engine
         transactions = list(journal.transactions())
     assert fills > 0 and violations(engine) == []
+    assert set(rebuilt.checkpoint.projections) == set(projections({})), "no checkpoint kept"
     assert not engine.open_orders(), "an order is still open"
     events = [e.event for t in transactions for e in t.events]
     minted = {e.order_id: e for e in events if isinstance(e, ev.IndexOrderMinted)}

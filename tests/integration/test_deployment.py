@@ -112,6 +112,8 @@ def test_bad_deployments_are_refused_naming_the_file_and_the_key(
     (("local:1\"", "local:1\"\ngather_ms = -1"), "service.gather_ms: must be a whole number"),
     (("local:1\"", "local:1\"\nshutdown_grace_s = \"soon\""),
      "service.shutdown_grace_s: must be a whole number"),
+    (("local:1\"", "local:1\"\nsnapshot_every = 0"),
+     "service.snapshot_every: must be a whole number from 10"),
     (("[markets.A2]\nsymbol = \"A2USDC\"\n", ""), "markets.A2: required by index SY2"),
     (("symbol = \"A2USDC\"", "symbol = \"A2USDT\""),
      "markets.A2: index SY2 trades it as A2USDC, quoted in USDC"),

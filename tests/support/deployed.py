@@ -68,11 +68,12 @@ async def on_chain(tmp: Path, node: Anvil) -> tuple[dict[str, Any], dict[str, st
 def write_config(tmp: Path, fix_port: int, exchange_port: int, chain_section: dict[str, Any],
                  wallets: dict[str, str], **sections: dict[str, Any]) -> Path:
     """The example deployment on these ports and this chain, with these accounts (and any
-    other ``sections``), its state in ``tmp``."""
+    other ``sections``; ``service`` adds to the service's keys), its state in ``tmp``."""
     deployment = tomllib.loads(EXAMPLE.read_text())
     deployment["solver"]["indexes"] = [str(EXAMPLE.parent / i)
                                        for i in deployment["solver"]["indexes"]]
-    deployment["service"] = {"journal": "journal.db", "exchange": f"local:{exchange_port}"}
+    deployment["service"] = {"journal": "journal.db", "exchange": f"local:{exchange_port}",
+                             **sections.pop("service", {})}
     deployment["fix"] = {"port": fix_port, "comp_id": GATEWAY, "store": "fix-store"}
     deployment["accounts"] = {name: {"comp_id": name.upper(), "password_hash": _HASHES[name],
                                      "wallet": wallets[name]} for name in PASSWORDS}
