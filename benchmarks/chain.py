@@ -6,6 +6,9 @@ anvil (``--backend anvil``, started on a free loopback port).
 - settlement: the settler's whole job for one order (vault check, a predicting call, nonce,
   job written to the journal, sign, send, receipt), one after another, and settlements/s.
 
+- on anvil, then mining a block every ``--block-s`` seconds as a real chain does: the
+  settler's workers with one settlement in flight, then eight (each with its own nonce).
+
 ``--n`` sets how many of each (default 200).
 """
 
@@ -32,7 +35,7 @@ from chain.mints import Mint, MintsWaiting
 from chain.settler import Settler, SettleSettings
 from chain.watcher import VaultWatcher, WatchSettings
 from solver.core.bus import EventBus
-from solver.core.commands import BindWallet, Input
+from solver.core.commands import BindWallet, Input, MintConfirmed
 from solver.core.engine import Engine
 from solver.core.market import MarketRules
 from solver.core.model import Constituent, Index
@@ -44,19 +47,19 @@ from solver.service.sequencer import Sequencer
 USDC = 10**6
 
 
-async def bench(n: int, directory: Path, backend: str) -> None:
+async def bench(n: int, directory: Path, backend: str, blocks_s: int) -> None:
     if backend == "anvil":
         async with anvil() as url:
             w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(url))
             try:
-                await measure(w3, n, directory)
+                await measure(w3, n, directory, blocks_s)
             finally:
                 await w3.provider.disconnect()
     else:
         await measure(AsyncWeb3(AsyncEthereumTesterProvider()), n, directory)
 
 
-async def measure(w3: AsyncWeb3[Any], n: int, directory: Path) -> None:
+async def measure(w3: AsyncWeb3[Any], n: int, directory: Path, blocks_s: int = 0) -> None:
     owner, treasury, user = (await w3.eth.accounts)[:3]
     deployment, operator = await deploy_local(
         w3, owner, treasury, 3600, {"IX": "Index"})
@@ -107,7 +110,39 @@ async def measure(w3: AsyncWeb3[Any], n: int, directory: Path) -> None:
     print(f"settlement (check, predicting call, journal the job, send, receipt): "
           f"{percentiles(settle)}")
     print(f"{n} settlements one after another: {n / elapsed:,.0f} settlements/s")
+    if blocks_s:
+        await w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+        await w3.provider.make_request(  # type: ignore[arg-type]
+            "evm_setIntervalMining", [blocks_s])
+        first = n + 1
+        for in_flight in (1, 8):
+            settings = SettleSettings(confirmations=0, poll_s=0.05, in_flight=in_flight)
+            count = 4 * in_flight
+            seconds = await worked(Settler(w3, vault, deployment, operator, journal,
+                                           submit, lambda: next(now), "bench", 6,
+                                           MintsWaiting(), settings), first, count, user)
+            print(f"a block every {blocks_s} s, {in_flight} in flight: {count} settlements in "
+                  f"{seconds:.1f} s, {count / seconds:.1f} settlements/s")
+            first += count
     journal.close()
+
+
+async def worked(settler: Settler, first: int, count: int, wallet: str) -> float:
+    """Seconds for the settler's workers to settle ``count`` mints asked for at once."""
+    done: list[Input] = []
+    settler.submit = done.append
+    for order_id in range(first, first + count):
+        settler.mints.orders[order_id] = snapshot(order_id, wallet)
+        settler.mints.waiting[order_id] = Mint(order_id, 1, Decimal("0.01"))
+    settler.attach(EventBus())
+    start = time.perf_counter()
+    working = asyncio.create_task(settler.run())
+    while len(done) < count:
+        await asyncio.sleep(0.01)
+    seconds = time.perf_counter() - start
+    working.cancel()
+    assert all(isinstance(result, MintConfirmed) for result in done), done
+    return seconds
 
 
 def snapshot(order_id: int, wallet: str) -> OrderSnapshot:
@@ -120,10 +155,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--backend", choices=("embedded", "anvil"), default="embedded")
+    parser.add_argument("--block-s", type=int, default=1,
+                        help="anvil: then a block every this many seconds, as a real chain")
     args = parser.parse_args()
     print(f"backend: {args.backend}")
     with tempfile.TemporaryDirectory() as name:
-        asyncio.run(bench(args.n, Path(name), args.backend))
+        asyncio.run(bench(args.n, Path(name), args.backend, args.block_s))
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ What the vault holds for a user is what they deposited, less what they took back
 settlements charged. The reconciler keeps the ledger's side from the events (deposits credited,
 payouts, orders minted, each with its amounts) and reads the vault's at the node's latest
 block. Deposits and payouts the watcher has not journaled yet (in blocks after the last one it
-did, below its confirmations) are read from the vault's logs and taken off, so the two sides
-describe the same moment. A difference is logged as an error, counted, and kept for the
-operator's status (``disagreements``).
+did, below its confirmations) are read from the vault's logs and taken off, and the
+settlements mined that the engine has not applied yet (several are in flight at once) are
+added back, so the two sides describe the same moment. A difference is logged as an error,
+counted, and kept for the operator's status (``disagreements``).
 """
 
 from __future__ import annotations
@@ -51,11 +52,15 @@ class Check:
 class VaultReconciler:
     def __init__(self, w3: AsyncWeb3[Any], vault: AsyncContract, asset: str, decimals: int,
                  wallets: Mapping[str, str], journaled_through: Callable[[], int],
-                 ledger_side: LedgerSide) -> None:
-        """``ledger_side``: the ledger's side from the events, already following the bus."""
+                 ledger_side: LedgerSide,
+                 unapplied: Callable[[str], list[tuple[bytes, Decimal]]] = lambda _: []
+                 ) -> None:
+        """``ledger_side``: the ledger's side from the events, already following the bus;
+        ``unapplied``: the settlements of an account sent and not yet applied by the engine
+        (order key, charge)."""
         self.w3, self.vault, self.asset, self.decimals = w3, vault, asset, decimals
         self.wallets = dict(wallets)
-        self.journaled_through = journaled_through
+        self.journaled_through, self.unapplied = journaled_through, unapplied
         self.ledger_side = ledger_side
         self.checks: dict[str, Check] = {}
         """The last check per account."""
@@ -94,19 +99,24 @@ class VaultReconciler:
             return await self._check(account, wallet)
 
     async def _check(self, account: str, wallet: str) -> Check:
+        # The ledger's side and what it does not include yet, taken at one moment.
+        ledger = self.ledger_side.held(account, self.asset)
+        after = self.journaled_through() + 1
+        unapplied = self.unapplied(account)
         latest = await self.w3.eth.block_number
         held = from_units(await self.vault.functions.balances(wallet).call(
             block_identifier=latest), self.decimals)
-        after = self.journaled_through() + 1
-        unjournaled = ZERO
+        in_transit = ZERO
         if after <= latest:
             for name, sign in (("Deposited", 1), ("Withdrawn", -1)):
                 for entry in await getattr(self.vault.events, name)().get_logs(
                         from_block=after, to_block=latest, argument_filters={"user": wallet}):
-                    unjournaled += sign * from_units(int(entry["args"]["amount"]),
-                                                     self.decimals)
-        check = Check(account, latest, held - unjournaled,
-                      self.ledger_side.held(account, self.asset))
+                    in_transit += sign * from_units(int(entry["args"]["amount"]),
+                                                    self.decimals)
+        for key, charged in unapplied:
+            if await self.vault.functions.settled(key).call(block_identifier=latest):
+                in_transit -= charged
+        check = Check(account, latest, held - in_transit, ledger)
         self.checks[account] = check
         if not check.agrees:
             MISMATCHES.inc()

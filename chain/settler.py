@@ -16,6 +16,10 @@ For each ``MintRequested`` (and ``MintRetryRequested``) the settler:
    reports ``MintConfirmed``; a revert or an exhausted replacement budget reports
    ``MintFailed`` with the reason (the engine retries later, and step 1 comes first).
 
+Up to ``in_flight`` jobs are worked on at once, so that on a chain with blocks every few
+seconds several settlements share a block; they sign and send one at a time, so the nonces
+reach the node in order.
+
 A restart resumes every job the journal holds: the orders whose mint the journal shows asked
 for and not confirmed are asked again at start (``attach``), and step 1 and the recorded nonce
 make that safe.
@@ -75,13 +79,17 @@ class SettleSettings:
     gas_limit: int = 300_000
     """A settlement uses about 100,000; only the gas used is paid. Estimating instead costs a
     node several executions of the call per settlement."""
+    in_flight: int = 8
+    """Jobs worked on at once, each with its own nonce: one at a time, a chain with blocks
+    every few seconds would settle one order per block."""
 
 
 @dataclass(slots=True)
 class Job:
     order_id: int
     key: str
-    nonce: int
+    nonce: int | None = None
+    """Taken just before the first transaction is signed, and kept (recorded with it)."""
     txs: list[str] = field(default_factory=list)
 
 
@@ -96,11 +104,15 @@ class Settler:
         self.order_prefix, self.collateral_decimals = order_prefix, collateral_decimals
         self.mints, self.settings = mints, settings
         self.after_confirmed: Callable[[int, str], Awaitable[object]] | None = None
-        """Called (order id, account) once a confirmed settlement is reported, before the
-        next job: the reconciliation."""
+        """Called (order id, account) once a confirmed settlement is reported, before its
+        worker takes the next job: the reconciliation."""
         self._work: asyncio.Queue[Mint | ev.WithdrawalReleaseRequested] = asyncio.Queue()
-        self._working = False
+        self._active = 0
+        self._settling: set[int] = set()
         self._next_nonce = 0
+        self._returned: list[int] = []
+        """Nonces taken and never used (a send that failed), handed out again first."""
+        self._sending = asyncio.Lock()
 
     # --- what to do, from the bus ---------------------------------------------------------
 
@@ -109,6 +121,9 @@ class Settler:
         resumes every job), then follow ``bus``."""
         for mint in self.mints.waiting.values():
             self._work.put_nowait(mint)
+            job = self._job(mint.order_id)
+            if job is not None and job.nonce is not None:  # held by a job resumed
+                self._next_nonce = max(self._next_nonce, job.nonce + 1)
         bus.subscribe(ev.MintRequested, self._mint)
         bus.subscribe(ev.MintRetryRequested, self._retry)
         bus.subscribe(ev.WithdrawalReleaseRequested, self._release)
@@ -127,32 +142,51 @@ class Settler:
     # --- doing it ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """One job at a time: the operator's nonces are taken in order."""
+        """``in_flight`` jobs at once, until cancelled."""
+        await asyncio.gather(*(self._worker() for _ in range(self.settings.in_flight)))
+
+    async def _worker(self) -> None:
         while True:
-            self._working = False
             work = await self._work.get()
-            self._working = True
+            self._active += 1
             try:
-                if isinstance(work, Mint) and work.order_id not in self.mints.orders:
-                    log.warning("mint asked for an order minted already", work=repr(work))
-                elif isinstance(work, Mint):
-                    account = self.mints.orders[work.order_id].account
-                    result = await self.settle(work)
-                    self.submit(result)
-                    if isinstance(result, MintConfirmed) and self.after_confirmed is not None:
-                        await self.after_confirmed(work.order_id, account)
-                else:
-                    await self.release(work)
+                await self._do(work)
             except Exception:  # the node may be away: the engine's retry comes back to it
                 log.exception("chain job failed", work=repr(work))
                 if isinstance(work, Mint):
                     self.submit(MintFailed(self.clock(), work.order_id, work.attempt,
                                            "the chain could not be reached"))
+            finally:
+                self._active -= 1
+
+    async def _do(self, work: Mint | ev.WithdrawalReleaseRequested) -> None:
+        if not isinstance(work, Mint):
+            await self.release(work)
+        elif work.order_id not in self.mints.orders or work.order_id in self._settling:
+            log.warning("mint asked for an order minted or being settled", work=repr(work))
+        else:
+            self._settling.add(work.order_id)
+            try:
+                account = self.mints.orders[work.order_id].account
+                result = await self.settle(work)
+                self.submit(result)
+                if isinstance(result, MintConfirmed) and self.after_confirmed is not None:
+                    await self.after_confirmed(work.order_id, account)
+            finally:
+                self._settling.discard(work.order_id)
 
     @property
     def idle(self) -> bool:
         """Nothing being settled or released, and nothing waiting to be."""
-        return not self._working and self._work.empty()
+        return not self._active and self._work.empty()
+
+    def unapplied(self, account: str) -> list[tuple[bytes, Decimal]]:
+        """The order keys and charges of this settler's settlements for ``account`` that the
+        engine has not applied yet: some may be mined (the reconciliation takes those off the
+        vault's side, as the deposits the watcher has not journaled yet)."""
+        orders = (self.mints.orders.get(order_id) for order_id in self._settling)
+        return [(self.key(o.order_id), o.spent) for o in orders
+                if o is not None and o.account == account]
 
     async def settle(self, mint: Mint) -> MintConfirmed | MintFailed:
         order = self.mints.orders[mint.order_id]
@@ -166,7 +200,7 @@ class Settler:
                 refusal = await self._refusal(order, key, mint.units)
                 if refusal is not None:
                     return MintFailed(self.clock(), mint.order_id, mint.attempt, refusal)
-                job = Job(mint.order_id, key.hex(), await self._nonce())
+                job = Job(mint.order_id, key.hex())
             receipt = await self._send_until_mined(job, order, key, mint.units)
             if receipt is None:
                 return MintFailed(self.clock(), mint.order_id, mint.attempt,
@@ -190,9 +224,14 @@ class Settler:
         except refusals() as refused:
             log.info("chain release not needed", wallet=request.wallet, reason=str(refused))
             return
-        tx["nonce"] = Nonce(await self._nonce())
-        signed = self.operator.sign_transaction(cast(dict[str, Any], tx))
-        await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        async with self._sending:
+            tx["nonce"] = nonce = Nonce(await self._nonce())
+            signed = self.operator.sign_transaction(cast(dict[str, Any], tx))
+            try:
+                await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception:
+                self._returned.append(nonce)  # not used: a later job takes it, leaving no gap
+                raise
         log.info("chain release sent", wallet=request.wallet, request_id=request.request_id)
 
     def key(self, order_id: int) -> bytes:
@@ -237,6 +276,32 @@ class Settler:
                 return receipt
             tx = await self._call(order, key, units).build_transaction(
                 {"from": self.operator.address, "gas": self.settings.gas_limit})
+            try:
+                await self._sign_and_send(job, tx, attempt)
+            except ValueError as error:
+                if "nonce" not in str(error).lower():
+                    raise
+                receipt = await self._any_receipt(job)
+                if receipt is not None:  # its own earlier transaction took the nonce
+                    return receipt
+                # another transaction took the job's nonce (its own were dropped), or it is
+                # ahead of the node's (one before it never arrived): none of the job's
+                # transactions can be mined, so a new nonce, from the node's count, is safe
+                log.warning("chain nonce refused: settling with a new one",
+                            order_id=job.order_id, nonce=job.nonce, error=str(error))
+                job.nonce, job.txs, self._next_nonce = None, [], 0
+                self._save(job)
+                continue
+            receipt = await self._wait_receipt(job)
+        return receipt
+
+    async def _sign_and_send(self, job: Job, tx: Any, attempt: int) -> None:
+        """Sign the job's transaction (its nonce taken now if it has none), record it, send
+        it. One at a time: nonces reach the node in order (the embedded chain accepts no
+        other), while the jobs wait for their receipts together."""
+        async with self._sending:
+            if job.nonce is None:
+                job.nonce = await self._nonce()
             tx["nonce"] = Nonce(job.nonce)
             bump = (9 ** attempt, 8 ** attempt) if job.txs else (1, 1)
             for fee in ("maxFeePerGas", "maxPriorityFeePerGas"):
@@ -245,20 +310,7 @@ class Settler:
             signed = self.operator.sign_transaction(cast(dict[str, Any], tx))
             job.txs.append(bytes(signed.hash).hex())
             self._save(job)  # before sending: a crash now leaves a hash to look for
-            try:
-                await self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except ValueError as error:
-                if "nonce" not in str(error).lower():
-                    raise
-                # another transaction took the job's nonce (its own was dropped): none of
-                # the job's transactions can be mined any more, so a new nonce is safe
-                log.warning("chain nonce taken: settling with a new one",
-                            order_id=job.order_id, nonce=job.nonce)
-                job.nonce, job.txs = await self._nonce(), []
-                self._save(job)
-                continue
-            receipt = await self._wait_receipt(job)
-        return receipt
+            await self.w3.eth.send_raw_transaction(signed.raw_transaction)
 
     async def _wait_receipt(self, job: Job) -> Any:
         loop = asyncio.get_running_loop()
@@ -289,7 +341,12 @@ class Settler:
         return bytes(block["hash"]) == bytes(receipt["blockHash"])
 
     async def _nonce(self) -> int:
+        """The next nonce no job holds: one given back first, else the next after the node's
+        pending count and every nonce handed out."""
         pending = await self.w3.eth.get_transaction_count(self.operator.address, "pending")
+        self._returned = sorted(n for n in self._returned if n >= pending)
+        if self._returned:
+            return self._returned.pop(0)
         self._next_nonce = nonce = max(pending, self._next_nonce)
         self._next_nonce += 1
         return nonce

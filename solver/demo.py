@@ -268,7 +268,10 @@ async def deployed_chain(indexes: Iterable[Index], accounts: list[str]) -> Chain
     decimals = await contract(w3, "MockUSDC", deployment.collateral).functions.decimals().call()
     return ChainLink(w3, deployment, operator, wallets, collateral_decimals=decimals,
                      watch=WatchSettings(confirmations=0, poll_s=0.1),
-                     settle=SettleSettings(confirmations=0))
+                     # py-evm runs on the loop's thread and mines each transaction as it
+                     # is sent: settlements side by side would only take the loop from the
+                     # exchange and the FIX sessions.
+                     settle=SettleSettings(confirmations=0, in_flight=1))
 
 
 async def deposit(link: ChainLink, account: str, amount: Decimal) -> Any:

@@ -67,6 +67,7 @@ is an example::
     # operator_keystore = "keys/operator.json" with operator_password_env = "..."
     confirmations = 2                    # blocks on top of a deposit before it is credited
     poll_ms = 1000
+    settlements_in_flight = 8            # settlements sent at once, each with its own nonce
 
 """
 
@@ -154,6 +155,9 @@ class ChainSettings:
     """An encrypted keystore file (web3 secret storage) holding the operator's key."""
     confirmations: int = 2
     poll_ms: int = 1000
+    settlements_in_flight: int = 8
+    """Settlements worked on at once, each with its own nonce (one at a time, a chain with
+    blocks every few seconds settles one order per block)."""
 
     def secret(self) -> str:
         """The operator's key, or the keystore's password, from the environment (checked at
@@ -217,7 +221,7 @@ def _deployment(data: Mapping[str, Any], base: Path) -> Deployment:
 def _chain(table: Mapping[str, Any], base: Path) -> ChainSettings:
     reject_unknown(table, {"rpc", "rpc_env", "deployment", "operator_key_env",
                            "operator_keystore", "operator_password_env", "confirmations",
-                           "poll_ms"}, "chain")
+                           "poll_ms", "settlements_in_flight"}, "chain")
     rpc = _rpc(table)
     keystore = table.get("operator_keystore")
     if (keystore is None) == (table.get("operator_key_env") is None):
@@ -229,7 +233,9 @@ def _chain(table: Mapping[str, Any], base: Path) -> ChainSettings:
         expect_text(table.get(secret), f"chain.{secret}"),
         None if keystore is None else base / expect_text(keystore, "chain.operator_keystore"),
         expect_whole(table.get("confirmations", 2), "chain.confirmations", 0, 1000),
-        expect_whole(table.get("poll_ms", 1000), "chain.poll_ms", 10, 600_000))
+        expect_whole(table.get("poll_ms", 1000), "chain.poll_ms", 10, 600_000),
+        expect_whole(table.get("settlements_in_flight", 8), "chain.settlements_in_flight", 1,
+                     64))
 
 
 def _rpc(table: Mapping[str, Any]) -> str:

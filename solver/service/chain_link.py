@@ -61,7 +61,8 @@ async def connect(settings: ChainSettings, wallets: Mapping[str, str],
     return ChainLink(w3, deployment, operator, wallets, collateral,
                      int(await token.functions.decimals().call()),
                      WatchSettings(settings.confirmations, poll_s=poll_s),
-                     SettleSettings(settings.confirmations, poll_s=poll_s))
+                     SettleSettings(settings.confirmations, poll_s=poll_s,
+                                    in_flight=settings.settlements_in_flight))
 
 
 def operator_of(settings: ChainSettings) -> LocalAccount:
@@ -102,7 +103,8 @@ async def chain_adapters(link: ChainLink, runtime: Runtime, records: Records,
                       runtime.clock, runtime.engine.client_order_prefix,
                       link.collateral_decimals, memory.mints, link.settle)
     reconciler = VaultReconciler(link.w3, vault, link.collateral, link.collateral_decimals,
-                                 link.wallets, watcher.journaled_through, memory.ledger_side)
+                                 link.wallets, watcher.journaled_through, memory.ledger_side,
+                                 settler.unapplied)
     runtime.bus.observe(watcher)
     settler.attach(runtime.bus)
     reconciler.attach(runtime.bus)

@@ -5,7 +5,8 @@ and mints each order exactly once. The engine, its journal and the bus are the r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal as D
@@ -266,17 +267,19 @@ def test_a_withdrawal_is_set_aside_released_by_the_operator_and_paid(
 # --- the settler ---------------------------------------------------------------------------
 
 
-def filled_order(s: Stack, account: str = "alice", collateral: str = "1000") -> ev.MintRequested:
+def filled_order(s: Stack, account: str = "alice", collateral: str = "1000",
+                 client_id: str = "o1") -> ev.MintRequested:
     """An order of SY2 (8 A1 at 100 + 1 A2 at 200 per unit) filled in one batch."""
-    s.submit(BookUpdated(s.clock(), book("A1", ("100", "1000"))))
-    s.submit(BookUpdated(s.clock(), book("A2", ("200", "1000"))))
-    s.submit(SubmitIndexOrder(s.clock(), account, "o1", "SY2", D(collateral)))
-    s.submit(PlanBatch(s.clock()))
-    requests = list(s.engine.asset_orders.values())
     mints: list[ev.MintRequested] = []
     s.bus.subscribe(ev.MintRequested, lambda e: mints.append(e.event))
+    s.submit(BookUpdated(s.clock(), book("A1", ("100", "1000"))))
+    s.submit(BookUpdated(s.clock(), book("A2", ("200", "1000"))))
+    s.submit(SubmitIndexOrder(s.clock(), account, client_id, "SY2", D(collateral)))
+    s.submit(PlanBatch(s.clock()))
+    requests = [o for o in s.engine.asset_orders.values() if not o.is_done]
     for n, r in enumerate(requests):
-        s.submit(AssetOrderFilled(s.clock(), r.id, f"t{n}", r.price, r.quantity, D(0), "USDC"))
+        s.submit(AssetOrderFilled(s.clock(), r.id, f"{client_id}-t{n}", r.price, r.quantity,
+                                  D(0), "USDC"))
         s.submit(AssetOrderEnded(s.clock(), r.id, AssetOrderOutcome.FILLED, r.quantity))
     [mint] = mints
     return mint
@@ -358,6 +361,68 @@ def test_a_stuck_settlement_is_replaced_with_higher_fees_and_mined_once(
             assert await s.token.functions.totalSupply().call() == int(mint.units * 10**18)
             assert await s.w3.eth.get_transaction_count(s.operator.address) == 1
     within(60, scenario)
+
+
+def test_settlements_in_flight_together_take_a_nonce_each_and_reconcile(
+        tmp_path: Path, backend: str) -> None:
+    """Four mints are worked on at once, each with its own nonce; on anvil all are sent
+    before any is mined (automine off; the embedded chain takes no transaction beyond the
+    account's mined nonce, so there each is mined as it is sent). Each order is settled once,
+    and each reconciliation agrees: the settlements mined that the engine has not applied yet
+    are taken into account."""
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher, settler = s.watcher(confirmations=0), s.settler()
+            reconciler = VaultReconciler(s.w3, s.vault, "USDC", 6, {"alice": s.users[0]},
+                                         watcher.journaled_through,
+                                         s.following(LedgerSide()), settler.unapplied)
+            reconciler.attach(s.bus)
+            settler.after_confirmed = reconciler.after_settlement
+            await funded(s, watcher, 0, 5000)
+            held = backend == "anvil"
+            await s.chain.automine(not held)
+            working = asyncio.create_task(settler.run())
+            mints = [filled_order(s, client_id=f"o{n}") for n in range(4)]
+            operator = s.operator.address
+            await counted(lambda: _sent(s, mints), len(mints))
+            nonces = {json.loads(s.journal.record(f"settlement:{m.order_id}") or "")["nonce"]
+                      for m in mints}
+            assert nonces == {0, 1, 2, 3}
+            if held:
+                assert await s.w3.eth.get_transaction_count(operator) == 0  # none mined yet
+                await s.chain.automine(True)
+                await s.mine(1)
+            await counted(lambda: _minted(s), len(mints))
+            await counted(lambda: _idle(settler), 1)  # every reconciliation done
+            working.cancel()
+            assert await s.w3.eth.get_transaction_count(operator) == 4
+            assert await s.token.functions.totalSupply().call() == sum(
+                int(m.units * 10**18) for m in mints)
+            assert reconciler.disagreements == []
+            assert reconciler.checks["alice"].agrees
+    within(60, scenario)
+
+
+async def counted(count: Callable[[], Awaitable[int]], wanted: int,
+                  timeout_s: float = 30) -> None:
+    """Wait until ``count()`` reaches ``wanted``."""
+    async with asyncio.timeout(timeout_s):
+        while await count() < wanted:
+            await asyncio.sleep(0.02)
+
+
+async def _sent(s: Stack, mints: list[ev.MintRequested]) -> int:
+    """The settlements recorded with a transaction (recorded before it is sent)."""
+    return sum('"txs": ["' in (s.journal.record(f"settlement:{m.order_id}") or "")
+               for m in mints)
+
+
+async def _minted(s: Stack) -> int:
+    return sum(1 for o in s.engine.orders.values() if o.mint_tx)
+
+
+async def _idle(settler: Settler) -> int:
+    return int(settler.idle)
 
 
 def test_a_wrong_operator_key_fails_the_mint_with_the_vaults_reason_and_sends_nothing(
