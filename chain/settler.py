@@ -109,9 +109,9 @@ class Settler:
         self._work: asyncio.Queue[Mint | ev.WithdrawalReleaseRequested] = asyncio.Queue()
         self._active = 0
         self._settling: set[int] = set()
-        self._next_nonce = 0
-        self._returned: list[int] = []
-        """Nonces taken and never used (a send that failed), handed out again first."""
+        self._held: set[int] = set()
+        """The nonces of the jobs alive (their transactions may be queued behind a gap, where
+        the node's pending count does not see them)."""
         self._sending = asyncio.Lock()
 
     # --- what to do, from the bus ---------------------------------------------------------
@@ -122,8 +122,8 @@ class Settler:
         for mint in self.mints.waiting.values():
             self._work.put_nowait(mint)
             job = self._job(mint.order_id)
-            if job is not None and job.nonce is not None:  # held by a job resumed
-                self._next_nonce = max(self._next_nonce, job.nonce + 1)
+            if job is not None and job.nonce is not None:  # a job resumed holds its nonce
+                self._held.add(job.nonce)
         bus.subscribe(ev.MintRequested, self._mint)
         bus.subscribe(ev.MintRetryRequested, self._retry)
         bus.subscribe(ev.WithdrawalReleaseRequested, self._release)
@@ -181,14 +181,22 @@ class Settler:
         return not self._active and self._work.empty()
 
     def unapplied(self, account: str) -> list[tuple[bytes, Decimal]]:
-        """The order keys and charges of this settler's settlements for ``account`` that the
-        engine has not applied yet: some may be mined (the reconciliation takes those off the
-        vault's side, as the deposits the watcher has not journaled yet)."""
-        orders = (self.mints.orders.get(order_id) for order_id in self._settling)
-        return [(self.key(o.order_id), o.spent) for o in orders
-                if o is not None and o.account == account]
+        """The order keys and charges of ``account``'s settlements sent (a job recorded) and not
+        applied by the engine yet, whether a worker holds them or not: some may be mined (the
+        reconciliation takes those off the vault's side, as the deposits the watcher has not
+        journaled yet)."""
+        return [(self.key(o.order_id), o.spent) for o in list(self.mints.orders.values())
+                if o.account == account and self._job(o.order_id) is not None]
 
     async def settle(self, mint: Mint) -> MintConfirmed | MintFailed:
+        try:
+            return await self._settle(mint)
+        finally:  # whatever became of it, the job's nonce is no longer held
+            job = self._job(mint.order_id)
+            if job is not None and job.nonce is not None:
+                self._held.discard(job.nonce)
+
+    async def _settle(self, mint: Mint) -> MintConfirmed | MintFailed:
         order = self.mints.orders[mint.order_id]
         key = self.key(mint.order_id)
         while True:
@@ -196,6 +204,8 @@ class Settler:
             if done is not None:
                 return MintConfirmed(self.clock(), mint.order_id, *done)
             job = self._job(mint.order_id)
+            if job is not None and job.nonce is not None:
+                self._held.add(job.nonce)
             if job is None:
                 refusal = await self._refusal(order, key, mint.units)
                 if refusal is not None:
@@ -229,9 +239,8 @@ class Settler:
             signed = self.operator.sign_transaction(cast(dict[str, Any], tx))
             try:
                 await self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except Exception:
-                self._returned.append(nonce)  # not used: a later job takes it, leaving no gap
-                raise
+            finally:  # sent, it is below the node's count from now on; if not, it is free
+                self._held.discard(nonce)
         log.info("chain release sent", wallet=request.wallet, request_id=request.request_id)
 
     def key(self, order_id: int) -> bytes:
@@ -289,7 +298,8 @@ class Settler:
                 # transactions can be mined, so a new nonce, from the node's count, is safe
                 log.warning("chain nonce refused: settling with a new one",
                             order_id=job.order_id, nonce=job.nonce, error=str(error))
-                job.nonce, job.txs, self._next_nonce = None, [], 0
+                self._held.discard(job.nonce)
+                job.nonce, job.txs = None, []
                 self._save(job)
                 continue
             receipt = await self._wait_receipt(job)
@@ -341,14 +351,11 @@ class Settler:
         return bytes(block["hash"]) == bytes(receipt["blockHash"])
 
     async def _nonce(self) -> int:
-        """The next nonce no job holds: one given back first, else the next after the node's
-        pending count and every nonce handed out."""
-        pending = await self.w3.eth.get_transaction_count(self.operator.address, "pending")
-        self._returned = sorted(n for n in self._returned if n >= pending)
-        if self._returned:
-            return self._returned.pop(0)
-        self._next_nonce = nonce = max(pending, self._next_nonce)
-        self._next_nonce += 1
+        """The lowest nonce from the node's pending count up that no job alive holds."""
+        nonce = int(await self.w3.eth.get_transaction_count(self.operator.address, "pending"))
+        while nonce in self._held:
+            nonce += 1
+        self._held.add(nonce)
         return nonce
 
     def _job(self, order_id: int) -> Job | None:

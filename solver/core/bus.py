@@ -64,7 +64,11 @@ class EventBus:
                     _log.exception("event handler %r failed on seq %d (%s)", handler,
                                    envelope.seq, type(envelope.event).__name__)
         for observer in self._observers:
-            observer.transaction_ended(transaction)
+            try:
+                observer.transaction_ended(transaction)
+            except Exception:  # a failing view must not stop the writer, nor the others
+                _log.exception("observer %r failed on transaction %d", observer,
+                               transaction.number)
 
     def _route(self, kind: type[Event]) -> list[Handler]:
         route = self._routes.get(kind)

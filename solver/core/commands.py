@@ -226,6 +226,8 @@ Fact = (
     | FeeAssetFunded | BookUpdated | AssetOrderAccepted | AssetOrderFilled | AssetOrderEnded
     | MintConfirmed | MintFailed | ClockTicked
 )
-PRICED_ON_BOOKS = (SubmitIndexOrder, ReduceIndexOrder, RequestQuote, PlanBatch)
-"""The inputs the engine prices on its books (an order's minimum, a quote, a plan): whoever
-hands one to the engine gives it the books that moved first. Books reach the journal only so."""
+PRICED_ON_BOOKS = (SubmitIndexOrder, ReduceIndexOrder, RequestQuote, PlanBatch,
+                   AssetOrderFilled, AssetOrderEnded)
+"""The inputs the engine prices on its books (an order's minimum, a quote, a plan, a
+commission paid in a third asset, whether a settled order can still buy a step): whoever hands
+one to the engine gives it the books that moved first. Books reach the journal only so."""

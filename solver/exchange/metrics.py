@@ -17,4 +17,5 @@ NOT_FOUND = Counter("solver_order_not_found_total", "Order queries answered 'not
 RATE_LIMITED = Counter("solver_rate_limited_total", "429/418 answers", ["status"])
 BOOK_RESYNCS = Counter("solver_book_resyncs_total", "Local book gaps (resnapshots)",
                        ["symbol"])
-STALE_BOOKS = Gauge("solver_stale_books", "Books withdrawn from the engine as stale")
+STALE_BOOKS = Gauge("solver_stale_books",
+                    "Books stale now: the engine gets them empty before its next priced input")

@@ -66,7 +66,9 @@ class Runtime:
         self.engine = engine
         self.inbox: asyncio.Queue[Input] = asyncio.Queue()
         self.bus = EventBus()
-        self.sequencer = Sequencer(engine, self.bus, journal, self.settings.snapshot_every)
+        self._checkpoint = checkpoint or Checkpoint(engine.transactions_applied)
+        self.sequencer = Sequencer(engine, self.bus, journal, self.settings.snapshot_every,
+                                   self._checkpoint.number)
         self.execution = Execution(connector, self.submit, self.settings.reconcile, self.clock)
         self.bus.subscribe(AssetOrderRequested, self.execution.on_requested)
         self.bus.observe(_RefusalLog())
@@ -77,7 +79,6 @@ class Runtime:
                                       clock=self.clock)
         self.planner = Planner(self.bus, self._plan, self.settings.gather_ms or 0, self.clock)
         self._stopping = asyncio.Event()
-        self._checkpoint = checkpoint or Checkpoint()
         self._read: dict[int, list[Transaction]] = {}
         self._started = False
 
@@ -86,8 +87,8 @@ class Runtime:
         only what it folded from them) as of the journal's last transaction: its checkpoint
         fed the transactions since, or ``new()`` fed the whole journal. From now on it follows
         the bus and is checkpointed with every snapshot of the engine. Before ``run`` only."""
-        if self._started:
-            raise RuntimeError(f"projection {name} resumed after the writer started")
+        if self._started or name in self.sequencer.projections:
+            raise RuntimeError(f"projection {name} resumed twice, or after the writer started")
         saved: P | None = self._checkpoint.projections.get(name)
         projection = new() if saved is None else saved
         past = EventBus()

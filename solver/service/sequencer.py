@@ -37,15 +37,19 @@ class Sequencer:
         bus: EventBus,
         journal: Journal | None = None,
         snapshot_every: int = 0,
+        last_snapshot: int | None = None,
     ) -> None:
         """``snapshot_every``: store the engine's state after at least that many transactions
-        since the last snapshot (0: never)."""
+        since the last snapshot (0: never); ``last_snapshot``: the transaction of the snapshot
+        the engine was rebuilt from (so that a start never replays more than
+        ``snapshot_every``; by default the engine's last transaction)."""
         self.engine = engine
         self.bus = bus
         self.journal = journal
         self.snapshot_every = snapshot_every
         self._pending: list[Transaction] = []
-        self._last_snapshot = engine.transactions_applied
+        self._last_snapshot = engine.transactions_applied if last_snapshot is None \
+            else last_snapshot
         self.projections: dict[str, TransactionObserver] = {}
         """What the views and adapters folded from the events (pure data, by name):
         checkpointed with each snapshot, so that a start replays only the transactions after

@@ -23,7 +23,6 @@ from types import MappingProxyType
 from typing import Any
 
 from solver.core import events as ev
-from solver.core.bus import EventBus
 from solver.core.model import Index
 from solver.core.money import CONTEXT, ZERO, exact
 
@@ -67,9 +66,6 @@ class PositionStore:
         self._owners: dict[int, tuple[str, str]] = {}
         self._vwaps: dict[int, dict[str, Decimal]] = {}
 
-    def attach(self, bus: EventBus) -> None:
-        bus.observe(self)
-
     def view(self) -> PositionsView:
         """The positions as of the last completed transaction."""
         return self._view
@@ -107,7 +103,7 @@ class PositionStore:
     @exact
     def _filled(self, e: ev.IndexOrderFilled) -> None:
         key = self._owners.get(e.order_id)
-        if key is None:  # accepted before this store was attached: feed it the journal first
+        if key is None:  # accepted before the journal this store was fed began
             return
         h = self._holdings.get(key, Position())
         self._holdings[key] = replace(h, quantity=h.quantity + e.units, cost=h.cost + e.cost,

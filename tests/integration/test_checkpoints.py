@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from solver.core.commands import ClockTicked
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import ApiKey, local
 from solver.journal.replay import rebuild
 from solver.journal.snapshot import state_of
 from solver.journal.store import Journal
-from solver.service.runtime import Runtime
+from solver.service.runtime import Runtime, RuntimeSettings
 from solver.service.wiring import projections
 from solver.simulation.run import Simulation, setup_of
 from tests.integration.test_journal import long_scenario
@@ -49,3 +50,23 @@ def test_projections_resume_from_their_checkpoint_where_a_full_replay_ends(
         fresh = Runtime(rebuild(journal, use_snapshot=False).engine, connector, journal)
         for name, new in projections(indexes).items():  # no checkpoint: the whole journal
             assert picture(fresh.resume(name, new)) == picture(followed[name]), name
+
+
+def test_a_start_with_a_long_tail_snapshots_at_its_first_transaction(tmp_path: Path) -> None:
+    """The snapshot clock starts from the snapshot the engine was rebuilt from, not from the
+    start: a service that keeps stopping short of ``snapshot_every`` new transactions still
+    snapshots, and no start replays more than ``snapshot_every``."""
+    scenario = long_scenario(orders=100)
+    path = tmp_path / "journal.db"
+    journal = Journal.create(path, setup_of(scenario))
+    Simulation(scenario, journal=journal, snapshot_every=10_000).run()  # none taken
+    journal.close()
+    with Journal.open(path) as journal:
+        rebuilt = rebuild(journal)
+        assert rebuilt.snapshot == 0 and journal.last_number > 20
+        connector = BinanceConnector(local(1), ApiKey("key", "secret"))  # never started
+        runtime = Runtime(rebuilt.engine, connector, journal, RuntimeSettings(snapshot_every=20),
+                          checkpoint=rebuilt.checkpoint)
+        runtime.sequencer.apply(ClockTicked(10**12))
+        runtime.sequencer.flush()
+        assert [number for number, _, _ in journal.snapshots()] == [journal.last_number]

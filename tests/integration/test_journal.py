@@ -436,7 +436,7 @@ def test_position_store_views_are_whole_transactions_and_match_the_engine(
     scenario = long_scenario(orders=200)
     simulation = Simulation(scenario)
     store = PositionStore({i.symbol: i for i in scenario.indexes})
-    store.attach(simulation.bus)
+    simulation.bus.observe(store)
     during: list[tuple[int, int]] = []
     simulation.bus.subscribe(Event, lambda e: during.append((e.seq, store.view().transaction)))
     simulation.run()
