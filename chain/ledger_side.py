@@ -8,12 +8,16 @@ snapshots and follows the bus from the start; the reconciler reads it against th
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import ClassVar
 
 from solver.core import events as ev
 from solver.core.money import ZERO
 
 
 class LedgerSide:
+    NAME: ClassVar[str] = "chain.ledger_side"
+    """What it is checkpointed under with the engine's snapshots (``Runtime.resume``)."""
+
     def __init__(self) -> None:
         self.credited: dict[tuple[str, str], Decimal] = {}
         """Per (account, collateral), what its deposits credited."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ClassVar
 
 from solver.core import events as ev
 from solver.core.orders import OrderSnapshot
@@ -23,6 +24,9 @@ class Mint:
 
 
 class MintsWaiting:
+    NAME: ClassVar[str] = "chain.mints"
+    """What it is checkpointed under with the engine's snapshots (``Runtime.resume``)."""
+
     def __init__(self) -> None:
         self.waiting: dict[int, Mint] = {}
         """Per order, the mint asked for last and neither done nor put off for a retry."""

@@ -9,12 +9,17 @@ transaction at once.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from solver.core import events as ev
 from solver.core.ledger import Balance
 from solver.core.orders import OrderSnapshot
 
 
 class AccountView:
+    NAME: ClassVar[str] = "fix.accounts"
+    """What it is checkpointed under with the engine's snapshots (``Runtime.resume``)."""
+
     def __init__(self, transaction: int = 0) -> None:
         self.transaction = transaction
         """The last transaction this view includes."""

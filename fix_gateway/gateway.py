@@ -117,7 +117,7 @@ class Gateway:
         # QuickFIX's thread and the loop hand each message back and forth; with Python's
         # default 5 ms switch interval a thread back from I/O can wait that long for the GIL.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self.view = self.runtime.resume("fix.accounts", AccountView)
+        self.view = self.runtime.resume(AccountView.NAME, AccountView)
         self.inbound = InboundLog(self.settings.store / "inbound",
                                   self.engine.transactions_applied)
         self.bridge = Bridge(asyncio.get_running_loop(), self._on_message, self._authenticate,

@@ -141,9 +141,9 @@ def projections(indexes: Mapping[str, Index]) -> dict[str, Callable[[], Transact
     """Every memory of the events the service keeps (its views' and adapters'), by the name it
     is checkpointed under with the engine's snapshots: each is new, or resumed
     (``Runtime.resume``)."""
-    return {"fix.accounts": AccountView, "operations": OperationsStore,
-            "positions": lambda: PositionStore(indexes), "chain.mints": MintsWaiting,
-            "chain.ledger_side": LedgerSide}
+    return {AccountView.NAME: AccountView, OperationsStore.NAME: OperationsStore,
+            PositionStore.NAME: lambda: PositionStore(indexes),
+            MintsWaiting.NAME: MintsWaiting, LedgerSide.NAME: LedgerSide}
 
 
 @dataclass(frozen=True)
@@ -156,15 +156,15 @@ class ChainMemory:
 
     @classmethod
     def resumed(cls, runtime: Runtime) -> ChainMemory:
-        return cls(runtime.resume("chain.mints", MintsWaiting),
-                   runtime.resume("chain.ledger_side", LedgerSide))
+        return cls(runtime.resume(MintsWaiting.NAME, MintsWaiting),
+                   runtime.resume(LedgerSide.NAME, LedgerSide))
 
 
 def views(runtime: Runtime) -> tuple[OperationsStore, PositionStore]:
     """The operator's views as of the journal's last transaction, then following the bus."""
     indexes = runtime.engine.indexes
-    return (runtime.resume("operations", OperationsStore),
-            runtime.resume("positions", lambda: PositionStore(indexes)))
+    return (runtime.resume(OperationsStore.NAME, OperationsStore),
+            runtime.resume(PositionStore.NAME, lambda: PositionStore(indexes)))
 
 
 def open_journal(path: Path, setup: EngineSetup) -> Journal:

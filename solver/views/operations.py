@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
+from typing import ClassVar
 
 from solver.core import commands as cmd
 from solver.core import events as ev
@@ -60,6 +61,9 @@ class OperationsView:
 
 
 class OperationsStore:
+    NAME: ClassVar[str] = "operations"
+    """What it is checkpointed under with the engine's snapshots (``Runtime.resume``)."""
+
     def __init__(self) -> None:
         self._view = OperationsView(0)
         self._transaction = 0

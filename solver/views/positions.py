@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 from solver.core import events as ev
 from solver.core.model import Index
@@ -58,6 +58,9 @@ class PositionsView:
 
 
 class PositionStore:
+    NAME: ClassVar[str] = "positions"
+    """What it is checkpointed under with the engine's snapshots (``Runtime.resume``)."""
+
     def __init__(self, indexes: Mapping[str, Index]) -> None:
         self._indexes = indexes
         self._view = PositionsView(0, MappingProxyType({}), MappingProxyType({}))
