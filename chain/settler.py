@@ -287,7 +287,7 @@ class Settler:
                 {"from": self.operator.address, "gas": self.settings.gas_limit})
             try:
                 await self._sign_and_send(job, tx, attempt)
-            except ValueError as error:
+            except Exception as error:  # web3's RPC error on a node, ValidationError in py-evm
                 if "nonce" not in str(error).lower():
                     raise
                 receipt = await self._any_receipt(job)

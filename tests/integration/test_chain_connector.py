@@ -425,6 +425,36 @@ async def _idle(settler: Settler) -> int:
     return int(settler.idle)
 
 
+def test_a_send_that_never_reached_the_node_leaves_no_gap_in_the_nonces(
+        tmp_path: Path, backend: str) -> None:
+    """The first settlement's send fails before the node has it: its nonce goes to the next
+    job, which is mined at once (no gap holds it back), and the first one's retry finds its
+    recorded nonce taken and settles with a new one, once."""
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher, settler = s.watcher(confirmations=0), s.settler()
+            await funded(s, watcher, 0, 3000)
+            first, second = (filled_order(s, client_id=f"o{n}") for n in range(2))
+
+            async def lost(raw: Any) -> Any:
+                raise ConnectionError("the node went away before it had the transaction")
+
+            s.w3.eth.send_raw_transaction = lost  # type: ignore[method-assign]
+            with pytest.raises(ConnectionError):
+                await settler.settle(Mint(first.order_id, 1, first.units))
+            del s.w3.eth.send_raw_transaction  # the instance attribute: back to the real one
+            confirmed = await settler.settle(Mint(second.order_id, 1, second.units))
+            assert isinstance(confirmed, MintConfirmed)
+            tx = await s.w3.eth.get_transaction(confirmed.tx_hash)  # type: ignore[arg-type]
+            assert tx["nonce"] == 0  # the lost send's nonce, taken again
+            again = await settler.settle(Mint(first.order_id, 2, first.units))
+            assert isinstance(again, MintConfirmed)
+            assert await s.w3.eth.get_transaction_count(s.operator.address) == 2
+            assert await s.token.functions.totalSupply().call() == int(
+                (first.units + second.units) * 10**18)
+    within(60, scenario)
+
+
 def test_a_wrong_operator_key_fails_the_mint_with_the_vaults_reason_and_sends_nothing(
         tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:
