@@ -91,6 +91,8 @@ def test_a_missing_hash_names_the_variable_and_how_to_make_one(
      "chain.deployment: "),
     ('[chain]\nrpc = "http://x"\ndeployment = "c.json"\noperator_key_env = "K"\n'
      'confirmations = -1\n', "chain.confirmations: must be a whole number"),
+    ('[chain]\nrpc = "http://x"\ndeployment = "c.json"\noperator_key_env = "K"\n'
+     'settlements_in_flight = 1e400\n', "chain.settlements_in_flight: must be a whole number"),
     ('[accounts.a]\ncomp_id = "A"\npassword_hash = "{h}"\nwallet = "0x12"\n',
      "accounts.a.wallet: expected an EVM address"),
     ('[admin]\nport = 70000\n', "admin.port: must be a whole number from 0 to 65535"),
@@ -113,6 +115,8 @@ def test_bad_deployments_are_refused_naming_the_file_and_the_key(
     (("local:1\"", "local:1\"\nshutdown_grace_s = \"soon\""),
      "service.shutdown_grace_s: must be a whole number"),
     (("local:1\"", "local:1\"\nsnapshot_every = 0"),
+     "service.snapshot_every: must be a whole number from 10"),
+    (("local:1\"", "local:1\"\nsnapshot_every = " + "9" * 70),
      "service.snapshot_every: must be a whole number from 10"),
     (("[markets.A2]\nsymbol = \"A2USDC\"\n", ""), "markets.A2: required by index SY2"),
     (("symbol = \"A2USDC\"", "symbol = \"A2USDT\""),
