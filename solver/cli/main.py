@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,11 +136,7 @@ def _simulate(path: Path, as_json: bool, journal_path: Path | None) -> int:
 def _demo(path: Path) -> int:
     from solver import demo  # starts the mock exchange: only this command needs it
 
-    try:
-        return demo.main(path, Console())
-    except ConfigError as error:
-        print(f"index-solver demo: bad scenario: {error}", file=sys.stderr)
-        return EXIT_BAD_SCENARIO
+    return _narrated("demo", demo.main, path)
 
 
 def _check(path: Path) -> int:
@@ -167,10 +163,15 @@ def _check(path: Path) -> int:
 def _walkthrough(path: Path) -> int:
     from solver import walkthrough  # starts the mock exchange and the chain
 
+    return _narrated("walkthrough", walkthrough.main, path)
+
+
+def _narrated(command: str, run: Callable[[Path, Console], int], path: Path) -> int:
+    """A command that runs a scenario on the whole local stack, telling a person as it goes."""
     try:
-        return walkthrough.main(path, Console())
+        return run(path, Console())
     except ConfigError as error:
-        print(f"index-solver walkthrough: bad scenario: {error}", file=sys.stderr)
+        print(f"index-solver {command}: bad scenario: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
 
 
