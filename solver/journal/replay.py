@@ -38,7 +38,10 @@ class Replayed:
 
     @property
     def checkpoint(self) -> Checkpoint:
-        return Checkpoint(self.snapshot, self.projections)
+        """The projections to resume from, with the transactions since if the replay kept
+        them (``keep``: a start then reads the tail once, not twice)."""
+        return Checkpoint(self.snapshot, self.projections,
+                          self.transactions if self.transactions or not self.replayed else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ class Checkpoint:
 
     number: int = 0
     projections: dict[str, Any] = field(default_factory=dict)
+    since: list[Transaction] | None = None
+    """The transactions after ``number``, if at hand (else read from the journal)."""
 
 
 def rebuild(

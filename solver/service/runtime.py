@@ -9,7 +9,7 @@ for those a plan could not serve); every ``tick_every_ms`` the clock ticks if th
 expiry or a mint's retry fall due.
 
 The journal grows with what happens, not with time: the books that moved go to the engine
-just before an input it prices on them (an order, a change, a quote, a plan), and nowhere else.
+just before an input it prices on them (``PRICED_ON_BOOKS``), and nowhere else.
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ class Runtime:
         self.planner = Planner(self.bus, self._plan, self.settings.gather_ms or 0, self.clock)
         self._stopping = asyncio.Event()
         self._read: dict[int, list[Transaction]] = {}
+        if self._checkpoint.since is not None:
+            self._read[self._checkpoint.number] = self._checkpoint.since
         self._started = False
 
     def resume(self, name: str, new: Callable[[], P]) -> P:

@@ -100,7 +100,7 @@ async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpo
     node is reached; what the adapters must remember of the events follows the bus from the
     start (``ChainMemory``)."""
     journal = None if journal_path is None else open_journal(journal_path, setup)
-    rebuilt = None if journal is None else rebuild(journal)
+    rebuilt = None if journal is None else rebuild(journal, keep=True)  # the tail, for views
     connector = BinanceConnector(endpoints, key)
     try:
         await connector.start()

@@ -38,7 +38,7 @@ def test_projections_resume_from_their_checkpoint_where_a_full_replay_ends(
     journal.close()
 
     with Journal.open(path) as journal:
-        rebuilt = rebuild(journal)
+        rebuilt = rebuild(journal, keep=True)
         assert 0 < rebuilt.snapshot < journal.last_number, "no tail after the checkpoint"
         assert set(rebuilt.checkpoint.projections) == set(followed)
         connector = BinanceConnector(local(1), ApiKey("key", "secret"))  # never started
@@ -46,6 +46,7 @@ def test_projections_resume_from_their_checkpoint_where_a_full_replay_ends(
         for name, new in projections(indexes).items():
             assert picture(runtime.resume(name, new)) == picture(followed[name]), name
         assert list(runtime._read) == [rebuilt.snapshot], "read more than the tail"
+        assert runtime._read[rebuilt.snapshot] is rebuilt.transactions, "the tail read twice"
 
         fresh = Runtime(rebuild(journal, use_snapshot=False).engine, connector, journal)
         for name, new in projections(indexes).items():  # no checkpoint: the whole journal
