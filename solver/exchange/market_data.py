@@ -54,7 +54,7 @@ class MarketData:
         """Whether a book changed since the engine was last given the books."""
         return any(self._sent.get(s) != v for s, v in self._versions().items())
 
-    def watch(self) -> set[str]:
+    def _check_books(self) -> set[str]:
         """Ask for the snapshots the books need (e.g. a quiet market at start); the stale
         books, counted by the gauge."""
         now = self.clock()
@@ -68,7 +68,7 @@ class MarketData:
     def _versions(self) -> dict[str, int]:
         """Per symbol, the version of the engine's view: the update id, or -1 for the empty
         view of a stale book."""
-        stale = self.watch()
+        stale = self._check_books()
         return {s: -1 if s in stale else book.last_update_id for s, book in self.books.items()}
 
     def _view(self, symbol: str, version: int) -> OrderBook:
