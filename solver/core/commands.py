@@ -227,7 +227,8 @@ Fact = (
     | MintConfirmed | MintFailed | ClockTicked
 )
 PRICED_ON_BOOKS = (SubmitIndexOrder, ReduceIndexOrder, RequestQuote, PlanBatch,
-                   AssetOrderFilled, AssetOrderEnded)
+                   AssetOrderFilled, AssetOrderEnded, ClockTicked)
 """The inputs the engine prices on its books (an order's minimum, a quote, a plan, a
-commission paid in a third asset, whether a settled order can still buy a step): whoever hands
+commission paid in a third asset, whether a settled order can still buy a step, whether a
+waiting remainder can be bought alone): whoever hands
 one to the engine gives it the books that moved first. Books reach the journal only so."""

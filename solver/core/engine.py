@@ -39,13 +39,7 @@ from solver.core.commands import (
 )
 from solver.core.custody import Custody
 from solver.core.fee_assets import FeeAsset
-from solver.core.fitting import (
-    Candidate,
-    Market,
-    plan_batch,
-    quote,
-    smallest_buy_cost,
-)
+from solver.core.fitting import Candidate, Market, quote, smallest_buy_cost
 from solver.core.inventory import Inventory, Lot, lot_id
 from solver.core.ledger import Balance, CollateralLedger
 from solver.core.market import MarketRules, OrderBook
@@ -69,7 +63,8 @@ from solver.core.orders import (
     changeable,
     reduction_refusal,
 )
-from solver.core.params import SolverParams
+from solver.core.params import SolverParams, setting_problems
+from solver.core.planning import Unplanned, choose_batch
 
 Events = list[ev.Event]
 _CLIENT_ORDER_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,16}")
@@ -103,6 +98,10 @@ class Engine:
                 if market is None or market.quote != index.collateral:
                     raise ValueError(f"index {index.symbol}: {c.asset} needs a market quoted "
                                      f"in {index.collateral}")
+        problems = setting_problems(self.params, {a: c.decimals
+                                                  for a, c in self.collaterals.items()}, {})
+        if problems:
+            raise ValueError(problems[0])
         self.books: dict[str, OrderBook] = {}
         self.ledger = CollateralLedger()
         self.inventory = Inventory()
@@ -410,19 +409,20 @@ class Engine:
         prices: settlement.IndexPrices = {}
         for waiting in [o for o in self._open.values() if o.is_ready and o.filled_units]:
             completed += settlement.complete_if_done(self, waiting, prices)
+        completed += settlement.bound_waits(
+            self, [o for o in self._open.values() if o.is_ready], cmd.ts)
         ready = [o for o in self._open.values() if o.is_ready]
-        # One collateral per batch: its orders are charged and rounded in that collateral.
-        ready = [o for o in ready if o.collateral_asset == ready[0].collateral_asset]
         candidates = [Candidate(o.id, self.indexes[o.index], o.remaining, o.max_price)
                       for o in ready]
         assets = {a for c in candidates for a in c.index.assets}
         free = {a: self.inventory.free_quantity(a) for a in assets}
         room = self.params.max_inflight_notional - self.inflight_notional()
-        smallest = min_fill_value(self.collaterals[ready[0].collateral_asset].decimals) \
-            if ready else ZERO
-        plan = plan_batch(candidates, self.markets(), free, self.params, room, smallest)
-        if plan is None:
-            return completed
+        smallest = {a: min_fill_value(self.collaterals[a].decimals)
+                    for a in {o.collateral_asset for o in ready}}
+        plan = choose_batch(candidates, self.markets(), free, self.params, room, smallest)
+        if isinstance(plan, Unplanned):
+            return completed + ([ev.BatchNotPlanned(len(ready), plan.buyable, plan.reason)]
+                                if ready else [])
         batch = Batch(len(self.batches) + 1, cmd.ts,
                       {e.order_id: e.units for e in plan.engagements},
                       dict(plan.index_prices), dict(plan.inventory_used))
@@ -542,19 +542,34 @@ class Engine:
     # --- mints and time --------------------------------------------------------------------
 
     def is_due(self, now: int) -> bool:
-        """Whether time ``now`` brings an order's expiry or a mint's retry: a ``ClockTicked``
-        that brings neither changes nothing."""
-        return bool(self._expiring(now) or minting.retrying(self, now))
+        """Whether time ``now`` brings something (``next_due``): a ``ClockTicked`` that brings
+        nothing changes nothing."""
+        due = self.next_due()
+        return due is not None and due <= now
+
+    def next_due(self) -> int | None:
+        """The earliest time that brings an order's expiry, the end of a remainder's wait or
+        a mint's retry; None while nothing waits for time."""
+        times = [t for o in self._open.values() for t in (
+            o.expire_at if o.state is not OrderState.ENDING else None,
+            o.waits_until if o.is_ready else None) if t is not None]
+        times += [t for o in minting.retrying(self, None) if (t := o.mint_retry_at) is not None]
+        return min(times, default=None)
 
     def _expiring(self, now: int) -> list[IndexOrder]:
         return [o for o in self._open.values() if o.expire_at is not None
                 and o.expire_at <= now and o.state is not OrderState.ENDING]
+
+    def _waited(self, now: int) -> list[IndexOrder]:
+        return [o for o in self._open.values() if o.is_ready and o.waits_until is not None
+                and o.waits_until <= now]
 
     def _tick(self, fact: ClockTicked) -> Events:
         events: Events = []
         for order in self._expiring(fact.ts):
             events += self.end_order(order, OrderStatus.EXPIRED,
                                       reason="expired: its expiry time passed")
+        events += settlement.bound_waits(self, self._waited(fact.ts), fact.ts)
         return events + minting.retries_due(self, fact.ts)
 
 

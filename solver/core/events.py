@@ -276,6 +276,16 @@ class BatchPlanned(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class BatchNotPlanned(Event):
+    """A plan found no batch for the ``waiting`` orders: ``buyable`` of them could be bought
+    alone at their limits; ``reason`` says what stopped each collateral's orders."""
+
+    waiting: int
+    buyable: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AssetOrderRequested(Event):
     """Send a LIMIT IOC order; ``client_order_id`` is unique for the life of the journal."""
 

@@ -22,7 +22,16 @@ from decimal import Decimal
 
 from solver.core.market import Liquidity, MarketRules, OrderBook, buy_liquidity
 from solver.core.model import Index, asset_quantities
-from solver.core.money import ONE, ZERO, ceil_decimals, divide_down, exact, floor_decimals, quantum
+from solver.core.money import (
+    ONE,
+    ZERO,
+    ceil_decimals,
+    divide_down,
+    exact,
+    floor_decimals,
+    plain,
+    quantum,
+)
 from solver.core.params import SolverParams
 
 
@@ -89,6 +98,13 @@ def index_price(index: Index, liquidity: Mapping[str, Liquidity]) -> Decimal | N
     return sum((c.quantity * liquidity[c.asset].limit for c in index.constituents), ZERO)
 
 
+@dataclass(frozen=True, slots=True)
+class NoBatch:
+    """Why a set of orders gives no batch, in words an operator can act on."""
+
+    reason: str
+
+
 @exact
 def plan_batch(
     candidates: Sequence[Candidate],
@@ -97,38 +113,56 @@ def plan_batch(
     params: SolverParams,
     room: Decimal,
     smallest_fill: Decimal = ZERO,
-) -> BatchPlan | None:
+) -> BatchPlan | NoBatch:
     """Engage ``candidates`` (oldest first) within liquidity, caps and ``room`` in flight,
-    none for units worth less than ``smallest_fill`` at the limit prices."""
+    none for units worth less than ``smallest_fill`` at the limit prices; or say why none
+    can be engaged."""
     cap = min(params.max_batch_notional, room)
     if cap <= 0:
-        return None
+        return NoBatch(f"the asset orders in flight use up the room of "
+                       f"{plain(params.max_inflight_notional)} (max_inflight_notional)")
     indexes = {c.index.symbol: c.index for c in candidates}
     liquidity = asset_liquidity(list(indexes.values()), markets, params)
     prices = {s: p for s, i in indexes.items() if (p := index_price(i, liquidity)) is not None}
     wanted = _wanted_units(candidates, prices, params)
     if not wanted:
-        return None
-    sendable = set(liquidity)
+        return NoBatch(_unpriced(candidates, prices))
+    sendable, blocked = set(liquidity), dict[str, str]()
     while True:
         units = _fit(wanted, prices, liquidity, free_inventory, sendable, cap, smallest_fill)
         needed = _asset_needs(units)
         used = {a: min(free_inventory.get(a, ZERO), q) for a, q in needed.items()}
         orders = {a: _asset_order(a, markets[a].rules, liquidity[a], needed[a] - used[a])
                   for a in needed if a in sendable and needed[a] > used[a]}
-        unsendable = {a for a, order in orders.items() if order is None}
+        unsendable = {a: order for a, order in orders.items() if isinstance(order, str)}
         if not unsendable:
             break
-        sendable -= unsendable
+        blocked.update(unsendable)
+        sendable -= set(unsendable)
+        # An index that can no longer get one of its assets takes no share of the others.
+        wanted = [(c, u) for c, u in wanted
+                  if all(a in sendable or free_inventory.get(a, ZERO) > 0 for a in c.index.assets)]
     engagements = tuple(Engagement(c.order_id, u) for c, u in units if u > 0)
     if not engagements:
-        return None
+        return NoBatch("; ".join(blocked[a] for a in sorted(blocked)) or
+                       "the liquidity within the price tolerance buys less than the smallest "
+                       f"fill ({plain(smallest_fill)}) for any order")
     return BatchPlan(
         engagements=engagements,
         index_prices={s: prices[s] for s in {c.index.symbol for c, u in units if u > 0}},
-        asset_orders=tuple(o for o in orders.values() if o is not None),
+        asset_orders=tuple(o for o in orders.values() if isinstance(o, PlannedAssetOrder)),
         inventory_used={a: q for a, q in used.items() if q > 0},
     )
+
+
+def _unpriced(candidates: Sequence[Candidate], prices: Mapping[str, Decimal]) -> str:
+    """Why none of ``candidates`` wants a unit: no ask for an asset, or above its max price."""
+    symbols = sorted({c.index.symbol for c in candidates})
+    unpriced = [s for s in symbols if s not in prices]
+    if unpriced:
+        return "no ask for every asset of " + ", ".join(unpriced)
+    return "every order's max price is below its index's price at the limits, or its " \
+           "collateral buys less than one unit"
 
 
 def _wanted_units(
@@ -216,11 +250,13 @@ def _per_index(
 
 def _asset_order(
     asset: str, rules: MarketRules, liquidity: Liquidity, wanted: Decimal
-) -> PlannedAssetOrder | None:
-    """The order for ``wanted`` floored to the filters; None if that cannot be sent."""
+) -> PlannedAssetOrder | str:
+    """The order for ``wanted`` floored to the filters; if that cannot be sent, why not."""
     quantity = rules.buy_quantity(min(wanted, liquidity.quantity))
-    if rules.filter_failure(liquidity.limit, quantity):
-        return None
+    failure = rules.filter_failure(liquidity.limit, quantity)
+    if failure:
+        return (f"{rules.symbol}: the orders' buy of {plain(quantity)} at "
+                f"{plain(liquidity.limit)} fails {failure} ({rules.describe()})")
     return PlannedAssetOrder(asset, rules.symbol, liquidity.limit, quantity)
 
 

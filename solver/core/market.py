@@ -78,6 +78,13 @@ class MarketRules:
         least = max(self.min_qty, self.min_notional / price if price > 0 else ZERO)
         return max(ceil_to(least, self.step_size), self.step_size)
 
+    def describe(self) -> str:
+        """The quantity filters in words, for a reason a person reads."""
+        named = (("step", self.step_size), ("min qty", self.min_qty),
+                 ("max qty", self.max_qty), ("min notional", self.min_notional))
+        return ", ".join(f"{name} {plain(value)}" for name, value in named if value) \
+            or "no quantity filters"
+
     def filter_failure(self, price: Decimal, quantity: Decimal) -> str | None:
         """The name of the first filter an order would fail, as the exchange names it."""
         if price <= 0 or (self.tick_size and price % self.tick_size):

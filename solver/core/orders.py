@@ -178,6 +178,9 @@ class IndexOrder:
     mint_attempts: int = 0
     mint_retry_at: int | None = None
     mint_tx: str | None = None
+    waits_until: int | None = None
+    """Too small to be bought alone: when it stops waiting for other orders of its index
+    (``settlement.bound_waits``)."""
 
     def move(self, trigger: Trigger) -> None:
         """Apply ``trigger`` by the transition table; raise if the state does not allow it."""

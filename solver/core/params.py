@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
-from solver.core.money import amount_problem, to_decimal
+from solver.core.allocation import min_fill_value
+from solver.core.money import amount_problem, ceil_decimals, to_decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +29,13 @@ class SolverParams:
         index's smallest tradable quantity alone at today's books).
     mint_retry_delay_ms: wait after the first failed mint; doubles per attempt, at most
         max_mint_retry_delay_ms.
+    completion_wait_ms: the longest an order too small to be bought alone waits for other
+        orders of its index; then it completes as filled (or expires, without fills) with
+        what it has left released (``settlement.bound_waits``).
 
     Bounds: every decimal is below 1E+24 with at most 18 decimals (``money.amount_problem``),
     price_tolerance and fee_reserve are below 1, max_levels is 1 to 1000, max_orders_per_batch
-    1 to 100000, and the delays at most a day.
+    1 to 100000, and the delays and the wait at most a day.
     """
 
     price_tolerance: Decimal = Decimal("0.01")
@@ -45,6 +49,7 @@ class SolverParams:
     min_order_collateral: Decimal = Decimal("0")
     mint_retry_delay_ms: int = 5_000
     max_mint_retry_delay_ms: int = 300_000
+    completion_wait_ms: int = 60_000
 
     def __post_init__(self) -> None:
         """The bounds hold however the parameters were made (scenario, deployment config or
@@ -73,7 +78,8 @@ _DAY_MS = 86_400_000
 # The whole-number parameters and their highest values: enough for any deployment, and low
 # enough that a typo cannot make the planner walk a million levels or wait for years.
 _COUNTS = {"max_levels": 1000, "max_orders_per_batch": 100_000,
-           "mint_retry_delay_ms": _DAY_MS, "max_mint_retry_delay_ms": _DAY_MS}
+           "mint_retry_delay_ms": _DAY_MS, "max_mint_retry_delay_ms": _DAY_MS,
+           "completion_wait_ms": _DAY_MS}
 
 # Fractions of a price or an amount: 1 or more would mean paying double, or keeping back all.
 _RATES = ("price_tolerance", "fee_reserve")
@@ -113,3 +119,32 @@ def _convert(key: str, value: object, kind: type) -> object:
             raise ValueError(f"{key}: must be a whole number")
         return int(number)
     return number
+
+
+def setting_problems(params: SolverParams, collateral_decimals: Mapping[str, int],
+                     fee_rates: Mapping[str, Decimal]) -> list[str]:
+    """Settings that can never work together, each naming the key and the least that works:
+
+    - ``max_order_notional`` below the smallest fill a collateral allows (an order could
+      never be engaged for anything: 0.01 for a 6-decimal collateral, 100 for a 2-decimal
+      one, ``allocation.min_fill_value``);
+    - a market's fee rate (``fee_rates`` by symbol) above what ``fee_reserve`` keeps back:
+      orders would be engaged for more than they can pay, and the house left with what no
+      order paid for. A commission taken from the asset bought costs rate / (1 - rate) of the
+      notional, so the reserve must be at least that, whichever asset the fee is paid in.
+    """
+    problems = []
+    for asset, decimals in sorted(collateral_decimals.items()):
+        least = min_fill_value(decimals)
+        if params.max_order_notional < least:
+            problems.append(
+                f"params.max_order_notional: {params.max_order_notional} is below the smallest "
+                f"fill of {asset} ({decimals} decimals), {least.normalize():f}: no order "
+                "could ever be engaged")
+    for symbol, rate in sorted(fee_rates.items()):
+        needed = ceil_decimals(rate / (1 - rate), 8) if rate < 1 else rate
+        if params.fee_reserve < needed:
+            problems.append(
+                f"params.fee_reserve: {params.fee_reserve} keeps back less than {symbol}'s fee "
+                f"rate of {rate} can charge; use at least {needed.normalize():f}")
+    return problems

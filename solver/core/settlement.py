@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from solver.core import events as ev
 from solver.core.allocation import EngagedOrder, allocate, min_fill_value
 from solver.core.batches import Batch
-from solver.core.fitting import can_be_engaged, limit_price
-from solver.core.money import plain, quantum
+from solver.core.fitting import can_be_engaged, limit_price, smallest_buy_cost
+from solver.core.money import ceil_decimals, plain, quantum
 from solver.core.orders import IndexOrder, OrderState, OrderStatus
 
 if TYPE_CHECKING:
@@ -103,3 +103,38 @@ def nothing_left_to_buy(engine: Engine, order: IndexOrder, prices: IndexPrices) 
     return (f"filled: the {plain(order.remaining)} {asset} left buys less than the "
             f"smallest fill of {index.symbol} ({plain(quantum(index.decimals))} unit, "
             f"at least {plain(smallest)} {asset}; {plain(price)} {asset} a unit)")
+
+
+def bound_waits(engine: Engine, orders: list[IndexOrder], now: int) -> Events:
+    """Orders too small to be bought alone wait for other orders of their index for at most
+    ``completion_wait_ms``: then an order with fills completes as filled and one without
+    expires, each releasing what it has left with the reason. An order that can be bought
+    alone again waits no more (its clock stops); one that becomes too small starts it."""
+    least: dict[str, Decimal | None] = {}
+    markets = engine.markets() if orders else {}
+    events: Events = []
+    for order in orders:
+        if order.index not in least:
+            index = engine.indexes[order.index]
+            decimals = engine.collaterals[index.collateral].decimals
+            cost = smallest_buy_cost(index, markets, engine.params, min_fill_value(decimals))
+            least[order.index] = None if cost is None else ceil_decimals(cost, decimals)
+        cost = least[order.index]
+        if cost is None or order.remaining >= cost:
+            order.waits_until = None
+        elif order.waits_until is None:
+            order.waits_until = now + engine.params.completion_wait_ms
+        elif order.waits_until <= now:
+            events += _end_waiting(engine, order, cost)
+    return events
+
+
+def _end_waiting(engine: Engine, order: IndexOrder, cost: Decimal) -> Events:
+    asset, seconds = order.collateral_asset, plain(Decimal(engine.params.completion_wait_ms)
+                                                   / 1000)
+    why = (f"the {plain(order.remaining)} {asset} left cannot buy the smallest tradable "
+           f"quantity of {order.index} alone ({plain(cost)} {asset} at today's prices), and "
+           f"no other order of {order.index} came to share a batch within {seconds} s")
+    if order.filled_units:
+        return engine.complete(order, OrderStatus.FILLED, reason=f"filled: {why}")
+    return engine.complete(order, OrderStatus.EXPIRED, reason=f"expired: {why}")

@@ -44,18 +44,26 @@ class SimulatedExchange:
     books: dict[str, list[Level]] = field(default_factory=dict)
     trades: list[Trade] = field(default_factory=list)
     _by_symbol: dict[str, MarketSpec] = field(default_factory=dict)
+    _full: dict[str, OrderBook] = field(default_factory=dict)
+    """Each market's book when full: the scenario's, or the last it moved to."""
 
     def __post_init__(self) -> None:
         self._by_symbol = {m.rules.symbol: m for m in self.markets.values()}
+        self._full = {m.rules.symbol: m.book for m in self.markets.values()}
         self.refill()
 
     def refill(self, only_refilling: bool = False) -> None:
         for spec in self._by_symbol.values():
             if spec.refill or not only_refilling:
-                self.books[spec.rules.symbol] = list(spec.book.asks)
+                self.books[spec.rules.symbol] = list(self._full[spec.rules.symbol].asks)
+
+    def move(self, book: OrderBook) -> None:
+        """The market moves to ``book`` (and refills to it from now on, if it refills)."""
+        self._full[book.symbol] = book
+        self.books[book.symbol] = list(book.asks)
 
     def book(self, symbol: str) -> OrderBook:
-        return OrderBook(symbol, tuple(self.books[symbol]), self._by_symbol[symbol].book.bids)
+        return OrderBook(symbol, tuple(self.books[symbol]), self._full[symbol].bids)
 
     def _commission(self, spec: MarketSpec, price: Decimal,
                     quantity: Decimal) -> tuple[Decimal, str]:

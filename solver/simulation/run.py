@@ -1,10 +1,13 @@
 """Runs a scenario through the engine, the event bus and the simulated exchange.
 
-Sequence: books, deposits, quotes, orders, cancels with ``after_batch: 0``; then batch after
-batch: plan, cancels due after that batch (while its asset orders are in flight), the
-exchange's reports, mint confirmations, book refresh. It stops when no batch can be planned
-or a batch changed nothing; cancels still due are applied, and orders still open are expired
-and report what they got.
+Sequence: books, deposits, quotes, orders, then what is due ``after_batch: 0`` (cancels,
+reductions, withdrawals, book changes); then batch after batch: plan, the cancels, reductions
+and withdrawals due after that batch (while its asset orders are in flight), the exchange's
+reports, mint confirmations and the vault's payouts, the book changes due, book refresh.
+Each input takes a millisecond. When no batch can be planned (or a batch changed nothing)
+and the engine waits for a time (a remainder's wait, ``completion_wait_ms``), the clock jumps
+there and ticks, and planning goes on. The run stops when nothing more can happen; what is
+still due is applied, and orders still open are expired and report what they got.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ from solver.core.bus import EventBus
 from solver.core.commands import (
     BookUpdated,
     CancelIndexOrder,
+    ClockTicked,
     DepositConfirmed,
     ExpireIndexOrder,
     FeeAssetFunded,
     Input,
     MintConfirmed,
     PlanBatch,
+    ReduceIndexOrder,
     RequestQuote,
     SubmitIndexOrder,
+    WithdrawalPaid,
+    WithdrawalRequested,
 )
 from solver.core.engine import Engine
 from solver.core.events import (
@@ -36,6 +43,7 @@ from solver.core.events import (
     MintRequested,
     MintRetryRequested,
     Transaction,
+    WithdrawalReleaseRequested,
 )
 from solver.core.invariants import violations
 from solver.core.inventory import lot_id
@@ -45,7 +53,7 @@ from solver.core.setup import EngineSetup
 from solver.journal.store import Journal
 from solver.service.sequencer import Sequencer
 from solver.simulation.exchange import SimulatedExchange
-from solver.simulation.scenario import CancelSpec, Scenario
+from solver.simulation.scenario import Scenario
 
 
 @dataclass(slots=True)
@@ -124,6 +132,7 @@ class Simulation:
         self.bus.subscribe(AssetOrderRequested, self._send)
         self.bus.subscribe(MintRequested, self._confirm_mint)
         self.bus.subscribe(MintRetryRequested, self._confirm_mint)
+        self.bus.subscribe(WithdrawalReleaseRequested, self._pay_out)
 
     def run(self) -> SimulationResult:
         s = self.scenario
@@ -137,13 +146,17 @@ class Simulation:
         for spec in s.orders:
             self.apply(SubmitIndexOrder(self._tick(), spec.account, spec.id, spec.index,
                                         spec.collateral, max_price=spec.max_price))
-        self._cancel(0)
-        batches = 0
-        while batches < s.max_batches and self._run_batch(batches + 1):
-            batches += 1
-        for cancel in s.cancels:
-            if cancel.after_batch > batches:
-                self._apply_cancel(cancel)
+        self._changes(0)
+        self._drain()
+        batches = steps = 0
+        while batches < s.max_batches and steps < 2 * s.max_batches:
+            steps += 1
+            if self._run_batch(batches + 1):
+                batches += 1
+            elif not self._wait():
+                break
+        self._changes(None, after=batches)
+        self._drain()
         for order in self.engine.open_orders():
             self.apply(ExpireIndexOrder(self._tick(), order.account, order.client_order_id,
                                         "the run ended with no batch able to buy for it"))
@@ -166,7 +179,7 @@ class Simulation:
         planned = self.apply(PlanBatch(self._tick())).of_type(BatchPlanned)
         if not planned:
             return False
-        self._cancel(number)
+        self._changes(number, books=False)
         self.sequencer.flush()
         trades_before = len(self.exchange.trades)
         orders, self._outbox = self._outbox, []
@@ -174,9 +187,21 @@ class Simulation:
         self._facts.extend(self._arrange(reports))
         self._drain()
         self.exchange.refill(only_refilling=True)
+        self._changes(number, orders=False)
         self._refresh_books()
         batch = self.engine.batches[planned[0].batch_id]
         return any(batch.filled_units.values()) or len(self.exchange.trades) > trades_before
+
+    def _wait(self) -> bool:
+        """Let the clock run to the next time the engine waits for, if any, and tick."""
+        due = self.engine.next_due()
+        if due is None:
+            return False
+        self._clock = max(self._clock, due - 1)
+        self._refresh_books()
+        self.apply(ClockTicked(self._tick()))
+        self._drain()
+        return True
 
     def _drain(self) -> None:
         """Apply the facts waiting, as one group per round: the journal commits each group
@@ -194,13 +219,36 @@ class Simulation:
     def _send(self, envelope: Envelope[AssetOrderRequested]) -> None:
         self._outbox.append(envelope.event)
 
-    def _cancel(self, after_batch: int) -> None:
-        for cancel in self.scenario.cancels:
-            if cancel.after_batch == after_batch:
-                self._apply_cancel(cancel)
+    def _changes(self, batch: int | None, after: int = 0, orders: bool = True,
+                 books: bool = True) -> None:
+        """What the scenario says happens after ``batch`` (None: after any batch later than
+        ``after``, at the end of the run): the users' cancels, reductions and withdrawals
+        (``orders``), and the markets' moves (``books``)."""
+        def due(at: int) -> bool:
+            return at == batch if batch is not None else at > after
 
-    def _apply_cancel(self, cancel: CancelSpec) -> None:
-        self.apply(CancelIndexOrder(self._tick(), cancel.account, cancel.id))
+        s = self.scenario
+        if orders:
+            for c in s.cancels:
+                if due(c.after_batch):
+                    self.apply(CancelIndexOrder(self._tick(), c.account, c.id))
+            for r in s.reductions:
+                if due(r.after_batch):
+                    self.apply(ReduceIndexOrder(self._tick(), r.account, r.id, r.collateral))
+            for n, w in enumerate(s.withdrawals, 1):
+                if due(w.after_batch):
+                    self.apply(WithdrawalRequested(self._tick(), f"withdrawal-{n}", w.account,
+                                                   w.asset, w.amount))
+        if books:
+            for change in s.book_changes:
+                if due(change.after_batch):
+                    self.exchange.move(change.book)
+                    self.apply(BookUpdated(self._tick(), change.book))
+
+    def _pay_out(self, envelope: Envelope[WithdrawalReleaseRequested]) -> None:
+        event = envelope.event
+        self._facts.append(WithdrawalPaid(envelope.ts, f"payout-{event.request_id}",
+                                          event.wallet, event.asset, event.amount))
 
     def _confirm_mint(self, envelope: Envelope[MintRequested | MintRetryRequested]) -> None:
         event = envelope.event

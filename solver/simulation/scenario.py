@@ -26,7 +26,7 @@ from solver.config.index_files import parse_index
 from solver.core.market import Level, MarketRules, OrderBook
 from solver.core.model import Index, IndexDefinitionError
 from solver.core.money import AMOUNT_DECIMALS, ONE, ZERO
-from solver.core.params import SolverParams
+from solver.core.params import SolverParams, setting_problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,37 @@ class CancelSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ReductionSpec:
+    """Lower an order's collateral to ``collateral`` after batch ``after_batch``."""
+
+    account: str
+    id: str
+    collateral: Decimal
+    after_batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalSpec:
+    """The account asks the vault for ``amount`` of ``asset`` back after batch
+    ``after_batch``; the simulated vault pays what the solver releases."""
+
+    account: str
+    asset: str
+    amount: Decimal
+    after_batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookChange:
+    """The market of ``asset`` moves to ``book`` after batch ``after_batch`` (and refills to
+    it from then on, if it refills)."""
+
+    asset: str
+    book: OrderBook
+    after_batch: int
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     params: SolverParams
     indexes: tuple[Index, ...]
@@ -70,6 +101,9 @@ class Scenario:
     max_batches: int
     fee_funds: Mapping[str, Decimal] = field(default_factory=dict)
     """What the house holds of each third asset commissions are paid in, at the start."""
+    reductions: tuple[ReductionSpec, ...] = ()
+    withdrawals: tuple[WithdrawalSpec, ...] = ()
+    book_changes: tuple[BookChange, ...] = ()
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -80,7 +114,8 @@ def load_scenario(path: Path) -> Scenario:
 
 def parse_scenario(data: Mapping[str, Any]) -> Scenario:
     known = {"params", "indexes", "markets", "deposits", "orders", "cancels", "quotes",
-             "collaterals", "max_batches", "fee_funds"}
+             "collaterals", "max_batches", "fee_funds", "reductions", "withdrawals",
+             "book_changes"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(known))})")
@@ -96,6 +131,7 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
     collateral_decimals = _collaterals(expect_table(data.get("collaterals", {}),
                                                     "collaterals"), indexes)
     orders = _orders(expect_list(data["orders"], "orders"), {i.symbol for i in indexes})
+    _check_params(params, markets, collateral_decimals)
     return Scenario(
         params=params,
         indexes=indexes,
@@ -109,6 +145,11 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         fee_funds={asset: expect_number(value, f"fee_funds.{asset}", positive_only=True)
                    for asset, value in expect_table(data.get("fee_funds", {}),
                                                     "fee_funds").items()},
+        reductions=_reductions(expect_list(data.get("reductions", []), "reductions")),
+        withdrawals=_withdrawals(expect_list(data.get("withdrawals", []), "withdrawals"),
+                                 indexes),
+        book_changes=_book_changes(expect_list(data.get("book_changes", []), "book_changes"),
+                                   markets),
     )
 
 
@@ -276,3 +317,66 @@ def _quotes(items: list[Any]) -> tuple[tuple[str, Decimal], ...]:
         quotes.append((expect_text(item.get("index"), f"{key}.index"),
                        expect_number(item.get("collateral"), f"{key}.collateral")))
     return tuple(quotes)
+
+
+def _after_batch(item: Mapping[str, Any], key: str) -> int:
+    return expect_whole(item.get("after_batch", 0), f"{key}.after_batch", 0, 10**9)
+
+
+def _reductions(items: list[Any]) -> tuple[ReductionSpec, ...]:
+    reductions = []
+    for n, item in enumerate(items):
+        key = f"reductions[{n}]"
+        item = expect_table(item, key)
+        reject_unknown(item, {"account", "id", "collateral", "after_batch"}, key)
+        reductions.append(ReductionSpec(
+            expect_text(item.get("account"), f"{key}.account"),
+            expect_text(item.get("id"), f"{key}.id"),
+            expect_number(item.get("collateral"), f"{key}.collateral"),
+            _after_batch(item, key)))
+    return tuple(reductions)
+
+
+def _withdrawals(items: list[Any], indexes: tuple[Index, ...]) -> tuple[WithdrawalSpec, ...]:
+    collaterals = {i.collateral for i in indexes}
+    withdrawals = []
+    for n, item in enumerate(items):
+        key = f"withdrawals[{n}]"
+        item = expect_table(item, key)
+        reject_unknown(item, {"account", "asset", "amount", "after_batch"}, key)
+        asset = expect_text(item.get("asset", indexes[0].collateral), f"{key}.asset")
+        if asset not in collaterals:
+            raise ConfigError(f"{key}.asset: no index is bought with {asset} (collaterals: "
+                              f"{', '.join(sorted(collaterals))})")
+        withdrawals.append(WithdrawalSpec(
+            expect_text(item.get("account"), f"{key}.account"), asset,
+            expect_number(item.get("amount"), f"{key}.amount", positive_only=True),
+            _after_batch(item, key)))
+    return tuple(withdrawals)
+
+
+def _book_changes(items: list[Any], markets: Mapping[str, MarketSpec]) -> tuple[BookChange, ...]:
+    changes = []
+    for n, item in enumerate(items):
+        key = f"book_changes[{n}]"
+        item = expect_table(item, key)
+        reject_unknown(item, {"market", "asks", "bids", "after_batch"}, key)
+        asset = expect_text(item.get("market"), f"{key}.market")
+        if asset not in markets:
+            raise ConfigError(f"{key}.market: no market {asset} (markets: "
+                              f"{', '.join(sorted(markets))})")
+        symbol = markets[asset].rules.symbol
+        book = OrderBook(symbol, _levels(item.get("asks", []), f"{key}.asks", ascending=True),
+                         _levels(item.get("bids", []), f"{key}.bids", ascending=False))
+        changes.append(BookChange(asset, book, _after_batch(item, key)))
+    return tuple(changes)
+
+
+def _check_params(params: SolverParams, markets: Mapping[str, MarketSpec],
+                  collateral_decimals: Mapping[str, int]) -> None:
+    """Refuse settings that can never work (``params.setting_problems``)."""
+    problems = setting_problems(
+        params, collateral_decimals,
+        {spec.rules.symbol: spec.fee_rate for spec in markets.values()})
+    if problems:
+        raise ConfigError(problems[0])

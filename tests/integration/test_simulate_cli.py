@@ -202,7 +202,8 @@ def test_set_up_values_out_of_range_exit_2_naming_the_key(tmp_path, capsys, suff
      "collaterals.USDC: must be a whole number from 0 to 18"),
     (lambda d, v: d["indexes"]["SY2"].update(decimals=v), 18, 19,
      "indexes.SY2: decimals: must be a whole number from 0 to 18"),
-    (lambda d, v: d["markets"]["A1"].update(fee_rate=v), "0.999999999999999999", "1",
+    (lambda d, v: (d["params"].update(fee_reserve="0.999999999999999999"),
+                   d["markets"]["A1"].update(fee_rate=v)), "0.4", "1",
      "markets.A1.fee_rate: must be below 1"),
     (lambda d, v: d["params"].update(fee_reserve=v), "0.999999999999999999", "1",
      "params.fee_reserve: must be below 1"),
@@ -222,6 +223,25 @@ def test_bounds_take_their_edge_and_no_further(tmp_path, capsys, put, edge, beyo
     put(data, beyond)
     status, out, err = simulate(capsys, write(tmp_path, data))
     assert (status, out) == (2, "") and key in err
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda d: d["markets"]["A1"].update(fee_rate="0.003"),
+     "params.fee_reserve: 0.002 keeps back less than A1USDC's fee rate of 0.003 can charge; "
+     "use at least 0.00300903"),
+    (lambda d: (d.update(collaterals={"USDC": 2}), d["params"].update(max_order_notional="99")),
+     "params.max_order_notional: 99 is below the smallest fill of USDC (2 decimals), 100: no "
+     "order could ever be engaged"),
+])
+def test_settings_that_can_never_work_are_refused_naming_the_least_that_works(
+        tmp_path, capsys, change, problem):
+    data = json.loads(json.dumps(HAND_COMPUTED))
+    data["params"]["fee_reserve"] = "0.002"
+    status, _, _ = simulate(capsys, write(tmp_path, data))
+    assert status == 0
+    change(data)
+    status, out, err = simulate(capsys, write(tmp_path, data))
+    assert (status, out) == (2, "") and problem in err
 
 
 def test_average_prices_near_1e21_are_reported(tmp_path, capsys):

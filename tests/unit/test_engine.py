@@ -731,7 +731,10 @@ def test_a_remainder_too_small_to_be_bought_alone_waits_for_company():
     # 18 USDC left: less than the 30 a step of the index costs alone, but a batch with other
     # orders of SY2 can buy it, so the order stays open.
     assert alice.is_open and (alice.filled_units, alice.remaining) == (D(1), D(18))
-    assert d.plan().events == ()
+    [nothing] = d.plan().events
+    assert nothing.event == ev.BatchNotPlanned(1, 0, (
+        "USDC: A2USDC: the orders' buy of 0.01 at 200 fails NOTIONAL (step 0.01, min qty "
+        "0.01, min notional 5)"))
     d.order("bob", "o1", "992")
     requests = d.plan().of_type(ev.AssetOrderRequested)
     assert {(r.symbol, r.quantity) for r in requests} == {
@@ -820,19 +823,55 @@ def test_an_order_without_fills_never_ends_filled():
     assert violations(d.engine) == []
 
 
-def test_a_price_move_leaves_a_remainder_waiting_until_it_is_cancelled():
-    d = filtered_desk()
+def test_a_remainder_waits_for_company_at_most_the_completion_wait_then_completes():
+    d = filtered_desk(completion_wait_ms=60_000)
     d.deposit("alice", "2000")
     d.order("alice", "o1", "1040")
     fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
     d.books(book("A1", ("200", "1000")))  # the index now costs 1800: alone, a step costs 54
-    assert d.plan().events == ()
+    plan = d.plan()
+    assert not plan.of_type(ev.BatchPlanned) and plan.of_type(ev.BatchNotPlanned)
     order = d.engine.order("alice", "o1")
-    assert order.is_open and order.remaining == D(40)
-    [done] = d.apply(CancelIndexOrder, "alice", "o1").of_type(ev.IndexOrderCompleted)
+    assert order.is_open and order.remaining == D(40) and order.waits_until == d.now + 60_000
+    d.now = order.waits_until - 2
+    assert not d.engine.is_due(d.now + 1) and d.apply(ClockTicked).events == ()
+    assert d.engine.is_due(d.now + 1)
+    [done] = d.apply(ClockTicked).of_type(ev.IndexOrderCompleted)
     assert (done.status, done.filled_units, done.released) == (
-        OrderStatus.CANCELED, D(1), D(40))
+        OrderStatus.FILLED, D(1), D(40))
+    assert done.reason == (
+        "filled: the 40 USDC left cannot buy the smallest tradable quantity of SY2 alone (54 "
+        "USDC at today's prices), and no other order of SY2 came to share a batch within 60 s")
     assert violations(d.engine) == []
+
+
+def test_a_remainder_that_can_be_bought_alone_again_stops_its_clock():
+    d = filtered_desk(completion_wait_ms=60_000)
+    d.deposit("alice", "2000")
+    d.order("alice", "o1", "1040")
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    d.books(book("A1", ("200", "1000")))
+    d.plan()
+    order = d.engine.order("alice", "o1")
+    assert order.waits_until is not None
+    d.books(book("A1", ("100", "1000")))  # back: 40 buys 0.04 units alone again
+    d.now = order.waits_until
+    assert d.apply(ClockTicked).events == () and order.waits_until is None and order.is_open
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    assert (order.status, order.filled_units, order.released) == (
+        OrderStatus.FILLED, D("1.04"), D(0))
+
+
+def test_an_order_without_fills_that_cannot_be_bought_alone_expires_after_the_wait():
+    d = filtered_desk(completion_wait_ms=1_000)
+    d.deposit("alice", "100")
+    d.order("alice", "o1", "40")
+    d.books(book("A1", ("200", "1000")))  # alone, a step now costs 54
+    d.plan()
+    d.now = d.engine.order("alice", "o1").waits_until
+    [done] = d.apply(ClockTicked).of_type(ev.IndexOrderCompleted)
+    assert (done.status, done.filled_units, done.released) == (OrderStatus.EXPIRED, 0, D(40))
+    assert done.reason.startswith("expired: the 40 USDC left cannot buy")
 
 
 def test_a_remainder_below_the_smallest_unit_of_the_index_completes_the_order():

@@ -2,7 +2,14 @@
 
 from decimal import Decimal
 
-from solver.core.fitting import Candidate, can_be_engaged, plan_batch, quote, smallest_buy_cost
+from solver.core.fitting import (
+    Candidate,
+    NoBatch,
+    can_be_engaged,
+    plan_batch,
+    quote,
+    smallest_buy_cost,
+)
 from solver.core.market import buy_liquidity
 from solver.core.model import Index
 from tests.support.builders import book, index, market, params, rules
@@ -72,7 +79,7 @@ def test_batch_cap_applies_to_the_asset_orders_sent():
 
 def test_inflight_room_caps_the_batch_and_none_when_full():
     assert plan(["1000"], deep_markets(), room=D(500)).engagements[0].units == D("0.5")
-    assert plan(["1000"], deep_markets(), room=D(0)) is None
+    assert isinstance(plan(["1000"], deep_markets(), room=D(0)), NoBatch)
 
 
 def test_max_order_notional_caps_each_order_per_batch():
@@ -93,7 +100,9 @@ def test_quantities_are_floored_to_the_step_never_rounded_up():
 
 def test_share_below_min_notional_is_not_padded_and_waits():
     markets = [market("A1", ("100", "1000")), market("A2", ("200", "1000"), min_notional="5")]
-    assert plan(["10"], markets) is None  # A2 share: 0.01 x 200 = 2 USDC < 5
+    no = plan(["10"], markets)  # A2 share: 0.01 x 200 = 2 USDC < 5
+    assert no == NoBatch("A2USDC: the orders' buy of 0.01 at 200 fails NOTIONAL (step 0.001, "
+                         "min notional 5)")
 
 
 def test_inventory_is_used_first_and_covers_what_cannot_be_sent():
@@ -112,7 +121,8 @@ def test_orders_above_their_max_price_wait():
 
 
 def test_no_book_means_no_batch():
-    assert plan(["1000"], [market("A1", ("100", "1000"))]) is None
+    assert plan(["1000"], [market("A1", ("100", "1000"))]) == NoBatch(
+        "no ask for every asset of SY2")
 
 
 def test_quote_gives_price_and_units_within_liquidity():
@@ -130,7 +140,8 @@ def test_no_order_is_engaged_for_a_sliver_of_inventory():
     assert plan(["1000"], markets, inventory=slivers).engagements[0].units == D("1E-15")
     candidates = [Candidate(1, SY2, D(1000))]
     books = {m.rules.asset: m for m in markets}
-    assert plan_batch(candidates, books, slivers, params(), NO_LIMIT, D("0.01")) is None
+    assert isinstance(plan_batch(candidates, books, slivers, params(), NO_LIMIT, D("0.01")),
+                      NoBatch)
     # With no smallest fill (the default) the sliver is engaged, as above; 0.00001 units are
     # worth 0.01: enough.
     enough = {"A1": D("0.00008"), "A2": D("0.00001")}
@@ -173,7 +184,8 @@ def test_smallest_buy_cost_prices_the_smallest_tradable_quantity():
     candidates = [Candidate(1, SY2, D(30))]
     assert plan_batch(candidates, filtered, {}, params(), NO_LIMIT).engagements[0].units == (
         D("0.03"))
-    assert plan_batch([Candidate(1, SY2, D("29.99"))], filtered, {}, params(), NO_LIMIT) is None
+    assert isinstance(plan_batch([Candidate(1, SY2, D("29.99"))], filtered, {}, params(),
+                                 NO_LIMIT), NoBatch)
 
 
 # --- found by the mutation run (docs/mutation.md) --------------------------------------------

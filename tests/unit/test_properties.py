@@ -105,7 +105,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     params = SolverParams(
         price_tolerance=draw(st.sampled_from([D(0), D("0.005"), D("0.01"), D("0.05")])),
         fee_reserve=draw(st.sampled_from([D(0), D("0.001"), D("0.01")])),
-        max_order_notional=draw(st.sampled_from([D(50), D(1000), D(1_000_000)])),
+        max_order_notional=max(min_fill_value(collateral_decimals),
+                               draw(st.sampled_from([D(50), D(1000), D(1_000_000)]))),
         max_batch_notional=draw(st.sampled_from([D(300), D(5000), D(1_000_000)])),
         max_inflight_notional=draw(st.sampled_from([D(400), D(8000), D(10_000_000)])),
         max_levels=draw(st.integers(1, 5)),
