@@ -39,7 +39,14 @@ from solver.core.commands import (
 )
 from solver.core.custody import Custody
 from solver.core.fee_assets import FeeAsset
-from solver.core.fitting import Candidate, Market, quote, smallest_buy_cost
+from solver.core.fitting import (
+    Candidate,
+    Market,
+    one_order_cap,
+    quote,
+    smallest_buy_cost,
+    within_caps,
+)
 from solver.core.inventory import Inventory, Lot, lot_id
 from solver.core.ledger import Balance, CollateralLedger
 from solver.core.market import MarketRules, OrderBook
@@ -268,7 +275,15 @@ class Engine:
             return Refusal(reason.BELOW_MINIMUM, f"the minimum order is {plain(least)} {asset}")
         decimals = self.collaterals[asset].decimals
         cost = smallest_buy_cost(index, self.markets(), self.params, min_fill_value(decimals))
-        if cost is None or collateral >= cost:
+        if cost is None:
+            return None
+        if not within_caps(cost, self.params):
+            return Refusal(reason.NOT_TRADABLE, (
+                f"{index.symbol} cannot be bought at today's prices within the caps: its "
+                f"smallest tradable quantity costs {plain(ceil_decimals(cost, decimals))} "
+                f"{asset}, more than one order may engage in a batch "
+                f"({plain(one_order_cap(self.params))} {asset} with the fee reserve)"))
+        if collateral >= cost:
             return None
         return Refusal(reason.BELOW_MINIMUM, (
             f"the smallest {index.symbol} order at today's prices is "

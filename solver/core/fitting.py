@@ -4,10 +4,14 @@ Per asset the limit is best ask x (1 + tolerance) and the liquidity is the asks 
 most ``max_levels`` levels) plus free inventory. Demand from all orders is collapsed per asset;
 scarce liquidity is shared pro rata, each order being limited by its scarcest asset; the batch
 and in-flight caps scale the engagements, and the asset orders to send are derived from the
-final engagements, so the caps hold for what is actually sent. Inventory is used first; an
-asset order that would fail the exchange filters is not sent (never padded up), and orders
-needing that asset wait for inventory or for company in a later batch. An order is not engaged
-for units worth less than ``smallest_fill`` (allocation would not give it such a sliver).
+final engagements, so the caps hold for what is actually sent. Inventory is used first, but
+when what it leaves to buy is below the exchange's minimum and the need is not, the asset
+order buys the minimum and less inventory is used; an asset order is never larger than the
+need (never padded up). One that would still fail the exchange filters is not sent: orders
+needing that asset wait for inventory or for company in a later batch, and take no share of
+the other assets meanwhile. An order is not engaged for units worth less than
+``smallest_fill`` (allocation would not give it such a sliver). When no order can be
+engaged, ``plan_batch`` says why (``NoBatch``); ``planning`` chooses which orders to try.
 
 ``smallest_buy_cost`` prices the index's smallest quantity an order can buy on its own (the
 engine's minimum order); ``can_be_engaged`` tells whether an order's remainder has a share any
@@ -132,9 +136,12 @@ def plan_batch(
         units = _fit(wanted, prices, liquidity, free_inventory, sendable, cap, smallest_fill)
         needed = _asset_needs(units)
         used = {a: min(free_inventory.get(a, ZERO), q) for a, q in needed.items()}
-        orders = {a: _asset_order(a, markets[a].rules, liquidity[a], needed[a] - used[a])
+        orders = {a: _asset_order(a, markets[a].rules, liquidity[a], needed[a], used[a])
                   for a in needed if a in sendable and needed[a] > used[a]}
         unsendable = {a: order for a, order in orders.items() if isinstance(order, str)}
+        for a, order in orders.items():
+            if isinstance(order, PlannedAssetOrder):
+                used[a] = min(used[a], needed[a] - order.quantity)
         if not unsendable:
             break
         blocked.update(unsendable)
@@ -198,6 +205,25 @@ def limit_price(index: Index, markets: Mapping[str, Market],
     return index_price(index, asset_liquidity([index], markets, params))
 
 
+def one_order_cap(params: SolverParams) -> Decimal:
+    """The most collateral one order can engage in a batch, the fee reserve included: its
+    own cap or the batch's."""
+    return min(params.max_order_notional, params.max_batch_notional) * (ONE + params.fee_reserve)
+
+
+def within_caps(least: Decimal, params: SolverParams) -> bool:
+    """Whether an index whose smallest tradable quantity costs ``least`` (as
+    ``smallest_buy_cost`` counts) can be bought by one order in one batch under the caps."""
+    return least <= one_order_cap(params)
+
+
+def can_be_bought_alone(remaining: Decimal, least: Decimal | None,
+                        params: SolverParams) -> bool:
+    """Whether an order with ``remaining`` collateral can be bought in a batch of its own,
+    its index's smallest tradable quantity costing ``least`` (None: no ask for every asset)."""
+    return least is not None and remaining >= least and within_caps(least, params)
+
+
 def can_be_engaged(index: Index, remaining: Decimal, price: Decimal, params: SolverParams,
                    smallest_fill: Decimal) -> bool:
     """Whether an order with ``remaining`` collateral has a share a batch could engage at the
@@ -249,9 +275,15 @@ def _per_index(
 
 
 def _asset_order(
-    asset: str, rules: MarketRules, liquidity: Liquidity, wanted: Decimal
+    asset: str, rules: MarketRules, liquidity: Liquidity, needed: Decimal, inventory: Decimal
 ) -> PlannedAssetOrder | str:
-    """The order for ``wanted`` floored to the filters; if that cannot be sent, why not."""
+    """The order for what ``inventory`` does not cover of ``needed``, floored to the filters;
+    if that is below the exchange's minimum but ``needed`` is not, the order buys the minimum
+    and less inventory is used (never more than is needed); if it cannot be sent, why not."""
+    least = rules.min_buy_quantity(liquidity.limit)
+    wanted = needed - inventory
+    if wanted < least <= needed:
+        wanted = least
     quantity = rules.buy_quantity(min(wanted, liquidity.quantity))
     failure = rules.filter_failure(liquidity.limit, quantity)
     if failure:

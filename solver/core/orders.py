@@ -30,6 +30,8 @@ class RejectReason(StrEnum):
     INVALID_AMOUNT = "invalid_amount"
     TOO_PRECISE = "too_precise"
     BELOW_MINIMUM = "below_minimum"
+    NOT_TRADABLE = "not_tradable"
+    """The index's smallest tradable quantity costs more than the caps let one order engage."""
     INVALID_PRICE = "invalid_price"
     ALREADY_EXPIRED = "already_expired"
     INSUFFICIENT_COLLATERAL = "insufficient_collateral"
@@ -47,6 +49,7 @@ class CancelRejectReason(StrEnum):
     NOT_A_REDUCTION = "not_a_reduction"
     BELOW_COMMITTED = "below_committed"
     BELOW_MINIMUM = "below_minimum"
+    NOT_TRADABLE = "not_tradable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ order that can be bought is bought and none blocks another.
 - An order *priced out* (no ask for an asset of its index, an index price above its max
   price, or a remainder too small for one unit) is left out, so it never blocks another.
 - An order is *buyable alone* when its remaining collateral buys its index's smallest
-  tradable quantity on its own (``fitting.smallest_buy_cost``). The others are remainders:
+  tradable quantity on its own (``fitting.smallest_buy_cost``) within the caps on one order
+  in one batch (``fitting.within_caps``). The others are remainders:
   together with other orders of their index they may still pass the exchange's minimums, so
   they ride along, but only in the slots (``max_orders_per_batch``) the buyable orders leave.
 - A batch has one collateral (its orders are charged and rounded in it). The collaterals
@@ -29,6 +30,7 @@ from solver.core.fitting import (
     Candidate,
     Market,
     NoBatch,
+    can_be_bought_alone,
     can_be_engaged,
     limit_price,
     plan_batch,
@@ -140,7 +142,7 @@ def _sort(candidates: Sequence[Candidate], markets: Mapping[str, Market],
             priced_out += 1
             continue
         orders = collaterals.setdefault(c.index.collateral, _Sorted([], []))
-        if least is not None and c.remaining >= least:
+        if can_be_bought_alone(c.remaining, least, params):
             orders.buyable.append(c)
         else:
             orders.remainders.append(c)

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 from solver.core import events as ev
 from solver.core.allocation import EngagedOrder, allocate, min_fill_value
 from solver.core.batches import Batch
-from solver.core.fitting import can_be_engaged, limit_price, smallest_buy_cost
+from solver.core.fitting import (
+    can_be_bought_alone,
+    can_be_engaged,
+    limit_price,
+    smallest_buy_cost,
+    within_caps,
+)
 from solver.core.money import ceil_decimals, plain, quantum
 from solver.core.orders import IndexOrder, OrderState, OrderStatus
 
@@ -120,7 +126,7 @@ def bound_waits(engine: Engine, orders: list[IndexOrder], now: int) -> Events:
             cost = smallest_buy_cost(index, markets, engine.params, min_fill_value(decimals))
             least[order.index] = None if cost is None else ceil_decimals(cost, decimals)
         cost = least[order.index]
-        if cost is None or order.remaining >= cost:
+        if cost is None or can_be_bought_alone(order.remaining, cost, engine.params):
             order.waits_until = None
         elif order.waits_until is None:
             order.waits_until = now + engine.params.completion_wait_ms
@@ -133,8 +139,9 @@ def _end_waiting(engine: Engine, order: IndexOrder, cost: Decimal) -> Events:
     asset, seconds = order.collateral_asset, plain(Decimal(engine.params.completion_wait_ms)
                                                    / 1000)
     why = (f"the {plain(order.remaining)} {asset} left cannot buy the smallest tradable "
-           f"quantity of {order.index} alone ({plain(cost)} {asset} at today's prices), and "
-           f"no other order of {order.index} came to share a batch within {seconds} s")
+           f"quantity of {order.index} alone ({plain(cost)} {asset} at today's prices"
+           f"{'' if within_caps(cost, engine.params) else ', more than the caps allow'}), "
+           f"and no other order of {order.index} came to share a batch within {seconds} s")
     if order.filled_units:
         return engine.complete(order, OrderStatus.FILLED, reason=f"filled: {why}")
     return engine.complete(order, OrderStatus.EXPIRED, reason=f"expired: {why}")
