@@ -1,10 +1,11 @@
 """Liquidity fitting: how many index units each ready order can buy in the next batch.
 
 Per asset the limit is best ask x (1 + tolerance) and the liquidity is the asks up to it (at
-most ``max_levels`` levels) plus free inventory. Demand from all orders is collapsed per asset;
-scarce liquidity is shared pro rata, each order being limited by its scarcest asset; the batch
-and in-flight caps scale the engagements, and the asset orders to send are derived from the
-final engagements, so the caps hold for what is actually sent. Inventory is used first, but
+most ``max_levels`` levels) plus free inventory. The batch and in-flight caps take the orders
+first come, first served (the oldest whole, the last one in part); their demand is collapsed
+per asset and scarce liquidity is shared pro rata, each order being limited by its scarcest
+asset; the asset orders to send are derived from the final engagements, so the caps hold for
+what is actually sent. Inventory is used first, but
 when what it leaves to buy is below the exchange's minimum and the need is not, the asset
 order buys the minimum and less inventory is used; an asset order is never larger than the
 need (never padded up). One that would still fail the exchange filters is not sent: orders
@@ -241,9 +242,10 @@ def _fit(
     cap: Decimal,
     smallest_fill: Decimal,
 ) -> list[tuple[Candidate, Decimal]]:
-    """Scale each index's orders by its scarcest asset, then all of them by the cap; drop
-    engagements worth less than ``smallest_fill``."""
-    per_index, indexes = _per_index(wanted)
+    """Take the orders oldest first within the cap, scale each index's by its scarcest asset,
+    and drop engagements worth less than ``smallest_fill``."""
+    capped = _first_come(wanted, prices, cap)
+    per_index, indexes = _per_index(capped)
     demand = asset_quantities((indexes[s], total) for s, total in per_index.items())
     supply_ratio = {
         a: min(ONE, divide_down(
@@ -251,11 +253,22 @@ def _fit(
         for a, d in demand.items()
     }
     ratio = {s: min(supply_ratio[a] for a in indexes[s].assets) for s in per_index}
-    notional = sum((ratio[s] * total * prices[s] for s, total in per_index.items()), ZERO)
-    scale = min(ONE, divide_down(cap, notional)) if notional > cap else ONE
-    fitted = [(c, floor_decimals(u * ratio[c.index.symbol] * scale, c.index.decimals))
-              for c, u in wanted]
+    fitted = [(c, floor_decimals(u * ratio[c.index.symbol], c.index.decimals))
+              for c, u in capped]
     return [(c, u if u * prices[c.index.symbol] >= smallest_fill else ZERO) for c, u in fitted]
+
+
+def _first_come(wanted: Sequence[tuple[Candidate, Decimal]], prices: Mapping[str, Decimal],
+                cap: Decimal) -> list[tuple[Candidate, Decimal]]:
+    """The orders' units, oldest first, as far as ``cap`` goes at the limit prices."""
+    left, taken = cap, []
+    for c, units in wanted:
+        price = prices[c.index.symbol]
+        take = min(units, floor_decimals(divide_down(left, price), c.index.decimals))
+        if take > 0:
+            taken.append((c, take))
+            left -= take * price
+    return taken
 
 
 def _asset_needs(units: Sequence[tuple[Candidate, Decimal]]) -> dict[str, Decimal]:

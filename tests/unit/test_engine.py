@@ -709,6 +709,18 @@ def test_an_order_too_small_to_be_bought_alone_is_refused_naming_the_minimum():
     assert violations(d.engine) == []
 
 
+def test_an_index_the_caps_cannot_buy_is_refused_at_submission_naming_the_caps():
+    d = filtered_desk(max_batch_notional=D(29), fee_reserve=D("0.002"))
+    d.deposit("alice", "2000")
+    [refused] = d.order("alice", "o1", "1000").of_type(ev.IndexOrderRejected)
+    assert refused.reason is RejectReason.NOT_TRADABLE
+    assert refused.text == (
+        "SY2 cannot be bought at today's prices within the caps: its smallest tradable "
+        "quantity costs 30.06 USDC, more than one order may engage in a batch (29.058 USDC "
+        "with the fee reserve)")
+    assert d.engine.ledger.balance("alice", "USDC").available == D(2000)
+
+
 def test_the_minimum_follows_the_books_and_is_not_applied_without_them():
     d = filtered_desk(fee_reserve=D("0.01"))
     d.deposit("alice", "100")

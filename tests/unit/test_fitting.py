@@ -69,12 +69,15 @@ def test_scarce_liquidity_is_shared_pro_rata_by_the_scarcest_asset():
     assert sent(result) == {"A1": (D(100), D(16)), "A2": (D(200), D(2))}
 
 
-def test_batch_cap_applies_to_the_asset_orders_sent():
-    # IndexMaker's bug: the cap scaled engagements but not the exchange quantities.
+def test_batch_cap_applies_to_the_asset_orders_sent_first_come_first_served():
+    # IndexMaker's bug: the cap scaled engagements but not the exchange quantities. The cap
+    # takes the oldest order whole, then what is left of it goes to the next.
     result = plan(["1000", "3000"], deep_markets(), max_batch_notional=D(2000))
-    assert [e.units for e in result.engagements] == [D("0.5"), D("1.5")]
+    assert [(e.order_id, e.units) for e in result.engagements] == [(1, D(1)), (2, D(1))]
     assert sent(result) == {"A1": (D(100), D(16)), "A2": (D(200), D(2))}
     assert result.notional <= D(2000)
+    result = plan(["3000", "1000"], deep_markets(), max_batch_notional=D(2000))
+    assert [(e.order_id, e.units) for e in result.engagements] == [(1, D(2))]
 
 
 def test_inflight_room_caps_the_batch_and_none_when_full():
