@@ -108,6 +108,7 @@ def print_status(status: dict[str, Any], console: Console) -> None:
     for label, value in (
             ("FIX sessions", sessions or "none configured"), ("Orders", orders),
             ("Batches in flight", f"{len(batches)} {batches}" if batches else "none"),
+            ("Planning", _planning(status["planning"])),
             ("Last exchange event", _ago(status["last_exchange_event"])),
             ("Last chain event", _ago(status["last_chain_event"]))):
         console.print(f"{label}: {value}")
@@ -123,6 +124,14 @@ def print_status(status: dict[str, Any], console: Console) -> None:
     reconciliation = status["reconciliation"]
     console.print(f"Reconciliation with the vault: {reconciliation['state']}")
     _print_checks(reconciliation.get("checks", []), console)
+
+
+def _planning(planning: dict[str, Any]) -> str:
+    if planning["state"] == "planning":
+        return "the last plan found a batch"
+    state = "STALLED" if planning["state"] == "stalled" else "no batch"
+    return (f"{state} for {planning['since']['age_s']} s: {planning['waiting']} order(s) "
+            f"waiting, {planning['buyable']} could be bought alone; {planning['reason']}")
 
 
 def print_snapshot(snapshot: dict[str, Any], console: Console) -> None:

@@ -26,6 +26,7 @@ is an example::
     plan_every_ms = 500                  # the fallback for orders a plan could not serve
     shutdown_grace_s = 30                # SIGTERM: in-flight work may finish for this long
     snapshot_every = 2000                # transactions; a start replays at most this many
+    stall_after_ms = 60000               # orders that can be bought, no batch planned: alarm
 
     [admin]                              # optional: index-solver status | snapshot | reconcile
     port = 15080                         # on 127.0.0.1
@@ -98,7 +99,7 @@ from solver.config.index_files import load_index_file
 from solver.core.market import MarketRules
 from solver.core.model import Collateral, Index, IndexDefinitionError
 from solver.core.money import ZERO
-from solver.core.params import SolverParams
+from solver.core.params import SolverParams, setting_problems
 from solver.core.setup import EngineSetup
 
 _COMP_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
@@ -123,6 +124,9 @@ class ServiceSettings:
     snapshot_every: int = 2000
     """Store the engine's state, with the views' and adapters' checkpoints, after this many
     transactions: a start replays at most this many (restart time against snapshot writes)."""
+    stall_after_ms: int = 60_000
+    """Orders that could be bought alone waiting this long with no batch planned is a stall:
+    logged as an error, counted in ``solver_orders_stalled``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +295,9 @@ def _setup(table: Mapping[str, Any], markets: Mapping[str, Any], base: Path) -> 
         if asset not in decimals:
             raise ConfigError(f"solver.collaterals.{asset}: no index is bought with {asset}")
         decimals[asset] = expect_whole(value, f"solver.collaterals.{asset}", 0, 18)
+    problems = setting_problems(params, decimals, {})
+    if problems:
+        raise ConfigError(f"solver.{problems[0]}")
     prefix = expect_text(table.get("client_order_prefix", "ixs"), "solver.client_order_prefix")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", prefix):
         raise ConfigError("solver.client_order_prefix: use 1 to 16 of A-Z a-z 0-9 _ -")
@@ -326,7 +333,7 @@ def _check_markets(indexes: tuple[Index, ...], rules: tuple[MarketRules, ...]) -
 
 def _service(table: Mapping[str, Any], base: Path) -> ServiceSettings:
     reject_unknown(table, {"journal", "exchange", "gather_ms", "plan_every_ms",
-                           "shutdown_grace_s", "snapshot_every"}, "service")
+                           "shutdown_grace_s", "snapshot_every", "stall_after_ms"}, "service")
     exchange = expect_text(table.get("exchange"), "service.exchange")
     if not EXCHANGES.fullmatch(exchange):
         raise ConfigError("service.exchange: expected local:PORT, testnet or production")
@@ -336,7 +343,9 @@ def _service(table: Mapping[str, Any], base: Path) -> ServiceSettings:
         expect_whole(table.get("plan_every_ms", 500), "service.plan_every_ms", 10, 60_000),
         expect_whole(table.get("shutdown_grace_s", 30), "service.shutdown_grace_s", 0, 3600),
         expect_whole(table.get("snapshot_every", 2000), "service.snapshot_every", 10,
-                     1_000_000))
+                     1_000_000),
+        expect_whole(table.get("stall_after_ms", 60_000), "service.stall_after_ms", 100,
+                     86_400_000))
 
 
 def _admin(value: Any) -> AdminSettings:

@@ -436,8 +436,7 @@ class Engine:
                     for a in {o.collateral_asset for o in ready}}
         plan = choose_batch(candidates, self.markets(), free, self.params, room, smallest)
         if isinstance(plan, Unplanned):
-            return completed + ([ev.BatchNotPlanned(len(ready), plan.buyable, plan.reason)]
-                                if ready else [])
+            return [*completed, ev.BatchNotPlanned(len(ready), plan.buyable, plan.reason)]
         batch = Batch(len(self.batches) + 1, cmd.ts,
                       {e.order_id: e.units for e in plan.engagements},
                       dict(plan.index_prices), dict(plan.inventory_used))

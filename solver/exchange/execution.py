@@ -13,13 +13,15 @@ Reconciliation, after nautilus_trader and hummingbot:
 - a live order missing from open orders is queried before anything is concluded;
 - an order whose reported executed quantity exceeds its recorded trades gets ``myTrades``;
 - after the user stream breaks, everything open is queried at once;
-- at start-up, every asset order the journal has in flight is tracked again and queried.
+- at start-up, every asset order the journal has in flight is tracked again and queried; one
+  the exchange does not know ``grace_ms`` after it was journaled was never sent (the process
+  that would have sent it is gone): one "not found" ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -177,13 +179,18 @@ class Execution:
 
     # --- reconciliation ---------------------------------------------------------------------
 
-    async def resume(self, orders: Iterable[AssetOrder]) -> None:
-        """Track the journal's in-flight asset orders again and learn what became of them."""
+    async def resume(self, orders: Iterable[AssetOrder], planned_at: Mapping[int, int]) -> None:
+        """Track the journal's in-flight asset orders again and learn what became of them.
+        ``planned_at``: when each one's batch was planned (ms), by batch id: an order the
+        exchange does not know ``grace_ms`` after it was journaled never reached it (the
+        process that would have sent it is gone), so one "not found" settles it."""
         now = self.clock()
         for order in orders:
             if order.is_done:
                 continue
-            self.tracker.track(order.requested(), now).outcome_unknown = True
+            tracked = self.tracker.track(order.requested(), now)
+            tracked.outcome_unknown = True
+            tracked.journaled_at = planned_at.get(order.batch_id, now)
         log.info("resuming in-flight asset orders", count=len(self.tracker.open()))
         await self.reconcile(everything=True)
 
@@ -240,8 +247,11 @@ class Execution:
             self._apply(answer)
         elif isinstance(answer, NotFound):
             metrics.NOT_FOUND.inc()
-            facts = self.tracker.on_not_found(order.client_order_id, self.clock(),
-                                              self.policy.max_misses)
+            now = self.clock()
+            gone = order.journaled_at is not None \
+                and now - order.journaled_at >= self.policy.grace_ms
+            facts = self.tracker.on_not_found(order.client_order_id, now,
+                                              1 if gone else self.policy.max_misses)
             if facts:
                 log.warning("asset order outcome resolved", client_order_id=order.client_order_id,
                             batch_id=order.request.batch_id, state=order.state.value,

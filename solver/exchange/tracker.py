@@ -98,6 +98,8 @@ class TrackedOrder:
     """The send has not returned yet: the exchange may not have the order yet either, so
     reconciliation leaves it alone."""
     outcome_unknown: bool = False
+    journaled_at: int | None = None
+    """For an order a start found in the journal: when its batch was planned (ms)."""
     misses: int = 0
     last_update: int = 0
     reason: str = ""

@@ -1,6 +1,7 @@
 """The operator's endpoint: HTTP on 127.0.0.1, every request with the bearer token.
 
-- ``GET /status``: FIX sessions, orders by status, batches in flight, when the exchange and
+- ``GET /status``: FIX sessions, orders by status, batches in flight, whether plans find
+  batches (and if not, why, and whether planning has stalled), when the exchange and
   the chain last told the engine something, deposits held for unknown wallets, and the state
   of the reconciliation of the ledger with the vault.
 - ``GET /snapshot``: positions (per account and index), the solver's inventory, and every
@@ -32,6 +33,7 @@ from solver.core.money import plain
 from solver.plumbing.clock import now_ms
 from solver.plumbing.http import Listening
 from solver.service.wiring import Service
+from solver.views.operations import NotPlanned
 
 if TYPE_CHECKING:
     from chain.reconciler import Check
@@ -98,12 +100,25 @@ class AdminEndpoint:
                              for a in gateway.settings.accounts],
             "orders": dict(view.orders),
             "batches_in_flight": list(view.batches_in_flight),
+            "planning": self._planning(view.not_planned, now),
             "last_exchange_event": _age(view.last_exchange_ts, now),
             "last_chain_event": _age(view.last_chain_ts, now),
             "held_deposits": [{"wallet": h.wallet, "asset": h.asset, "amount": plain(h.amount),
                                "deposit_ids": list(h.deposit_ids)} for h in view.held],
             "reconciliation": self._reconciliation(),
         }
+
+    def _planning(self, not_planned: NotPlanned | None, now: int) -> dict[str, Any]:
+        """Whether the last plan found a batch; if not, since when, for how many orders, why,
+        and whether that is a stall (orders that could be bought alone waiting past the
+        bound)."""
+        if not_planned is None:
+            return {"state": "planning"}
+        bound = self.service.runtime.settings.stall_after_ms
+        stalled = not_planned.buyable > 0 and now - not_planned.since >= bound
+        return {"state": "stalled" if stalled else "nothing to plan",
+                "since": _age(not_planned.since, now), "waiting": not_planned.waiting,
+                "buyable": not_planned.buyable, "reason": not_planned.reason}
 
     def _reconciliation(self) -> dict[str, Any]:
         chain = self.service.chain

@@ -5,7 +5,9 @@ An order that arrives while nothing is in flight is planned once a short gatheri
 share a batch; the time it took to accept it counts, and orders that arrive meanwhile are
 accepted before the plan anyway (the writer takes inputs in order). When a batch settles and
 orders wait, the next is planned at once. A batch in flight holds the orders that arrive
-meanwhile: they go together in the next one. The timer stays as a fallback (the runtime's
+meanwhile: they go together in the next one, unless the batch is in doubt (not settled
+after ``hold_ms``, what the exchange needs to answer): then the orders waiting are planned
+without it, so that no batch waits behind one in doubt. The timer stays as a fallback (the runtime's
 ``plan_every_ms``) for orders a plan could not serve (no liquidity, limits), which wait for
 the books or the limits to change: it plans only when they did (a book moved, or a
 transaction changed the orders, the inventory or what is in flight), so that an order that
@@ -28,17 +30,20 @@ from solver.core.orders import OrderSnapshot
 
 class Planner:
     def __init__(self, bus: EventBus, plan: Callable[[], None], gather_ms: float,
-                 clock: Callable[[], int]) -> None:
+                 clock: Callable[[], int], hold_ms: int = 5_000) -> None:
         """``plan`` hands a ``PlanBatch`` to the writer (after bringing the books up to date);
-        ``clock``: the inputs' clock (Unix ms)."""
+        ``clock``: the inputs' clock (Unix ms); ``hold_ms``: the longest a batch in flight
+        holds back the orders that wait."""
         self._plan = plan
         self._gather_ms = gather_ms
+        self._hold_ms = hold_ms
         self._clock = clock
         self._arrived = 0  # when the first order waiting for the window arrived
         self.waiting: set[int] = set()
         """Open orders neither engaged in a batch nor being ended."""
         self.in_flight: dict[int, frozenset[int]] = {}
         """Batches not settled, with their orders."""
+        self._planned_at: dict[int, int] = {}
         self._asked = False  # a PlanBatch is on its way to the writer
         self._due = asyncio.Event()
         self._at_once = False
@@ -46,9 +51,11 @@ class Planner:
         self._changed = False  # since the last plan, something a plan depends on changed
         bus.observe(self)
 
-    def resume(self, waiting: Iterable[int], in_flight: dict[int, frozenset[int]]) -> None:
+    def resume(self, waiting: Iterable[int], in_flight: dict[int, frozenset[int]],
+               planned_at: dict[int, int]) -> None:
         self.waiting.update(waiting)
         self.in_flight.update(in_flight)
+        self._planned_at.update(planned_at)
         self._due.set()
 
     def fall_back(self, books_moved: bool) -> None:
@@ -56,7 +63,7 @@ class Planner:
         the last plan, unless a plan is on its way or a batch in flight (its settling plans
         at once)."""
         if (books_moved or self._changed) and self.waiting and not self._asked \
-                and not self.in_flight:
+                and not self._held_back():
             self._ask()
 
     @property
@@ -78,8 +85,13 @@ class Planner:
                     await asyncio.sleep(left_ms / 1000)
             self._due.clear()
             self._at_once = False
-            if self.waiting and not self._asked and not self.in_flight:
+            if self.waiting and not self._asked and not self._held_back():
                 self._ask()
+
+    def _held_back(self) -> bool:
+        """A batch in flight holds the orders that wait for ``hold_ms`` at most."""
+        now = self._clock()
+        return any(now - self._planned_at.get(b, now) < self._hold_ms for b in self.in_flight)
 
     def _ask(self) -> None:
         if not self._held:
@@ -98,10 +110,12 @@ class Planner:
             if isinstance(event, ev.BatchPlanned):
                 orders = frozenset(e.order_id for e in event.engagements)
                 self.in_flight[event.batch_id] = orders
+                self._planned_at[event.batch_id] = envelope.ts
                 self.waiting -= orders
             elif isinstance(event, ev.BatchSettled):
                 settled = True
                 self.waiting |= self.in_flight.pop(event.batch_id, frozenset())
+                self._planned_at.pop(event.batch_id, None)
         arrived = False
         for envelope in transaction.events:
             order: OrderSnapshot | None = getattr(envelope.event, "order", None)

@@ -69,7 +69,8 @@ async def _serve(deployment: Deployment, stop: asyncio.Event | None) -> None:
                           "(index-solver chain deploy --out writes it)")
     service = deployment.service
     settings = RuntimeSettings(plan_every_ms=service.plan_every_ms, gather_ms=service.gather_ms,
-                               snapshot_every=service.snapshot_every)
+                               snapshot_every=service.snapshot_every,
+                               stall_after_ms=service.stall_after_ms)
     async with running_service(deployment.setup, deployment.fix, endpoints_of(service), key,
                                service.journal, settings, _connected(deployment)) as running, \
             _endpoints(running, deployment, token):

@@ -35,6 +35,7 @@ from solver.plumbing.tasks import cancel, wait_set
 from solver.service.planner import Planner
 from solver.service.sequencer import Sequencer, identity
 from solver.service.settlement_watch import SettlementWatch
+from solver.service.stall_watch import StallWatch
 
 log = structlog.get_logger(__name__)
 P = TypeVar("P", bound=TransactionObserver)
@@ -52,6 +53,9 @@ class RuntimeSettings:
     book_max_age_ms: int = 10_000
     settle_within_ms: int = 60_000
     """A batch not settled by then is alarmed and recovered from the exchange."""
+    stall_after_ms: int = 60_000
+    """Orders that could be bought alone waiting this long with no batch planned is a stall
+    (``stall_watch``)."""
 
 
 class Runtime:
@@ -77,7 +81,10 @@ class Runtime:
         symbols = sorted(rules.symbol for rules in engine.rules.values())
         self.market_data = MarketData(connector, symbols, self.settings.book_max_age_ms,
                                       clock=self.clock)
-        self.planner = Planner(self.bus, self._plan, self.settings.gather_ms or 0, self.clock)
+        self.planner = Planner(self.bus, self._plan, self.settings.gather_ms or 0, self.clock,
+                               self.settings.reconcile.grace_ms)
+        self.stalls = StallWatch(self.bus, self.settings.stall_after_ms,
+                                 lambda: self.planner.waiting)
         self._stopping = asyncio.Event()
         self._read: dict[int, list[Transaction]] = {}
         if self._checkpoint.since is not None:
@@ -136,12 +143,13 @@ class Runtime:
         reconciling: asyncio.Task[None] | None = None
         planning: asyncio.Task[None] | None = None
         try:
-            await self.execution.resume(self.engine.asset_orders.values())
+            unsettled = [b for b in self.engine.batches.values() if not b.settled]
+            await self.execution.resume(self.engine.asset_orders.values(),
+                                        {b.id: b.ts for b in unsettled})
             self.settlement.resume(self._unsettled_batches())
             self.planner.resume(
                 (o.id for o in self.engine.open_orders() if o.is_ready),
-                {b.id: frozenset(b.engagements) for b in self.engine.batches.values()
-                 if not b.settled})
+                {b.id: frozenset(b.engagements) for b in unsettled}, {b.id: b.ts for b in unsettled})
             reconciling = asyncio.create_task(self.execution.run())
             if self.settings.gather_ms is not None:
                 planning = asyncio.create_task(self.planner.run())
@@ -176,6 +184,7 @@ class Runtime:
             now = self.clock()
             self.planner.fall_back(books_moved=self.market_data.moved())
             self.settlement.check(now)
+            self.stalls.check(now)
             if now - last_tick >= self.settings.tick_every_ms:
                 # Time is journaled only when it brings something: an expiry, a mint's retry.
                 if self.engine.is_due(now):

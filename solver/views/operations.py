@@ -1,6 +1,7 @@
 """What an operator asks of the running service, kept from the events: orders by status,
-batches in flight, when the exchange and the chain last told the engine something, deposits
-held for wallets no account has, and every account's collateral.
+batches in flight, since when plans have found no batch and why, when the exchange and the
+chain last told the engine something, deposits held for wallets no account has, and every
+account's collateral.
 
 A bus observer. Unlike the position store it does nothing per transaction beyond its own
 counts: the immutable ``OperationsView`` is made when asked for (an operator's request, a
@@ -42,6 +43,17 @@ class Held:
 
 
 @dataclass(frozen=True, slots=True)
+class NotPlanned:
+    """Plans have found no batch since ``since`` (ms): the last one's orders waiting, those of
+    them that could be bought alone, and why none was planned."""
+
+    since: int
+    waiting: int
+    buyable: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class OperationsView:
     transaction: int
     """The last transaction this view includes."""
@@ -58,6 +70,8 @@ class OperationsView:
     (which credits it)."""
     balances: Mapping[tuple[str, str], Balance] = field(default_factory=dict)
     """Per (account, asset)."""
+    not_planned: NotPlanned | None = None
+    """None while the last plan found a batch."""
 
 
 class OperationsStore:
@@ -74,6 +88,7 @@ class OperationsStore:
         self._balances: dict[tuple[str, str], Balance] = {}
         self._last_exchange: int | None = None
         self._last_chain: int | None = None
+        self._not_planned: NotPlanned | None = None
 
     def view(self) -> OperationsView:
         """The state as of the last completed transaction."""
@@ -82,7 +97,7 @@ class OperationsStore:
                 self._transaction, MappingProxyType(dict(sorted((+self._counts).items()))),
                 tuple(sorted(self._batches)), self._last_exchange, self._last_chain,
                 tuple(h for h in self._held.values() if h.amount),
-                MappingProxyType(dict(self._balances)))
+                MappingProxyType(dict(self._balances)), self._not_planned)
         return self._view
 
     def transaction_began(self, transaction: ev.Transaction) -> None:
@@ -94,10 +109,10 @@ class OperationsStore:
         elif isinstance(transaction.input, CHAIN_FACTS):
             self._last_chain = transaction.input.ts
         for envelope in transaction.events:
-            self._follow(envelope.event)
+            self._follow(envelope.event, envelope.ts)
         self._transaction = transaction.number
 
-    def _follow(self, event: ev.Event) -> None:
+    def _follow(self, event: ev.Event, ts: int) -> None:
         order: OrderSnapshot | None = getattr(event, "order", None)
         if order is not None:
             self._count(order)
@@ -106,6 +121,11 @@ class OperationsStore:
         match event:
             case ev.BatchPlanned():
                 self._batches.add(event.batch_id)
+                self._not_planned = None
+            case ev.BatchNotPlanned():
+                since = self._not_planned.since if self._not_planned else ts
+                self._not_planned = NotPlanned(since, event.waiting, event.buyable,
+                                               event.reason)
             case ev.BatchSettled():
                 self._batches.discard(event.batch_id)
             case ev.DepositHeld():

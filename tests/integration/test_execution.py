@@ -18,6 +18,7 @@ from mocks.binance.faults import Faults
 from mocks.binance.limits import RateLimits
 from mocks.binance.local import mock_server, running
 from mocks.binance.server import MockBinance
+from solver.core.batches import AssetOrder
 from solver.core.commands import (
     AssetOrderAccepted,
     AssetOrderEnded,
@@ -280,6 +281,29 @@ def test_an_order_the_exchange_never_had_is_given_up_and_the_log_says_so() -> No
             [resolved] = [e for e in logs if e["event"] == "asset order outcome resolved"]
             assert (resolved["state"], resolved["reason"]) == (
                 "rejected", "not found on the exchange after 3 queries")
+    run(scenario())
+
+
+def test_at_start_an_order_journaled_but_never_sent_is_settled_by_one_query() -> None:
+    """A kill -9 between journaling a batch and sending its orders: the exchange never had
+    them. One "not found" settles an order journaled more than ``grace_ms`` ago (the process
+    that would have sent it is gone); one journaled just now may still be on its way into
+    the exchange's records, and is asked again after the grace."""
+    async def scenario() -> None:
+        async with running(mock_server()) as server, connector(server) as conn:
+            facts: list[Input] = []
+            execution = Execution(conn, facts.append, FAST)
+            now = execution.clock()
+            old = AssetOrder(1, "gone-1", 1, "A1", "A1USDC", Side.BUY, D("100.50"), D(10))
+            new = AssetOrder(2, "gone-2", 2, "A1", "A1USDC", Side.BUY, D("100.50"), D(10))
+            await execution.resume([old, new], {1: now - 10 * FAST.grace_ms, 2: now})
+            [ended] = facts
+            assert isinstance(ended, AssetOrderEnded) and ended.asset_order_id == 1
+            assert ended.outcome is AssetOrderOutcome.REJECTED
+            await asyncio.sleep(FAST.grace_ms / 1000)
+            await execution.reconcile()
+            assert [f.asset_order_id for f in facts if isinstance(f, AssetOrderEnded)] == [1, 2]
+            assert server.exchange.orders == {}
     run(scenario())
 
 
