@@ -1,6 +1,7 @@
-"""Each rule the property tests must guard, removed from the core one at a time: the property
-tests must fail every time. Not part of ``make test`` (a few minutes per rule); run it after
-changing the core or the property tests:
+"""Each rule the property and liveness tests must guard, removed from the core one at a time:
+the tests must fail every time (each rule has an example of its own, so not by chance). Not
+part of ``make test`` (a minute or two per rule); run it after changing the core or the
+tests:
 
     .venv/bin/python -m tests.named_mutants [RULE ...]
 
@@ -27,9 +28,8 @@ MUTANTS = {  # rule: (file, the line as it is, the line without the rule)
         "    usable = remaining / (ONE + params.fee_reserve)"),
     "max price refusal": (
         "solver/core/fitting.py",
-        "        if price is None or price <= 0 or (c.max_price is not None and "
-        "price > c.max_price):",
-        "        if price is None or price <= 0:"),
+        "    return price > 0 and (order.max_price is None or price <= order.max_price)",
+        "    return price > 0"),
     "buys floored to the step": ("solver/core/market.py",
                                  "        quantity = floor_to(wanted, self.step_size)",
                                  "        quantity = ceil_to(wanted, self.step_size)"),
@@ -43,7 +43,19 @@ MUTANTS = {  # rule: (file, the line as it is, the line without the rule)
         "    if price is None or can_be_engaged(index, order.remaining, price, engine.params,",
         "    if price is None or not can_be_engaged(index, order.remaining, price, "
         "engine.params,"),
+    "remainders take no slot from orders that can be bought": (
+        "solver/core/planning.py", "    everyone = orders.buyable + orders.remainders",
+        "    everyone = sorted(orders.buyable + orders.remainders, key=lambda c: c.order_id)"),
+    "an index that cannot get an asset takes no share of the others": (
+        "solver/core/fitting.py",
+        "                  if all(a in sendable or free_inventory.get(a, ZERO) > 0 for a in "
+        "c.index.assets)]",
+        "                  if True]"),
+    "a remainder waits for company at most completion_wait_ms": (
+        "solver/core/settlement.py", "        elif order.waits_until <= now:",
+        "        elif False:"),
 }
+TESTS = ("tests/unit/test_properties.py", "tests/unit/test_liveness.py")
 
 
 def caught(rule: str) -> bool:
@@ -55,7 +67,7 @@ def caught(rule: str) -> bool:
     path.write_text(original.replace(line + "\n", mutant + "\n"))
     try:
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p",
-                               "no:cacheprovider", "tests/unit/test_properties.py"], cwd=ROOT,
+                               "no:cacheprovider", *TESTS], cwd=ROOT,
                               capture_output=True, text=True, check=False)
         return done.returncode != 0
     finally:

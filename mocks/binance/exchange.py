@@ -240,6 +240,10 @@ class MockExchange:
         self._account_position(now)
         return order
 
+    def highest_fee_rate(self) -> Decimal:
+        """The commission rate the account pays at most, over every market."""
+        return max((book.spec.fee_rate for book in self.books.values()), default=ZERO)
+
     # --- the market maker -------------------------------------------------------------------
 
     def step(self, now: int) -> None:

@@ -18,7 +18,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -319,8 +319,13 @@ class MockBinance:
             min(int(limit) if limit.isdigit() else 500, 1000))]
 
     def _account(self, params: dict[str, str], now: int) -> Json:
-        return {"makerCommission": 10, "takerCommission": 10, "buyerCommission": 0,
-                "sellerCommission": 0, "canTrade": True, "canWithdraw": True,
+        rate = self.exchange.highest_fee_rate()  # the account pays it on every market
+        bps = int((rate * 10_000).to_integral_value(ROUND_CEILING))
+        return {"makerCommission": bps, "takerCommission": bps, "buyerCommission": 0,
+                "sellerCommission": 0,
+                "commissionRates": {"maker": wire(rate), "taker": wire(rate), "buyer": "0",
+                                    "seller": "0"},
+                "canTrade": True, "canWithdraw": True,
                 "canDeposit": True, "brokered": False, "requireSelfTradePrevention": False,
                 "preventSor": False, "updateTime": now, "accountType": "SPOT",
                 "balances": self.exchange.balances(), "permissions": ["SPOT"], "uid": 1}

@@ -180,7 +180,7 @@ def _wanted_units(
     wanted = []
     for c in candidates:
         price = prices.get(c.index.symbol)
-        if price is None or price <= 0 or (c.max_price is not None and price > c.max_price):
+        if price is None or not within_limit(c, price):
             continue
         units = order_units(c.index, c.remaining, price, params)
         if units > 0:
@@ -188,6 +188,11 @@ def _wanted_units(
         if len(wanted) == params.max_orders_per_batch:
             break
     return wanted
+
+
+def within_limit(order: Candidate, price: Decimal) -> bool:
+    """Whether ``order`` may be engaged at the index ``price``: not above its max price."""
+    return price > 0 and (order.max_price is None or price <= order.max_price)
 
 
 def order_units(index: Index, remaining: Decimal, price: Decimal,

@@ -124,15 +124,10 @@ def _convert(key: str, value: object, kind: type) -> object:
 def setting_problems(params: SolverParams, collateral_decimals: Mapping[str, int],
                      fee_rates: Mapping[str, Decimal]) -> list[str]:
     """Settings that can never work together, each naming the key and the least that works:
-
-    - ``max_order_notional`` below the smallest fill a collateral allows (an order could
-      never be engaged for anything: 0.01 for a 6-decimal collateral, 100 for a 2-decimal
-      one, ``allocation.min_fill_value``);
-    - a market's fee rate (``fee_rates`` by symbol) above what ``fee_reserve`` keeps back:
-      orders would be engaged for more than they can pay, and the house left with what no
-      order paid for. A commission taken from the asset bought costs rate / (1 - rate) of the
-      notional, so the reserve must be at least that, whichever asset the fee is paid in.
-    """
+    ``max_order_notional`` below the smallest fill a collateral allows (an order could never
+    be engaged for anything: 0.01 for a 6-decimal collateral, 100 for a 2-decimal one,
+    ``allocation.min_fill_value``), and a market's fee rate (``fee_rates`` by symbol) that
+    ``fee_reserve`` does not cover (``fee_problem``)."""
     problems = []
     for asset, decimals in sorted(collateral_decimals.items()):
         least = min_fill_value(decimals)
@@ -141,10 +136,19 @@ def setting_problems(params: SolverParams, collateral_decimals: Mapping[str, int
                 f"params.max_order_notional: {params.max_order_notional} is below the smallest "
                 f"fill of {asset} ({decimals} decimals), {least.normalize():f}: no order "
                 "could ever be engaged")
-    for symbol, rate in sorted(fee_rates.items()):
-        needed = ceil_decimals(rate / (1 - rate), 8) if rate < 1 else rate
-        if params.fee_reserve < needed:
-            problems.append(
-                f"params.fee_reserve: {params.fee_reserve} keeps back less than {symbol}'s fee "
-                f"rate of {rate} can charge; use at least {needed.normalize():f}")
+    problems += [p for symbol, rate in sorted(fee_rates.items())
+                 if (p := fee_problem(params, rate, f"{symbol}'s fee rate"))]
     return problems
+
+
+def fee_problem(params: SolverParams, rate: Decimal,
+                what: str = "the exchange account's taker fee rate") -> str | None:
+    """Why ``fee_reserve`` does not cover a commission ``rate``, if it does not: orders would
+    be engaged for more than they can pay, and the house left with what no order paid for. A
+    commission taken from the asset bought costs rate / (1 - rate) of the notional, so the
+    reserve must be at least that, whichever asset the fee is paid in."""
+    needed = ceil_decimals(rate / (1 - rate), 8) if rate < 1 else rate
+    if params.fee_reserve >= needed:
+        return None
+    return (f"params.fee_reserve: {params.fee_reserve} keeps back less than {what} of {rate} "
+            f"can charge; use at least {needed.normalize():f}")

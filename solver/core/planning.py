@@ -12,18 +12,22 @@ order that can be bought is bought and none blocks another.
   they ride along, but only in the slots (``max_orders_per_batch``) the buyable orders leave.
 - A batch has one collateral (its orders are charged and rounded in it). The collaterals
   take turns by their oldest buyable order, so first come is first served across them.
-- For a collateral, the sets tried are: all its orders; the orders of the index of its
-  oldest buyable order; that order alone. The first plan that engages its oldest buyable
-  order is taken, else the first that engages anyone; when none does, the next collateral
-  is tried. So an order that can be bought alone is engaged as soon as it is the oldest of
-  its collateral, whatever the others need: no order waits behind one that cannot be bought.
+- For a collateral, all its orders are tried together first. If that does not engage its
+  oldest order that can be bought alone, that order's index's orders are tried, then that
+  order alone; if neither engages it either, it cannot be bought now and the plan of all
+  goes on without it. If all together give nothing, each index's orders (and its oldest
+  order alone) are tried, the indexes by their oldest orders; when none gives a plan, the
+  next collateral is tried. So an order that can be bought alone is engaged as soon as it is
+  the oldest of its collateral, whatever the others need, and no order waits behind one that
+  cannot be bought.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 
 from solver.core.fitting import (
     BatchPlan,
@@ -35,6 +39,7 @@ from solver.core.fitting import (
     limit_price,
     plan_batch,
     smallest_buy_cost,
+    within_limit,
 )
 from solver.core.model import Index
 from solver.core.money import ZERO, exact
@@ -51,7 +56,8 @@ class Unplanned:
 
 @dataclass(frozen=True, slots=True)
 class _Sorted:
-    """One collateral's orders: buyable alone first, then remainders, each oldest first."""
+    """One collateral's orders: buyable alone (oldest first), then remainders (largest
+    first)."""
 
     buyable: list[Candidate]
     remainders: list[Candidate]
@@ -61,23 +67,14 @@ class _Sorted:
         """The order id that sets this collateral's turn."""
         return (self.buyable or self.remainders)[0].order_id
 
-    def sets(self) -> Iterator[list[Candidate]]:
-        """The sets of orders to try, largest first."""
-        everyone = self.buyable + self.remainders
-        yield everyone
-        if not self.buyable:  # remainders only: each index's may pass the minimums alone
-            by_index: dict[str, list[Candidate]] = {}
-            for c in everyone:
-                by_index.setdefault(c.index.symbol, []).append(c)
-            if len(by_index) > 1:
-                yield from by_index.values()
-            return
-        first = self.buyable[0]
-        same_index = [c for c in everyone if c.index.symbol == first.index.symbol]
-        if len(same_index) < len(everyone):
-            yield same_index
-        if len(same_index) > 1:
-            yield [first]
+    def by_index(self) -> list[tuple[Candidate, list[Candidate]]]:
+        """Each index's orders (buyable first), with its oldest order that can be bought
+        alone (else its oldest), the indexes by that order."""
+        orders: dict[str, list[Candidate]] = {}
+        for c in self.buyable + self.remainders:
+            orders.setdefault(c.index.symbol, []).append(c)
+        return sorted(((group[0], group) for group in orders.values()),
+                      key=lambda pair: (pair[0] not in self.buyable, pair[0].order_id))
 
 
 @exact
@@ -94,25 +91,42 @@ def choose_batch(
     collaterals, priced_out = _sort(candidates, markets, params, smallest_fills)
     reasons = []
     for collateral, orders in sorted(collaterals.items(), key=_turn):
-        smallest = smallest_fills.get(collateral, ZERO)
-        found: BatchPlan | None = None
-        why: NoBatch | None = None
-        for chosen in orders.sets():
-            plan = plan_batch(chosen, markets, free_inventory, params, room, smallest)
-            if isinstance(plan, NoBatch):
-                why = why or plan
-                continue
-            if not orders.buyable or _engages(plan, orders.buyable[0]):
-                return plan
-            found = found or plan
-        if found is not None:
-            return found
-        reasons.append(f"{collateral}: {why.reason if why else 'nothing to plan'}")
+        fit = partial(plan_batch, markets=markets, free_inventory=free_inventory,
+                      params=params, room=room,
+                      smallest_fill=smallest_fills.get(collateral, ZERO))
+        plan = _first_served(orders, fit)
+        if isinstance(plan, BatchPlan):
+            return plan
+        reasons.append(f"{collateral}: {plan.reason}")
     buyable = sum(len(orders.buyable) for orders in collaterals.values())
     if priced_out:
         reasons.append(f"{priced_out} priced out (no ask for an asset, an index price above "
                        "the order's max price, or less than one unit left)")
     return Unplanned(buyable, "; ".join(reasons) or "no order waits")
+
+
+def _first_served(orders: _Sorted,
+                  fit: Callable[[list[Candidate]], BatchPlan | NoBatch]) -> BatchPlan | NoBatch:
+    """The plan for one collateral's orders: all of them, if that engages its oldest order
+    that can be bought alone; else the first of that order's index's orders and that order
+    alone that does; else the plan of all of them. If all together give nothing, the first
+    index's orders (or its oldest order alone) that give a plan."""
+    everyone = orders.buyable + orders.remainders
+    whole = fit(everyone)
+    first = orders.buyable[0] if orders.buyable else None
+    if isinstance(whole, BatchPlan) and (first is None or _engages(whole, first)):
+        return whole
+    for oldest, group in orders.by_index():
+        tries = ([group] if len(group) < len(everyone) else []) + (
+            [[oldest]] if len(group) > 1 and oldest in orders.buyable else [])
+        for chosen in tries:
+            plan = fit(chosen)
+            if isinstance(plan, BatchPlan) and (isinstance(whole, NoBatch)
+                                                or _engages(plan, oldest)):
+                return plan
+        if isinstance(whole, BatchPlan):
+            return whole  # its oldest cannot be bought now: the others go on without it
+    return whole
 
 
 def _turn(item: tuple[str, _Sorted]) -> tuple[bool, int]:
@@ -137,7 +151,7 @@ def _sort(candidates: Sequence[Candidate], markets: Mapping[str, Market],
         if c.index.symbol not in costs:
             costs[c.index.symbol] = _price_and_least(c.index, markets, params, smallest)
         price, least = costs[c.index.symbol]
-        if price is None or price <= 0 or (c.max_price is not None and price > c.max_price) \
+        if price is None or not within_limit(c, price) \
                 or not can_be_engaged(c.index, c.remaining, price, params, smallest):
             priced_out += 1
             continue
@@ -146,6 +160,8 @@ def _sort(candidates: Sequence[Candidate], markets: Mapping[str, Market],
             orders.buyable.append(c)
         else:
             orders.remainders.append(c)
+    for orders in collaterals.values():  # the largest remainders pass the minimums soonest
+        orders.remainders.sort(key=lambda c: (-c.remaining, c.order_id))
     return collaterals, priced_out
 
 

@@ -94,6 +94,12 @@ class ExchangeError(Exception):
                 or "Duplicate order" in self.message)
 
 
+@dataclass(frozen=True, slots=True)
+class ExchangeAccount:
+    free: dict[str, Decimal]
+    taker_fee_rate: Decimal
+
+
 class BinanceConnector:
     def __init__(self, endpoints: Endpoints, api_key: ApiKey,
                  limiter: RateLimiter | None = None, request_timeout_s: float = 10) -> None:
@@ -170,9 +176,11 @@ class BinanceConnector:
             return Unknown(type(error).__name__)
         return wire.order_answer(body)[0]
 
-    async def free_balances(self) -> dict[str, Decimal]:
-        """The account's free balances (a signed read: it proves the keys)."""
-        return wire.free_balances(await self._call(20, 0, lambda c: c.get_account()))
+    async def account(self) -> ExchangeAccount:
+        """The account's free balances and taker fee rate (a signed read: it proves the
+        keys)."""
+        answer = await self._call(20, 0, lambda c: c.get_account())
+        return ExchangeAccount(wire.free_balances(answer), wire.taker_fee_rate(answer))
 
     async def open_orders(self, symbol: str) -> list[OrderReport]:
         rows = await self._call(6, 0, lambda c: c.get_open_orders(symbol=symbol))

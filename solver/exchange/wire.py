@@ -72,6 +72,15 @@ def free_balances(account: Json) -> dict[str, Decimal]:
     return {b["asset"]: number(b["free"]) for b in account.get("balances", [])}
 
 
+def taker_fee_rate(account: Json) -> Decimal:
+    """The account's taker commission as a fraction, from ``GET /api/v3/account``:
+    ``commissionRates.taker``, or else ``takerCommission`` (basis points)."""
+    rates = account.get("commissionRates")
+    if isinstance(rates, dict) and "taker" in rates:
+        return number(rates["taker"])
+    return number(str(account.get("takerCommission", 0))) / 10_000
+
+
 def order_answer(body: Json) -> tuple[OrderReport, tuple[TradeReport, ...]]:
     """A REST or WebSocket API order answer (ACK, RESULT, FULL), a query or a cancel."""
     symbol, order_id = body["symbol"], int(body["orderId"])

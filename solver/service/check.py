@@ -21,6 +21,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from chain.deploy import ChainDeployment, contract
 from solver.config.deployment import ChainSettings, Deployment
 from solver.config.fields import ConfigError
+from solver.core.params import SolverParams, fee_problem
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import ApiKey
 from solver.service.chain_link import operator_of
@@ -77,7 +78,8 @@ async def _exchange(deployment: Deployment) -> list[Finding]:
         await connector.close()
         return [reached]
     try:
-        findings = [reached, await _attempt("exchange keys", _keys(connector))]
+        findings = [reached, await _attempt("exchange keys", _keys(connector)),
+                    await _attempt("fee reserve", _fees(connector, deployment.setup.params))]
         for ours in deployment.setup.markets:
             problem = ours.differences(connector.rules.get(ours.symbol))
             findings.append(Finding(f"market {ours.symbol}", problem is None,
@@ -93,9 +95,16 @@ async def _started(connector: BinanceConnector) -> str:
 
 
 async def _keys(connector: BinanceConnector) -> str:
-    balances = await connector.free_balances()
+    balances = (await connector.account()).free
     held = ", ".join(f"{asset} {amount}" for asset, amount in sorted(balances.items()) if amount)
     return f"accepted (free: {held or 'nothing'})"
+
+
+async def _fees(connector: BinanceConnector, params: SolverParams) -> str:
+    problem = fee_problem(params, (await connector.account()).taker_fee_rate)
+    if problem:
+        raise ValueError(problem)
+    return f"{params.fee_reserve} covers the account's taker fee rate"
 
 
 # --- the chain ---------------------------------------------------------------------------------

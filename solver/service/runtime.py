@@ -25,6 +25,7 @@ from solver.core.bus import EventBus, TransactionObserver
 from solver.core.commands import PRICED_ON_BOOKS, ClockTicked, Input, PlanBatch
 from solver.core.engine import Engine
 from solver.core.events import AssetOrderRequested, InputRefused, Transaction
+from solver.core.params import fee_problem
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.execution import Execution, ReconcilePolicy
 from solver.exchange.market_data import MarketData
@@ -137,6 +138,7 @@ class Runtime:
         out, the sends in progress finish and their facts are journaled before the writer
         stops."""
         self._check_rules()
+        await self._check_fees()
         self._read, self._started = {}, True
         writer = asyncio.create_task(self.sequencer.run(self.inbox))
         books = asyncio.create_task(self.market_data.run())
@@ -149,7 +151,8 @@ class Runtime:
             self.settlement.resume(self._unsettled_batches())
             self.planner.resume(
                 (o.id for o in self.engine.open_orders() if o.is_ready),
-                {b.id: frozenset(b.engagements) for b in unsettled}, {b.id: b.ts for b in unsettled})
+                {b.id: frozenset(b.engagements) for b in unsettled},
+                {b.id: b.ts for b in unsettled})
             reconciling = asyncio.create_task(self.execution.run())
             if self.settings.gather_ms is not None:
                 planning = asyncio.create_task(self.planner.run())
@@ -174,6 +177,14 @@ class Runtime:
             problem = ours.differences(self.execution.connector.rules.get(ours.symbol))
             if problem is not None:
                 raise ExchangeMismatch(problem)
+
+    async def _check_fees(self) -> None:
+        """Refuse to engage orders for more than they can pay: the fee reserve must cover the
+        account's taker commission."""
+        account = await self.execution.connector.account()
+        problem = fee_problem(self.engine.params, account.taker_fee_rate)
+        if problem is not None:
+            raise ExchangeMismatch(problem)
 
     async def _plan_until_stopped(self, writer: asyncio.Task[None]) -> None:
         last_tick = 0

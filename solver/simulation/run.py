@@ -193,15 +193,16 @@ class Simulation:
         return any(batch.filled_units.values()) or len(self.exchange.trades) > trades_before
 
     def _wait(self) -> bool:
-        """Let the clock run to the next time the engine waits for, if any, and tick."""
+        """Let the clock run to the next time the engine waits for, if any, and tick; False
+        when nothing waits for time or the tick brought nothing."""
         due = self.engine.next_due()
         if due is None:
             return False
         self._clock = max(self._clock, due - 1)
         self._refresh_books()
-        self.apply(ClockTicked(self._tick()))
+        brought = self.apply(ClockTicked(self._tick())).events
         self._drain()
-        return True
+        return bool(brought)
 
     def _drain(self) -> None:
         """Apply the facts waiting, as one group per round: the journal commits each group

@@ -122,10 +122,12 @@ class OperationsStore:
             case ev.BatchPlanned():
                 self._batches.add(event.batch_id)
                 self._not_planned = None
-            case ev.BatchNotPlanned():
+            case ev.BatchNotPlanned() if event.waiting:
                 since = self._not_planned.since if self._not_planned else ts
                 self._not_planned = NotPlanned(since, event.waiting, event.buyable,
                                                event.reason)
+            case ev.BatchNotPlanned():
+                self._not_planned = None
             case ev.BatchSettled():
                 self._batches.discard(event.batch_id)
             case ev.DepositHeld():

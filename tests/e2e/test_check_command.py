@@ -1,6 +1,7 @@
 """``index-solver check --config`` against the mock Binance and anvil: every check passes on a
 good deployment, and each wrong part (keys, endpoint, a market's filter, chain id, a contract
-address, the operator key) fails its own check with a message that says what is wrong."""
+address, the operator key, a fee reserve below the account's commission) fails its own check
+with a message that says what is wrong."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from solver.cli.main import main
 from tests.support.deployed import on_anvil, write_config
 from tests.support.exchange import run
 
-GOOD = ("exchange endpoint", "exchange keys", "market A1USDC", "market A2USDC", "chain node",
-        "contract vault", "vault's collateral", "index token SY2", "chain operator")
+GOOD = ("exchange endpoint", "exchange keys", "fee reserve", "market A1USDC", "market A2USDC",
+        "chain node", "contract vault", "vault's collateral", "index token SY2", "chain operator")
 
 
 def test_check_passes_then_names_each_wrong_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -51,6 +52,11 @@ def test_check_passes_then_names_each_wrong_part(tmp_path: Path, monkeypatch: py
             code, out = await _in_thread(check)
             assert code == 1 and "exchangekeysFAILED" in out and "ignature" in out
             monkeypatch.setenv("BINANCE_API_SECRET", KEY.secret)
+
+            code, out = await _in_thread(check, fees=lambda d: d["solver"]["params"].update(
+                fee_reserve="0.0005"))
+            assert code == 1 and "feereserveFAILEDparams.fee_reserve:0.0005keepsbacklessthan" \
+                "theexchangeaccount'stakerfeerateof0.001" in out and "useatleast0.001001" in out
 
             code, out = await _in_thread(check, port=free_port())
             assert code == 1 and "exchangeendpoint(local:" in out and "FAILED" in out

@@ -239,6 +239,18 @@ def test_the_runtime_refuses_filters_the_exchange_does_not_have() -> None:
     run(scenario())
 
 
+def test_the_runtime_refuses_a_fee_reserve_below_the_account_s_commission() -> None:
+    async def scenario() -> None:
+        async with running(mock_server()) as server, connector(server) as conn:
+            ours = setup()  # the mock's markets charge 0.1 %
+            params = replace(ours.params, fee_reserve=D("0.0009"))
+            runtime = Runtime(replace(ours, params=params).build(), conn, settings=FAST)
+            with pytest.raises(ExchangeMismatch, match=r"fee_reserve: 0\.0009 keeps back less "
+                               r"than the exchange account's taker fee rate of 0\.001"):
+                await runtime.run()
+    run(scenario())
+
+
 def test_the_journal_grows_with_orders_not_with_time(tmp_path: Path) -> None:
     """Idle while the books move, the runtime journals nothing; an order reaches the engine
     after the books that moved; an order no plan can serve is planned again while the books

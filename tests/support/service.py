@@ -86,13 +86,15 @@ class Service:
 async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: int = 0,
                   test_session: bool = False, settings: RuntimeSettings = FAST,
                   door: DoorSettings | None = None,
-                  chain: ChainLink | None = None) -> AsyncIterator[Service]:
+                  chain: ChainLink | None = None,
+                  engine: EngineSetup | None = None) -> AsyncIterator[Service]:
     """The whole service (through the composition root) on the mock Binance, its journal in
     ``tmp`` (resumed if there); ``deposits`` are credited at start, or, with ``chain``, the
-    vault's deposits."""
+    vault's deposits; ``engine``: the engine's setup, else the basic scenario's."""
     port = free_port()
     async with running(mock_server(step_ms=step_ms)) as server, running_service(
-            setup(), fix_settings(tmp, port, test_session, door), local(server.port), KEY,
+            engine or setup(), fix_settings(tmp, port, test_session, door), local(server.port),
+            KEY,
             tmp / "journal.db", settings, chain) as s:
         assert s.journal is not None
         if chain is None:  # the doubles: deposits credited as given, mints confirmed at once

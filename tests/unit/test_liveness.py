@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 
 from solver.core import events as ev
+from solver.core.fitting import BatchPlan, Candidate, plan_batch
+from solver.core.model import Constituent, Index
 from solver.core.orders import OrderStatus
 from solver.simulation.run import SimulationResult, simulate
 from solver.simulation.scenario import parse_scenario
+from tests.support.builders import market, params
 
 D = Decimal
 
@@ -92,6 +95,7 @@ def test_remainders_that_cannot_be_bought_take_no_slot_from_orders_that_can():
     # was planned, and the 500 others expired: 83 % of the collateral released unspent.
     assert statuses(result) == {OrderStatus.FILLED}
     assert released_share(result) < D("0.01")
+    assert len(result.engine.batches) <= 7  # 100 orders a batch, not one by one
     ends = [c for t in result.transactions for c in t.of_type(ev.IndexOrderCompleted)]
     assert all(c.reason.endswith("came to share a batch within 60 s") for c in ends
                if c.released > D("0.01"))
@@ -108,6 +112,20 @@ def test_every_index_whose_orders_can_be_bought_alone_gets_batches(seed, batch_c
     assert released_share(result) < D("0.01")
     served = {engine.orders[o].index for b in engine.batches.values() for o in b.engagements}
     assert served == {o.index for o in engine.orders.values()}
+
+
+def test_an_index_that_cannot_get_an_asset_takes_no_share_of_the_others():
+    """IX1 = 1 A; IX2 = 1 A + 1 C, and C cannot be bought (its minimum notional is out of
+    reach). A is scarce (10 offered, 20 wanted): IX2's orders, which cannot be bought, must
+    not take half of it from IX1's."""
+    ix1 = Index("IX1", "USDC", (Constituent("A", "AUSDC", D(1)),))
+    ix2 = Index("IX2", "USDC", (Constituent("A", "AUSDC", D(1)), Constituent("C", "CUSDC", D(1))))
+    markets = {"A": market("A", ("100", "10")),
+               "C": market("C", ("100", "1000"), min_notional="1e9")}
+    candidates = [Candidate(1, ix2, D(1000)), Candidate(2, ix1, D(1000))]
+    plan = plan_batch(candidates, markets, {}, params(), D(10**9))
+    assert isinstance(plan, BatchPlan)
+    assert [(e.order_id, e.units) for e in plan.engagements] == [(2, D(10))]
 
 
 COLLATERALS = ("USDC", "JPYX", "EURX", "DAIX")

@@ -10,12 +10,12 @@ commission paid in the asset bought, the completion rule).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from solver.core import events as ev
@@ -24,6 +24,7 @@ from solver.core.commands import (
     BindWallet,
     BookUpdated,
     CancelIndexOrder,
+    ClockTicked,
     DepositConfirmed,
     ExpireIndexOrder,
     FeeAssetFunded,
@@ -35,7 +36,16 @@ from solver.core.commands import (
     WithdrawalRequested,
 )
 from solver.core.engine import Engine
-from solver.core.fitting import Market, can_be_engaged, limit_price
+from solver.core.fitting import (
+    BatchPlan,
+    Candidate,
+    Market,
+    can_be_bought_alone,
+    can_be_engaged,
+    limit_price,
+    plan_batch,
+    smallest_buy_cost,
+)
 from solver.core.market import Level, MarketRules, OrderBook
 from solver.core.model import Constituent, Index
 from solver.core.money import decimal_places, quantum
@@ -145,7 +155,7 @@ def amounts(draw: st.DrawFn, decimals: int) -> Decimal:
 
 STEPS_DRAWN = st.tuples(st.integers(0, 4), st.lists(st.sampled_from(
     ["plan", "plan", "report", "plan", "report late", "cancel", "refill", "report",
-     "withdraw"]),
+     "withdraw", "wait"]),
     max_size=40)).map(lambda drawn: ["plan"] * drawn[0] + drawn[1])
 """Steps between submitting the orders and finishing the run; often a few plans first, so
 that batches are planned while earlier ones are in flight."""
@@ -165,6 +175,9 @@ class Run:
     in_flight: list[ev.AssetOrderRequested] = field(default_factory=list)
     inflight_at_plan: list[tuple[int, Fraction]] = field(default_factory=list)
     """Per batch planned: (batch id, notional of every unsettled batch's asset orders)."""
+    not_live: list[str] = field(default_factory=list)
+    """Plans that found nothing while an order could be bought alone, and orders left open
+    at the end that could have been."""
     clock: int = 0
 
     def apply(self, command: Input) -> ev.Transaction:
@@ -183,10 +196,40 @@ class Run:
         return self.clock
 
     def plan(self) -> bool:
+        could = self.bought_alone()
         planned = self.apply(PlanBatch(self.tick())).of_type(ev.BatchPlanned)
         if planned:
             self.inflight_at_plan.append((planned[0].batch_id, self._unsettled_notional()))
+        elif could:
+            self.not_live.append(f"orders {could} could be bought alone; nothing was planned")
         return bool(planned)
+
+    def bought_alone(self) -> list[int]:
+        """The ready orders a batch of their own could buy now (at their limits, within the
+        caps, on today's books and inventory)."""
+        e, found = self.engine, []
+        markets, room = e.markets(), e.params.max_inflight_notional - e.inflight_notional()
+        smallest = min_fill_value(self.scenario.collateral_decimals["USDC"])
+        for o in e.open_orders():
+            index = e.indexes[o.index]
+            least = smallest_buy_cost(index, markets, e.params, smallest)
+            if not o.is_ready or not can_be_bought_alone(o.remaining, least, e.params):
+                continue
+            free = {a: e.inventory.free_quantity(a) for a in index.assets}
+            alone = plan_batch([Candidate(o.id, index, o.remaining, o.max_price)], markets, free,
+                               e.params, room, smallest)
+            if isinstance(alone, BatchPlan):
+                found.append(o.id)
+        return found
+
+    def wait(self) -> bool:
+        """Let the clock run to the next time the engine waits for, and tick; False when
+        nothing waits for time or the tick brought nothing."""
+        due = self.engine.next_due()
+        if due is None:
+            return False
+        self.clock = max(self.clock, due - 1)
+        return bool(self.apply(ClockTicked(self.tick())).events)
 
     def _unsettled_notional(self) -> Fraction:
         """From the events alone: asset orders of batches not settled yet."""
@@ -208,14 +251,16 @@ class Run:
             self.apply(BookUpdated(self.tick(), self.exchange.book(symbol)))
 
     def finish(self) -> None:
-        """Report everything in flight and plan until no batch can be planned; then expire
-        what is still open."""
+        """Report everything in flight and plan until no batch can be planned and nothing
+        waits for time; then expire what is still open."""
         for _ in range(self.scenario.max_batches):
             while self.in_flight:
                 self.report(0, self.clock)
             self.exchange.refill(only_refilling=True)
             self.refresh_books()
-            if not self.plan():
+            if not self.plan() and not self.wait():
+                self.not_live += [f"order {o} left open, though it could be bought alone"
+                                  for o in self.bought_alone()]
                 break
         while self.in_flight:
             self.report(0, self.clock)
@@ -248,6 +293,8 @@ def run(scenario: Scenario, steps: list[str], seed: int) -> Run:
         elif step == "refill":
             r.exchange.refill()
             r.refresh_books()
+        elif step == "wait":
+            r.wait()
         elif step == "withdraw":
             account, asset, amount = rng.choice(scenario.deposits)
             r.apply(WithdrawalRequested(r.tick(), f"w-{r.clock}", f"0x{account}", asset,
@@ -263,8 +310,57 @@ SETTINGS = settings(max_examples=examples(200), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+def hand_market(asset: str, step: str = "0.01", offered: str = "1000",
+                **changes: object) -> MarketSpec:
+    """``asset`` asked at 100, ``offered`` of it, on a tick of 0.01, with no minimums."""
+    rules = MarketRules(f"{asset}USDC", asset, "USDC", D("0.01"), D(step))
+    book = OrderBook(rules.symbol, (Level(D(100), D(offered)),))
+    return replace(MarketSpec(rules, book, D(0), False), **changes)
+
+
+def hand_made(orders: tuple[str, ...] = ("1000",), max_price: str | None = None,
+              a1: MarketSpec | None = None, **params: object) -> Scenario:
+    """IX1 = 1 A1 + 1 A2 (``hand_market``): each named rule has a run of its own that breaks
+    without it, so that every run of the property catches it, whatever else it draws."""
+    index = Index("IX1", "USDC", (Constituent("A1", "A1USDC", D(1)),
+                                  Constituent("A2", "A2USDC", D(1))), decimals=2)
+    values: dict[str, object] = {"price_tolerance": D(0), "fee_reserve": D(0), **params}
+    return Scenario(
+        SolverParams(**values),  # type: ignore[arg-type]
+        (index,), {"A1": a1 or hand_market("A1"), "A2": hand_market("A2")},
+        (("alice", "USDC", D(100_000)),),
+        tuple(OrderSpec("alice", f"o{n}", "IX1", D(amount),
+                        None if max_price is None else D(max_price))
+              for n, amount in enumerate(orders)),
+        (), quotes=(), collateral_decimals={"USDC": 6}, max_batches=200)
+
+
+NAMED_RULES = {  # rule: a run that breaks without it (tests/named_mutants.py removes each)
+    "batch cap": (hand_made(("1000", "1000"), max_batch_notional=D(300)), ["plan"]),
+    "in-flight cap": (hand_made(("300", "300", "300"), max_inflight_notional=D(400)),
+                      ["plan", "plan"]),
+    "per-order cap": (hand_made(("1000",), max_order_notional=D(50)), ["plan"]),
+    "max price refusal": (hand_made(("1000",), max_price="150"), ["plan"]),
+    "buys floored to the step": (hand_made(("250",), a1=hand_market("A1", step="1")),
+                                 ["plan"]),
+    "commission in the asset bought netted": (
+        hand_made(("1000",), fee_reserve=D("0.01"), a1=hand_market(
+            "A1", fee_rate=D("0.001"), commission_asset="A1")), ["plan"]),
+    "completion rule": (hand_made(("1000",), a1=hand_market("A1", offered="3")),
+                        ["plan", "report", "report"]),
+}
+
+
+def with_named_rules(test: Callable[..., None]) -> Callable[..., None]:
+    """The property, also run on each named rule's own example."""
+    for scenario, steps in NAMED_RULES.values():
+        test = example(scenario, steps, 0)(test)
+    return test
+
+
 @SETTINGS
 @given(scenarios(), STEPS_DRAWN, st.integers(0, 2**32))
+@with_named_rules
 def test_the_core_keeps_its_laws(scenario: Scenario, steps: list[str], seed: int) -> None:
     r = run(scenario, steps, seed)
     # The conservation laws, every batch settled, every trade recorded as a lot of its size
@@ -278,6 +374,7 @@ def test_the_core_keeps_its_laws(scenario: Scenario, steps: list[str], seed: int
     assert_charges_are_on_the_collateral_grid(r)
     assert_value_is_conserved_exactly(r)
     assert_no_order_closed_while_a_batch_could_buy_for_it(r)
+    assert r.not_live == []  # a plan is never empty while an order could be bought alone
 
 
 def plans(r: Run) -> Iterator[tuple[ev.BatchPlanned, list[ev.AssetOrderRequested]]]:
@@ -401,21 +498,28 @@ def assert_value_is_conserved_exactly(r: Run) -> None:
 def assert_no_order_closed_while_a_batch_could_buy_for_it(r: Run) -> None:
     """An order completes as filled only with fills, and only when what it has left is at or
     below the dust threshold or buys less than the smallest fill at the books of that moment
-    (together with other orders or not)."""
+    (together with other orders or not), or when it could not be bought alone for the whole
+    ``completion_wait_ms`` (and still cannot)."""
     p, books = r.scenario.params, dict[str, OrderBook]()
     smallest = min_fill_value(r.scenario.collateral_decimals["USDC"])
     for t in r.transactions:
         if isinstance(t.input, BookUpdated):
             books[t.input.book.symbol] = t.input.book
         for done in t.of_type(ev.IndexOrderCompleted):
+            index = r.engine.indexes[r.engine.orders[done.order_id].index]
+            markets = {a: Market(m.rules, books[m.rules.symbol])
+                       for a, m in r.scenario.markets.items() if m.rules.symbol in books}
+            if "came to share a batch within" in done.reason:
+                least = smallest_buy_cost(index, markets, p, smallest)
+                assert isinstance(t.input, PlanBatch | ClockTicked)
+                assert not can_be_bought_alone(done.released, least, p)
+                assert (done.status is OrderStatus.FILLED) == (done.filled_units > 0)
+                continue
             if done.status is not OrderStatus.FILLED:
                 continue
             assert done.filled_units > 0
             if done.released <= p.dust_threshold:
                 continue
-            index = r.engine.indexes[r.engine.orders[done.order_id].index]
-            markets = {a: Market(m.rules, books[m.rules.symbol])
-                       for a, m in r.scenario.markets.items() if m.rules.symbol in books}
             price = limit_price(index, markets, p)
             assert price is not None
             assert not can_be_engaged(index, done.released, price, p, smallest)
