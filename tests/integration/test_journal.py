@@ -146,17 +146,31 @@ def test_the_same_inputs_journal_the_same_rows(seed: int, orders: int) -> None:
 # --- damage and versions -----------------------------------------------------------------
 
 
-def test_a_journal_written_before_the_layout_changed_replays_to_the_same_report(
+def test_a_journal_written_by_this_release_replays_to_the_same_report(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_fixtures: Path) -> None:
-    """``tests/fixtures/basic-2026-11-30.db`` was written (with snapshots) by the code of
-    2026-11-30, before the modules moved into packages; its report is kept beside it."""
-    fixtures = journal_fixtures
-    journal = tmp_path / "old.db"
-    shutil.copy(fixtures / "basic-2026-11-30.db", journal)  # opening a journal may write
-    Journal.open(journal).close()  # the service migrates it to this release's schema
+    """``tests/fixtures/basic-2026-12-07.db`` was written (with snapshots) by the code of
+    2026-12-07 from ``examples/scenarios/basic.toml``; its report is kept beside it. A change
+    that makes it replay differently changes the engine's rules: say so in docs/journal.md."""
+    journal = tmp_path / "journal.db"
+    shutil.copy(journal_fixtures / "basic-2026-12-07.db", journal)  # opening one may write
     assert main(["journal", "replay", str(journal), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report == json.loads((fixtures / "basic-2026-11-30.report.json").read_text())
+    assert report == json.loads((journal_fixtures / "basic-2026-12-07.report.json").read_text())
+
+
+def test_a_journal_an_earlier_release_decided_differently_is_refused_naming_the_transaction(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_fixtures: Path) -> None:
+    """``basic-2026-11-30.db`` was written before the planner said why a plan found nothing
+    (``BatchNotPlanned``, 2026-12-07): this release does not reproduce it, and says where; its
+    records still read (the codec's names for the older layout's types)."""
+    journal = tmp_path / "old.db"
+    shutil.copy(journal_fixtures / "basic-2026-11-30.db", journal)
+    Journal.open(journal).close()  # the service migrates it to this release's schema
+    assert main(["journal", "replay", str(journal), "--json"]) == 3
+    assert "replaying transaction 32 gave different events than were journaled" in (
+        capsys.readouterr().err)
+    assert main(["journal", "inspect", str(journal)]) == 0
+    assert "SubmitIndexOrder" in capsys.readouterr().out
 
 
 def test_commits_are_fsynced_write_ahead(tmp_path: Path) -> None:
