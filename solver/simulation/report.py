@@ -98,7 +98,10 @@ def _orders(result: SimulationResult,
             avg = None if not o.filled_units else round_decimals(o.spent / o.filled_units,
                                                                  AVG_PRICE_DECIMALS)
             row.update(status=o.status.value, filled_units=plain(o.filled_units),
-                       collateral_spent=plain(o.spent), collateral_released=plain(o.released),
+                       collateral_spent=plain(o.spent),
+                       # given back in all: by reductions, and what was left when it closed
+                       collateral_released=plain(sub.order.collateral - o.collateral
+                                                 + o.released),
                        fees=plain(o.fees), avg_price=None if avg is None else plain(avg),
                        minted_units=plain(o.minted_units), mint_tx=o.mint_tx,
                        reject_reason=None, reject_text=None,
@@ -156,7 +159,8 @@ def _accounts(result: SimulationResult) -> dict[str, dict[str, str]]:
         key = account if assets_per_account[account] == 1 else f"{account}/{asset}"
         report[key] = {"asset": asset, "deposited": plain(b.deposited),
                        "available": plain(b.available), "reserved": plain(b.reserved),
-                       "spent": plain(b.spent), "fees": plain(b.fees)}
+                       "spent": plain(b.spent), "fees": plain(b.fees),
+                       "withdrawing": plain(b.withdrawing), "withdrawn": plain(b.withdrawn)}
     return report
 
 
@@ -195,10 +199,10 @@ def print_report(report: Mapping[str, Any], console: Console) -> None:
         console.print(quotes)
 
     accounts = table("Accounts", "account", "asset", "deposited", "available", "reserved",
-                     "spent", "fees")
+                     "spent", "fees", "withdrawn")
     for key, a in report["accounts"].items():
         accounts.add_row(key, a["asset"], a["deposited"], a["available"], a["reserved"],
-                         a["spent"], a["fees"])
+                         a["spent"], a["fees"], a["withdrawn"])
     console.print(accounts)
 
     inventory = table("Inventory (unassigned)", "asset", "quantity")

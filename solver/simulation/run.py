@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from solver.core.bus import EventBus
 from solver.core.commands import (
+    BindWallet,
     BookUpdated,
     CancelIndexOrder,
     ClockTicked,
@@ -137,6 +138,8 @@ class Simulation:
     def run(self) -> SimulationResult:
         s = self.scenario
         self._refresh_books()
+        for account in sorted({w.account for w in s.withdrawals}):  # the vault knows them
+            self.apply(BindWallet(self._tick(), account, account))
         for n, (account, asset, amount) in enumerate(s.deposits, 1):
             self.apply(DepositConfirmed(self._tick(), f"deposit-{n}", account, asset, amount))
         for asset, quantity in s.fee_funds.items():

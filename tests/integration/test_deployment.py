@@ -118,6 +118,18 @@ def test_bad_deployments_are_refused_naming_the_file_and_the_key(
      "service.snapshot_every: must be a whole number from 10"),
     (("local:1\"", "local:1\"\nsnapshot_every = " + "9" * 70),
      "service.snapshot_every: must be a whole number from 10"),
+    (("local:1\"", "local:1\"\nstall_after_ms = 1e400"),
+     "service.stall_after_ms: must be a whole number from 100"),
+    (("local:1\"", "local:1\"\nstall_after_ms = 99"),
+     "service.stall_after_ms: must be a whole number from 100"),
+    (("[solver]\n", "[solver.params]\ncompletion_wait_ms = 0\n[solver]\n"),
+     "solver.params.completion_wait_ms: must be a whole number from 1 to 86400000"),
+    (("[solver]\n", "[solver.params]\ncompletion_wait_ms = \"" + "9" * 70 + "\"\n[solver]\n"),
+     "solver.params.completion_wait_ms: must be below 1E\\+24"),
+    (("[solver]\n", "[solver.params]\nmax_order_notional = 9999\n"
+                     "[solver]\ncollaterals = { USDC = 0 }\n"),
+     "solver.params.max_order_notional: 9999 is below the smallest fill of USDC "
+     "\\(0 decimals\\), 10000: no order could ever be engaged"),
     (("[markets.A2]\nsymbol = \"A2USDC\"\n", ""), "markets.A2: required by index SY2"),
     (("symbol = \"A2USDC\"", "symbol = \"A2USDT\""),
      "markets.A2: index SY2 trades it as A2USDC, quoted in USDC"),

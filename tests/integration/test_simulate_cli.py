@@ -75,7 +75,7 @@ def test_hand_computed_scenario(tmp_path, capsys):
     assert report["inventory"] == {"A1": "0", "A2": "0"}
     assert report["accounts"] == {"alice": {
         "asset": "USDC", "deposited": "1500", "available": "500", "reserved": "0",
-        "spent": "1000", "fees": "0"}}
+        "spent": "1000", "fees": "0", "withdrawing": "0", "withdrawn": "0"}}
 
 
 def test_orders_without_liquidity_are_expired_with_what_they_got(tmp_path, capsys):
@@ -240,6 +240,43 @@ def test_settings_that_can_never_work_are_refused_naming_the_least_that_works(
     status, _, _ = simulate(capsys, write(tmp_path, data))
     assert status == 0
     change(data)
+    status, out, err = simulate(capsys, write(tmp_path, data))
+    assert (status, out) == (2, "") and problem in err
+
+
+def test_reductions_withdrawals_and_book_moves_happen_when_the_scenario_says(tmp_path, capsys):
+    """Before the first batch A1 moves from 100 to 90 (the index to 920) and alice lowers her
+    order to 920; after it she asks the vault for 500 of the 580 she has left, and the
+    simulated vault pays what the solver releases."""
+    data = json.loads(json.dumps(HAND_COMPUTED))
+    data.update(
+        reductions=[{"account": "alice", "id": "o1", "collateral": "920", "after_batch": 0}],
+        book_changes=[{"market": "A1", "asks": [["90", "10"]], "after_batch": 0}],
+        withdrawals=[{"account": "alice", "amount": "500", "after_batch": 1}])
+    status, out, _ = simulate(capsys, write(tmp_path, data), "--json")
+    report = json.loads(out)
+    assert status == 0 and report["invariants"] == "ok"
+    order = report["orders"]["o1"]
+    assert (order["status"], order["filled_units"], order["collateral_spent"],
+            order["collateral_released"]) == ("filled", "1", "920", "80")
+    assert [(f["symbol"], f["price"], f["qty"]) for f in report["batches"][0]["fills"]] == [
+        ("A1USDC", "90", "8"), ("A2USDC", "200", "1")]
+    assert {k: report["accounts"]["alice"][k] for k in ("available", "withdrawn")} == {
+        "available": "80", "withdrawn": "500"}
+
+
+@pytest.mark.parametrize("key, value, problem", [
+    ("book_changes", [{"market": "ZZ", "asks": [["1", "1"]]}], "book_changes[0].market: no "
+     "market ZZ"),
+    ("withdrawals", [{"account": "alice", "amount": "-1"}], "withdrawals[0].amount"),
+    ("reductions", [{"account": "alice", "id": "o1", "collateral": "1e400"}],
+     "reductions[0].collateral"),
+    ("withdrawals", [{"account": "alice", "amount": "1", "after_batch": -1}],
+     "withdrawals[0].after_batch"),
+])
+def test_bad_scenario_changes_exit_2_naming_the_key(tmp_path, capsys, key, value, problem):
+    data = json.loads(json.dumps(HAND_COMPUTED))
+    data[key] = value
     status, out, err = simulate(capsys, write(tmp_path, data))
     assert (status, out) == (2, "") and problem in err
 
