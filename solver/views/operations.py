@@ -71,7 +71,7 @@ class OperationsView:
     balances: Mapping[tuple[str, str], Balance] = field(default_factory=dict)
     """Per (account, asset)."""
     not_planned: NotPlanned | None = None
-    """None while the last plan found a batch."""
+    """None while the last plan found a batch, or no order is open."""
 
 
 class OperationsStore:
@@ -97,7 +97,8 @@ class OperationsStore:
                 self._transaction, MappingProxyType(dict(sorted((+self._counts).items()))),
                 tuple(sorted(self._batches)), self._last_exchange, self._last_chain,
                 tuple(h for h in self._held.values() if h.amount),
-                MappingProxyType(dict(self._balances)), self._not_planned)
+                MappingProxyType(dict(self._balances)),
+                self._not_planned if self._counts["open"] else None)
         return self._view
 
     def transaction_began(self, transaction: ev.Transaction) -> None:

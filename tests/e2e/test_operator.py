@@ -82,9 +82,11 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                 assert {s["account"]: s["logged_on"] for s in status["fix_sessions"]} == {
                     "alice": True, "bob": False}
                 assert status["last_exchange_event"] is not None
+                assert status["planning"] == {"state": "planning"}  # nothing waits
                 shown = cli("status", "--config", str(config))
                 assert shown.returncode == 0, shown.stderr
                 assert stranger.address in shown.stdout and "agrees" in shown.stdout
+                assert "Planning: the last plan found a batch" in shown.stdout
                 assert "…" not in shown.stdout
 
                 snapshot = cli("snapshot", "--config", str(config), "--parquet",
