@@ -429,7 +429,7 @@ class Engine:
         ready = [o for o in self._open.values() if o.is_ready]
         candidates = [Candidate(o.id, self.indexes[o.index], o.remaining, o.max_price)
                       for o in ready]
-        assets = {a for c in candidates for a in c.index.assets}
+        assets = {a for symbol in {o.index for o in ready} for a in self.indexes[symbol].assets}
         free = {a: self.inventory.free_quantity(a) for a in assets}
         room = self.params.max_inflight_notional - self.inflight_notional()
         smallest = {a: min_fill_value(self.collaterals[a].decimals)

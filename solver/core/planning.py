@@ -151,15 +151,14 @@ def _sort(candidates: Sequence[Candidate], markets: Mapping[str, Market],
         if c.index.symbol not in costs:
             costs[c.index.symbol] = _price_and_least(c.index, markets, params, smallest)
         price, least = costs[c.index.symbol]
-        if price is None or not within_limit(c, price) \
-                or not can_be_engaged(c.index, c.remaining, price, params, smallest):
+        if price is None or not within_limit(c, price):
             priced_out += 1
-            continue
-        orders = collaterals.setdefault(c.index.collateral, _Sorted([], []))
-        if can_be_bought_alone(c.remaining, least, params):
-            orders.buyable.append(c)
+        elif can_be_bought_alone(c.remaining, least, params):  # then it can be engaged
+            collaterals.setdefault(c.index.collateral, _Sorted([], [])).buyable.append(c)
+        elif can_be_engaged(c.index, c.remaining, price, params, smallest):
+            collaterals.setdefault(c.index.collateral, _Sorted([], [])).remainders.append(c)
         else:
-            orders.remainders.append(c)
+            priced_out += 1
     for orders in collaterals.values():  # the largest remainders pass the minimums soonest
         orders.remainders.sort(key=lambda c: (-c.remaining, c.order_id))
     return collaterals, priced_out
