@@ -1,5 +1,6 @@
-"""Each rule the property and liveness tests must guard, removed from the core one at a time:
-the tests must fail every time (each rule has an example of its own, so not by chance). Not
+"""Each rule the core's tests must guard, removed from the core one at a time: the property,
+liveness, fitting and engine tests must fail every time (each rule has an example of its own,
+so not by chance). Not
 part of ``make test`` (a minute or two per rule); run it after changing the core or the
 tests:
 
@@ -44,8 +45,23 @@ MUTANTS = {  # rule: (file, the line as it is, the line without the rule)
         "    if price is None or not can_be_engaged(index, order.remaining, price, "
         "engine.params,"),
     "remainders take no slot from orders that can be bought": (
-        "solver/core/planning.py", "    everyone = orders.buyable + orders.remainders",
-        "    everyone = sorted(orders.buyable + orders.remainders, key=lambda c: c.order_id)"),
+        "solver/core/planning.py", "        return buyable + remainders",
+        "        return sorted(buyable + remainders, key=_oldest)"),
+    "the lead is engaged, or its index or itself alone is tried": (
+        "solver/core/planning.py",
+        "    if isinstance(whole, BatchPlan) and (queue.lead is None or _engages(whole, "
+        "queue.lead)):",
+        "    if isinstance(whole, BatchPlan):"),
+    "indexes take turns": (
+        "solver/core/planning.py",
+        "        return not self.buyable, self.last_served, self.orders[0].order_id",
+        "        return not self.buyable, NEVER, self.orders[0].order_id"),
+    "collaterals take turns": (
+        "solver/core/planning.py",
+        "        return first[0], max(i.last_served for i in self.indexes), first[2]",
+        "        return first[0], NEVER, first[2]"),
+    "a buy below the minimum buys the minimum": (
+        "solver/core/fitting.py", "    if wanted < least <= needed:", "    if False:"),
     "an index that cannot get an asset takes no share of the others": (
         "solver/core/fitting.py",
         "                  if all(a in sendable or free_inventory.get(a, ZERO) > 0 for a in "
@@ -55,7 +71,8 @@ MUTANTS = {  # rule: (file, the line as it is, the line without the rule)
         "solver/core/settlement.py", "        elif order.waits_until <= now:",
         "        elif False:"),
 }
-TESTS = ("tests/unit/test_properties.py", "tests/unit/test_liveness.py")
+TESTS = ("tests/unit/test_properties.py", "tests/unit/test_liveness.py",
+         "tests/unit/test_fitting.py", "tests/unit/test_engine.py")
 
 
 def caught(rule: str) -> bool:

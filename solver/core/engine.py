@@ -40,6 +40,7 @@ from solver.core.commands import (
 from solver.core.custody import Custody
 from solver.core.fee_assets import FeeAsset
 from solver.core.fitting import (
+    BatchPlan,
     Candidate,
     Market,
     one_order_cap,
@@ -115,6 +116,8 @@ class Engine:
         self.orders: dict[int, IndexOrder] = {}
         self.batches: dict[int, Batch] = {}
         self.asset_orders: dict[int, AssetOrder] = {}
+        self.last_served: dict[str, int] = {}
+        """Per index, the last batch that engaged an order of it: indexes take turns."""
         self._order_ids: dict[tuple[str, str], int] = {}
         self._open: dict[int, IndexOrder] = {}
         self.deposit_ids: set[str] = set()
@@ -420,13 +423,23 @@ class Engine:
 
     def _plan(self, cmd: PlanBatch) -> Events:
         # Prices move: a filled order may have been left unable to buy a step since it settled.
-        completed: Events = []
+        events: Events = []
         prices: settlement.IndexPrices = {}
         for waiting in [o for o in self._open.values() if o.is_ready and o.filled_units]:
-            completed += settlement.complete_if_done(self, waiting, prices)
-        completed += settlement.bound_waits(
-            self, [o for o in self._open.values() if o.is_ready], cmd.ts)
+            events += settlement.complete_if_done(self, waiting, prices)
         ready = [o for o in self._open.values() if o.is_ready]
+        plan = self._choose(ready)
+        batch = None if isinstance(plan, Unplanned) else self._start(plan, cmd.ts, events)
+        # What the plan did not take, and cannot be bought alone, waits for company so long.
+        events += settlement.bound_waits(self, [o for o in ready if o.is_ready], cmd.ts)
+        if batch is None:
+            assert isinstance(plan, Unplanned)
+            waiting = sum(1 for o in ready if o.is_ready)
+            return [*events, ev.BatchNotPlanned(waiting, plan.buyable, plan.reason)]
+        return events + settlement.settle_if_done(self, batch)
+
+    def _choose(self, ready: list[IndexOrder]) -> BatchPlan | Unplanned:
+        """The next batch of the ready orders (``planning.choose_batch``); changes nothing."""
         candidates = [Candidate(o.id, self.indexes[o.index], o.remaining, o.max_price)
                       for o in ready]
         assets = {a for symbol in {o.index for o in ready} for a in self.indexes[symbol].assets}
@@ -434,20 +447,23 @@ class Engine:
         room = self.params.max_inflight_notional - self.inflight_notional()
         smallest = {a: min_fill_value(self.collaterals[a].decimals)
                     for a in {o.collateral_asset for o in ready}}
-        plan = choose_batch(candidates, self.markets(), free, self.params, room, smallest)
-        if isinstance(plan, Unplanned):
-            return [*completed, ev.BatchNotPlanned(len(ready), plan.buyable, plan.reason)]
-        batch = Batch(len(self.batches) + 1, cmd.ts,
-                      {e.order_id: e.units for e in plan.engagements},
+        return choose_batch(candidates, self.markets(), free, self.params, room, smallest,
+                            self.last_served)
+
+    def _start(self, plan: BatchPlan, ts: int, events: Events) -> Batch:
+        """Engage the plan's orders and hold its inventory in a new batch; ask for its asset
+        orders (appended to ``events``)."""
+        batch = Batch(len(self.batches) + 1, ts, {e.order_id: e.units for e in plan.engagements},
                       dict(plan.index_prices), dict(plan.inventory_used))
         self.batches[batch.id] = batch
+        self.last_served.update(dict.fromkeys(plan.index_prices, batch.id))
         for order_id in batch.engagements:
             self.orders[order_id].engage(batch.id)
         for asset, quantity in plan.inventory_used.items():
             self.inventory.hold(batch.id, asset, quantity)
-        events: Events = [*completed, ev.BatchPlanned(
-            batch.id, plan.engagements, tuple(sorted(plan.index_prices.items())),
-            tuple(sorted(plan.inventory_used.items())))]
+        events.append(ev.BatchPlanned(batch.id, plan.engagements,
+                                      tuple(sorted(plan.index_prices.items())),
+                                      tuple(sorted(plan.inventory_used.items()))))
         for planned in plan.asset_orders:
             number = len(self.asset_orders) + 1
             order = AssetOrder(number, f"{self.client_order_prefix}-{number}", batch.id,
@@ -455,10 +471,8 @@ class Engine:
                                planned.quantity)
             self.asset_orders[order.id] = order
             batch.asset_order_ids.append(order.id)
-            events.append(ev.AssetOrderRequested(order.id, order.client_order_id, batch.id,
-                                                 order.symbol, order.side, order.price,
-                                                 order.quantity))
-        return events + settlement.settle_if_done(self, batch)
+            events.append(order.requested())
+        return batch
 
     def _book(self, fact: BookUpdated) -> Events:
         asset = self._assets_by_symbol.get(fact.book.symbol)

@@ -194,7 +194,7 @@ class IndexOrder:
 
     def engage(self, batch_id: int) -> None:
         self.move(Trigger.ENGAGE)
-        self.batch_id = batch_id
+        self.batch_id, self.waits_until = batch_id, None  # bought with company: wait anew
 
     def settle(self) -> None:
         self.move(Trigger.SETTLE)

@@ -6,26 +6,29 @@ order that can be bought is bought and none blocks another.
 - An order *priced out* (no ask for an asset of its index, an index price above its max
   price, or a remainder too small for one unit) is left out, so it never blocks another.
 - An order is *buyable alone* when its remaining collateral buys its index's smallest
-  tradable quantity on its own (``fitting.smallest_buy_cost``) within the caps on one order
-  in one batch (``fitting.within_caps``). The others are remainders:
-  together with other orders of their index they may still pass the exchange's minimums, so
-  they ride along, but only in the slots (``max_orders_per_batch``) the buyable orders leave.
-- A batch has one collateral (its orders are charged and rounded in it). The collaterals
-  take turns by their oldest buyable order, so first come is first served across them.
-- For a collateral, all its orders are tried together first. If that does not engage its
-  oldest order that can be bought alone, that order's index's orders are tried, then that
-  order alone; if neither engages it either, it cannot be bought now and the plan of all
-  goes on without it. If all together give nothing, each index's orders (and its oldest
-  order alone) are tried, the indexes by their oldest orders; when none gives a plan, the
-  next collateral is tried. So an order that can be bought alone is engaged as soon as it is
-  the oldest of its collateral, whatever the others need, and no order waits behind one that
-  cannot be bought.
+  tradable quantity on its own within the caps on one order in one batch
+  (``fitting.can_be_bought_alone``). The others are remainders: together with other orders
+  of their index they may still pass the exchange's minimums, so they ride along, but only
+  in the slots (``max_orders_per_batch``) the buyable orders leave, the largest first
+  (together they pass the minimums soonest; what no batch can buy ends after
+  ``completion_wait_ms``, ``settlement.bound_waits``).
+- A batch has one collateral (its orders are charged and rounded in it). Collaterals, and
+  the indexes of a collateral, take turns: the one served least recently first (by the last
+  batch that engaged an order of it), then by its oldest order. Within an index, first come
+  is first served.
+- For the collateral whose turn it is, all its orders are tried together first. If that does
+  not engage the *lead* (the oldest buyable order of the index whose turn it is), the lead's
+  index's orders are tried, then the lead alone; if neither engages it, it cannot be bought
+  now and the plan of all goes on without it. If all together give nothing, each index's
+  orders (and its lead alone) are tried in turn; when none gives a plan, the next collateral
+  is tried. So an order that can be bought alone is engaged at its index's turn, whatever the
+  other orders need, and one order that cannot be bought blocks no other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 
@@ -41,9 +44,13 @@ from solver.core.fitting import (
     smallest_buy_cost,
     within_limit,
 )
-from solver.core.model import Index
 from solver.core.money import ZERO, exact
 from solver.core.params import SolverParams
+
+NEVER = -1
+"""The last batch of an index no batch has served."""
+
+Fit = Callable[[list[Candidate]], BatchPlan | NoBatch]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,27 +61,54 @@ class Unplanned:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Sorted:
-    """One collateral's orders: buyable alone (oldest first), then remainders (largest
-    first)."""
+@dataclass(slots=True)
+class _IndexQueue:
+    """One index's orders waiting: buyable alone (oldest first), then remainders (largest
+    first, once ``sort_remainders`` has run)."""
 
-    buyable: list[Candidate]
-    remainders: list[Candidate]
+    symbol: str
+    last_served: int
+    buyable: list[Candidate] = field(default_factory=list)
+    remainders: list[Candidate] = field(default_factory=list)
 
     @property
-    def oldest(self) -> int:
-        """The order id that sets this collateral's turn."""
-        return (self.buyable or self.remainders)[0].order_id
+    def lead(self) -> Candidate | None:
+        """The order whose turn it is: the oldest that can be bought alone."""
+        return self.buyable[0] if self.buyable else None
 
-    def by_index(self) -> list[tuple[Candidate, list[Candidate]]]:
-        """Each index's orders (buyable first), with its oldest order that can be bought
-        alone (else its oldest), the indexes by that order."""
-        orders: dict[str, list[Candidate]] = {}
-        for c in self.buyable + self.remainders:
-            orders.setdefault(c.index.symbol, []).append(c)
-        return sorted(((group[0], group) for group in orders.values()),
-                      key=lambda pair: (pair[0] not in self.buyable, pair[0].order_id))
+    @property
+    def orders(self) -> list[Candidate]:
+        return self.buyable + self.remainders
+
+    def turn(self) -> tuple[bool, int, int]:
+        """Buyable orders first, then the least recently served, then the oldest order."""
+        return not self.buyable, self.last_served, self.orders[0].order_id
+
+
+@dataclass(slots=True)
+class _CollateralQueue:
+    """One collateral's indexes, in turn."""
+
+    collateral: str
+    indexes: list[_IndexQueue] = field(default_factory=list)
+
+    @property
+    def lead(self) -> Candidate | None:
+        return self.indexes[0].lead
+
+    @property
+    def buyable(self) -> int:
+        return sum(len(i.buyable) for i in self.indexes)
+
+    def orders(self) -> list[Candidate]:
+        """Every order: the buyable ones first come, then the remainders largest first."""
+        buyable = sorted((c for i in self.indexes for c in i.buyable), key=_oldest)
+        remainders = sorted((c for i in self.indexes for c in i.remainders), key=_largest)
+        return buyable + remainders
+
+    def turn(self) -> tuple[bool, int, int]:
+        first = self.indexes[0].turn()
+        return first[0], max(i.last_served for i in self.indexes), first[2]
 
 
 @exact
@@ -85,87 +119,97 @@ def choose_batch(
     params: SolverParams,
     room: Decimal,
     smallest_fills: Mapping[str, Decimal],
+    last_served: Mapping[str, int] | None = None,
 ) -> BatchPlan | Unplanned:
     """The next batch of ``candidates`` (oldest first), all of one collateral; or why there
-    is none. ``smallest_fills``: per collateral, the least value a fill may have."""
-    collaterals, priced_out = _sort(candidates, markets, params, smallest_fills)
+    is none. ``smallest_fills``: per collateral, the least value a fill may have;
+    ``last_served``: per index, the last batch that engaged an order of it."""
+    queues, priced_out = _queues(candidates, markets, params, smallest_fills,
+                                 last_served or {})
     reasons = []
-    for collateral, orders in sorted(collaterals.items(), key=_turn):
+    for queue in queues:
         fit = partial(plan_batch, markets=markets, free_inventory=free_inventory,
                       params=params, room=room,
-                      smallest_fill=smallest_fills.get(collateral, ZERO))
-        plan = _first_served(orders, fit)
+                      smallest_fill=smallest_fills.get(queue.collateral, ZERO))
+        plan = _first_served(queue, fit)
         if isinstance(plan, BatchPlan):
             return plan
-        reasons.append(f"{collateral}: {plan.reason}")
-    buyable = sum(len(orders.buyable) for orders in collaterals.values())
+        reasons.append(f"{queue.collateral}: {plan.reason}")
     if priced_out:
         reasons.append(f"{priced_out} priced out (no ask for an asset, an index price above "
                        "the order's max price, or less than one unit left)")
-    return Unplanned(buyable, "; ".join(reasons) or "no order waits")
+    return Unplanned(sum(q.buyable for q in queues), "; ".join(reasons) or "no order waits")
 
 
-def _first_served(orders: _Sorted,
-                  fit: Callable[[list[Candidate]], BatchPlan | NoBatch]) -> BatchPlan | NoBatch:
-    """The plan for one collateral's orders: all of them, if that engages its oldest order
-    that can be bought alone; else the first of that order's index's orders and that order
-    alone that does; else the plan of all of them. If all together give nothing, the first
-    index's orders (or its oldest order alone) that give a plan."""
-    everyone = orders.buyable + orders.remainders
+def _first_served(queue: _CollateralQueue, fit: Fit) -> BatchPlan | NoBatch:
+    """The plan for one collateral's orders: all of them, if that engages its lead; else the
+    lead's index's orders or the lead alone, if either does; else the plan of all of them.
+    If all together give nothing, the first index's orders (or its lead alone), in turn,
+    that give a plan."""
+    everyone = queue.orders()
     whole = fit(everyone)
-    first = orders.buyable[0] if orders.buyable else None
-    if isinstance(whole, BatchPlan) and (first is None or _engages(whole, first)):
+    if isinstance(whole, BatchPlan) and (queue.lead is None or _engages(whole, queue.lead)):
         return whole
-    for oldest, group in orders.by_index():
-        tries = ([group] if len(group) < len(everyone) else []) + (
-            [[oldest]] if len(group) > 1 and oldest in orders.buyable else [])
-        for chosen in tries:
+    for index in queue.indexes:
+        for chosen in _smaller_sets(index, len(everyone)):
             plan = fit(chosen)
-            if isinstance(plan, BatchPlan) and (isinstance(whole, NoBatch)
-                                                or _engages(plan, oldest)):
+            if isinstance(plan, NoBatch):
+                continue
+            if isinstance(whole, NoBatch) or (index.lead and _engages(plan, index.lead)):
                 return plan
         if isinstance(whole, BatchPlan):
-            return whole  # its oldest cannot be bought now: the others go on without it
+            return whole  # the lead cannot be bought now: the others go on without it
     return whole
 
 
-def _turn(item: tuple[str, _Sorted]) -> tuple[bool, int]:
-    """Collaterals with an order buyable alone first, each by its oldest order."""
-    return not item[1].buyable, item[1].oldest
+def _smaller_sets(index: _IndexQueue, everyone: int) -> Iterator[list[Candidate]]:
+    """The index's orders (if not all of the collateral's), then its lead alone (if it has
+    company)."""
+    orders = index.orders
+    if len(orders) < everyone:
+        yield orders
+    if index.lead is not None and len(orders) > 1:
+        yield [index.lead]
 
 
 def _engages(plan: BatchPlan, order: Candidate) -> bool:
     return any(e.order_id == order.order_id for e in plan.engagements)
 
 
-def _sort(candidates: Sequence[Candidate], markets: Mapping[str, Market],
-          params: SolverParams, smallest_fills: Mapping[str, Decimal],
-          ) -> tuple[dict[str, _Sorted], int]:
-    """The candidates by collateral, buyable alone or remainders; and how many are priced
-    out."""
+def _queues(candidates: Sequence[Candidate], markets: Mapping[str, Market],
+            params: SolverParams, smallest_fills: Mapping[str, Decimal],
+            last_served: Mapping[str, int]) -> tuple[list[_CollateralQueue], int]:
+    """The candidates by collateral and index, each in turn; and how many are priced out."""
+    indexes: dict[str, _IndexQueue] = {}
     costs: dict[str, tuple[Decimal | None, Decimal | None]] = {}
-    collaterals: dict[str, _Sorted] = {}
     priced_out = 0
     for c in candidates:
-        smallest = smallest_fills.get(c.index.collateral, ZERO)
-        if c.index.symbol not in costs:
-            costs[c.index.symbol] = _price_and_least(c.index, markets, params, smallest)
-        price, least = costs[c.index.symbol]
+        symbol, smallest = c.index.symbol, smallest_fills.get(c.index.collateral, ZERO)
+        if symbol not in costs:
+            costs[symbol] = (limit_price(c.index, markets, params),
+                             smallest_buy_cost(c.index, markets, params, smallest))
+        price, least = costs[symbol]
+        queue = indexes.get(symbol) or indexes.setdefault(
+            symbol, _IndexQueue(symbol, last_served.get(symbol, NEVER)))
         if price is None or not within_limit(c, price):
             priced_out += 1
         elif can_be_bought_alone(c.remaining, least, params):  # then it can be engaged
-            collaterals.setdefault(c.index.collateral, _Sorted([], [])).buyable.append(c)
+            queue.buyable.append(c)
         elif can_be_engaged(c.index, c.remaining, price, params, smallest):
-            collaterals.setdefault(c.index.collateral, _Sorted([], [])).remainders.append(c)
+            queue.remainders.append(c)
         else:
             priced_out += 1
-    for orders in collaterals.values():  # the largest remainders pass the minimums soonest
-        orders.remainders.sort(key=lambda c: (-c.remaining, c.order_id))
-    return collaterals, priced_out
+    collaterals: dict[str, _CollateralQueue] = {}
+    for queue in sorted((q for q in indexes.values() if q.orders), key=_IndexQueue.turn):
+        queue.remainders.sort(key=_largest)  # the largest pass the minimums soonest
+        collateral = queue.orders[0].index.collateral
+        collaterals.setdefault(collateral, _CollateralQueue(collateral)).indexes.append(queue)
+    return sorted(collaterals.values(), key=_CollateralQueue.turn), priced_out
 
 
-def _price_and_least(index: Index, markets: Mapping[str, Market], params: SolverParams,
-                     smallest: Decimal) -> tuple[Decimal | None, Decimal | None]:
-    return (limit_price(index, markets, params),
-            smallest_buy_cost(index, markets, params, smallest))
+def _oldest(c: Candidate) -> int:
+    return c.order_id
 
+
+def _largest(c: Candidate) -> tuple[Decimal, int]:
+    return -c.remaining, c.order_id

@@ -141,7 +141,7 @@ def _end_waiting(engine: Engine, order: IndexOrder, cost: Decimal) -> Events:
     why = (f"the {plain(order.remaining)} {asset} left cannot buy the smallest tradable "
            f"quantity of {order.index} alone ({plain(cost)} {asset} at today's prices"
            f"{'' if within_caps(cost, engine.params) else ', more than the caps allow'}), "
-           f"and no other order of {order.index} came to share a batch within {seconds} s")
+           f"and no batch could buy it with other orders of {order.index} within {seconds} s")
     if order.filled_units:
         return engine.complete(order, OrderStatus.FILLED, reason=f"filled: {why}")
     return engine.complete(order, OrderStatus.EXPIRED, reason=f"expired: {why}")

@@ -85,7 +85,7 @@ class Runtime:
         self.planner = Planner(self.bus, self._plan, self.settings.gather_ms or 0, self.clock,
                                self.settings.reconcile.grace_ms)
         self.stalls = StallWatch(self.bus, self.settings.stall_after_ms,
-                                 lambda: self.planner.waiting)
+                                 lambda: self.planner.waiting, lambda: self.planner.in_flight)
         self._stopping = asyncio.Event()
         self._read: dict[int, list[Transaction]] = {}
         if self._checkpoint.since is not None:

@@ -1,12 +1,14 @@
-"""Planning that stalls: orders that could be bought alone wait, and plan after plan finds no
-batch, for longer than ``bound_ms``. Said loudly with the orders' ids and the planner's reason,
-counted in a metric the operator's alert rule watches (``PlanningStalled``), and shown by
-``index-solver status`` (from the operations view).
+"""Planning that stalls: orders wait, no batch is in flight, and no batch has been planned for
+longer than ``bound_ms``, while the planner has not said that none of them can be bought (a
+``BatchNotPlanned`` with ``buyable`` 0: every order waiting is priced out at its limit or a
+remainder waiting for company, which ``completion_wait_ms`` bounds). Said loudly with the
+orders' ids and the planner's last reason, counted in a metric the operator's alert rule
+watches (``PlanningStalled``), and shown by ``index-solver status`` (the operations view).
 
-With the planner's rules (``solver/core/planning.py``) this should not happen while the
-exchange has liquidity: it means the books are too thin for the exchange's minimums, the
-in-flight room is used up, or a defect. It learns from the events (``BatchNotPlanned``,
-``BatchPlanned``) and asks the planner which orders wait.
+It watches time, not only the plans: a stall in which no plan is even asked for is seen too.
+With the planner's rules (``solver/core/planning.py``) a stall means the books are too thin
+for the exchange's minimums, the in-flight room is used up, or a defect. It learns of plans
+from the events and asks the planner which orders wait and which batches are in flight.
 """
 
 from __future__ import annotations
@@ -22,20 +24,22 @@ from solver.core.events import BatchNotPlanned, BatchPlanned, Envelope
 log = structlog.get_logger(__name__)
 
 STALLED = Gauge("solver_orders_stalled",
-                "Orders that could be bought alone waiting while no batch has been planned "
-                "for longer than the bound (service.stall_after_ms)")
+                "Orders waiting while no batch has been planned or is in flight for longer "
+                "than the bound (service.stall_after_ms)")
 SHOWN_IDS = 20
 """The order ids a log line names (with the count of all)."""
 
 
 class StallWatch:
-    def __init__(self, bus: EventBus, bound_ms: int,
-                 waiting: Callable[[], Collection[int]]) -> None:
-        """``waiting``: the orders waiting for a batch now (the planner's)."""
+    def __init__(self, bus: EventBus, bound_ms: int, waiting: Callable[[], Collection[int]],
+                 in_flight: Callable[[], Collection[int]]) -> None:
+        """``waiting``: the orders waiting for a batch now; ``in_flight``: the batches in
+        flight (both the planner's)."""
         self.bound_ms = bound_ms
-        self._waiting = waiting
-        self._since: int | None = None
+        self._waiting, self._in_flight = waiting, in_flight
+        self._quiet_since: int | None = None
         self._last: BatchNotPlanned | None = None
+        """What the last plan since the last batch said."""
         self._alarmed_ts: int | None = None
         bus.subscribe(BatchNotPlanned, self._not_planned)
         bus.subscribe(BatchPlanned, self._planned)
@@ -43,32 +47,41 @@ class StallWatch:
     def check(self, now: int) -> None:
         """Set the metric; alarm (again every ``bound_ms``) while the stall lasts."""
         waiting = sorted(self._waiting())
-        if self._since is None or self._last is None or not waiting \
-                or now - self._since < self.bound_ms:
+        if not waiting or self._in_flight():
+            self._quiet_since = self._alarmed_ts = self._last = None
+        elif self._quiet_since is None:
+            self._quiet_since = now
+        if not self._stalled(now):
             STALLED.set(0)
             return
-        STALLED.set(self._last.buyable)
+        STALLED.set(len(waiting))
         if self._alarmed_ts is not None and now - self._alarmed_ts < self.bound_ms:
             return
         self._alarmed_ts = now
-        log.error("planning stalled: orders that can be bought wait and no batch is planned",
-                  stalled_ms=now - self._since, buyable=self._last.buyable,
-                  waiting=len(waiting), order_ids=waiting[:SHOWN_IDS],
-                  reason=self._last.reason)
+        log.error("planning stalled: orders wait and no batch is planned",
+                  stalled_ms=now - (self._quiet_since or now), waiting=len(waiting),
+                  order_ids=waiting[:SHOWN_IDS], reason=self._reason())
 
     @property
     def stalled_since(self) -> int | None:
-        return self._since
+        """Since when orders have waited with nothing planned or in flight."""
+        return self._quiet_since
+
+    def _stalled(self, now: int) -> bool:
+        if self._quiet_since is None or now - self._quiet_since < self.bound_ms:
+            return False
+        return self._last is None or self._last.buyable > 0
+
+    def _reason(self) -> str:
+        if self._last is None:
+            return "no plan was asked for since the last batch"
+        return self._last.reason
 
     def _not_planned(self, envelope: Envelope[BatchNotPlanned]) -> None:
         self._last = envelope.event
-        if not envelope.event.buyable:
-            self._since = self._alarmed_ts = None
-        elif self._since is None:
-            self._since = envelope.ts
 
     def _planned(self, envelope: Envelope[BatchPlanned]) -> None:
         if self._alarmed_ts is not None:
             log.info("planning resumed after a stall", batch_id=envelope.event.batch_id,
-                     stalled_ms=envelope.ts - (self._since or envelope.ts))
-        self._since = self._alarmed_ts = None
+                     stalled_ms=envelope.ts - (self._quiet_since or envelope.ts))
+        self._quiet_since = self._alarmed_ts = self._last = None

@@ -59,7 +59,6 @@ def test_two_thousand_orders_pipelined_from_one_session_all_fill_and_settle(
                 (OrderStatus.FILLED, MintStatus.MINTED)}
             released = sum((o.released for o in orders), D(0))
             assert released < D("0.01") * AMOUNT * ORDERS
-            assert not s.runtime.stalls.stalled_since
     run(scenario(), timeout=300)
 
 
@@ -84,8 +83,8 @@ def test_the_readme_s_order_completes_within_the_bound(tmp_path: Path,
             assert time.monotonic() - sent < bound_s + 5
             assert field_of(done, 58) is not None and re.fullmatch(
                 r"filled: the [\d.]+ USDC left cannot buy the smallest tradable quantity of "
-                r"SY2 alone \([\d.]+ USDC at today's prices\), and no other order of SY2 came "
-                rf"to share a batch within {bound_s:g} s", field_of(done, 58) or "")
+                r"SY2 alone \([\d.]+ USDC at today's prices\), and no batch could buy it "
+                rf"with other orders of SY2 within {bound_s:g} s", field_of(done, 58) or "")
             order = s.runtime.engine.order("alice", "o1")
             assert order is not None and D(0) < order.released < D(50)
     run(scenario(), timeout=60)

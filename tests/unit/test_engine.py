@@ -853,8 +853,24 @@ def test_a_remainder_waits_for_company_at_most_the_completion_wait_then_complete
         OrderStatus.FILLED, D(1), D(40))
     assert done.reason == (
         "filled: the 40 USDC left cannot buy the smallest tradable quantity of SY2 alone (54 "
-        "USDC at today's prices), and no other order of SY2 came to share a batch within 60 s")
+        "USDC at today's prices), and no batch could buy it with other orders of SY2 within "
+        "60 s")
     assert violations(d.engine) == []
+
+
+def test_a_remainder_at_the_end_of_its_wait_is_bought_with_the_company_that_came():
+    d = filtered_desk(completion_wait_ms=60_000)
+    d.deposit("alice", "2000")
+    d.deposit("bob", "2000")
+    d.order("alice", "o1", "1018")
+    fill_all(d, d.plan().of_type(ev.AssetOrderRequested))
+    d.plan()  # 18 USDC left, less than a step costs alone: the wait starts
+    alice = d.engine.order("alice", "o1")
+    d.order("bob", "o1", "992")
+    d.now = alice.waits_until  # the next plan comes as the wait ends
+    [planned] = d.plan().of_type(ev.BatchPlanned)
+    assert {e.order_id for e in planned.engagements} == {1, 2}
+    assert alice.is_open and alice.waits_until is None  # engaged: it waits anew if need be
 
 
 def test_a_remainder_that_can_be_bought_alone_again_stops_its_clock():

@@ -116,6 +116,17 @@ def test_inventory_is_used_first_and_covers_what_cannot_be_sent():
     assert sent(result) == {"A1": (D(100), D("0.08"))}
 
 
+def test_a_buy_below_the_minimum_buys_the_minimum_and_uses_less_inventory():
+    # 0.05 A2 needed, 0.04 in inventory: the 0.01 left is under A2's 5 USDC minimum notional
+    # at 200 (0.025), so the order buys 0.025 and takes 0.025 from inventory, never more
+    # than the need.
+    markets = [market("A1", ("100", "1000")), market("A2", ("200", "1000"), min_notional="5")]
+    result = plan(["50"], markets, inventory={"A2": D("0.04")})
+    assert [e.units for e in result.engagements] == [D("0.05")]
+    assert sent(result) == {"A1": (D(100), D("0.4")), "A2": (D(200), D("0.025"))}
+    assert result.inventory_used == {"A2": D("0.025")}
+
+
 def test_orders_above_their_max_price_wait():
     candidates = [Candidate(1, SY2, D(1000), D(999)), Candidate(2, SY2, D(1000), D(1000))]
     markets = {m.rules.asset: m for m in deep_markets()}

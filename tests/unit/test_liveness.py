@@ -97,7 +97,7 @@ def test_remainders_that_cannot_be_bought_take_no_slot_from_orders_that_can():
     assert released_share(result) < D("0.01")
     assert len(result.engine.batches) <= 7  # 100 orders a batch, not one by one
     ends = [c for t in result.transactions for c in t.of_type(ev.IndexOrderCompleted)]
-    assert all(c.reason.endswith("came to share a batch within 60 s") for c in ends
+    assert all(c.reason.endswith("could buy it with other orders of SY within 60 s") for c in ends
                if c.released > D("0.01"))
 
 
@@ -148,6 +148,48 @@ def per_collateral(first_max_price: str | None) -> dict[str, Any]:
             "deposits": [{"account": "alice", "asset": c, "amount": "1000"}
                          for c in COLLATERALS],
             "orders": orders}
+
+
+def first_batch_of(result: SimulationResult, client_order_id: str) -> int:
+    order = next(o for o in result.engine.orders.values()
+                 if o.client_order_id == client_order_id)
+    return min(b.id for b in result.engine.batches.values() if order.id in b.engagements)
+
+
+def test_collaterals_take_turns_behind_a_large_order_on_a_thin_book():
+    """A 5,000 USDC order on a book that offers one unit a batch stays the oldest for 50
+    batches: the EURX order gets the next one all the same."""
+    data = per_collateral(first_max_price=None)
+    for c in COLLATERALS:
+        data["markets"][f"A{c}"].update(asks=[["100", "1"]], refill=True)
+    data["orders"] = [{"account": "alice", "id": "o-USDC", "index": "IXUSDC",
+                       "collateral": "5000"},
+                      {"account": "alice", "id": "o-EURX", "index": "IXEURX",
+                       "collateral": "500"}]
+    data["deposits"] = [{"account": "alice", "asset": c, "amount": "10000"}
+                        for c in ("USDC", "EURX")]
+    result = simulate(parse_scenario(data))
+    assert first_batch_of(result, "o-EURX") == 2  # was 52
+    assert statuses(result) == {OrderStatus.FILLED}
+
+
+def test_indexes_take_turns_on_a_shared_thin_asset():
+    """IX1 = A, IX2 = A + B (B's minimum notional is 50): A offers 2 a batch, and an older
+    5,000 USDC order of IX1 would take all of it batch after batch, IX2's order, which can be
+    bought alone, getting too little A for B's minimum. IX2 gets its turn at once."""
+    data = {"indexes": {"IX1": {"collateral": "USDC", "constituents": {"A": "1"}},
+                        "IX2": {"collateral": "USDC", "constituents": {"A": "1", "B": "1"}}},
+            "markets": {"A": {"symbol": "AUSDC", "asks": [["100", "2"]], "tick_size": "0.01",
+                              "step_size": "0.01", "min_notional": "5", "refill": True},
+                        "B": {"symbol": "BUSDC", "asks": [["100", "1000"]], "tick_size": "0.01",
+                              "step_size": "0.01", "min_notional": "50", "refill": True}},
+            "params": {"price_tolerance": "0", "fee_reserve": "0"},
+            "deposits": [{"account": "a", "amount": "100000"}],
+            "orders": [{"account": "a", "id": "o1", "index": "IX1", "collateral": "5000"},
+                       {"account": "a", "id": "o2", "index": "IX2", "collateral": "1000"}]}
+    result = simulate(parse_scenario(data))
+    assert first_batch_of(result, "o2") == 2  # was 19
+    assert statuses(result) == {OrderStatus.FILLED}
 
 
 def test_an_order_priced_out_at_its_limit_blocks_no_other_collateral():

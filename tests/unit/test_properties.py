@@ -509,7 +509,7 @@ def assert_no_order_closed_while_a_batch_could_buy_for_it(r: Run) -> None:
             index = r.engine.indexes[r.engine.orders[done.order_id].index]
             markets = {a: Market(m.rules, books[m.rules.symbol])
                        for a, m in r.scenario.markets.items() if m.rules.symbol in books}
-            if "came to share a batch within" in done.reason:
+            if "could buy it with other orders of" in done.reason:
                 least = smallest_buy_cost(index, markets, p, smallest)
                 assert isinstance(t.input, PlanBatch | ClockTicked)
                 assert not can_be_bought_alone(done.released, least, p)
