@@ -425,8 +425,8 @@ class Engine:
         # Prices move: a filled order may have been left unable to buy a step since it settled.
         events: Events = []
         prices: settlement.IndexPrices = {}
-        for waiting in [o for o in self._open.values() if o.is_ready and o.filled_units]:
-            events += settlement.complete_if_done(self, waiting, prices)
+        for filled in [o for o in self._open.values() if o.is_ready and o.filled_units]:
+            events += settlement.complete_if_done(self, filled, prices)
         ready = [o for o in self._open.values() if o.is_ready]
         plan = self._choose(ready)
         batch = None if isinstance(plan, Unplanned) else self._start(plan, cmd.ts, events)
@@ -581,7 +581,7 @@ class Engine:
         times = [t for o in self._open.values() for t in (
             o.expire_at if o.state is not OrderState.ENDING else None,
             o.waits_until if o.is_ready else None) if t is not None]
-        times += [t for o in minting.retrying(self, None) if (t := o.mint_retry_at) is not None]
+        times += [t for o in minting.failed_mints(self) if (t := o.mint_retry_at) is not None]
         return min(times, default=None)
 
     def _expiring(self, now: int) -> list[IndexOrder]:

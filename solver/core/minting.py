@@ -47,11 +47,15 @@ def failed(engine: Engine, fact: MintFailed) -> list[ev.Event]:
                                   fact.reason)]
 
 
-def retrying(engine: Engine, now: int | None) -> list[IndexOrder]:
-    """The orders whose failed mint is due to be asked for again at ``now`` (None: at any
-    time)."""
-    return [o for o in engine.orders.values() if o.state is OrderState.MINT_RETRY_WAIT
-            and o.mint_retry_at is not None and (now is None or o.mint_retry_at <= now)]
+def failed_mints(engine: Engine) -> list[IndexOrder]:
+    """The orders whose failed mint waits to be asked for again."""
+    return [o for o in engine.orders.values() if o.state is OrderState.MINT_RETRY_WAIT]
+
+
+def retrying(engine: Engine, now: int) -> list[IndexOrder]:
+    """The orders whose failed mint is due to be asked for again at ``now``."""
+    return [o for o in failed_mints(engine)
+            if o.mint_retry_at is not None and o.mint_retry_at <= now]
 
 
 def retries_due(engine: Engine, now: int) -> list[ev.Event]:
