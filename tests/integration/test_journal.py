@@ -149,7 +149,8 @@ def test_the_same_inputs_journal_the_same_rows(seed: int, orders: int) -> None:
 def test_a_journal_written_by_this_release_replays_to_the_same_report(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], journal_fixtures: Path) -> None:
     """``tests/fixtures/basic-2026-12-07.db`` was written (with snapshots) by the code of
-    2026-12-07 from ``examples/scenarios/basic.toml``; its report is kept beside it. A change
+    2026-12-07 from ``examples/scenarios/basic.toml`` (``Simulation(scenario, journal=...,
+    snapshot_every=10).run()``); its report is kept beside it. A change
     that makes it replay differently changes the engine's rules: say so in docs/journal.md."""
     journal = tmp_path / "journal.db"
     shutil.copy(journal_fixtures / "basic-2026-12-07.db", journal)  # opening one may write
