@@ -73,16 +73,25 @@ async def deploy(w3: AsyncWeb3[Any], owner: Sender, name: str, *args: Any) -> As
     return contract(w3, name, address)
 
 
+def default_grace(withdrawal_delay_s: int) -> int:
+    """How long after a withdrawal request settlements may still spend what it asks for: a
+    quarter of the delay, at most an hour (settlements land within seconds to minutes)."""
+    return min(withdrawal_delay_s // 4, 3600)
+
+
 async def deploy_all(w3: AsyncWeb3[Any], owner: Sender, operator: ChecksumAddress,
                      treasury: ChecksumAddress, withdrawal_delay_s: int,
                      indexes: dict[str, str],
-                     collateral: ChecksumAddress | None = None) -> ChainDeployment:
+                     collateral: ChecksumAddress | None = None,
+                     grace_s: int | None = None) -> ChainDeployment:
     """A vault over ``collateral`` (a MockUSDC deployed here if None) and one token per index
-    (``indexes``: symbol -> name), each registered with the vault."""
+    (``indexes``: symbol -> name), each registered with the vault; ``grace_s``: the vault's
+    withdrawal grace (``default_grace`` if None)."""
     if collateral is None:
         collateral = (await deploy(w3, owner, "MockUSDC")).address
+    grace = default_grace(withdrawal_delay_s) if grace_s is None else grace_s
     vault = await deploy(w3, owner, "CollateralVault", collateral, treasury, operator,
-                         withdrawal_delay_s)
+                         withdrawal_delay_s, grace)
     start = await w3.eth.block_number
     tokens = {}
     for symbol, name in sorted(indexes.items()):

@@ -228,7 +228,9 @@ class Settler:
             # its block left the chain: ask the vault again
 
     async def release(self, request: ev.WithdrawalReleaseRequested) -> None:
-        call = self.vault.functions.release(request.wallet)
+        # at most what the solver set aside: a request raised since waits for its own clock
+        call = self.vault.functions.release(request.wallet,
+                                            to_units(request.amount, self.collateral_decimals))
         try:
             tx = await call.build_transaction({"from": self.operator.address})
         except refusals() as refused:

@@ -6,6 +6,9 @@
         a settlement charges and mints in the same transaction, exactly once per order key.
         A user can always leave: request, wait `withdrawal_delay`, withdraw. Nothing the owner
         or the operator can do (pause included) stops that, and the delay is immutable.
+        `withdrawal_grace` after a request, what it asks for is locked: no settlement may
+        leave the balance below it, so the exit pays what the user asked for (settlements of
+        purchases made before the request have the grace to land).
 """
 
 from ethereum.ercs import IERC20
@@ -37,6 +40,7 @@ event WithdrawalRequested:
     user: indexed(address)
     amount: uint256
     ready_at: uint256
+    locked_at: uint256
 
 event Withdrawn:
     user: indexed(address)
@@ -64,6 +68,8 @@ event IndexTokenAdded:
 collateral: public(immutable(IERC20))
 # immutable so that no key can lengthen it and trap users
 withdrawal_delay: public(immutable(uint256))
+# shorter than the delay: settlements of purchases made before a request land within it
+withdrawal_grace: public(immutable(uint256))
 
 owner: public(address)
 operator: public(address)
@@ -81,13 +87,17 @@ index_tokens: public(HashMap[address, bool])
 
 withdrawal_requested: public(HashMap[address, uint256])
 withdrawal_ready_at: public(HashMap[address, uint256])
+withdrawal_locked_at: public(HashMap[address, uint256])
 
 
 @deploy
-def __init__(collateral_: IERC20, treasury_: address, operator_: address, delay: uint256):
+def __init__(collateral_: IERC20, treasury_: address, operator_: address, delay: uint256,
+             grace: uint256):
     assert treasury_ != empty(address), "zero treasury"
+    assert grace < delay, "grace not below delay"
     collateral = collateral_
     withdrawal_delay = delay
+    withdrawal_grace = grace
     self.owner = msg.sender
     self.operator = operator_
     self.treasury = treasury_
@@ -156,33 +166,41 @@ def deposit(amount: uint256, ref: uint256) -> uint256:
 @external
 def request_withdrawal(amount: uint256) -> uint256:
     # not paused-gated: the exit must stay open. A new request replaces the old one and
-    # restarts the clock; only the user can do that to themselves.
+    # restarts the clock; only the user can do that to themselves. The amount is clamped to
+    # the balance (2**256-1 asks for everything), so what is locked is what can be paid.
     assert amount > 0, "zero amount"
+    balance: uint256 = self.balances[msg.sender]
+    assert balance > 0, "nothing to withdraw"
+    asked: uint256 = min(amount, balance)
     ready_at: uint256 = block.timestamp + withdrawal_delay
-    self.withdrawal_requested[msg.sender] = amount
+    locked_at: uint256 = block.timestamp + withdrawal_grace
+    self.withdrawal_requested[msg.sender] = asked
     self.withdrawal_ready_at[msg.sender] = ready_at
-    log WithdrawalRequested(user=msg.sender, amount=amount, ready_at=ready_at)
+    self.withdrawal_locked_at[msg.sender] = locked_at
+    log WithdrawalRequested(user=msg.sender, amount=asked, ready_at=ready_at, locked_at=locked_at)
     return ready_at
 
 
 @external
 @nonreentrant
 def withdraw() -> uint256:
-    assert self.withdrawal_requested[msg.sender] > 0, "no request"
+    requested: uint256 = self.withdrawal_requested[msg.sender]
+    assert requested > 0, "no request"
     assert block.timestamp >= self.withdrawal_ready_at[msg.sender], "too early"
-    return self._pay_out(msg.sender, False)
+    return self._pay_out(msg.sender, requested, False)
 
 
 # --- operator -----------------------------------------------------------------------------
 
 @external
 @nonreentrant
-def release(user: address) -> uint256:
-    # the fast path: the solver has nothing reserved against the request, so it pays the
-    # user now instead of making them wait. Pays only to the user, so it cannot divert funds.
+def release(user: address, amount: uint256) -> uint256:
+    # the fast path: the solver has set `amount` aside for the request, so it pays the user
+    # now instead of making them wait. Pays only to the user, so it cannot divert funds, and
+    # at most `amount`: a request raised since the solver saw it waits for its own clock.
     assert msg.sender == self.operator, "not operator"
     assert self.withdrawal_requested[user] > 0, "no request"
-    return self._pay_out(user, True)
+    return self._pay_out(user, amount, True)
 
 
 @external
@@ -210,8 +228,10 @@ def settle(
     assert fees <= collateral_spent, "fees exceed spent"
     balance: uint256 = self.balances[user]
     assert balance >= collateral_spent, "insufficient balance"
-    self.settled[order_key] = True
     balance -= collateral_spent
+    if self.withdrawal_requested[user] > 0 and block.timestamp >= self.withdrawal_locked_at[user]:
+        assert balance >= self.withdrawal_requested[user], "locked for withdrawal"
+    self.settled[order_key] = True
     self.balances[user] = balance
     self.total_balances -= collateral_spent
     assert extcall collateral.transfer(self.treasury, collateral_spent, default_return_value=True), "transfer"
@@ -236,13 +256,19 @@ def order_key(order_uid: Bytes[256]) -> bytes32:
 
 
 @internal
-def _pay_out(user: address, released: bool) -> uint256:
+def _pay_out(user: address, most: uint256, released: bool) -> uint256:
     requested: uint256 = self.withdrawal_requested[user]
     balance: uint256 = self.balances[user]
-    # settlements since the request may have spent part of it: pay what is left
-    amount: uint256 = min(requested, balance)
-    self.withdrawal_requested[user] = 0
-    self.withdrawal_ready_at[user] = 0
+    # settlements within the grace may have spent part of it: pay what is left, at most `most`
+    amount: uint256 = min(min(requested, balance), most)
+    if amount == requested or balance == amount:
+        # all asked for is paid, or nothing is left to pay it from: the request is done
+        self.withdrawal_requested[user] = 0
+        self.withdrawal_ready_at[user] = 0
+        self.withdrawal_locked_at[user] = 0
+    else:
+        # the rest of the request stays, on its own clock
+        self.withdrawal_requested[user] = requested - amount
     balance -= amount
     self.balances[user] = balance
     self.total_balances -= amount

@@ -40,6 +40,10 @@ def add_commands(commands: Any) -> None:
     deploy.add_argument("--operator", help="the settling account (default: the deployer)")
     deploy.add_argument("--treasury", help="where settled collateral goes (default: deployer)")
     deploy.add_argument("--withdrawal-delay", type=int, default=86_400, metavar="SECONDS")
+    deploy.add_argument("--withdrawal-grace", type=int, metavar="SECONDS",
+                        help="how long after a withdrawal request settlements may still "
+                             "spend what it asks for (default: a quarter of the delay, at "
+                             "most an hour); below the delay")
     for name, text in (("deposit", "deposit AMOUNT of collateral into the vault"),
                        ("request-withdrawal", "ask the vault for AMOUNT back")):
         action = actions.add_parser(name, help=text)
@@ -110,7 +114,7 @@ async def _deploy(w3: AsyncWeb3[Any], args: argparse.Namespace) -> int:
                    for s in args.index)
     deployment = await deploy_all(
         w3, owner, args.operator or owner.address, args.treasury or owner.address,
-        args.withdrawal_delay, indexes, args.collateral)
+        args.withdrawal_delay, indexes, args.collateral, args.withdrawal_grace)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     deployment.save(args.out)
     print(f"vault {deployment.vault} on chain {deployment.chain_id} from block "

@@ -121,17 +121,23 @@ def deposit_confirmed(engine: Engine, fact: VaultDepositConfirmed) -> list[ev.Ev
 def withdrawal_requested(engine: Engine, fact: WithdrawalRequested) -> list[ev.Event]:
     if fact.request_id in engine.custody.seen:
         return [ev.InputIgnored(f"withdrawal request {fact.request_id} already applied")]
-    problem = _amount_problem(engine, fact.asset, fact.amount)
-    if problem is not None:
-        return [ev.InputIgnored(f"withdrawal {fact.request_id}: {problem}")]
+    if fact.asset not in engine.collaterals:
+        return [ev.InputIgnored(f"withdrawal {fact.request_id}: {fact.asset} is no collateral")]
     custody, key = engine.custody, fact.wallet.lower()
+    account = custody.account_of(fact.wallet)
+    # As the vault does: a request asks for at most what the wallet has (2**256-1 is "all").
+    amount = min(fact.amount, in_vault(engine, fact.wallet, fact.asset)) \
+        if fact.amount.is_finite() else ZERO
+    problem = _amount_problem(engine, fact.asset, amount)
+    if problem is not None:
+        return [ev.InputIgnored(f"withdrawal {fact.request_id}: {problem} (asked for "
+                                f"{fact.amount}; {fact.wallet} has that much in the vault)")]
     custody.seen.add(fact.request_id)
     events = _give_back(engine, custody.withdrawals.pop(key, None))  # a new request replaces
-    account = custody.account_of(fact.wallet)
-    withdrawal = Withdrawal(fact.request_id, fact.wallet, account, fact.asset, fact.amount)
+    withdrawal = Withdrawal(fact.request_id, fact.wallet, account, fact.asset, amount)
     custody.withdrawals[key] = withdrawal
     events.append(ev.WithdrawalAsked(fact.request_id, fact.wallet, account, fact.asset,
-                                     fact.amount))
+                                     amount))
     if account is not None:
         events += _top_up(engine, withdrawal)
         events += _make_room(engine, withdrawal)
@@ -173,6 +179,16 @@ def withdrawal_paid(engine: Engine, fact: WithdrawalPaid) -> list[ev.Event]:
         events.append(ev.VaultOverpaid(fact.payout_id, fact.wallet, fact.asset,
                                        fact.amount - paid))
     return events
+
+
+def in_vault(engine: Engine, wallet: str, asset: str) -> Decimal:
+    """What ``wallet`` has in the vault as the engine knows it: its account's balance less
+    what was spent and withdrawn, or its held deposits."""
+    account = engine.custody.account_of(wallet)
+    if account is None:
+        return engine.custody.held_total(wallet, asset)
+    b = engine.ledger.balance(account, asset)
+    return b.deposited - b.spent - b.withdrawn
 
 
 def _amount_problem(engine: Engine, asset: str, amount: Decimal) -> str | None:

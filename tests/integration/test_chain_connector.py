@@ -264,6 +264,35 @@ def test_a_withdrawal_is_set_aside_released_by_the_operator_and_paid(
     within(60, scenario)
 
 
+def test_a_request_raised_before_the_release_is_mined_is_not_paid_early(
+        tmp_path: Path, backend: str) -> None:
+    """The user asks for 500, and raises it to 1,500 before the solver's release is mined:
+    the release pays the 500 the solver set aside, the other 1,000 waits for the vault's
+    delay, and the solver sets it aside in turn (before, the release paid 1,500 at once)."""
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher, settler = s.watcher(confirmations=0), s.settler()
+            alice = s.users[0]
+            await s.deposit(alice, 2000)
+            await watcher.poll()
+            await s.wait(await s.vault.functions.request_withdrawal(500 * USDC).transact(
+                {"from": alice}))
+            await watcher.poll()
+            work = settler._work.get_nowait()
+            assert isinstance(work, ev.WithdrawalReleaseRequested) and work.amount == D(500)
+            await s.wait(await s.vault.functions.request_withdrawal(1500 * USDC).transact(
+                {"from": alice}))
+            before = await s.usdc.functions.balanceOf(alice).call()
+            await settler.release(work)  # sent after the raise, mined after it
+            await s.mine(1)
+            assert await s.usdc.functions.balanceOf(alice).call() == before + 500 * USDC
+            assert await s.vault.functions.withdrawal_requested(alice).call() == 1000 * USDC
+            await watcher.poll()
+            available, _, withdrawing, withdrawn = s.balance("alice")
+            assert withdrawn == D(500) and available + withdrawing == D(1500)
+    within(60, scenario)
+
+
 # --- the settler ---------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from chain.keys import order_key
 
 ROOT = Path(__file__).parent.parent.parent
 DELAY = 3600
+GRACE = 600
 USDC = 10**6  # MockUSDC has 6 decimals
 UNIT = 10**18  # IndexToken has 18
 REVERTS = (ContractLogicError, TransactionFailed)
@@ -76,7 +77,8 @@ def deploy() -> Chain:
     w3 = Web3(EthereumTesterProvider())
     owner, operator, treasury, *users = w3.eth.accounts[:6]
     usdc = deploy_contract(w3, "MockUSDC", owner)
-    vault = deploy_contract(w3, "CollateralVault", owner, usdc.address, treasury, operator, DELAY)
+    vault = deploy_contract(w3, "CollateralVault", owner, usdc.address, treasury, operator, DELAY,
+                            GRACE)
     token = deploy_contract(w3, "IndexToken", owner, "Top 10 Index", "TOP10", vault.address)
     vault.functions.add_index_token(token.address).transact({"from": owner})
     for user in users:
@@ -279,11 +281,19 @@ def test_order_key_binds_chain_and_vault(c: Chain) -> None:
 # --- exit -------------------------------------------------------------------------------------
 
 def request(c: Chain, user: str, amount: int) -> int:
+    """Ask for ``amount`` (the vault asks for at most the balance); when it is ready."""
+    asked = min(amount, balance(c, user))
     tx = c.vault.functions.request_withdrawal(amount).transact({"from": user})
     receipt = c.w3.eth.wait_for_transaction_receipt(tx)
     (event,) = logs(c.vault, "WithdrawalRequested", receipt)
-    assert event["args"]["amount"] == amount
+    assert event["args"]["amount"] == asked
+    assert event["args"]["locked_at"] == event["args"]["ready_at"] - DELAY + GRACE
     return int(event["args"]["ready_at"])
+
+
+def release(c: Chain, user: str, amount: int, sender: str | None = None) -> Any:
+    tx = c.vault.functions.release(user, amount).transact({"from": sender or c.operator})
+    return c.w3.eth.wait_for_transaction_receipt(tx)
 
 
 def test_withdrawal_after_the_delay_pays_what_is_left(c: Chain) -> None:
@@ -310,17 +320,67 @@ def test_operator_releases_early_only_to_the_user(c: Chain) -> None:
     user = c.users[0]
     deposit(c, user, 500 * USDC)
     with pytest.raises(REVERTS, match="no request"):
-        c.vault.functions.release(user).transact({"from": c.operator})
+        release(c, user, 200 * USDC)
     request(c, user, 200 * USDC)
     with pytest.raises(REVERTS, match="not operator"):
-        c.vault.functions.release(user).transact({"from": c.users[1]})
+        release(c, user, 200 * USDC, sender=c.users[1])
     before = c.usdc.functions.balanceOf(user).call()
-    receipt = c.w3.eth.wait_for_transaction_receipt(
-        c.vault.functions.release(user).transact({"from": c.operator}))
-    (event,) = logs(c.vault, "Withdrawn", receipt)
+    (event,) = logs(c.vault, "Withdrawn", release(c, user, 200 * USDC))
     assert event["args"]["released"] and event["args"]["amount"] == 200 * USDC
     assert c.usdc.functions.balanceOf(user).call() == before + 200 * USDC
     assert balance(c, user) == 300 * USDC
+
+
+def test_a_release_pays_at_most_what_the_solver_set_aside_and_the_rest_waits(c: Chain) -> None:
+    """The user raises "500" to "1,500" while the solver's release of 500 is on its way: the
+    release pays 500, and the other 1,000 waits for its own delay (before, the release paid
+    1,500 at once, and the settlement of an order already bought then reverted)."""
+    user = c.users[0]
+    deposit(c, user, 2000 * USDC)
+    request(c, user, 500 * USDC)
+    ready_at = request(c, user, 1500 * USDC)
+    (event,) = logs(c.vault, "Withdrawn", release(c, user, 500 * USDC))
+    assert event["args"]["amount"] == 500 * USDC
+    assert c.vault.functions.withdrawal_requested(user).call() == 1000 * USDC
+    assert c.vault.functions.withdrawal_ready_at(user).call() == ready_at
+    with pytest.raises(REVERTS, match="too early"):
+        c.vault.functions.withdraw().transact({"from": user})
+    c.travel(ready_at)
+    c.vault.functions.withdraw().transact({"from": user})
+    assert balance(c, user) == 500 * USDC
+
+
+def test_after_the_grace_no_settlement_spends_what_a_request_asks_for(c: Chain) -> None:
+    """Before, the operator key could settle a user's whole balance for 1 wei of a token right
+    after her request, and withdraw() then paid nothing."""
+    user = c.users[0]
+    deposit(c, user, 500 * USDC)
+    ready_at = request(c, user, 300 * USDC)
+    settle(c, user, 50 * USDC, UNIT, uid="within-the-grace")  # bought before the request
+    c.travel(ready_at - DELAY + GRACE)
+    with pytest.raises(REVERTS, match="locked for withdrawal"):
+        settle(c, user, 200 * USDC, 1, uid="drain")
+    settle(c, user, 150 * USDC, UNIT, uid="what-is-not-asked-for")
+    c.travel(ready_at)
+    c.vault.functions.withdraw().transact({"from": user})
+    assert balance(c, user) == 0 and c.usdc.functions.balanceOf(c.vault.address).call() == 0
+
+
+def test_a_request_asks_for_at_most_the_balance_and_an_empty_wallet_cannot_ask(c: Chain) -> None:
+    user, empty = c.users[0], c.users[1]
+    deposit(c, user, 500 * USDC)
+    request(c, user, 2**256 - 1)  # "everything"
+    assert c.vault.functions.withdrawal_requested(user).call() == 500 * USDC
+    with pytest.raises(REVERTS, match="nothing to withdraw"):
+        c.vault.functions.request_withdrawal(USDC).transact({"from": empty})
+
+
+def test_the_grace_is_shorter_than_the_delay() -> None:
+    w3 = Web3(EthereumTesterProvider())
+    owner, operator, treasury = w3.eth.accounts[:3]
+    usdc = deploy_contract(w3, "MockUSDC", owner)
+    with pytest.raises(REVERTS, match="grace not below delay"):
+        deploy_contract(w3, "CollateralVault", owner, usdc.address, treasury, operator, 60, 60)
 
 
 def test_pause_stops_deposits_and_settlements_never_withdrawals(c: Chain) -> None:
@@ -339,7 +399,7 @@ def test_pause_stops_deposits_and_settlements_never_withdrawals(c: Chain) -> Non
     c.travel(ready_at)
     c.vault.functions.withdraw().transact({"from": user})
     request(c, user, 100 * USDC)
-    c.vault.functions.release(user).transact({"from": c.operator})
+    release(c, user, 100 * USDC)
     assert balance(c, user) == 300 * USDC
     c.vault.functions.unpause().transact({"from": c.owner})
     deposit(c, user, USDC)
@@ -363,7 +423,7 @@ class VaultMachine(RuleBasedStateMachine):
         self.deposits = 0
         self.balances = [0] * len(self.c.users)
         self.settled: set[int] = set()
-        self.requests: dict[int, tuple[int, int]] = {}  # user -> (amount, ready_at)
+        self.requests: dict[int, list[int]] = {}  # user -> [asked, ready_at, locked_at]
         self.paused = False
 
     users = st.integers(0, 2)  # three users: accounts 3 to 5
@@ -386,8 +446,14 @@ class VaultMachine(RuleBasedStateMachine):
           units=st.integers(1, 10 * UNIT))
     def settle(self, u: int, order: int, spent: int, units: int) -> None:
         user = self.c.users[u]
+        request = self.requests.get(u)
+        if request and abs(self.c.now() - request[2]) <= 2:  # not on the edge of the grace
+            self.c.travel(request[2] + 3)
+        locked = request is not None and self.c.now() >= request[2] \
+            and self.balances[u] - spent < request[0]
         reason = ("paused" if self.paused else "already settled" if order in self.settled
-                  else "insufficient balance" if spent > self.balances[u] else None)
+                  else "insufficient balance" if spent > self.balances[u]
+                  else "locked for withdrawal" if locked else None)
         if reason:
             with pytest.raises(REVERTS, match=reason):
                 settle(self.c, user, spent, units, uid=f"o{order}")
@@ -397,15 +463,25 @@ class VaultMachine(RuleBasedStateMachine):
         self.balances[u] -= spent
         self.units += units
 
-    @rule(u=users, amount=st.integers(1, 1200 * USDC))
+    @rule(u=users, amount=st.one_of(st.integers(1, 1200 * USDC), st.just(2**256 - 1)))
     def request_withdrawal(self, u: int, amount: int) -> None:
-        self.requests[u] = (amount, request(self.c, self.c.users[u], amount))
+        if not self.balances[u]:
+            with pytest.raises(REVERTS, match="nothing to withdraw"):
+                self.c.vault.functions.request_withdrawal(amount).transact(
+                    {"from": self.c.users[u]})
+            return
+        ready_at = request(self.c, self.c.users[u], amount)
+        self.requests[u] = [min(amount, self.balances[u]), ready_at, ready_at - DELAY + GRACE]
 
-    def pay(self, u: int, receipt: Any, released: bool) -> None:
-        amount, _ = self.requests.pop(u)
+    def pay(self, u: int, receipt: Any, released: bool, most: int = 2**256 - 1) -> None:
+        asked = self.requests[u][0]
         (event,) = logs(self.c.vault, "Withdrawn", receipt)
-        paid = min(amount, self.balances[u])
+        paid = min(asked, self.balances[u], most)
         assert (event["args"]["amount"], event["args"]["released"]) == (paid, released)
+        if paid in (asked, self.balances[u]):
+            del self.requests[u]
+        else:  # the rest waits on its own clock
+            self.requests[u][0] -= paid
         self.balances[u] -= paid
         self.withdrawn += paid
 
@@ -429,15 +505,20 @@ class VaultMachine(RuleBasedStateMachine):
             with pytest.raises(REVERTS, match="too early"):
                 self.c.vault.functions.withdraw().transact({"from": self.c.users[u]})
 
-    @rule(u=users)
-    def release(self, u: int) -> None:
+    @rule(u=users, most=st.integers(1, 1200 * USDC))
+    def release(self, u: int, most: int) -> None:
         user = self.c.users[u]
         if u not in self.requests:
             with pytest.raises(REVERTS, match="no request"):
-                self.c.vault.functions.release(user).transact({"from": self.c.operator})
+                release(self.c, user, most)
             return
-        tx = self.c.vault.functions.release(user).transact({"from": self.c.operator})
-        self.pay(u, self.c.w3.eth.wait_for_transaction_receipt(tx), released=True)
+        self.pay(u, release(self.c, user, most), released=True, most=most)
+
+    @invariant()
+    def requests_are_as_the_model_says(self) -> None:
+        for u, user in enumerate(self.c.users):
+            asked = self.requests.get(u, [0])[0]
+            assert self.c.vault.functions.withdrawal_requested(user).call() == asked
 
     @rule()
     def toggle_pause(self) -> None:

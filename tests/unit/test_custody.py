@@ -18,6 +18,7 @@ from solver.core.orders import OrderState, OrderStatus, RejectReason
 from tests.support.builders import D, Desk, desk
 
 ALICE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+STRANGER = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
 
 
 def vault_deposit(d: Desk, deposit_id: str, amount: str, wallet: str = ALICE) -> ev.Transaction:
@@ -217,8 +218,8 @@ def test_a_withdrawal_or_payout_out_of_bounds_is_ignored_with_the_reason() -> No
     d = desk()
     d.apply(BindWallet, ALICE, "alice")
     vault_deposit(d, "v-1", "1000")
-    for amount, words in (("1e400", "below 1E+24"), ("NaN", "greater than zero"),
-                          ("0", "greater than zero"), ("1.0000001", "decimals")):
+    for amount, words in (("NaN", "greater than zero"), ("0", "greater than zero"),
+                          ("1.0000001", "decimals")):
         [ignored] = d.apply(WithdrawalRequested, f"w-{amount}", ALICE, "USDC",
                             D(amount)).of_type(ev.InputIgnored)
         assert words in ignored.reason
@@ -226,5 +227,21 @@ def test_a_withdrawal_or_payout_out_of_bounds_is_ignored_with_the_reason() -> No
             [ignored] = d.apply(WithdrawalPaid, f"p-{amount}", ALICE, "USDC",
                                 D(amount)).of_type(ev.InputIgnored)
             assert words in ignored.reason
+    assert d.apply(WithdrawalPaid, "p-big", ALICE, "USDC", D("1e400")).of_type(
+        ev.InputIgnored)
     assert d.apply(WithdrawalRequested, "w-eur", ALICE, "EUR", D(1)).of_type(ev.InputIgnored)
     assert balance(d) == (D(1000), 0, 0, 0)
+
+
+def test_a_request_for_more_than_the_vault_holds_asks_for_all_of_it_as_the_vault_does() -> None:
+    d = desk()
+    d.apply(BindWallet, ALICE, "alice")
+    vault_deposit(d, "v-1", "1000")
+    everything = D(2**256 - 1).scaleb(-6)  # request_withdrawal(2**256-1): "all of it"
+    [asked] = d.apply(WithdrawalRequested, "w-all", ALICE, "USDC", everything).of_type(
+        ev.WithdrawalAsked)
+    assert asked.amount == D(1000)
+    assert balance(d)[2] == D(1000)  # set aside, not ignored
+    [ignored] = d.apply(WithdrawalRequested, "w-none", STRANGER, "USDC", D(5)).of_type(
+        ev.InputIgnored)
+    assert "has that much in the vault" in ignored.reason
