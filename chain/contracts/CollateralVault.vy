@@ -71,6 +71,11 @@ withdrawal_delay: public(immutable(uint256))
 # shorter than the delay: settlements of purchases made before a request land within it
 withdrawal_grace: public(immutable(uint256))
 
+# long enough for the solver to settle what a user bought, short enough that no deployment
+# can trap users (2**256-1 would make every request revert)
+MIN_DELAY: constant(uint256) = 3600
+MAX_DELAY: constant(uint256) = 30 * 86400
+
 owner: public(address)
 operator: public(address)
 treasury: public(address)
@@ -94,6 +99,7 @@ withdrawal_locked_at: public(HashMap[address, uint256])
 def __init__(collateral_: IERC20, treasury_: address, operator_: address, delay: uint256,
              grace: uint256):
     assert treasury_ != empty(address), "zero treasury"
+    assert delay >= MIN_DELAY and delay <= MAX_DELAY, "delay not within an hour and 30 days"
     assert grace < delay, "grace not below delay"
     collateral = collateral_
     withdrawal_delay = delay

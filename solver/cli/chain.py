@@ -37,9 +37,13 @@ def add_commands(commands: Any) -> None:
     deploy.add_argument("--index", action="append", required=True, metavar="SYMBOL[=NAME]",
                         help="an index token to deploy (repeat for each)")
     deploy.add_argument("--collateral", help="the collateral token (default: a new MockUSDC)")
-    deploy.add_argument("--operator", help="the settling account (default: the deployer)")
-    deploy.add_argument("--treasury", help="where settled collateral goes (default: deployer)")
-    deploy.add_argument("--withdrawal-delay", type=int, default=86_400, metavar="SECONDS")
+    deploy.add_argument("--operator", required=True,
+                        help="the settling account (its key settles; keep it apart from the "
+                             "deployer's, which owns the vault)")
+    deploy.add_argument("--treasury", required=True, help="where settled collateral goes")
+    deploy.add_argument("--withdrawal-delay", type=int, default=86_400, metavar="SECONDS",
+                        help="how long a user waits to withdraw without the solver: 3600 "
+                             "(an hour) to 2592000 (30 days)")
     deploy.add_argument("--withdrawal-grace", type=int, metavar="SECONDS",
                         help="how long after a withdrawal request settlements may still "
                              "spend what it asks for (default: a quarter of the delay, at "
@@ -113,7 +117,7 @@ async def _deploy(w3: AsyncWeb3[Any], args: argparse.Namespace) -> int:
     indexes = dict((s.partition("=")[0], s.partition("=")[2] or f"{s} index")
                    for s in args.index)
     deployment = await deploy_all(
-        w3, owner, args.operator or owner.address, args.treasury or owner.address,
+        w3, owner, args.operator, args.treasury,
         args.withdrawal_delay, indexes, args.collateral, args.withdrawal_grace)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     deployment.save(args.out)

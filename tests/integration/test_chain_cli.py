@@ -16,6 +16,8 @@ from tests.support.chains import Anvil, chain
 DEPLOYER = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ALICE = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 ALICE_ADDRESS = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+OPERATOR = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+TREASURY = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
 
 
 def test_a_user_deploys_deposits_and_reads_the_balance_back(
@@ -31,8 +33,11 @@ def test_a_user_deploys_deposits_and_reads_the_balance_back(
             rpc = str(node.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
             node_args = ["--rpc", rpc]
             user = [*node_args, "--key-env", "ALICE_KEY", "--deployment", str(out)]
-            assert await cli(["chain", "deploy", *node_args, "--key-env", "DEPLOYER", "--out",
-                              str(out), "--index", "SY2", "--withdrawal-delay", "60"]) == 0
+            deploy = ["chain", "deploy", *node_args, "--key-env", "DEPLOYER", "--out", str(out),
+                      "--index", "SY2", "--operator", OPERATOR, "--treasury", TREASURY]
+            assert await cli([*deploy, "--withdrawal-delay", "60"]) == 1
+            assert "delay not within an hour and 30 days" in capsys.readouterr().err
+            assert await cli([*deploy, "--withdrawal-delay", "3600"]) == 0
             assert json.loads(out.read_text())["chain_id"] == 31337
             assert await cli(["chain", "deposit", *user, "1000.5", "--mint"]) == 0
             assert await cli(["chain", "request-withdrawal", *user, "100"]) == 0

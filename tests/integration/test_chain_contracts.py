@@ -375,12 +375,21 @@ def test_a_request_asks_for_at_most_the_balance_and_an_empty_wallet_cannot_ask(c
         c.vault.functions.request_withdrawal(USDC).transact({"from": empty})
 
 
-def test_the_grace_is_shorter_than_the_delay() -> None:
+@pytest.mark.parametrize("delay, grace, refused", [
+    (3599, 0, "delay not within an hour and 30 days"),
+    (30 * 86400 + 1, 0, "delay not within an hour and 30 days"),
+    (2**256 - 1, 0, "delay not within an hour and 30 days"),  # every request would revert
+    (3600, 3600, "grace not below delay"),
+])
+def test_the_delay_is_bounded_and_the_grace_shorter(delay: int, grace: int, refused: str) -> None:
     w3 = Web3(EthereumTesterProvider())
     owner, operator, treasury = w3.eth.accounts[:3]
     usdc = deploy_contract(w3, "MockUSDC", owner)
-    with pytest.raises(REVERTS, match="grace not below delay"):
-        deploy_contract(w3, "CollateralVault", owner, usdc.address, treasury, operator, 60, 60)
+    with pytest.raises(REVERTS, match=refused):
+        deploy_contract(w3, "CollateralVault", owner, usdc.address, treasury, operator, delay,
+                        grace)
+    deploy_contract(w3, "CollateralVault", owner, usdc.address, treasury, operator, 30 * 86400,
+                    3600)
 
 
 def test_pause_stops_deposits_and_settlements_never_withdrawals(c: Chain) -> None:
