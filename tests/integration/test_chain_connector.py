@@ -113,6 +113,10 @@ class Stack:
         await self.wait(await self.vault.functions.deposit(amount * USDC, 0).transact(
             {"from": user}))
 
+    async def request_withdrawal(self, user: Any, amount: int) -> None:
+        await self.wait(await self.vault.functions.request_withdrawal(amount * USDC).transact(
+            {"from": user}))
+
     async def wait(self, tx: Any) -> Any:
         return await self.w3.eth.wait_for_transaction_receipt(tx)
 
@@ -249,8 +253,7 @@ def test_a_withdrawal_is_set_aside_released_by_the_operator_and_paid(
             alice = s.users[0]
             await s.deposit(alice, 1000)
             await watcher.poll()
-            await s.wait(await s.vault.functions.request_withdrawal(400 * USDC).transact(
-                {"from": alice}))
+            await s.request_withdrawal(alice, 400)
             before = await s.usdc.functions.balanceOf(alice).call()
             await watcher.poll()
             assert s.balance("alice") == (D(600), 0, D(400), 0)
@@ -275,13 +278,11 @@ def test_a_request_raised_before_the_release_is_mined_is_not_paid_early(
             alice = s.users[0]
             await s.deposit(alice, 2000)
             await watcher.poll()
-            await s.wait(await s.vault.functions.request_withdrawal(500 * USDC).transact(
-                {"from": alice}))
+            await s.request_withdrawal(alice, 500)
             await watcher.poll()
             work = settler._work.get_nowait()
             assert isinstance(work, ev.WithdrawalReleaseRequested) and work.amount == D(500)
-            await s.wait(await s.vault.functions.request_withdrawal(1500 * USDC).transact(
-                {"from": alice}))
+            await s.request_withdrawal(alice, 1500)
             before = await s.usdc.functions.balanceOf(alice).call()
             await settler.release(work)  # sent after the raise, mined after it
             await s.mine(1)
@@ -565,8 +566,7 @@ def test_a_user_leaves_after_the_delay_while_the_vault_is_paused(
             await s.deposit(alice, 1000)
             await watcher.poll()
             s.submit(SubmitIndexOrder(s.clock(), "alice", "o1", "SY2", D(600)))  # no book: waits
-            await s.wait(await s.vault.functions.request_withdrawal(700 * USDC).transact(
-                {"from": alice}))
+            await s.request_withdrawal(alice, 700)
             await watcher.poll()
             # 400 available set aside at once, and the waiting order gives the other 300
             assert s.balance("alice") == (0, D(300), D(700), 0)
