@@ -5,10 +5,9 @@ most ``max_levels`` levels) plus free inventory. The batch and in-flight caps ta
 first come, first served (the oldest whole, the last one in part); their demand is collapsed
 per asset and scarce liquidity is shared pro rata, each order being limited by its scarcest
 asset; the asset orders to send are derived from the final engagements, so the caps hold for
-what is actually sent. Inventory is used first, but
-when what it leaves to buy is below the exchange's minimum and the need is not, the asset
-order buys the minimum and less inventory is used; an asset order is never larger than the
-need (never padded up). One that would still fail the exchange filters is not sent: orders
+what is actually sent. Inventory is used first, but when what it leaves to buy is below the
+exchange's minimum and the need is not, the asset order buys the minimum and less inventory
+is used; an asset order is never larger than the need (never padded up). One that would still fail the exchange filters is not sent: orders
 needing that asset wait for inventory or for company in a later batch, and take no share of
 the other assets meanwhile. An order is not engaged for units worth less than
 ``smallest_fill`` (allocation would not give it such a sliver). When no order can be
