@@ -7,11 +7,12 @@ per asset and scarce liquidity is shared pro rata, each order being limited by i
 asset; the asset orders to send are derived from the final engagements, so the caps hold for
 what is actually sent. Inventory is used first, but when what it leaves to buy is below the
 exchange's minimum and the need is not, the asset order buys the minimum and less inventory
-is used; an asset order is never larger than the need (never padded up). One that would still fail the exchange filters is not sent: orders
-needing that asset wait for inventory or for company in a later batch, and take no share of
-the other assets meanwhile. An order is not engaged for units worth less than
-``smallest_fill`` (allocation would not give it such a sliver). When no order can be
-engaged, ``plan_batch`` says why (``NoBatch``); ``planning`` chooses which orders to try.
+is used; an asset order is never larger than the need (never padded up). One that would
+still fail the exchange filters is not sent: orders needing that asset wait for inventory or
+for company in a later batch, and take no share of the other assets meanwhile. An order is
+not engaged for units worth less than ``smallest_fill`` (allocation would not give it such a
+sliver). When no order can be engaged, ``plan_batch`` says why (``NoBatch``); ``planning``
+chooses which orders to try.
 
 ``smallest_buy_cost`` prices the index's smallest quantity an order can buy on its own (the
 engine's minimum order); ``can_be_engaged`` tells whether an order's remainder has a share any
