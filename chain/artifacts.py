@@ -21,6 +21,8 @@ class Artifact:
     bytecode: str
     compiler: str
     source_sha256: str
+    blueprint: str | None
+    """The ERC-5202 blueprint's deployment code, for contracts created from one."""
 
 
 def load(name: str, directory: Path = ARTIFACTS_DIR) -> Artifact:
@@ -35,4 +37,5 @@ def load(name: str, directory: Path = ARTIFACTS_DIR) -> Artifact:
         bytecode=str(data["bytecode"]),
         compiler=str(data["compiler"]),
         source_sha256=str(data["source_sha256"]),
+        blueprint=data.get("blueprint"),
     )

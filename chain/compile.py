@@ -22,6 +22,8 @@ CONTRACTS_DIR = Path(__file__).parent / "contracts"
 ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
 # The deployable contracts; other .vy files are modules they import (erc20.vy).
 CONTRACTS = ("CollateralVault", "IndexToken", "MockUSDC")
+# Deployed as ERC-5202 blueprints too: the vault creates its index tokens from one.
+BLUEPRINTS = ("IndexToken",)
 PINNED_VYPER = "0.4.3"
 
 
@@ -32,12 +34,14 @@ def sha256(path: Path) -> str:
 def build(name: str) -> dict[str, Any]:
     """The artifact of one contract, as it would be written."""
     source = CONTRACTS_DIR / f"{name}.vy"
-    out = compile_files([str(source)], ("abi", "bytecode"), paths=[str(CONTRACTS_DIR)])
+    formats = ("abi", "bytecode") + (("blueprint_bytecode",) if name in BLUEPRINTS else ())
+    out = compile_files([str(source)], formats, paths=[str(CONTRACTS_DIR)])
     (compiled,) = out.values()
     # A module's edit changes the bytecode too, so the artifact names every source it hashed.
     modules = {p.name: sha256(p) for p in sorted(CONTRACTS_DIR.glob("*.vy"))
                if p.stem not in CONTRACTS}
-    return {
+    blueprint = {"blueprint": compiled["blueprint_bytecode"]} if name in BLUEPRINTS else {}
+    return blueprint | {
         "contractName": name,
         "compiler": f"vyper-{vyper.__version__}",
         "source_sha256": sha256(source),

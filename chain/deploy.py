@@ -42,6 +42,9 @@ def contract(w3: AsyncWeb3[Any], name: str, address: ChecksumAddress) -> AsyncCo
     return w3.eth.contract(address=address, abi=artifacts.load(name).abi)
 
 
+MAX_INITIAL_TOKENS = 16
+"""The vault's ``MAX_INITIAL_TOKENS``: index tokens created with it."""
+
 Sender = ChecksumAddress | LocalAccount
 """An account the node holds (anvil's, the embedded chain's), or a key held here."""
 
@@ -67,10 +70,24 @@ async def deploy(w3: AsyncWeb3[Any], owner: Sender, name: str, *args: Any) -> As
     art = artifacts.load(name)
     receipt = await transact(w3, owner, w3.eth.contract(
         abi=art.abi, bytecode=art.bytecode).constructor(*args))
-    address = receipt["contractAddress"]
+    return contract(w3, name, created(receipt, name))
+
+
+async def deploy_blueprint(w3: AsyncWeb3[Any], owner: Sender, name: str) -> ChecksumAddress:
+    """Deploy ``name``'s ERC-5202 blueprint: its initcode on chain, for contracts to create
+    copies of it."""
+    blueprint = artifacts.load(name).blueprint
+    if blueprint is None:
+        raise ValueError(f"{name} has no blueprint in its artifact")
+    receipt = await transact(w3, owner, w3.eth.contract(abi=[], bytecode=blueprint).constructor())
+    return created(receipt, f"{name}'s blueprint")
+
+
+def created(receipt: Any, what: str) -> ChecksumAddress:
+    address: ChecksumAddress | None = receipt["contractAddress"]
     if address is None:
-        raise RuntimeError(f"deploying {name} created no contract")
-    return contract(w3, name, address)
+        raise RuntimeError(f"deploying {what} created no contract")
+    return address
 
 
 def default_grace(withdrawal_delay_s: int) -> int:
@@ -79,26 +96,42 @@ def default_grace(withdrawal_delay_s: int) -> int:
     return min(withdrawal_delay_s // 4, 3600)
 
 
+def default_change_delay(withdrawal_delay_s: int) -> int:
+    """How long an announced operator, treasury or index token waits: twice the withdrawal
+    delay, so a user who reads the announcement a delay late can still leave first."""
+    return 2 * withdrawal_delay_s
+
+
 async def deploy_all(w3: AsyncWeb3[Any], owner: Sender, operator: ChecksumAddress,
                      treasury: ChecksumAddress, withdrawal_delay_s: int,
                      indexes: dict[str, str],
                      collateral: ChecksumAddress | None = None,
-                     grace_s: int | None = None) -> ChainDeployment:
-    """A vault over ``collateral`` (a MockUSDC deployed here if None) and one token per index
-    (``indexes``: symbol -> name), each registered with the vault; ``grace_s``: the vault's
-    withdrawal grace (``default_grace`` if None)."""
+                     grace_s: int | None = None,
+                     change_delay_s: int | None = None) -> ChainDeployment:
+    """A vault over ``collateral`` (a MockUSDC deployed here if None) with one token per index
+    (``indexes``: symbol -> name), which the vault creates itself from the IndexToken
+    blueprint; ``grace_s`` and ``change_delay_s``: the vault's withdrawal grace and change
+    delay (``default_grace`` and ``default_change_delay`` if None)."""
+    if len(indexes) > MAX_INITIAL_TOKENS:
+        raise ValueError(f"{len(indexes)} indexes: a vault is deployed with at most "
+                         f"{MAX_INITIAL_TOKENS}; announce the others")
     if collateral is None:
         collateral = (await deploy(w3, owner, "MockUSDC")).address
     grace = default_grace(withdrawal_delay_s) if grace_s is None else grace_s
-    vault = await deploy(w3, owner, "CollateralVault", collateral, treasury, operator,
-                         withdrawal_delay_s, grace)
-    start = await w3.eth.block_number
-    tokens = {}
-    for symbol, name in sorted(indexes.items()):
-        token = await deploy(w3, owner, "IndexToken", name, symbol, vault.address)
-        await transact(w3, owner, vault.functions.add_index_token(token.address))
-        tokens[symbol] = token.address
-    return ChainDeployment(await w3.eth.chain_id, collateral, vault.address, tokens, start)
+    change_delay = (default_change_delay(withdrawal_delay_s) if change_delay_s is None
+                    else change_delay_s)
+    blueprint = await deploy_blueprint(w3, owner, "IndexToken")
+    symbols = sorted(indexes)
+    art = artifacts.load("CollateralVault")
+    receipt = await transact(w3, owner, w3.eth.contract(
+        abi=art.abi, bytecode=art.bytecode).constructor(
+            collateral, treasury, operator, withdrawal_delay_s, grace, change_delay, blueprint,
+            [indexes[symbol] for symbol in symbols], symbols))
+    vault = contract(w3, "CollateralVault", created(receipt, "CollateralVault"))
+    added = vault.events.IndexTokenAdded().process_receipt(receipt)
+    tokens = {entry["args"]["symbol"]: entry["args"]["token"] for entry in added}
+    return ChainDeployment(await w3.eth.chain_id, collateral, vault.address, tokens,
+                           int(receipt["blockNumber"]))
 
 
 async def deploy_local(w3: AsyncWeb3[Any], owner: ChecksumAddress, treasury: ChecksumAddress,

@@ -9,6 +9,9 @@
         `withdrawal_grace` after a request, what it asks for is locked: no settlement may
         leave the balance below it, so the exit pays what the user asked for (settlements of
         purchases made before the request have the grace to land).
+        The owner cannot take what the operator cannot: a new operator, treasury or index
+        token is announced and takes effect `change_delay` later (at least the withdrawal
+        delay), so every user can leave first; the vault deploys its index tokens itself.
 """
 
 from ethereum.ercs import IERC20
@@ -16,7 +19,6 @@ from ethereum.ercs import IERC20
 
 interface IIndexToken:
     def mint(receiver: address, amount: uint256): nonpayable
-    def minter() -> address: view
 
 
 event Deposited:
@@ -55,14 +57,36 @@ event Paused:
 event Unpaused:
     by: indexed(address)
 
+event OperatorAnnounced:
+    operator: indexed(address)
+    effective_at: uint256
+
 event OperatorSet:
     operator: indexed(address)
+
+event TreasuryAnnounced:
+    treasury: indexed(address)
+    effective_at: uint256
 
 event TreasurySet:
     treasury: indexed(address)
 
+event IndexTokenAnnounced:
+    name: String[64]
+    symbol: String[32]
+    effective_at: uint256
+
 event IndexTokenAdded:
     token: indexed(address)
+    symbol: String[32]
+
+event OwnershipTransferStarted:
+    owner: indexed(address)
+    new_owner: indexed(address)
+
+event OwnershipTransferred:
+    owner: indexed(address)
+    new_owner: indexed(address)
 
 
 collateral: public(immutable(IERC20))
@@ -71,15 +95,34 @@ withdrawal_delay: public(immutable(uint256))
 # shorter than the delay: settlements of purchases made before a request land within it
 withdrawal_grace: public(immutable(uint256))
 
+# how long an announced operator, treasury or index token waits: at least the withdrawal
+# delay, so a user who disagrees can leave before it takes effect
+change_delay: public(immutable(uint256))
+# the IndexToken initcode (ERC-5202) every index token is created from: a token the vault did
+# not create could answer anything, and a settlement would charge collateral for nothing
+token_blueprint: public(immutable(address))
+
+MAX_INITIAL_TOKENS: constant(uint256) = 16
+
 # long enough for the solver to settle what a user bought, short enough that no deployment
 # can trap users (2**256-1 would make every request revert)
 MIN_DELAY: constant(uint256) = 3600
 MAX_DELAY: constant(uint256) = 30 * 86400
 
 owner: public(address)
+pending_owner: public(address)
 operator: public(address)
 treasury: public(address)
 paused: public(bool)
+
+# the announced changes; `*_at` is when each may be applied (0: none announced)
+next_operator: public(address)
+next_operator_at: public(uint256)
+next_treasury: public(address)
+next_treasury_at: public(uint256)
+next_token_name: public(String[64])
+next_token_symbol: public(String[32])
+next_token_at: public(uint256)
 
 balances: public(HashMap[address, uint256])
 # sum of balances: what the vault owes its users (reconciliation reads one word)
@@ -97,42 +140,108 @@ withdrawal_locked_at: public(HashMap[address, uint256])
 
 @deploy
 def __init__(collateral_: IERC20, treasury_: address, operator_: address, delay: uint256,
-             grace: uint256):
+             grace: uint256, change_delay_: uint256, blueprint: address,
+             token_names: DynArray[String[64], MAX_INITIAL_TOKENS],
+             token_symbols: DynArray[String[32], MAX_INITIAL_TOKENS]):
+    """
+    @notice The vault, and its first index tokens (names and symbols side by side), created
+            before anyone can deposit: what a user deposits into is fixed when they look.
+    """
     assert treasury_ != empty(address), "zero treasury"
     assert delay >= MIN_DELAY and delay <= MAX_DELAY, "delay not within an hour and 30 days"
     assert grace < delay, "grace not below delay"
+    assert change_delay_ >= delay and change_delay_ <= 2 * MAX_DELAY, \
+        "change delay not within the withdrawal delay and 60 days"
+    assert blueprint.is_contract, "no token blueprint"
+    assert len(token_names) == len(token_symbols), "names and symbols differ in number"
     collateral = collateral_
     withdrawal_delay = delay
     withdrawal_grace = grace
+    change_delay = change_delay_
+    token_blueprint = blueprint
     self.owner = msg.sender
     self.operator = operator_
     self.treasury = treasury_
+    for i: uint256 in range(len(token_names), bound=MAX_INITIAL_TOKENS):
+        self._create_index_token(token_names[i], token_symbols[i])
 
 
-# --- administration (owner) ---------------------------------------------------------------
+# --- administration (owner), every change announced first --------------------------------
 
 @external
-def set_operator(operator_: address):
+def announce_operator(operator_: address):
     assert msg.sender == self.owner, "not owner"
-    self.operator = operator_
-    log OperatorSet(operator=operator_)
+    effective_at: uint256 = block.timestamp + change_delay
+    self.next_operator = operator_
+    self.next_operator_at = effective_at
+    log OperatorAnnounced(operator=operator_, effective_at=effective_at)
 
 
 @external
-def set_treasury(treasury_: address):
+def apply_operator():
+    assert msg.sender == self.owner, "not owner"
+    self._ripe(self.next_operator_at)
+    self.operator = self.next_operator
+    self.next_operator = empty(address)
+    self.next_operator_at = 0
+    log OperatorSet(operator=self.operator)
+
+
+@external
+def announce_treasury(treasury_: address):
     assert msg.sender == self.owner, "not owner"
     assert treasury_ != empty(address), "zero treasury"
-    self.treasury = treasury_
-    log TreasurySet(treasury=treasury_)
+    effective_at: uint256 = block.timestamp + change_delay
+    self.next_treasury = treasury_
+    self.next_treasury_at = effective_at
+    log TreasuryAnnounced(treasury=treasury_, effective_at=effective_at)
 
 
 @external
-def add_index_token(token: address):
+def apply_treasury():
     assert msg.sender == self.owner, "not owner"
-    # a token another key can mint would break "token supply = units settled"
-    assert staticcall IIndexToken(token).minter() == self, "token not minted by this vault"
-    self.index_tokens[token] = True
-    log IndexTokenAdded(token=token)
+    self._ripe(self.next_treasury_at)
+    self.treasury = self.next_treasury
+    self.next_treasury = empty(address)
+    self.next_treasury_at = 0
+    log TreasurySet(treasury=self.treasury)
+
+
+@external
+def announce_index_token(name: String[64], symbol: String[32]):
+    assert msg.sender == self.owner, "not owner"
+    effective_at: uint256 = block.timestamp + change_delay
+    self.next_token_name = name
+    self.next_token_symbol = symbol
+    self.next_token_at = effective_at
+    log IndexTokenAnnounced(name=name, symbol=symbol, effective_at=effective_at)
+
+
+@external
+def apply_index_token() -> address:
+    assert msg.sender == self.owner, "not owner"
+    self._ripe(self.next_token_at)
+    token: address = self._create_index_token(self.next_token_name, self.next_token_symbol)
+    self.next_token_name = ""
+    self.next_token_symbol = ""
+    self.next_token_at = 0
+    return token
+
+
+@external
+def transfer_ownership(new_owner: address):
+    # two steps: a mistyped address cannot take the vault out of reach
+    assert msg.sender == self.owner, "not owner"
+    self.pending_owner = new_owner
+    log OwnershipTransferStarted(owner=self.owner, new_owner=new_owner)
+
+
+@external
+def accept_ownership():
+    assert msg.sender == self.pending_owner, "not pending owner"
+    log OwnershipTransferred(owner=self.owner, new_owner=msg.sender)
+    self.owner = msg.sender
+    self.pending_owner = empty(address)
 
 
 @external
@@ -259,6 +368,21 @@ def order_key(order_uid: Bytes[256]) -> bytes32:
             never collides across deployments or chains.
     """
     return keccak256(abi_encode(chain.id, self, order_uid))
+
+
+@internal
+def _ripe(effective_at: uint256):
+    assert effective_at != 0, "nothing announced"
+    assert block.timestamp >= effective_at, "announced change not due"
+
+
+@internal
+def _create_index_token(name: String[64], symbol: String[32]) -> address:
+    # minted by this vault alone, so "token supply = units settled" holds by construction
+    token: address = create_from_blueprint(token_blueprint, name, symbol, self)
+    self.index_tokens[token] = True
+    log IndexTokenAdded(token=token, symbol=symbol)
+    return token
 
 
 @internal

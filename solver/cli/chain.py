@@ -48,6 +48,10 @@ def add_commands(commands: Any) -> None:
                         help="how long after a withdrawal request settlements may still "
                              "spend what it asks for (default: a quarter of the delay, at "
                              "most an hour); below the delay")
+    deploy.add_argument("--change-delay", type=int, metavar="SECONDS",
+                        help="how long a new operator, treasury or index token waits after "
+                             "its announcement (default: twice the withdrawal delay); at "
+                             "least the withdrawal delay, at most 60 days")
     for name, text in (("deposit", "deposit AMOUNT of collateral into the vault"),
                        ("request-withdrawal", "ask the vault for AMOUNT back")):
         action = actions.add_parser(name, help=text)
@@ -118,7 +122,8 @@ async def _deploy(w3: AsyncWeb3[Any], args: argparse.Namespace) -> int:
                    for s in args.index)
     deployment = await deploy_all(
         w3, owner, args.operator, args.treasury,
-        args.withdrawal_delay, indexes, args.collateral, args.withdrawal_grace)
+        args.withdrawal_delay, indexes, args.collateral, args.withdrawal_grace,
+        args.change_delay)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     deployment.save(args.out)
     print(f"vault {deployment.vault} on chain {deployment.chain_id} from block "

@@ -34,9 +34,11 @@ from chain.keys import order_key
 ROOT = Path(__file__).parent.parent.parent
 DELAY = 3600
 GRACE = 600
+CHANGE_DELAY = 2 * DELAY
 USDC = 10**6  # MockUSDC has 6 decimals
 UNIT = 10**18  # IndexToken has 18
 REVERTS = (ContractLogicError, TransactionFailed)
+ZERO = "0x" + "00" * 20
 
 
 @dataclass(frozen=True)
@@ -71,16 +73,38 @@ def deploy_contract(w3: Web3, name: str, sender: str, *args: Any) -> Contract:
     return w3.eth.contract(address=address, abi=art.abi)
 
 
+def deploy_blueprint(w3: Web3, sender: str) -> str:
+    code = artifacts.load("IndexToken").blueprint
+    tx = w3.eth.contract(abi=[], bytecode=code).constructor().transact({"from": sender})
+    return str(w3.eth.wait_for_transaction_receipt(tx)["contractAddress"])
+
+
+def deploy_vault(w3: Web3, owner: str, usdc: str, treasury: str, operator: str,
+                 delay: int = DELAY, grace: int = GRACE, change_delay: int = CHANGE_DELAY,
+                 blueprint: str | None = None,
+                 tokens: tuple[tuple[str, str], ...] = (("Top 10 Index", "TOP10"),)) -> Contract:
+    """A vault and the index tokens it creates (name, symbol)."""
+    return deploy_contract(w3, "CollateralVault", owner, usdc, treasury, operator, delay, grace,
+                           change_delay, blueprint or deploy_blueprint(w3, owner),
+                           [name for name, _ in tokens], [symbol for _, symbol in tokens])
+
+
+def index_token(w3: Web3, vault: Contract, symbol: str, receipt: Any | None = None) -> Contract:
+    """The token ``vault`` created for ``symbol``, from its ``IndexTokenAdded`` event."""
+    found = (logs(vault, "IndexTokenAdded", receipt) if receipt is not None else
+             vault.events.IndexTokenAdded().get_logs(from_block=0))
+    (address,) = [e["args"]["token"] for e in found if e["args"]["symbol"] == symbol]
+    return w3.eth.contract(address=address, abi=artifacts.load("IndexToken").abi)
+
+
 def deploy() -> Chain:
     """A fresh embedded chain with MockUSDC, a vault and one index token; users funded and
     approved."""
     w3 = Web3(EthereumTesterProvider())
     owner, operator, treasury, *users = w3.eth.accounts[:6]
     usdc = deploy_contract(w3, "MockUSDC", owner)
-    vault = deploy_contract(w3, "CollateralVault", owner, usdc.address, treasury, operator, DELAY,
-                            GRACE)
-    token = deploy_contract(w3, "IndexToken", owner, "Top 10 Index", "TOP10", vault.address)
-    vault.functions.add_index_token(token.address).transact({"from": owner})
+    vault = deploy_vault(w3, owner, usdc.address, treasury, operator)
+    token = index_token(w3, vault, "TOP10")
     for user in users:
         usdc.functions.mint(user, 1_000_000 * USDC).transact({"from": user})
         usdc.functions.approve(vault.address, 2**256 - 1).transact({"from": user})
@@ -262,10 +286,12 @@ def test_settle_needs_the_operator_both_sides_and_a_registered_token(c: Chain) -
     with pytest.raises(REVERTS, match="unknown index token"):
         c.vault.functions.settle(key(c, "x"), user, c.usdc.address, USDC, UNIT, 0,
                                  "x").transact({"from": c.operator})
-    # a token another key could mint is refused at registration
-    rogue = deploy_contract(c.w3, "IndexToken", c.owner, "Rogue", "RG", c.owner)
-    with pytest.raises(REVERTS, match="not minted by this vault"):
-        c.vault.functions.add_index_token(rogue.address).transact({"from": c.owner})
+    # a token that claims the vault as its minter, but that the vault did not create
+    rogue = deploy_contract(c.w3, "IndexToken", c.owner, "Rogue", "RG", c.vault.address)
+    assert rogue.functions.minter().call() == c.vault.address
+    with pytest.raises(REVERTS, match="unknown index token"):
+        c.vault.functions.settle(key(c, "r"), user, rogue.address, 100 * USDC, UNIT, 0,
+                                 "r").transact({"from": c.operator})
     assert balance(c, user) == 100 * USDC
 
 
@@ -375,21 +401,133 @@ def test_a_request_asks_for_at_most_the_balance_and_an_empty_wallet_cannot_ask(c
         c.vault.functions.request_withdrawal(USDC).transact({"from": empty})
 
 
-@pytest.mark.parametrize("delay, grace, refused", [
-    (3599, 0, "delay not within an hour and 30 days"),
-    (30 * 86400 + 1, 0, "delay not within an hour and 30 days"),
-    (2**256 - 1, 0, "delay not within an hour and 30 days"),  # every request would revert
-    (3600, 3600, "grace not below delay"),
+@pytest.mark.parametrize("delay, grace, change_delay, refused", [
+    (3599, 0, 3600, "delay not within an hour and 30 days"),
+    (30 * 86400 + 1, 0, 60 * 86400, "delay not within an hour and 30 days"),
+    (2**256 - 1, 0, 2**256 - 1, "delay not within an hour and 30 days"),  # requests would revert
+    (3600, 3600, 7200, "grace not below delay"),
+    (7200, 600, 7199, "change delay not within the withdrawal delay and 60 days"),
+    (3600, 600, 60 * 86400 + 1, "change delay not within the withdrawal delay and 60 days"),
 ])
-def test_the_delay_is_bounded_and_the_grace_shorter(delay: int, grace: int, refused: str) -> None:
+def test_the_delays_are_bounded_and_the_grace_shorter(delay: int, grace: int, change_delay: int,
+                                                      refused: str) -> None:
     w3 = Web3(EthereumTesterProvider())
     owner, operator, treasury = w3.eth.accounts[:3]
     usdc = deploy_contract(w3, "MockUSDC", owner)
     with pytest.raises(REVERTS, match=refused):
-        deploy_contract(w3, "CollateralVault", owner, usdc.address, treasury, operator, delay,
-                        grace)
-    deploy_contract(w3, "CollateralVault", owner, usdc.address, treasury, operator, 30 * 86400,
-                    3600)
+        deploy_vault(w3, owner, usdc.address, treasury, operator, delay, grace, change_delay)
+    deploy_vault(w3, owner, usdc.address, treasury, operator, 30 * 86400, 3600, 60 * 86400)
+
+
+def test_the_vault_creates_its_tokens_from_a_real_blueprint() -> None:
+    w3 = Web3(EthereumTesterProvider())
+    owner, operator, treasury = w3.eth.accounts[:3]
+    usdc = deploy_contract(w3, "MockUSDC", owner).address
+    with pytest.raises(REVERTS, match="no token blueprint"):
+        deploy_vault(w3, owner, usdc, treasury, operator, blueprint=treasury)
+    with pytest.raises(REVERTS, match="names and symbols differ in number"):
+        deploy_contract(w3, "CollateralVault", owner, usdc, treasury, operator, DELAY, GRACE,
+                        CHANGE_DELAY, deploy_blueprint(w3, owner), ["A", "B"], ["A"])
+    vault = deploy_vault(w3, owner, usdc, treasury, operator,
+                         tokens=(("Top 10 Index", "TOP10"), ("Layer 1", "L1")))
+    for symbol, name in (("TOP10", "Top 10 Index"), ("L1", "Layer 1")):
+        token = index_token(w3, vault, symbol)
+        assert token.functions.name().call() == name
+        assert token.functions.minter().call() == vault.address
+        assert vault.functions.index_tokens(token.address).call()
+
+
+# --- administration: every change announced, a delay before it --------------------------------
+
+def announce(c: Chain, call: Any) -> int:
+    """Send the owner's announcement; when it may be applied."""
+    receipt = c.w3.eth.wait_for_transaction_receipt(call.transact({"from": c.owner}))
+    (event,) = [e for name in ("OperatorAnnounced", "TreasuryAnnounced", "IndexTokenAnnounced")
+                for e in logs(c.vault, name, receipt)]
+    assert event["args"]["effective_at"] == c.now() + CHANGE_DELAY
+    return int(event["args"]["effective_at"])
+
+
+def test_the_owner_cannot_take_what_the_operator_cannot(c: Chain) -> None:
+    """The attack the timelock stops: the owner makes itself operator and treasury and settles
+    every balance to itself. Announced, it gives each user a full withdrawal delay to leave,
+    and after the grace no settlement touches what a request asks for."""
+    alice, bob = c.users[:2]
+    deposit(c, alice, 12_000 * USDC)
+    deposit(c, bob, 500 * USDC)
+    for call in (c.vault.functions.announce_operator(c.owner),
+                 c.vault.functions.announce_treasury(c.owner)):
+        effective_at = announce(c, call)
+    for call in (c.vault.functions.apply_operator(), c.vault.functions.apply_treasury()):
+        with pytest.raises(REVERTS, match="announced change not due"):
+            call.transact({"from": c.owner})
+    ready_at = request(c, alice, 2**256 - 1)  # alice reads the announcement and leaves
+    assert ready_at <= effective_at
+    c.travel(effective_at)
+    for sender in (c.operator, c.users[2]):
+        with pytest.raises(REVERTS, match="not owner"):
+            c.vault.functions.apply_operator().transact({"from": sender})
+    c.vault.functions.apply_operator().transact({"from": c.owner})
+    c.vault.functions.apply_treasury().transact({"from": c.owner})
+    assert c.vault.functions.operator().call() == c.owner
+    with pytest.raises(REVERTS, match="locked for withdrawal"):
+        settle(c, alice, USDC, 1, uid="drain-alice", sender=c.owner)
+    c.vault.functions.withdraw().transact({"from": alice})
+    assert c.usdc.functions.balanceOf(alice).call() == 1_000_000 * USDC
+    # bob stayed: he accepted the new operator, announced a delay ahead
+    settle(c, bob, 500 * USDC, 1, uid="bob", sender=c.owner)
+    with pytest.raises(REVERTS, match="not operator"):
+        settle(c, bob, USDC, 1, uid="old", sender=c.operator)
+
+
+def test_an_announcement_replaced_restarts_its_clock(c: Chain) -> None:
+    announce(c, c.vault.functions.announce_operator(c.users[0]))
+    c.travel(c.now() + CHANGE_DELAY - 100)
+    effective_at = announce(c, c.vault.functions.announce_operator(c.users[1]))
+    with pytest.raises(REVERTS, match="announced change not due"):
+        c.vault.functions.apply_operator().transact({"from": c.owner})
+    c.travel(effective_at)
+    c.vault.functions.apply_operator().transact({"from": c.owner})
+    assert c.vault.functions.operator().call() == c.users[1]
+    with pytest.raises(REVERTS, match="nothing announced"):
+        c.vault.functions.apply_operator().transact({"from": c.owner})
+    with pytest.raises(REVERTS, match="zero treasury"):
+        c.vault.functions.announce_treasury(ZERO).transact({"from": c.owner})
+    with pytest.raises(REVERTS, match="not owner"):
+        c.vault.functions.announce_operator(c.users[0]).transact({"from": c.operator})
+
+
+def test_a_new_index_token_is_announced_then_created_by_the_vault(c: Chain) -> None:
+    effective_at = announce(c, c.vault.functions.announce_index_token("Layer 1", "L1"))
+    with pytest.raises(REVERTS, match="announced change not due"):
+        c.vault.functions.apply_index_token().transact({"from": c.owner})
+    c.travel(effective_at)
+    receipt = c.w3.eth.wait_for_transaction_receipt(
+        c.vault.functions.apply_index_token().transact({"from": c.owner}))
+    token = index_token(c.w3, c.vault, "L1", receipt)
+    assert token.functions.minter().call() == c.vault.address
+    assert token.functions.symbol().call() == "L1"
+    deposit(c, c.users[0], 10 * USDC)
+    c.vault.functions.settle(key(c, "l1"), c.users[0], token.address, USDC, UNIT, 0,
+                             "l1").transact({"from": c.operator})
+    assert token.functions.balanceOf(c.users[0]).call() == UNIT
+
+
+def test_ownership_moves_in_two_steps(c: Chain) -> None:
+    new_owner = c.users[2]
+    with pytest.raises(REVERTS, match="not owner"):
+        c.vault.functions.transfer_ownership(new_owner).transact({"from": new_owner})
+    c.vault.functions.transfer_ownership(new_owner).transact({"from": c.owner})
+    assert c.vault.functions.owner().call() == c.owner  # a typo would not lose the vault
+    with pytest.raises(REVERTS, match="not pending owner"):
+        c.vault.functions.accept_ownership().transact({"from": c.users[0]})
+    receipt = c.w3.eth.wait_for_transaction_receipt(
+        c.vault.functions.accept_ownership().transact({"from": new_owner}))
+    (event,) = logs(c.vault, "OwnershipTransferred", receipt)
+    assert (event["args"]["owner"], event["args"]["new_owner"]) == (c.owner, new_owner)
+    assert c.vault.functions.owner().call() == new_owner
+    with pytest.raises(REVERTS, match="not owner"):
+        c.vault.functions.announce_operator(c.owner).transact({"from": c.owner})
 
 
 def test_pause_stops_deposits_and_settlements_never_withdrawals(c: Chain) -> None:
