@@ -47,7 +47,8 @@ ORD_REJ_REASON = {
     RejectReason.TOO_PRECISE: "13", RejectReason.BELOW_MINIMUM: "13",
     RejectReason.INVALID_PRICE: "99", RejectReason.ALREADY_EXPIRED: "4",
     RejectReason.INSUFFICIENT_COLLATERAL: "3", RejectReason.DUPLICATE_ORDER_ID: "6",
-    RejectReason.WRONG_WALLET: "99", RejectReason.NOT_TRADABLE: "0",
+    RejectReason.WRONG_WALLET: "99",
+    RejectReason.ACCOUNT_IN_DOUBT: "99", RejectReason.NOT_TRADABLE: "0",
 }
 CXL_REJ_REASON = {
     CancelRejectReason.UNKNOWN_ORDER: "1", CancelRejectReason.ALREADY_CLOSED: "0",

@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "chain":
         return chain_commands.run(args)
-    if args.command in ("status", "snapshot", "reconcile"):
+    if args.command in ("status", "snapshot", "reconcile", "resolve"):
         return operator_commands.run(args, Console())
     if args.command in ("run", "gateway"):
         return _run(args.config)

@@ -1,6 +1,6 @@
-"""``index-solver status | snapshot | reconcile --config CONFIG``: the operator's commands,
-over the running service's admin endpoint (``[admin]`` in the deployment file: 127.0.0.1 and
-its port, the bearer token from the environment variable it names)."""
+"""``index-solver status | snapshot | reconcile | resolve --config CONFIG``: the operator's
+commands, over the running service's admin endpoint (``[admin]`` in the deployment file:
+127.0.0.1 and its port, the bearer token from the environment variable it names)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,15 @@ def add_commands(commands: Any) -> None:
                                   "chain events, held deposits, reconciliation"),
                        ("snapshot", "positions, inventory and collateral, as tables or Parquet"),
                        ("reconcile", "reconcile with the exchange and the chain now; print "
-                                     "what changed")):
+                                     "what changed"),
+                       ("resolve", "undo on the ledger a vault event a deep reorganisation "
+                                   "took off the chain (status lists them); the account "
+                                   "takes orders again")):
         command = commands.add_parser(name, help=text, description=described)
         command.add_argument("--config", type=Path, required=True, help="deployment file")
         command.add_argument("--json", action="store_true", help="print the answer as JSON")
+        if name == "resolve":
+            command.add_argument("fact_id", help="the vanished deposit, request or payout id")
         if name == "snapshot":
             command.add_argument("--parquet", type=Path, metavar="DIR",
                                  help="write positions, inventory and collateral as Parquet "
@@ -45,7 +51,8 @@ def add_commands(commands: Any) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     try:
-        answer = ask(args.config, args.command)
+        answer = ask(args.config, args.command if args.command != "resolve"
+                     else f"resolve/{urllib.parse.quote(args.fact_id, safe='')}")
     except ConfigError as error:
         console.print(f"index-solver {args.command}: {error}", style="red")
         return EXIT_USAGE
@@ -58,6 +65,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         print_status(answer, console)
     elif args.command == "snapshot":
         print_snapshot(answer, console)
+    elif args.command == "resolve":
+        return print_resolution(answer, console)
     else:
         print_reconciliation(answer, console)
     if args.command == "snapshot" and args.parquet is not None:
@@ -78,8 +87,9 @@ def ask(config: Path, command: str) -> dict[str, Any]:
     if not token:
         raise ConfigError(f"admin.token_env: set {admin.token_env} to the service's admin token")
     request = urllib.request.Request(
-        f"http://{HOST}:{admin.port}/{command}", method="POST" if command == "reconcile"
-        else "GET", headers={"Authorization": f"Bearer {token}"})
+        f"http://{HOST}:{admin.port}/{command}",
+        method="GET" if command in ("status", "snapshot") else "POST",
+        headers={"Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             answer: dict[str, Any] = json.load(response)
@@ -121,6 +131,14 @@ def print_status(status: dict[str, Any], console: Console) -> None:
         console.print(shown)
     else:
         console.print("Deposits held: none")
+    vanished = status.get("vanished_facts", [])
+    if vanished:
+        shown = table("[red]Vault events gone from the chain[/] (index-solver resolve FACT_ID)",
+                      "fact", "kind", "account", "wallet", "amount")
+        for f in vanished:
+            shown.add_row(f["fact_id"], f["kind"], f["account"] or "-", f["wallet"],
+                          f"{f['amount']} {f['asset']}")
+        console.print(shown)
     reconciliation = status["reconciliation"]
     console.print(f"Reconciliation with the vault: {reconciliation['state']}")
     _print_checks(reconciliation.get("checks", []), console)
@@ -158,6 +176,14 @@ def print_reconciliation(answer: dict[str, Any], console: Console) -> None:
     if chain is not None:
         console.print(f"Chain: {chain['facts']} fact(s) read from the vault")
         _print_checks(chain["checks"], console)
+
+
+def print_resolution(answer: dict[str, Any], console: Console) -> int:
+    if answer["resolved"]:
+        console.print(f"{answer['fact_id']} resolved (transaction {answer['transaction']})")
+        return EXIT_OK
+    console.print(f"{answer['fact_id']} not resolved: {answer['reason']}", style="red")
+    return EXIT_DISAGREES
 
 
 def write_parquet(snapshot: dict[str, Any], directory: Path, console: Console) -> None:

@@ -140,6 +140,35 @@ class WithdrawalPaid(Input):
     amount: Decimal
 
 
+class VaultFact(StrEnum):
+    DEPOSIT = "deposit"
+    WITHDRAWAL_REQUEST = "withdrawal_request"
+    PAYOUT = "payout"
+
+
+@dataclass(frozen=True, slots=True)
+class VaultFactVanished(Input):
+    """A reorganisation deeper than the confirmations removed a vault event the engine had
+    applied (``fact_id``: the deposit, request or payout id), and the chain read again as far
+    as before does not have it. The account's new orders are refused until the fact is mined
+    again or an operator resolves it; nothing already engaged is abandoned."""
+
+    fact_id: str
+    kind: VaultFact
+    wallet: str
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveVanishedFact(Input):
+    """An operator settles a vanished fact: its effect on the ledger is undone (a deposit
+    taken back from the account's available collateral, a payout credited back, a request's
+    set-aside given back), and the account's orders are accepted again."""
+
+    fact_id: str
+
+
 @dataclass(frozen=True, slots=True)
 class FeeAssetFunded(Input):
     """The operator put ``quantity`` of ``asset`` (say BNB) on the exchange account to pay

@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING
 from solver.core import events as ev
 from solver.core.commands import (
     BindWallet,
+    ResolveVanishedFact,
     VaultDepositConfirmed,
+    VaultFact,
+    VaultFactVanished,
     WithdrawalPaid,
     WithdrawalRequested,
 )
@@ -40,6 +43,17 @@ WITHDRAWAL_REASON = "canceled: its collateral is being withdrawn"
 @dataclass(frozen=True, slots=True)
 class HeldDeposit:
     deposit_id: str
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class VanishedFact:
+    """A vault event the engine applied that a deep reorganisation took off the chain."""
+
+    kind: VaultFact
+    wallet: str
+    account: str | None
     asset: str
     amount: Decimal
 
@@ -71,6 +85,8 @@ class Custody:
     """wallet (lower case) -> its pending withdrawal (the vault keeps one per user)"""
     seen: set[str] = field(default_factory=set)
     """ids of the withdrawal requests and payouts applied: the chain may deliver one twice"""
+    vanished: dict[str, VanishedFact] = field(default_factory=dict)
+    """fact id -> an applied fact a deep reorganisation removed, until mined again or resolved"""
 
     def account_of(self, wallet: str) -> str | None:
         return self.accounts.get(wallet.lower())
@@ -79,6 +95,10 @@ class Custody:
         """The wallet bound to ``account`` (not one a deposit of the simulator named)."""
         wallet = self.wallets.get(account)
         return wallet if wallet is not None and self.account_of(wallet) == account else None
+
+    def in_doubt(self, account: str) -> tuple[str, VanishedFact] | None:
+        """A vanished fact of ``account``'s, if it has one: its new orders wait."""
+        return next(((i, f) for i, f in self.vanished.items() if f.account == account), None)
 
     def held_total(self, wallet: str, asset: str) -> Decimal:
         return sum((d.amount for d in self.held.get(wallet.lower(), ()) if d.asset == asset),
@@ -106,6 +126,8 @@ def bind_wallet(engine: Engine, cmd: BindWallet) -> list[ev.Event]:
 
 
 def deposit_confirmed(engine: Engine, fact: VaultDepositConfirmed) -> list[ev.Event]:
+    if fact.deposit_id in engine.custody.vanished:
+        return _reappeared(engine, fact.deposit_id)
     refusal = engine.deposit_refusal(fact.deposit_id, fact.asset, fact.amount)
     if refusal is not None:
         return [ev.InputIgnored(refusal)]
@@ -119,6 +141,8 @@ def deposit_confirmed(engine: Engine, fact: VaultDepositConfirmed) -> list[ev.Ev
 
 
 def withdrawal_requested(engine: Engine, fact: WithdrawalRequested) -> list[ev.Event]:
+    if fact.request_id in engine.custody.vanished:
+        return _reappeared(engine, fact.request_id)
     if fact.request_id in engine.custody.seen:
         return [ev.InputIgnored(f"withdrawal request {fact.request_id} already applied")]
     if fact.asset not in engine.collaterals:
@@ -146,6 +170,8 @@ def withdrawal_requested(engine: Engine, fact: WithdrawalRequested) -> list[ev.E
 
 def withdrawal_paid(engine: Engine, fact: WithdrawalPaid) -> list[ev.Event]:
     custody, key = engine.custody, fact.wallet.lower()
+    if fact.payout_id in custody.vanished:
+        return _reappeared(engine, fact.payout_id)
     if fact.payout_id in custody.seen:
         return [ev.InputIgnored(f"withdrawal payout {fact.payout_id} already applied")]
     # the vault pays min(requested, balance): nothing, when the balance is gone
@@ -179,6 +205,80 @@ def withdrawal_paid(engine: Engine, fact: WithdrawalPaid) -> list[ev.Event]:
         events.append(ev.VaultOverpaid(fact.payout_id, fact.wallet, fact.asset,
                                        fact.amount - paid))
     return events
+
+
+def fact_vanished(engine: Engine, fact: VaultFactVanished) -> list[ev.Event]:
+    custody = engine.custody
+    applied = engine.deposit_ids if fact.kind is VaultFact.DEPOSIT else custody.seen
+    if fact.fact_id not in applied:
+        return [ev.InputIgnored(f"vanished {fact.kind} {fact.fact_id} was never applied")]
+    if fact.fact_id in custody.vanished:
+        return [ev.InputIgnored(f"vanished {fact.kind} {fact.fact_id} is known to be gone")]
+    account = custody.account_of(fact.wallet)
+    custody.vanished[fact.fact_id] = VanishedFact(fact.kind, fact.wallet, account, fact.asset,
+                                                  fact.amount)
+    return [ev.AccountInDoubt(fact.fact_id, fact.kind, fact.wallet, account, fact.asset,
+                              fact.amount)]
+
+
+def resolve_vanished(engine: Engine, cmd: ResolveVanishedFact) -> list[ev.Event]:
+    """Undo the vanished fact's effect on the ledger; refused (nothing changes) while a
+    vanished deposit is engaged in orders."""
+    gone = engine.custody.vanished.get(cmd.fact_id)
+    if gone is None:
+        return [ev.InputIgnored(f"no vanished fact {cmd.fact_id}: it was mined again, "
+                                "resolved already, or never vanished")]
+    account = engine.custody.account_of(gone.wallet)
+    undo = {VaultFact.DEPOSIT: _take_back_deposit, VaultFact.PAYOUT: _credit_back_payout,
+            VaultFact.WITHDRAWAL_REQUEST: _forget_request}[gone.kind]
+    events = undo(engine, cmd.fact_id, gone, account)
+    if events and isinstance(events[0], ev.InputIgnored):
+        return events
+    del engine.custody.vanished[cmd.fact_id]
+    return [*events, ev.VanishedFactResolved(cmd.fact_id, gone.kind, account, gone.asset,
+                                             gone.amount)]
+
+
+def _reappeared(engine: Engine, fact_id: str) -> list[ev.Event]:
+    gone = engine.custody.vanished.pop(fact_id)
+    return [ev.VanishedFactReappeared(fact_id, engine.custody.account_of(gone.wallet))]
+
+
+def _take_back_deposit(engine: Engine, fact_id: str, gone: VanishedFact,
+                       account: str | None) -> list[ev.Event]:
+    if account is None:
+        key = gone.wallet.lower()
+        engine.custody.held[key] = [d for d in engine.custody.held.get(key, [])
+                                    if d.deposit_id != fact_id]
+        return []
+    available = engine.ledger.balance(account, gone.asset).available
+    if available < gone.amount:
+        return [ev.InputIgnored(
+            f"deposit {fact_id}: {gone.amount} {gone.asset} to take back, account {account} "
+            f"has {available} available; resolve once its orders have ended")]
+    engine.ledger.set_aside(account, gone.asset, gone.amount)
+    engine.ledger.pay_out(account, gone.asset, gone.amount)
+    return [ev.CollateralWithdrawn(account, gone.asset, gone.amount, fact_id,
+                                   engine.ledger.balance(account, gone.asset))]
+
+
+def _credit_back_payout(engine: Engine, fact_id: str, gone: VanishedFact,
+                        account: str | None) -> list[ev.Event]:
+    if account is None:
+        engine.custody.held.setdefault(gone.wallet.lower(), []).append(
+            HeldDeposit(fact_id, gone.asset, gone.amount))
+        return []
+    return [engine.credit(account, gone.asset, gone.amount, fact_id)]
+
+
+def _forget_request(engine: Engine, fact_id: str, gone: VanishedFact,
+                    account: str | None) -> list[ev.Event]:
+    key = gone.wallet.lower()
+    withdrawal = engine.custody.withdrawals.get(key)
+    if withdrawal is None or withdrawal.request_id != fact_id:
+        return []  # paid or replaced since: nothing of it is left to undo
+    del engine.custody.withdrawals[key]
+    return _give_back(engine, withdrawal)
 
 
 def in_vault(engine: Engine, wallet: str, asset: str) -> Decimal:

@@ -32,8 +32,10 @@ from solver.core.commands import (
     PlanBatch,
     ReduceIndexOrder,
     RequestQuote,
+    ResolveVanishedFact,
     SubmitIndexOrder,
     VaultDepositConfirmed,
+    VaultFactVanished,
     WithdrawalPaid,
     WithdrawalRequested,
 )
@@ -262,6 +264,13 @@ class Engine:
         if cmd.wallet is not None and bound is not None and cmd.wallet.lower() != bound.lower():
             return Refusal(reason.WRONG_WALLET, f"the vault charges and mints to this account's "
                            f"wallet {bound}; leave WalletAddress out or give that one")
+        doubt = self.custody.in_doubt(cmd.account)
+        if doubt is not None:
+            fact_id, gone = doubt
+            return Refusal(reason.ACCOUNT_IN_DOUBT, (
+                f"the {gone.kind.replace('_', ' ')} {fact_id} of {plain(gone.amount)} "
+                f"{gone.asset} left the chain in a reorganisation; this account's orders wait "
+                "until it is mined again or an operator resolves it"))
         available = self.ledger.balance(cmd.account, index.collateral).available
         if cmd.collateral > available:
             return Refusal(reason.INSUFFICIENT_COLLATERAL,
@@ -615,6 +624,8 @@ _HANDLERS: dict[type[Any], Callable[[Engine, Any], Events]] = {
     VaultDepositConfirmed: custody.deposit_confirmed,
     WithdrawalRequested: custody.withdrawal_requested,
     WithdrawalPaid: custody.withdrawal_paid,
+    VaultFactVanished: custody.fact_vanished,
+    ResolveVanishedFact: custody.resolve_vanished,
     FeeAssetFunded: Engine._fund_fee_asset,
     BookUpdated: Engine._book,
     AssetOrderAccepted: Engine._accepted,

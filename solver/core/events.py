@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Generic, TypeVar
 
-from solver.core.commands import AssetOrderOutcome, Input
+from solver.core.commands import AssetOrderOutcome, Input, VaultFact
 from solver.core.fitting import Engagement
 from solver.core.inventory import Assignment
 from solver.core.ledger import Balance
@@ -156,6 +156,39 @@ class VaultOverpaid(Event):
 
     payout_id: str
     wallet: str
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInDoubt(Event):
+    """A vault event the engine applied left the chain in a deep reorganisation: an alarm
+    for the operator; the account (None: a wallet without one) gets no new orders until the
+    fact is mined again or resolved."""
+
+    fact_id: str
+    kind: VaultFact
+    wallet: str
+    account: str | None
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class VanishedFactReappeared(Event):
+    """The vanished fact was mined again: nothing to undo, the account trades again."""
+
+    fact_id: str
+    account: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VanishedFactResolved(Event):
+    """An operator undid the vanished fact's effect on the ledger."""
+
+    fact_id: str
+    kind: VaultFact
+    account: str | None
     asset: str
     amount: Decimal
 

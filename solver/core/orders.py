@@ -37,6 +37,8 @@ class RejectReason(StrEnum):
     INSUFFICIENT_COLLATERAL = "insufficient_collateral"
     DUPLICATE_ORDER_ID = "duplicate_order_id"
     WRONG_WALLET = "wrong_wallet"
+    ACCOUNT_IN_DOUBT = "account_in_doubt"
+    """A vault event of the account's left the chain in a deep reorganisation."""
 
 
 class CancelRejectReason(StrEnum):

@@ -6,6 +6,9 @@
   of the reconciliation of the ledger with the vault.
 - ``GET /snapshot``: positions (per account and index), the solver's inventory, and every
   account's collateral.
+- ``POST /resolve/{fact_id}``: an operator resolves a vault event a deep reorganisation took
+  off the chain (``ResolveVanishedFact``, journaled): the engine undoes its effect on the
+  ledger, or says why not yet.
 - ``POST /reconcile``: query the exchange for every order not final and read the chain now,
   then check every account's vault balance against the ledger; says what this found.
 
@@ -27,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
-from solver.core.commands import Input
+from solver.core.commands import Input, ResolveVanishedFact
+from solver.core.events import InputIgnored
 from solver.core.ledger import Balance
 from solver.core.money import plain
 from solver.plumbing.clock import now_ms
@@ -50,7 +54,8 @@ class AdminEndpoint:
         self._expected = f"Bearer {token}".encode()
         app = web.Application(middlewares=[self._authorised])
         app.add_routes([web.get("/status", self._status), web.get("/snapshot", self._snapshot),
-                        web.post("/reconcile", self._reconcile)])
+                        web.post("/reconcile", self._reconcile),
+                        web.post("/resolve/{fact_id}", self._resolve)])
         self.listening = Listening(app, "admin endpoint")
 
     async def start(self, port: int) -> None:
@@ -88,6 +93,20 @@ class AdminEndpoint:
                 {"error": f"reconciliation failed ({type(error).__name__}); see the logs "
                           "and try again"}, status=502)
 
+    async def _resolve(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.resolve(request.match_info["fact_id"]))
+
+    async def resolve(self, fact_id: str) -> dict[str, Any]:
+        transaction = await self.service.runtime.apply(ResolveVanishedFact(now_ms(), fact_id))
+        refused = transaction.of_type(InputIgnored)
+        log.warning("vanished vault fact resolved by the operator" if not refused else
+                    "vanished vault fact not resolved", fact_id=fact_id,
+                    transaction=transaction.number,
+                    reason=refused[0].reason if refused else None)
+        if refused:
+            return {"resolved": False, "fact_id": fact_id, "reason": refused[0].reason}
+        return {"resolved": True, "fact_id": fact_id, "transaction": transaction.number}
+
     def status(self) -> dict[str, Any]:
         view = self.operations.view()
         gateway = self.service.gateway
@@ -106,6 +125,9 @@ class AdminEndpoint:
             "held_deposits": [{"wallet": h.wallet, "asset": h.asset, "amount": plain(h.amount),
                                "deposit_ids": list(h.deposit_ids)} for h in view.held],
             "reconciliation": self._reconciliation(),
+            "vanished_facts": [{"fact_id": f.fact_id, "kind": f.kind.value, "wallet": f.wallet,
+                                "account": f.account, "asset": f.asset,
+                                "amount": plain(f.amount)} for f in view.vanished.values()],
         }
 
     def _planning(self, not_planned: NotPlanned | None, now: int) -> dict[str, Any]:

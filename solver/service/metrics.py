@@ -6,8 +6,8 @@ from its arrival to its transaction's publication, the journal's commit included
 settlement latency (a mint requested to its settlement confirmed). Read at each scrape from
 the operator's view and the adapters: orders by status, batches in flight, the seconds since
 the exchange last told the engine something (``callback_gap_seconds``), FIX sessions logged
-on, deposits held, and whether the ledger and the vault agree. ``ops/alerts.yml`` pages on
-them.
+on, deposits held, vault events a deep reorganisation took away, and whether the ledger and
+the vault agree. ``ops/alerts.yml`` pages on them.
 """
 
 from __future__ import annotations
@@ -92,6 +92,10 @@ class StateCollector(Collector):
                                 value=len(self.service.gateway.logged_on))
         yield GaugeMetricFamily("solver_wallets_with_held_deposits",
                                 "Wallets no account has that deposited", value=len(view.held))
+        yield GaugeMetricFamily(
+            "solver_vanished_vault_facts", "Vault events the engine applied that a deep "
+            "reorganisation took off the chain, not mined again nor resolved",
+            value=len(view.vanished))
         chain = self.service.chain
         checks = {} if chain is None else chain.reconciler.checks
         yield GaugeMetricFamily(

@@ -77,6 +77,8 @@ class Runtime:
         self.execution = Execution(connector, self.submit, self.settings.reconcile, self.clock)
         self.bus.subscribe(AssetOrderRequested, self.execution.on_requested)
         self.bus.observe(_RefusalLog())
+        self._answers = _Answers()
+        self.bus.observe(self._answers)
         self.settlement = SettlementWatch(self.bus, self.settings.settle_within_ms,
                                           self.execution.recover)
         symbols = sorted(rules.symbol for rules in engine.rules.values())
@@ -132,6 +134,16 @@ class Runtime:
             for update in self.market_data.book_updates():
                 self.inbox.put_nowait(update)
         self.inbox.put_nowait(command)
+
+    async def apply(self, command: Input, timeout_s: float = 10) -> Transaction:
+        """Submit ``command`` and wait for its transaction to be journaled and published (an
+        operator's command, answered with what the engine made of it)."""
+        answer = self._answers.expect(command)
+        self.submit(command)
+        try:
+            return await asyncio.wait_for(answer, timeout_s)
+        finally:
+            self._answers.forget(command)
 
     async def run(self) -> None:
         """Serve until ``stop``: resume in-flight orders, then plan as orders arrive. On the way
@@ -231,6 +243,30 @@ class _RefusalLog:
             log.error("input refused by the engine", input=type(transaction.input).__name__,
                       transaction=transaction.number, reason=refused.reason,
                       **identity(transaction.input))
+
+
+class _Answers:
+    """The transactions of inputs someone waits for, matched by the input itself (its
+    identity: two equal commands are two inputs)."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[Input, asyncio.Future[Transaction]]] = []
+
+    def expect(self, command: Input) -> asyncio.Future[Transaction]:
+        answer: asyncio.Future[Transaction] = asyncio.get_running_loop().create_future()
+        self._waiting.append((command, answer))
+        return answer
+
+    def forget(self, command: Input) -> None:
+        self._waiting = [(c, a) for c, a in self._waiting if c is not command]
+
+    def transaction_began(self, transaction: Transaction) -> None:
+        pass
+
+    def transaction_ended(self, transaction: Transaction) -> None:
+        for command, answer in self._waiting:
+            if command is transaction.input and not answer.done():
+                answer.set_result(transaction)
 
 
 class ExchangeMismatch(RuntimeError):

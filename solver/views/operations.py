@@ -31,7 +31,7 @@ BALANCE_EVENTS = (ev.CollateralDeposited, ev.CollateralReserved, ev.CollateralSp
                   ev.CollateralReleased, ev.CollateralSetAside, ev.CollateralGivenBack,
                   ev.CollateralWithdrawn)
 CHAIN_FACTS = (cmd.VaultDepositConfirmed, cmd.WithdrawalRequested, cmd.WithdrawalPaid,
-               cmd.MintConfirmed, cmd.MintFailed)
+               cmd.MintConfirmed, cmd.MintFailed, cmd.VaultFactVanished)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,9 @@ class OperationsView:
     """Per (account, asset)."""
     not_planned: NotPlanned | None = None
     """None while the last plan found a batch, or no order is open."""
+    vanished: Mapping[str, ev.AccountInDoubt] = field(default_factory=dict)
+    """fact id -> a vault event applied and then taken off the chain by a deep
+    reorganisation, until it is mined again or an operator resolves it."""
 
 
 class OperationsStore:
@@ -89,6 +92,7 @@ class OperationsStore:
         self._last_exchange: int | None = None
         self._last_chain: int | None = None
         self._not_planned: NotPlanned | None = None
+        self._vanished: dict[str, ev.AccountInDoubt] = {}
 
     def view(self) -> OperationsView:
         """The state as of the last completed transaction."""
@@ -98,7 +102,8 @@ class OperationsStore:
                 tuple(sorted(self._batches)), self._last_exchange, self._last_chain,
                 tuple(h for h in self._held.values() if h.amount),
                 MappingProxyType(dict(self._balances)),
-                self._not_planned if self._counts["open"] else None)
+                self._not_planned if self._counts["open"] else None,
+                MappingProxyType(dict(self._vanished)))
         return self._view
 
     def transaction_began(self, transaction: ev.Transaction) -> None:
@@ -135,6 +140,15 @@ class OperationsStore:
                 self._hold(event.wallet, event.asset, event.amount, event.deposit_id)
             case ev.HeldDepositsWithdrawn():
                 self._hold(event.wallet, event.asset, -event.amount)
+            case ev.AccountInDoubt():
+                self._vanished[event.fact_id] = event
+            case ev.VanishedFactReappeared():
+                self._vanished.pop(event.fact_id, None)
+            case ev.VanishedFactResolved():
+                gone = self._vanished.pop(event.fact_id, None)
+                if gone is not None and gone.account is None:
+                    sign = -1 if gone.kind is cmd.VaultFact.DEPOSIT else 1
+                    self._hold(gone.wallet, gone.asset, sign * gone.amount)
             case ev.WalletBound():  # what the wallet deposited is credited to the account
                 self._held = {k: h for k, h in self._held.items()
                               if k[0] != event.wallet.lower()}

@@ -8,7 +8,11 @@ from solver.core.commands import (
     AssetOrderFilled,
     AssetOrderOutcome,
     BindWallet,
+    CancelIndexOrder,
+    ResolveVanishedFact,
     VaultDepositConfirmed,
+    VaultFact,
+    VaultFactVanished,
     WithdrawalPaid,
     WithdrawalRequested,
 )
@@ -245,3 +249,73 @@ def test_a_request_for_more_than_the_vault_holds_asks_for_all_of_it_as_the_vault
     [ignored] = d.apply(WithdrawalRequested, "w-none", STRANGER, "USDC", D(5)).of_type(
         ev.InputIgnored)
     assert "has that much in the vault" in ignored.reason
+
+
+# --- vault facts a deep reorganisation took away ------------------------------------------------
+
+
+def vanished(d: Desk, fact_id: str, kind: VaultFact, amount: str) -> ev.Transaction:
+    return d.apply(VaultFactVanished, fact_id, kind, ALICE, "USDC", D(amount))
+
+
+def test_a_vanished_deposit_stops_the_accounts_new_orders_until_it_is_mined_again() -> None:
+    d = desk()
+    d.apply(BindWallet, ALICE, "alice")
+    vault_deposit(d, "v-1", "1000")
+    assert d.order("alice", "o1", "400").of_type(ev.IndexOrderAccepted)
+    [doubt] = vanished(d, "v-1", VaultFact.DEPOSIT, "1000").of_type(ev.AccountInDoubt)
+    assert (doubt.account, doubt.amount, doubt.kind) == ("alice", D(1000), VaultFact.DEPOSIT)
+    [refused] = d.order("alice", "o2", "100").of_type(ev.IndexOrderRejected)
+    assert refused.reason is RejectReason.ACCOUNT_IN_DOUBT
+    assert "deposit v-1" in refused.text and "reorganisation" in refused.text
+    assert d.engine.order("alice", "o1").is_open  # nothing engaged is abandoned
+    assert d.order("bob", "o3", "100").of_type(ev.IndexOrderRejected)[0].reason \
+        is not RejectReason.ACCOUNT_IN_DOUBT  # no one else is stopped
+    [back] = vault_deposit(d, "v-1", "1000").of_type(ev.VanishedFactReappeared)
+    assert back == ev.VanishedFactReappeared("v-1", "alice")
+    assert balance(d) == (D(600), D(400), 0, 0)  # credited once
+    assert d.order("alice", "o2b", "100").of_type(ev.IndexOrderAccepted)
+
+
+def test_an_operator_resolves_a_vanished_deposit_once_its_orders_have_ended() -> None:
+    d = desk()
+    d.apply(BindWallet, ALICE, "alice")
+    vault_deposit(d, "v-1", "300")
+    vault_deposit(d, "v-2", "1000")
+    d.order("alice", "o1", "1200")
+    vanished(d, "v-2", VaultFact.DEPOSIT, "1000")
+    [refused] = d.apply(ResolveVanishedFact, "v-2").of_type(ev.InputIgnored)
+    assert "100 available" in refused.reason and "orders have ended" in refused.reason
+    d.apply(CancelIndexOrder, "alice", "o1")
+    t = d.apply(ResolveVanishedFact, "v-2")
+    [taken] = t.of_type(ev.CollateralWithdrawn)
+    assert (taken.amount, taken.payout_id) == (D(1000), "v-2")
+    assert t.of_type(ev.VanishedFactResolved)
+    assert balance(d) == (D(300), 0, 0, D(1000))
+    assert not violations(d.engine)
+    assert d.order("alice", "o2", "200").of_type(ev.IndexOrderAccepted)
+    assert d.apply(ResolveVanishedFact, "v-2").of_type(ev.InputIgnored)
+
+
+def test_a_vanished_payout_is_credited_back_and_a_vanished_request_gives_back() -> None:
+    d = desk()
+    d.apply(BindWallet, ALICE, "alice")
+    vault_deposit(d, "v-1", "1000")
+    d.apply(WithdrawalRequested, "w-1", ALICE, "USDC", D(300))
+    d.apply(WithdrawalPaid, "p-1", ALICE, "USDC", D(300))
+    assert vanished(d, "p-1", VaultFact.PAYOUT, "300").of_type(ev.AccountInDoubt)
+    [credited] = d.apply(ResolveVanishedFact, "p-1").of_type(ev.CollateralDeposited)
+    assert credited.amount == D(300)
+    assert balance(d)[0] == D(1000)
+    d.apply(WithdrawalRequested, "w-2", ALICE, "USDC", D(200))
+    assert balance(d)[2] == D(200)
+    vanished(d, "w-2", VaultFact.WITHDRAWAL_REQUEST, "200")
+    [given] = d.apply(ResolveVanishedFact, "w-2").of_type(ev.CollateralGivenBack)
+    assert given.amount == D(200)
+    assert balance(d)[0] == D(1000) and not d.engine.custody.withdrawals
+
+
+def test_a_fact_never_applied_cannot_vanish() -> None:
+    d = desk()
+    assert vanished(d, "v-9", VaultFact.DEPOSIT, "10").of_type(ev.InputIgnored)
+    assert d.engine.custody.vanished == {}
