@@ -21,10 +21,11 @@ def anvil_binary() -> Path:
 
 
 @contextlib.asynccontextmanager
-async def anvil() -> AsyncIterator[str]:
-    """A fresh anvil on 127.0.0.1; its URL while the block runs."""
+async def anvil(*options: str) -> AsyncIterator[str]:
+    """A fresh anvil on 127.0.0.1 (with ``options``, such as ``--prune-history 16``); its URL
+    while the block runs."""
     process = await asyncio.create_subprocess_exec(
-        str(anvil_binary()), "--host", "127.0.0.1", "--port", "0",
+        str(anvil_binary()), "--host", "127.0.0.1", "--port", "0", *options,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert process.stdout is not None
     draining: asyncio.Task[None] | None = None

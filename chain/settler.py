@@ -46,6 +46,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound
 from web3.types import Nonce
 
 from chain.deploy import ChainDeployment
+from chain.finality import Confirmations, confirmed_head
 from chain.keys import order_key
 from chain.mints import Mint, MintsWaiting
 from chain.records import Records
@@ -71,7 +72,7 @@ def refusals() -> tuple[type[Exception], ...]:
 
 @dataclass(frozen=True, slots=True)
 class SettleSettings:
-    confirmations: int = 2
+    confirmations: Confirmations = 2
     receipt_timeout_s: float = 30.0
     poll_s: float = 0.05
     replacements: int = 3
@@ -343,11 +344,12 @@ class Settler:
         return None
 
     async def _confirmed(self, receipt: Any) -> bool:
-        """``confirmations`` blocks on top, and the block still the one it was mined in."""
-        if not self.settings.confirmations:
+        """Confirmed (``confirmations`` blocks on top, or finalized), and the block still the
+        one it was mined in."""
+        if self.settings.confirmations == 0:
             return True  # the operator takes the head block as final (the embedded chain)
-        while await self.w3.eth.block_number < receipt["blockNumber"] + \
-                self.settings.confirmations:
+        while await confirmed_head(self.w3, self.settings.confirmations) < \
+                receipt["blockNumber"]:
             await asyncio.sleep(self.settings.poll_s)
         block = await self.w3.eth.get_block(receipt["blockNumber"])
         return bytes(block["hash"]) == bytes(receipt["blockHash"])

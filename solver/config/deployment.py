@@ -82,6 +82,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from chain.finality import FINALIZED, Confirmations
 from fix_gateway.config import DICTIONARY, Account, FixSettings, TestSession
 from fix_gateway.front_door import DoorSettings
 from fix_gateway.passwords import BadPasswordHash, check_hash
@@ -157,7 +158,9 @@ class ChainSettings:
     the one holding the keystore's password."""
     operator_keystore: Path | None = None
     """An encrypted keystore file (web3 secret storage) holding the operator's key."""
-    confirmations: int = 2
+    confirmations: Confirmations = 2
+    """Blocks on top of a fact before it counts, or ``"finalized"``: the node's finalized
+    block."""
     poll_ms: int = 1000
     settlements_in_flight: int = 8
     """Settlements worked on at once, each with its own nonce (one at a time, a chain with
@@ -236,10 +239,19 @@ def _chain(table: Mapping[str, Any], base: Path) -> ChainSettings:
         rpc, base / expect_text(table.get("deployment"), "chain.deployment"),
         expect_text(table.get(secret), f"chain.{secret}"),
         None if keystore is None else base / expect_text(keystore, "chain.operator_keystore"),
-        expect_whole(table.get("confirmations", 2), "chain.confirmations", 0, 1000),
+        _confirmations(table.get("confirmations", 2)),
         expect_whole(table.get("poll_ms", 1000), "chain.poll_ms", 10, 600_000),
         expect_whole(table.get("settlements_in_flight", 8), "chain.settlements_in_flight", 1,
                      64))
+
+
+def _confirmations(value: Any) -> Confirmations:
+    if value == FINALIZED:
+        return FINALIZED
+    if isinstance(value, str):
+        raise ConfigError(f'chain.confirmations: a whole number of blocks or "{FINALIZED}", '
+                          f"not {value!r}")
+    return expect_whole(value, "chain.confirmations", 0, 1000)
 
 
 def _rpc(table: Mapping[str, Any]) -> str:

@@ -18,9 +18,12 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
+from web3.exceptions import Web3RPCError
 
 from chain.deploy import ChainDeployment, contract, deploy_local
+from chain.finality import Confirmations
 from chain.ledger_side import LedgerSide
+from chain.local_node import anvil
 from chain.mints import Mint, MintsWaiting
 from chain.reconciler import VaultReconciler
 from chain.settler import Settler, SettleSettings
@@ -40,11 +43,12 @@ from solver.core.commands import (
     SubmitIndexOrder,
 )
 from solver.core.engine import Engine
+from solver.core.orders import RejectReason
 from solver.core.setup import EngineSetup
 from solver.journal.store import Journal
 from solver.service.sequencer import Sequencer
 from tests.support.builders import book, index, params, rules
-from tests.support.chains import BACKENDS, Chain, chain
+from tests.support.chains import BACKENDS, Anvil, Chain, chain
 from tests.support.exchange import run
 
 USDC = 10**6
@@ -81,7 +85,7 @@ class Stack:
     def engine_transactions(self) -> list[ev.Transaction]:
         return self.transactions
 
-    def watcher(self, confirmations: int = 2) -> VaultWatcher:
+    def watcher(self, confirmations: Confirmations = 2) -> VaultWatcher:
         watcher = VaultWatcher(self.w3, self.vault, "USDC", 6, self.journal, self.submit,
                                self.clock, self.deployment.start_block,
                                WatchSettings(confirmations=confirmations, max_blocks=3))
@@ -188,6 +192,26 @@ def test_a_deposit_is_credited_once_it_has_its_confirmations_and_once_only(
             await s.mine(5)
             assert await again.poll() == 0
             assert s.balance("alice") == (D(1000), 0, 0, 0)
+    within(60, scenario)
+
+
+def test_with_finalized_confirmations_a_deposit_is_credited_once_its_block_is_final(
+        tmp_path: Path, backend: str) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher = s.watcher(confirmations="finalized")
+            await s.deposit(s.users[0], 1000)
+            block = await s.w3.eth.block_number
+            await s.mine(1)
+            await watcher.poll()
+            final = (await s.w3.eth.get_block("finalized"))["number"]
+            assert s.balance("alice")[0] == (D(1000) if final >= block else 0)
+            for _ in range(20):  # anvil finalizes 64 blocks back, eth-tester at once
+                if (await s.w3.eth.get_block("finalized"))["number"] >= block:
+                    break
+                await s.mine(8)
+            await watcher.poll()
+            assert s.balance("alice")[0] == D(1000)
     within(60, scenario)
 
 
@@ -583,3 +607,97 @@ def test_a_user_leaves_after_the_delay_while_the_vault_is_paused(
                         if isinstance(e.event, ev.VaultOverpaid)]
             assert await s.vault.functions.balances(alice).call() == 300 * USDC
     within(60, scenario)
+
+
+# --- reorganisations deeper than the confirmations ----------------------------------------------
+
+
+def events_of(s: Stack, kind: type[ev.Event]) -> list[Any]:
+    return [e.event for t in s.engine_transactions() for e in t.events
+            if isinstance(e.event, kind)]
+
+
+def test_a_credited_deposit_a_deep_reorganisation_removes_is_an_alarm_and_nothing_stalls(
+        tmp_path: Path, backend: str) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher = s.watcher(confirmations=2)
+            alice = s.users[0]
+            await s.deposit(alice, 500)
+            await s.mine(2)
+            assert await watcher.poll() == 1
+            before = await s.chain.mark()
+            await s.deposit(alice, 1000)
+            await s.mine(3)
+            assert await watcher.poll() == 1
+            assert s.balance("alice")[0] == D(1500)
+            await s.chain.undo(before)  # four blocks deep: past the confirmations
+            await s.mine(5)
+            await watcher.poll()
+            [doubt] = events_of(s, ev.AccountInDoubt)
+            assert (doubt.account, doubt.amount, doubt.kind) == ("alice", D(1000), "deposit")
+            s.submit(SubmitIndexOrder(s.clock(), "alice", "o1", "SY2", D(100)))
+            [refused] = events_of(s, ev.IndexOrderRejected)
+            assert refused.reason is RejectReason.ACCOUNT_IN_DOUBT
+            # the next deposit takes the vanished one's id in the vault: credited, not skipped
+            await s.deposit(s.users[1], 200)
+            await s.mine(2)
+            await watcher.poll()
+            assert s.balance("bob")[0] == D(200)
+            assert watcher.cursor.next_deposit_id == 2
+            # a restart remembers nothing in doubt twice
+            assert s.watcher(confirmations=2).cursor == watcher.cursor
+    within(60, scenario)
+
+
+def test_a_payout_mined_again_at_another_position_is_applied_once(
+        tmp_path: Path, backend: str) -> None:
+    """Fact ids are the transaction and the ordinal among the vault's events in it: a log
+    index would change when the payout is mined again after another transaction."""
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher = s.watcher(confirmations=0)
+            alice, bob = s.users[:2]
+            await s.deposit(alice, 1000)
+            await s.request_withdrawal(alice, 400)
+            await watcher.poll()
+            before = await s.chain.mark()
+            release = s.operator.sign_transaction(
+                await s.vault.functions.release(alice, 400 * USDC).build_transaction(
+                    {"from": s.operator.address, "gas": 300_000,
+                     "nonce": await s.w3.eth.get_transaction_count(s.operator.address)}))
+            await s.chain.automine(False)
+            await s.vault.functions.deposit(10 * USDC, 0).transact({"from": bob})
+            await s.w3.eth.send_raw_transaction(release.raw_transaction)
+            await s.mine(1)  # bob's deposit, then the payout, in one block
+            await s.chain.automine(True)
+            await watcher.poll()
+            assert s.balance("alice") == (D(600), 0, 0, D(400))
+            await s.chain.undo(before)
+            await s.mine(1)
+            await s.wait(await s.w3.eth.send_raw_transaction(release.raw_transaction))
+            await s.mine(2)
+            await watcher.poll()
+            assert s.balance("alice") == (D(600), 0, 0, D(400))  # paid once, as the vault
+            assert await s.vault.functions.balances(alice).call() == 600 * USDC
+            [doubt] = events_of(s, ev.AccountInDoubt)  # bob's deposit was not mined again
+            assert (doubt.account, doubt.amount) == ("bob", D(10))
+    within(60, scenario)
+
+
+def test_a_watcher_far_behind_a_node_with_recent_state_only_catches_up(tmp_path: Path) -> None:
+    """anvil keeping 16 states answers no ``deposit_count`` 200 blocks back: the watcher finds
+    gaps from the logs' ids and asks the vault's count near the head only."""
+    async def scenario() -> None:
+        async with anvil("--prune-history", "16") as url, _stack(tmp_path, Anvil(url)) as s:
+            await s.deposit(s.users[0], 100)
+            await s.deposit(s.users[1], 200)
+            await s.mine(200)
+            with pytest.raises(Web3RPCError, match="BlockOutOfRange"):  # it cannot, so far back
+                await s.vault.functions.deposit_count().call(
+                    block_identifier=await s.w3.eth.block_number - 150)
+            watcher = s.watcher(confirmations=2)
+            await watcher.poll()
+            assert (s.balance("alice")[0], s.balance("bob")[0]) == (D(100), D(200))
+            assert watcher.cursor.next_block == await s.w3.eth.block_number - 1
+    within(120, scenario)

@@ -92,6 +92,8 @@ def test_a_missing_hash_names_the_variable_and_how_to_make_one(
     ('[chain]\nrpc = "http://x"\ndeployment = "c.json"\noperator_key_env = "K"\n'
      'confirmations = -1\n', "chain.confirmations: must be a whole number"),
     ('[chain]\nrpc = "http://x"\ndeployment = "c.json"\noperator_key_env = "K"\n'
+     'confirmations = "final"\n', 'chain.confirmations: a whole number of blocks or "finalized"'),
+    ('[chain]\nrpc = "http://x"\ndeployment = "c.json"\noperator_key_env = "K"\n'
      'settlements_in_flight = 1e400\n', "chain.settlements_in_flight: must be a whole number"),
     ('[accounts.a]\ncomp_id = "A"\npassword_hash = "{h}"\nwallet = "0x12"\n',
      "accounts.a.wallet: expected an EVM address"),
@@ -163,6 +165,9 @@ def test_a_chain_section_and_wallets_are_read(tmp_path: Path) -> None:
             deployment.chain.poll_ms) == ("http://127.0.0.1:8545", tmp_path / "var/chain.json",
                                           3, 1000)
     assert deployment.wallets == (("a", wallet),)
+    path.write_text(path.read_text().replace("confirmations = 3", 'confirmations = "finalized"'))
+    chain = load_deployment(path).chain
+    assert chain is not None and chain.confirmations == "finalized"
 
 
 def test_the_operators_key_comes_from_the_environment_or_an_encrypted_keystore(
