@@ -6,8 +6,10 @@ anvil (``--backend anvil``, started on a free loopback port).
 - settlement: the settler's whole job for one order (vault check, a predicting call, nonce,
   job written to the journal, sign, send, receipt), one after another, and settlements/s.
 
-- on anvil, then mining a block every ``--block-s`` seconds as a real chain does: the
-  settler's workers with one settlement in flight, then eight (each with its own nonce).
+- on anvil, then mining a block every ``--block-s`` seconds as a real chain does, with
+  ``--confirmations`` (2): the settler's workers with one settlement in flight, then eight
+  (each with its own nonce); the rate overall, and steady (from the first confirmation
+  reported to the last).
 
 ``--n`` sets how many of each (default 200).
 """
@@ -47,19 +49,21 @@ from solver.service.sequencer import Sequencer
 USDC = 10**6
 
 
-async def bench(n: int, directory: Path, backend: str, blocks_s: int) -> None:
+async def bench(n: int, directory: Path, backend: str, blocks_s: int,
+                confirmations: int) -> None:
     if backend == "anvil":
         async with anvil() as url:
             w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(url))
             try:
-                await measure(w3, n, directory, blocks_s)
+                await measure(w3, n, directory, blocks_s, confirmations)
             finally:
                 await w3.provider.disconnect()
     else:
         await measure(AsyncWeb3(AsyncEthereumTesterProvider()), n, directory)
 
 
-async def measure(w3: AsyncWeb3[Any], n: int, directory: Path, blocks_s: int = 0) -> None:
+async def measure(w3: AsyncWeb3[Any], n: int, directory: Path, blocks_s: int = 0,
+                  confirmations: int = 2) -> None:
     owner, treasury, user = (await w3.eth.accounts)[:3]
     deployment, operator = await deploy_local(
         w3, owner, treasury, 3600, {"IX": "Index"})
@@ -116,21 +120,32 @@ async def measure(w3: AsyncWeb3[Any], n: int, directory: Path, blocks_s: int = 0
             "evm_setIntervalMining", [blocks_s])
         first = n + 1
         for in_flight in (1, 8):
-            settings = SettleSettings(confirmations=0, poll_s=0.05, in_flight=in_flight)
-            count = 4 * in_flight
-            seconds = await worked(Settler(w3, vault, deployment, operator, journal,
-                                           submit, lambda: next(now), "bench", 6,
-                                           MintsWaiting(), settings), first, count, user)
-            print(f"a block every {blocks_s} s, {in_flight} in flight: {count} settlements in "
-                  f"{seconds:.1f} s, {count / seconds:.1f} settlements/s")
+            settings = SettleSettings(confirmations=confirmations, poll_s=0.05,
+                                      in_flight=in_flight)
+            count = 16 * in_flight
+            seconds, steady = await worked(Settler(w3, vault, deployment, operator, journal,
+                                                   submit, lambda: next(now), "bench", 6,
+                                                   MintsWaiting(), settings),
+                                           first, count, user)
+            print(f"a block every {blocks_s} s, confirmations {confirmations}, {in_flight} in "
+                  f"flight: {count} settlements in {seconds:.1f} s, {count / seconds:.1f} "
+                  f"settlements/s overall, {steady:.1f}/s steady")
             first += count
     journal.close()
 
 
-async def worked(settler: Settler, first: int, count: int, wallet: str) -> float:
-    """Seconds for the settler's workers to settle ``count`` mints asked for at once."""
+async def worked(settler: Settler, first: int, count: int,
+                 wallet: str) -> tuple[float, float]:
+    """Seconds for the settler's workers to settle ``count`` mints asked for at once, and the
+    steady rate (settlements a second from the first reported to the last)."""
     done: list[Input] = []
-    settler.submit = done.append
+    reported: list[float] = []
+
+    def report(result: Input) -> None:
+        done.append(result)
+        reported.append(time.perf_counter())
+
+    settler.submit = report
     for order_id in range(first, first + count):
         settler.mints.orders[order_id] = snapshot(order_id, wallet)
         settler.mints.waiting[order_id] = Mint(order_id, 1, Decimal("0.01"))
@@ -142,7 +157,7 @@ async def worked(settler: Settler, first: int, count: int, wallet: str) -> float
     seconds = time.perf_counter() - start
     working.cancel()
     assert all(isinstance(result, MintConfirmed) for result in done), done
-    return seconds
+    return seconds, (count - 1) / (reported[-1] - reported[0])
 
 
 def snapshot(order_id: int, wallet: str) -> OrderSnapshot:
@@ -157,10 +172,14 @@ def main() -> None:
     parser.add_argument("--backend", choices=("embedded", "anvil"), default="embedded")
     parser.add_argument("--block-s", type=int, default=1,
                         help="anvil: then a block every this many seconds, as a real chain")
+    parser.add_argument("--confirmations", type=int, default=2,
+                        help="anvil, a block every --block-s: blocks on top of a settlement "
+                             "before it is reported")
     args = parser.parse_args()
     print(f"backend: {args.backend}")
     with tempfile.TemporaryDirectory() as name:
-        asyncio.run(bench(args.n, Path(name), args.backend, args.block_s))
+        asyncio.run(bench(args.n, Path(name), args.backend, args.block_s,
+                          args.confirmations))
 
 
 if __name__ == "__main__":

@@ -12,13 +12,17 @@ For each ``MintRequested`` (and ``MintRetryRequested``) the settler:
    mined, and a second settlement of the key would revert anyway;
 3. polls for the receipt; a transaction not mined in time is replaced (same nonce, fees raised
    by an eighth, which public nodes require) and the new hash recorded before it is sent;
-4. waits for ``confirmations`` blocks, checks the receipt's block is still on the chain, and
-   reports ``MintConfirmed``; a revert or an exhausted replacement budget reports
-   ``MintFailed`` with the reason (the engine retries later, and step 1 comes first).
+4. once the receipt is in, the worker is free for the next job, and the confirmations are
+   followed apart: once confirmed (``confirmations`` blocks on top, or finalized) and the
+   receipt's block still on the chain, ``MintConfirmed`` is reported; a block that left the
+   chain sends the job back to the workers (step 1 first). A revert or an exhausted
+   replacement budget reports ``MintFailed`` with the reason (the engine retries later, and
+   step 1 comes first).
 
-Up to ``in_flight`` jobs are worked on at once, so that on a chain with blocks every few
+Up to ``in_flight`` jobs are sent and mined at once, so that on a chain with blocks every few
 seconds several settlements share a block; they sign and send one at a time, so the nonces
-reach the node in order.
+reach the node in order. Waiting for confirmations holds no worker: the rate is bound by
+what a block takes, not by ``in_flight / ((1 + confirmations) x block time)``.
 
 A restart resumes every job the journal holds: the orders whose mint the journal shows asked
 for and not confirmed are asked again at start (``attach``), and step 1 and the recorded nonce
@@ -85,6 +89,13 @@ class SettleSettings:
     every few seconds would settle one order per block."""
 
 
+@dataclass(frozen=True, slots=True)
+class Mined:
+    """A settlement's successful receipt, not confirmed yet."""
+
+    receipt: Any
+
+
 @dataclass(slots=True)
 class Job:
     order_id: int
@@ -114,6 +125,9 @@ class Settler:
         """The nonces of the jobs alive (their transactions may be queued behind a gap, where
         the node's pending count does not see them)."""
         self._sending = asyncio.Lock()
+        self._following: set[asyncio.Task[None]] = set()
+        """The settlements mined whose confirmations are being waited for, apart from the
+        workers: a worker is free as soon as its receipt arrives."""
 
     # --- what to do, from the bus ---------------------------------------------------------
 
@@ -144,7 +158,11 @@ class Settler:
 
     async def run(self) -> None:
         """``in_flight`` jobs at once, until cancelled."""
-        await asyncio.gather(*(self._worker() for _ in range(self.settings.in_flight)))
+        try:
+            await asyncio.gather(*(self._worker() for _ in range(self.settings.in_flight)))
+        finally:
+            for task in list(self._following):
+                task.cancel()
 
     async def _worker(self) -> None:
         while True:
@@ -155,6 +173,7 @@ class Settler:
             except Exception:  # the node may be away: the engine's retry comes back to it
                 log.exception("chain job failed", work=repr(work))
                 if isinstance(work, Mint):
+                    self._settling.discard(work.order_id)
                     self.submit(MintFailed(self.clock(), work.order_id, work.attempt,
                                            "the chain could not be reached"))
             finally:
@@ -167,19 +186,41 @@ class Settler:
             log.warning("mint asked for an order minted or being settled", work=repr(work))
         else:
             self._settling.add(work.order_id)
-            try:
-                account = self.mints.orders[work.order_id].account
-                result = await self.settle(work)
-                self.submit(result)
-                if isinstance(result, MintConfirmed) and self.after_confirmed is not None:
-                    await self.after_confirmed(work.order_id, account)
-            finally:
-                self._settling.discard(work.order_id)
+            account = self.mints.orders[work.order_id].account
+            outcome = await self._until_mined(work)
+            if isinstance(outcome, Mined):  # the worker is free: confirmations followed apart
+                task = asyncio.create_task(self._follow(work, outcome, account))
+                self._following.add(task)
+                task.add_done_callback(self._following.discard)
+                return
+            self._settling.discard(work.order_id)
+            await self._report(outcome, account)
+
+    async def _follow(self, mint: Mint, mined: Mined, account: str) -> None:
+        """Report the settlement once confirmed; if its block left the chain first, the job
+        goes back to the workers (which ask the vault again)."""
+        confirmed: MintConfirmed | MintFailed | None
+        try:
+            confirmed = await self._confirm(mint, mined)
+        except Exception:  # the node away: the engine's retry asks the vault again
+            log.exception("chain confirmation failed", order_id=mint.order_id)
+            confirmed = MintFailed(self.clock(), mint.order_id, mint.attempt,
+                                   "the chain could not be reached")
+        self._settling.discard(mint.order_id)
+        if confirmed is None:
+            self._work.put_nowait(mint)
+            return
+        await self._report(confirmed, account)
+
+    async def _report(self, outcome: MintConfirmed | MintFailed, account: str) -> None:
+        self.submit(outcome)
+        if isinstance(outcome, MintConfirmed) and self.after_confirmed is not None:
+            await self.after_confirmed(outcome.order_id, account)
 
     @property
     def idle(self) -> bool:
-        """Nothing being settled or released, and nothing waiting to be."""
-        return not self._active and self._work.empty()
+        """Nothing being settled, confirmed or released, and nothing waiting to be."""
+        return not self._active and self._work.empty() and not self._following
 
     def unapplied(self, account: str) -> list[tuple[bytes, Decimal]]:
         """The order keys and charges of ``account``'s settlements sent (a job recorded) and not
@@ -190,43 +231,62 @@ class Settler:
                 if o.account == account and self._job(o.order_id) is not None]
 
     async def settle(self, mint: Mint) -> MintConfirmed | MintFailed:
+        """Settle ``mint`` and wait for its confirmations (what a worker does in two parts)."""
+        while True:
+            outcome = await self._until_mined(mint)
+            if not isinstance(outcome, Mined):
+                return outcome
+            confirmed = await self._confirm(mint, outcome)
+            if confirmed is not None:
+                return confirmed
+            # its block left the chain: ask the vault again
+
+    async def _until_mined(self, mint: Mint) -> Mined | MintConfirmed | MintFailed:
         try:
-            return await self._settle(mint)
+            return await self._mine(mint)
         finally:  # whatever became of it, the job's nonce is no longer held
             job = self._job(mint.order_id)
             if job is not None and job.nonce is not None:
                 self._held.discard(job.nonce)
 
-    async def _settle(self, mint: Mint) -> MintConfirmed | MintFailed:
+    async def _mine(self, mint: Mint) -> Mined | MintConfirmed | MintFailed:
+        """The settlement mined; or the transaction that settled it already; or why not."""
         order = self.mints.orders[mint.order_id]
         key = self.key(mint.order_id)
-        while True:
-            done = await self._settled_by(key)
-            if done is not None:
-                return MintConfirmed(self.clock(), mint.order_id, *done)
-            job = self._job(mint.order_id)
-            if job is not None and job.nonce is not None:
-                self._held.add(job.nonce)
-            if job is None:
-                refusal = await self._refusal(order, key, mint.units)
-                if refusal is not None:
-                    return MintFailed(self.clock(), mint.order_id, mint.attempt, refusal)
-                job = Job(mint.order_id, key.hex())
-            receipt = await self._send_until_mined(job, order, key, mint.units)
-            if receipt is None:
-                return MintFailed(self.clock(), mint.order_id, mint.attempt,
-                                  "the settlement was not mined in time")
-            if receipt["status"] != 1:
-                self.journal.forget_record(f"settlement:{job.order_id}")  # a retry starts anew
-                return MintFailed(self.clock(), mint.order_id, mint.attempt,
-                                  "the vault reverted the settlement")
-            if await self._confirmed(receipt):
-                tx_hash = bytes(receipt["transactionHash"]).hex()
-                log.info("chain settlement confirmed", order_id=mint.order_id, tx=tx_hash,
-                         block=receipt["blockNumber"])
-                return MintConfirmed(self.clock(), mint.order_id, "0x" + tx_hash,
-                                     int(receipt["blockNumber"]))
-            # its block left the chain: ask the vault again
+        done = await self._settled_by(key)
+        if done is not None:
+            return MintConfirmed(self.clock(), mint.order_id, *done)
+        job = self._job(mint.order_id)
+        if job is not None and job.nonce is not None:
+            self._held.add(job.nonce)
+        if job is None:
+            refusal = await self._refusal(order, key, mint.units)
+            if refusal is not None:
+                return MintFailed(self.clock(), mint.order_id, mint.attempt, refusal)
+            job = Job(mint.order_id, key.hex())
+        receipt = await self._send_until_mined(job, order, key, mint.units)
+        if receipt is None:
+            return MintFailed(self.clock(), mint.order_id, mint.attempt,
+                              "the settlement was not mined in time")
+        if receipt["status"] != 1:
+            self.journal.forget_record(f"settlement:{job.order_id}")  # a retry starts anew
+            return MintFailed(self.clock(), mint.order_id, mint.attempt,
+                              "the vault reverted the settlement")
+        return Mined(receipt)
+
+    async def _confirm(self, mint: Mint, mined: Mined) -> MintConfirmed | None:
+        """``MintConfirmed`` once the receipt's block is confirmed and still on the chain;
+        None if it left the chain."""
+        receipt = mined.receipt
+        if not await self._confirmed(receipt):
+            log.warning("chain settlement reorganised away before its confirmations",
+                        order_id=mint.order_id, block=receipt["blockNumber"])
+            return None
+        tx_hash = bytes(receipt["transactionHash"]).hex()
+        log.info("chain settlement confirmed", order_id=mint.order_id, tx=tx_hash,
+                 block=receipt["blockNumber"])
+        return MintConfirmed(self.clock(), mint.order_id, "0x" + tx_hash,
+                             int(receipt["blockNumber"]))
 
     async def release(self, request: ev.WithdrawalReleaseRequested) -> None:
         # at most what the solver set aside: a request raised since waits for its own clock

@@ -457,6 +457,33 @@ def test_settlements_in_flight_together_take_a_nonce_each_and_reconcile(
     within(60, scenario)
 
 
+def test_a_worker_is_free_once_its_settlement_is_mined_and_confirmations_follow_apart(
+        tmp_path: Path, backend: str) -> None:
+    """One worker, confirmations 2, blocks mined only by transactions: every settlement is
+    sent and mined while the ones before wait for their confirmations (a worker that waited
+    would wait for ever: no block comes without a transaction)."""
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher = s.watcher(confirmations=0)
+            settler = s.settler(settings=SettleSettings(confirmations=2, poll_s=0.01,
+                                                        in_flight=1))
+            await funded(s, watcher, 0, 5000)
+            working = asyncio.create_task(settler.run())
+            mints = [filled_order(s, client_id=f"o{n}") for n in range(3)]
+            keys = [settler.key(m.order_id) for m in mints]
+
+            async def settled() -> int:
+                return sum([await s.vault.functions.settled(k).call() for k in keys])
+
+            await counted(settled, len(mints))
+            assert await _minted(s) < len(mints)  # the last has no block on top yet
+            await s.mine(2)
+            await counted(lambda: _minted(s), len(mints))
+            await counted(lambda: _idle(settler), 1)
+            working.cancel()
+    within(60, scenario)
+
+
 async def counted(count: Callable[[], Awaitable[int]], wanted: int,
                   timeout_s: float = 30) -> None:
     """Wait until ``count()`` reaches ``wanted``."""
