@@ -15,6 +15,9 @@ class Records(Protocol):
 
     def forget_record(self, key: str) -> None: ...
 
+    def records(self, prefix: str) -> dict[str, str]:
+        """Every record whose key starts with ``prefix``."""
+
 
 class MemoryRecords:
     """Records kept in memory: for a service run without a journal (the demo), where nothing
@@ -31,3 +34,6 @@ class MemoryRecords:
 
     def forget_record(self, key: str) -> None:
         self._records.pop(key, None)
+
+    def records(self, prefix: str) -> dict[str, str]:
+        return {k: v for k, v in sorted(self._records.items()) if k.startswith(prefix)}

@@ -37,28 +37,27 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import structlog
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
-from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound
 from web3.types import Nonce
 
 from chain.deploy import ChainDeployment
-from chain.finality import Confirmations, confirmed_head
+from chain.finality import Confirmations, confirmed_head, finalized_block
 from chain.keys import order_key
 from chain.mints import Mint, MintsWaiting
 from chain.records import Records
 from chain.watcher import to_units
 from solver.core import events as ev
 from solver.core.bus import EventBus
-from solver.core.commands import Input, MintConfirmed, MintFailed
-from solver.core.orders import OrderSnapshot
+from solver.core.commands import Input, MintConfirmed, MintFailed, SettlementMoved
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +86,57 @@ class SettleSettings:
     in_flight: int = 8
     """Jobs worked on at once, each with its own nonce: one at a time, a chain with blocks
     every few seconds would settle one order per block."""
+    final_poll_s: float = 2.0
+    """How often the settlements reported are checked to be still on the chain, until
+    final."""
+    keep_blocks: int = 256
+    """Blocks back from the head a settlement reported is checked, at least (and down to the
+    finalized block)."""
+
+
+class Charged(Protocol):
+    """What a settlement charges and mints, and for whom (an order's snapshot, or a
+    settlement reported)."""
+
+    @property
+    def wallet(self) -> str: ...
+    @property
+    def index(self) -> str: ...
+    @property
+    def spent(self) -> Decimal: ...
+    @property
+    def fees(self) -> Decimal: ...
+    @property
+    def client_order_id(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """A settlement reported confirmed, kept (in the journal) until its block is final: if it
+    leaves the chain, it is sent again."""
+
+    order_id: int
+    account: str
+    wallet: str
+    index: str
+    spent: Decimal
+    fees: Decimal
+    client_order_id: str
+    units: Decimal
+    tx: str
+    block: int
+    hash: str
+
+    def to_json(self) -> str:
+        return json.dumps({k: str(v) if isinstance(v, Decimal) else v
+                           for k, v in asdict(self).items()})
+
+    @classmethod
+    def from_json(cls, saved: str) -> Reported:
+        data = json.loads(saved)
+        for name in ("spent", "fees", "units"):
+            data[name] = Decimal(data[name])
+        return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +209,8 @@ class Settler:
     async def run(self) -> None:
         """``in_flight`` jobs at once, until cancelled."""
         try:
-            await asyncio.gather(*(self._worker() for _ in range(self.settings.in_flight)))
+            await asyncio.gather(self._keep_until_final(),
+                                 *(self._worker() for _ in range(self.settings.in_flight)))
         finally:
             for task in list(self._following):
                 task.cancel()
@@ -223,12 +274,12 @@ class Settler:
         return not self._active and self._work.empty() and not self._following
 
     def unapplied(self, account: str) -> list[tuple[bytes, Decimal]]:
-        """The order keys and charges of ``account``'s settlements sent (a job recorded) and not
-        applied by the engine yet, whether a worker holds them or not: some may be mined (the
+        """The order keys and charges of ``account``'s settlements not applied by the engine
+        yet, sent or about to be: any may be mined by the time the node is asked (the
         reconciliation takes those off the vault's side, as the deposits the watcher has not
         journaled yet)."""
         return [(self.key(o.order_id), o.spent) for o in list(self.mints.orders.values())
-                if o.account == account and self._job(o.order_id) is not None]
+                if o.account == account]
 
     async def settle(self, mint: Mint) -> MintConfirmed | MintFailed:
         """Settle ``mint`` and wait for its confirmations (what a worker does in two parts)."""
@@ -255,7 +306,10 @@ class Settler:
         key = self.key(mint.order_id)
         done = await self._settled_by(key)
         if done is not None:
-            return MintConfirmed(self.clock(), mint.order_id, *done)
+            tx, block = done
+            if block is not None:
+                await self._keep(mint, tx, block)
+            return MintConfirmed(self.clock(), mint.order_id, tx, block)
         job = self._job(mint.order_id)
         if job is not None and job.nonce is not None:
             self._held.add(job.nonce)
@@ -282,11 +336,77 @@ class Settler:
             log.warning("chain settlement reorganised away before its confirmations",
                         order_id=mint.order_id, block=receipt["blockNumber"])
             return None
-        tx_hash = bytes(receipt["transactionHash"]).hex()
-        log.info("chain settlement confirmed", order_id=mint.order_id, tx=tx_hash,
-                 block=receipt["blockNumber"])
-        return MintConfirmed(self.clock(), mint.order_id, "0x" + tx_hash,
-                             int(receipt["blockNumber"]))
+        tx_hash, block = "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"])
+        log.info("chain settlement confirmed", order_id=mint.order_id, tx=tx_hash, block=block)
+        await self._keep(mint, tx_hash, block)
+        return MintConfirmed(self.clock(), mint.order_id, tx_hash, block)
+
+    # --- until final -----------------------------------------------------------------------
+
+    async def _keep(self, mint: Mint, tx: str, block: int) -> None:
+        """Keep the settlement reported until its block is final; its job is done."""
+        order = self.mints.orders[mint.order_id]
+        reported = Reported(mint.order_id, order.account, order.wallet, order.index,
+                            order.spent, order.fees, order.client_order_id, mint.units, tx,
+                            block, await self._block_hash(block) or "")
+        self.journal.save_record(f"settled:{mint.order_id}", reported.to_json())
+        self.journal.forget_record(f"settlement:{mint.order_id}")
+
+    def reported(self) -> list[Reported]:
+        """The settlements reported whose blocks are not final yet."""
+        return [Reported.from_json(v) for v in self.journal.records("settled:").values()]
+
+    async def _keep_until_final(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.final_poll_s)
+            try:
+                await self.check_reported()
+            except Exception:  # the node away: next round
+                log.exception("chain check of the settlements reported failed")
+
+    async def check_reported(self) -> None:
+        """Forget the settlements reported whose blocks are final; send again any that left
+        the chain (its key makes that safe) and report where it is now."""
+        head = await self.w3.eth.block_number
+        final = await finalized_block(self.w3)
+        keep_from = head - self.settings.keep_blocks
+        keep_from = keep_from if final is None else min(final, keep_from)
+        for reported in self.reported():
+            if await self._block_hash(reported.block) == reported.hash:
+                if reported.block <= keep_from:
+                    self.journal.forget_record(f"settled:{reported.order_id}")
+                continue
+            await self._settle_again(reported)
+
+    async def _settle_again(self, reported: Reported) -> None:
+        key = self.key(reported.order_id)
+        done = await self._settled_by(key)
+        if done is None:
+            log.error("chain settlement reported confirmed left the chain: sending it again",
+                      order_id=reported.order_id, tx=reported.tx, block=reported.block)
+            receipt = await self._send_until_mined(Job(reported.order_id, key.hex()), reported,
+                                                   key, reported.units)
+            if receipt is None or receipt["status"] != 1 or not await self._confirmed(receipt):
+                log.error("chain settlement sent again not confirmed: next round",
+                          order_id=reported.order_id)
+                return
+            done = "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"])
+        tx, block = done
+        if block is None:
+            return
+        moved = replace(reported, tx=tx, block=block, hash=await self._block_hash(block) or "")
+        self.journal.save_record(f"settled:{reported.order_id}", moved.to_json())
+        self.journal.forget_record(f"settlement:{reported.order_id}")
+        if tx != reported.tx:
+            log.warning("chain settlement moved to another transaction",
+                        order_id=reported.order_id, previous=reported.tx, tx=tx, block=block)
+            self.submit(SettlementMoved(self.clock(), reported.order_id, tx, block))
+
+    async def _block_hash(self, block: int) -> str | None:
+        try:
+            return "0x" + bytes((await self.w3.eth.get_block(block))["hash"]).hex()
+        except BlockNotFound:
+            return None
 
     async def release(self, request: ev.WithdrawalReleaseRequested) -> None:
         # at most what the solver set aside: a request raised since waits for its own clock
@@ -313,16 +433,18 @@ class Settler:
     # --- steps ---------------------------------------------------------------------------
 
     async def _settled_by(self, key: bytes) -> tuple[str, int | None] | None:
-        """The transaction that settled ``key`` and its block, if one did."""
-        if not await self.vault.functions.settled(key).call():
+        """The transaction that settled ``key`` and its block, if one did: the vault records
+        the block, so one log query of one block finds it."""
+        block = int(await self.vault.functions.settled(key).call())
+        if not block:
             return None
         logs = await self.vault.events.OrderSettled().get_logs(
-            from_block=self.deployment.start_block, argument_filters={"order_key": key})
+            from_block=block, to_block=block, argument_filters={"order_key": key})
         if not logs:
             return "settled", None
-        return "0x" + bytes(logs[-1]["transactionHash"]).hex(), int(logs[-1]["blockNumber"])
+        return "0x" + bytes(logs[-1]["transactionHash"]).hex(), block
 
-    async def _refusal(self, order: OrderSnapshot, key: bytes, units: Decimal) -> str | None:
+    async def _refusal(self, order: Charged, key: bytes, units: Decimal) -> str | None:
         """Why the vault would refuse the settlement now (the node runs it once), if it
         would."""
         try:
@@ -331,14 +453,14 @@ class Settler:
             return f"the vault refuses the settlement: {refused}"
         return None
 
-    def _call(self, order: OrderSnapshot, key: bytes, units: Decimal) -> Any:
+    def _call(self, order: Charged, key: bytes, units: Decimal) -> Any:
         return self.vault.functions.settle(
             key, order.wallet, self.deployment.index_tokens[order.index],
             to_units(order.spent, self.collateral_decimals),
             to_units(units, INDEX_TOKEN_DECIMALS),
             to_units(order.fees, self.collateral_decimals), order.client_order_id)
 
-    async def _send_until_mined(self, job: Job, order: OrderSnapshot, key: bytes,
+    async def _send_until_mined(self, job: Job, order: Charged, key: bytes,
                                 units: Decimal) -> Any:
         """The receipt of the job's transaction, sent (again, fees raised) until one is mined
         or the replacements run out; None then."""

@@ -64,5 +64,5 @@ class AccountView:
                 if event.request_id:  # an accepted request's id names the order from now on
                     self._ids[(event.order.account, event.request_id)] = event.order_id
                 self._orders[event.order_id] = event.order
-            case ev.IndexOrderFilled() | ev.IndexOrderMinted():
+            case ev.IndexOrderFilled() | ev.IndexOrderMinted() | ev.IndexOrderMintRestated():
                 self._orders[event.order_id] = event.order

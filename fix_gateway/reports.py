@@ -103,6 +103,8 @@ class ReportMaker:
                 return event.account, self._cancel_rejected(event, transaction.input, seq, ts)
             case ev.IndexOrderMinted():
                 return self._minted(event, seq, ts)
+            case ev.IndexOrderMintRestated():
+                return self._mint_restated(event, seq, ts)
             case ev.CollateralDeposited():
                 return event.account, self._collateral(
                     event, seq, ts, "deposit credited", [(DEPOSIT_TX_HASH, event.deposit_id)])
@@ -168,6 +170,14 @@ class ReportMaker:
             (MINT_TX_HASH, event.tx_hash), (MINT_QTY, amount(event.units)),
             (CHAIN_ID, str(self.chain_id)), (WALLET_ADDRESS, order.wallet),
             (EXCHANGE_FEE, amount(order.fees)), (MANAGEMENT_FEE, "0")])
+
+    def _mint_restated(self, event: ev.IndexOrderMintRestated, seq: int, ts: int) -> Addressed:
+        order = event.order
+        return order.account, execution(order, seq, ts, "D", "B", [
+            (378, "99"), (MINT_TX_HASH, event.tx_hash), (CHAIN_ID, str(self.chain_id)),
+            (WALLET_ADDRESS, order.wallet), (58, (
+                f"settlement restated: {event.previous_tx} left the chain in a "
+                f"reorganisation; the vault settled the order once, in {event.tx_hash}"))])
 
     def _rejected(self, event: ev.IndexOrderRejected, request: object, seq: int,
                   ts: int) -> Outgoing:

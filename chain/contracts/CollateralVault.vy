@@ -128,7 +128,9 @@ balances: public(HashMap[address, uint256])
 # sum of balances: what the vault owes its users (reconciliation reads one word)
 total_balances: public(uint256)
 deposit_count: public(uint256)
-settled: public(HashMap[bytes32, bool])
+# the block each key was settled in (0: not settled), so that a reader finds the settlement's
+# transaction with one bounded log query, on a node that caps log ranges too
+settled: public(HashMap[bytes32, uint256])
 # only registered tokens can be minted; an arbitrary address would let the operator charge
 # collateral while "minting" a token of its own
 index_tokens: public(HashMap[address, bool])
@@ -335,7 +337,7 @@ def settle(
     """
     assert msg.sender == self.operator, "not operator"
     assert not self.paused, "paused"
-    assert not self.settled[order_key], "already settled"
+    assert self.settled[order_key] == 0, "already settled"
     assert self.index_tokens[token], "unknown index token"
     # both sides nonzero: never collateral without tokens, never tokens without collateral
     assert collateral_spent > 0, "zero spent"
@@ -346,7 +348,7 @@ def settle(
     balance -= collateral_spent
     if self.withdrawal_requested[user] > 0 and block.timestamp >= self.withdrawal_locked_at[user]:
         assert balance >= self.withdrawal_requested[user], "locked for withdrawal"
-    self.settled[order_key] = True
+    self.settled[order_key] = block.number
     self.balances[user] = balance
     self.total_balances -= collateral_spent
     assert extcall collateral.transfer(self.treasury, collateral_spent, default_return_value=True), "transfer"

@@ -232,6 +232,17 @@ class MintConfirmed(Input):
 
 
 @dataclass(frozen=True, slots=True)
+class SettlementMoved(Input):
+    """The order's settlement, reported confirmed, left the chain in a reorganisation deeper
+    than the confirmations and is on the chain again in ``tx_hash`` (the same key: settled
+    once)."""
+
+    order_id: int
+    tx_hash: str
+    block: int
+
+
+@dataclass(frozen=True, slots=True)
 class MintFailed(Input):
     """Attempt ``attempt`` (1 for ``MintRequested``, else ``MintRetryRequested.attempt``)
     failed; a report about an earlier attempt is stale and ignored."""
@@ -253,7 +264,7 @@ Command = (
 Fact = (
     DepositConfirmed | VaultDepositConfirmed | WithdrawalRequested | WithdrawalPaid
     | FeeAssetFunded | BookUpdated | AssetOrderAccepted | AssetOrderFilled | AssetOrderEnded
-    | MintConfirmed | MintFailed | ClockTicked
+    | MintConfirmed | SettlementMoved | MintFailed | ClockTicked
 )
 PRICED_ON_BOOKS = (SubmitIndexOrder, ReduceIndexOrder, RequestQuote, PlanBatch,
                    AssetOrderFilled, AssetOrderEnded, ClockTicked)

@@ -33,6 +33,7 @@ from solver.core.commands import (
     ReduceIndexOrder,
     RequestQuote,
     ResolveVanishedFact,
+    SettlementMoved,
     SubmitIndexOrder,
     VaultDepositConfirmed,
     VaultFactVanished,
@@ -632,6 +633,7 @@ _HANDLERS: dict[type[Any], Callable[[Engine, Any], Events]] = {
     AssetOrderFilled: Engine._filled,
     AssetOrderEnded: Engine._ended,
     MintConfirmed: minting.confirmed,
+    SettlementMoved: minting.moved,
     MintFailed: minting.failed,
     ClockTicked: Engine._tick,
 }

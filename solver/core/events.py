@@ -437,6 +437,16 @@ class IndexOrderMinted(Event):
     order: OrderSnapshot
 
 
+@dataclass(frozen=True, slots=True)
+class IndexOrderMintRestated(Event):
+    """The order's settlement moved to another transaction after a deep reorganisation."""
+
+    order_id: int
+    previous_tx: str
+    tx_hash: str
+    order: OrderSnapshot
+
+
 # --- envelopes -----------------------------------------------------------------------------
 
 

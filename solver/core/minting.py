@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from solver.core import events as ev
-from solver.core.commands import MintConfirmed, MintFailed
+from solver.core.commands import MintConfirmed, MintFailed, SettlementMoved
 from solver.core.money import floor_decimals
 from solver.core.orders import IndexOrder, OrderState
 
@@ -31,6 +31,17 @@ def confirmed(engine: Engine, fact: MintConfirmed) -> list[ev.Event]:
     order.minted(fact.tx_hash, floor_decimals(order.filled_units,
                                               engine.indexes[order.index].decimals))
     return [ev.IndexOrderMinted(order.id, order.minted_units, fact.tx_hash, order.snapshot())]
+
+
+def moved(engine: Engine, fact: SettlementMoved) -> list[ev.Event]:
+    order = engine.orders.get(fact.order_id)
+    if order is None or order.state is not OrderState.MINTED or order.mint_tx is None:
+        return [ev.InputIgnored(f"order {fact.order_id} has no settlement to move")]
+    if order.mint_tx == fact.tx_hash:
+        return [ev.InputIgnored(f"order {fact.order_id}'s settlement is {fact.tx_hash} already")]
+    previous = order.mint_tx
+    order.mint_moved(fact.tx_hash)
+    return [ev.IndexOrderMintRestated(order.id, previous, fact.tx_hash, order.snapshot())]
 
 
 def failed(engine: Engine, fact: MintFailed) -> list[ev.Event]:

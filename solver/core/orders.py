@@ -228,6 +228,12 @@ class IndexOrder:
         self.move(Trigger.CONFIRM_MINT)
         self.mint_tx, self.minted_units, self.mint_retry_at = tx_hash, units, None
 
+    def mint_moved(self, tx_hash: str) -> None:
+        """Its settlement is in another transaction now: still minted, once."""
+        if self.state is not OrderState.MINTED:
+            raise InvalidTransition(f"order {self.id}: mint moved when {self.state.value}")
+        self.mint_tx = tx_hash
+
     def snapshot(self) -> OrderSnapshot:
         return OrderSnapshot(self.id, self.account, self.client_order_id, self.current_client_id,
                              self.index, self.collateral_asset, self.collateral, self.spent,

@@ -14,7 +14,9 @@ from fix_gateway import requests
 from fix_gateway.tags import CUM_CASH_QTY, EVENT_SEQ_NUM, LEAVES_CASH_QTY
 from fix_gateway.wire import Outgoing
 from mocks.fix_client import FixClient, LogonRefused, SessionConfig, messages
+from solver.core.commands import SettlementMoved
 from solver.journal.snapshot import state_of
+from solver.plumbing.clock import now_ms
 from tests.support.exchange import run, until
 from tests.support.service import GATEWAY, Service, field_of, report_where, service
 
@@ -68,6 +70,14 @@ def test_an_order_is_acked_filled_in_parts_canceled_and_its_mint_reported(tmp_pa
             assert field_of(mint, messages.CHAIN_ID) == "31337"
             assert D(field_of(mint, 14) or "") == order.filled_units
             assert D(field_of(mint, messages.CUM_CASH_QTY) or "") == order.spent
+            # a deep reorganisation moved the settlement: the settler says so, FIX restates
+            moved_to, previous = "0x" + "ab" * 32, order.mint_tx
+            s.runtime.submit(SettlementMoved(now_ms(), order.id, moved_to, 99))
+            restated = await report_where(alice, t150="D")
+            assert (field_of(restated, 39), field_of(restated, 378)) == ("B", "99")
+            assert field_of(restated, messages.MINT_TX_HASH) == moved_to
+            assert previous in (field_of(restated, 58) or "")
+            assert "reorganisation" in (field_of(restated, 58) or "")
     run(scenario(), timeout=90)
 
 

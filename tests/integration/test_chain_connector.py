@@ -473,7 +473,7 @@ def test_a_worker_is_free_once_its_settlement_is_mined_and_confirmations_follow_
             keys = [settler.key(m.order_id) for m in mints]
 
             async def settled() -> int:
-                return sum([await s.vault.functions.settled(k).call() for k in keys])
+                return sum([await s.vault.functions.settled(k).call() != 0 for k in keys])
 
             await counted(settled, len(mints))
             assert await _minted(s) < len(mints)  # the last has no block on top yet
@@ -605,6 +605,55 @@ def test_the_reconciler_counts_deposits_not_yet_journaled_and_reports_a_disagree
             check = await reconciler.check("alice")
             assert check is not None and not check.agrees
             assert reconciler.disagreements == [check]
+    within(60, scenario)
+
+
+def test_a_settlement_sent_after_the_ledger_was_read_is_no_disagreement(
+        tmp_path: Path, backend: str) -> None:
+    """The reconciler takes the ledger's side and the settlements not applied at one moment,
+    then asks the node: a settlement not sent yet at that moment but mined by then is counted,
+    since every order waiting for its mint is (not only those with a job)."""
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher, settler = s.watcher(confirmations=0), s.settler()
+            await funded(s, watcher, 0, 1500)
+            mint = filled_order(s)
+            taken = settler.unapplied("alice")  # the moment the reconciler reads the ledger
+            reconciler = VaultReconciler(s.w3, s.vault, "USDC", 6, {"alice": s.users[0]},
+                                         watcher.journaled_through, s.following(LedgerSide()),
+                                         lambda _: taken)
+            confirmed = await settler.settle(Mint(mint.order_id, 1, mint.units))
+            assert isinstance(confirmed, MintConfirmed)  # mined, not applied by the engine yet
+            check = await reconciler.check("alice")
+            assert check is not None and check.agrees, check
+    within(60, scenario)
+
+
+def test_a_settlement_reorganised_after_its_confirmations_is_sent_again_and_restated(
+        tmp_path: Path, backend: str) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher, settler = s.watcher(confirmations=0), s.settler()
+            await funded(s, watcher, 0, 1500)
+            before = await s.chain.mark()
+            mint = filled_order(s)
+            confirmed = await settler.settle(Mint(mint.order_id, 1, mint.units))
+            s.submit(confirmed)
+            assert isinstance(confirmed, MintConfirmed)
+            [kept] = settler.reported()
+            assert kept.tx == confirmed.tx_hash
+            await s.chain.undo(before)  # the settlement's block leaves the chain
+            await s.mine(3)
+            assert await s.vault.functions.settled(settler.key(mint.order_id)).call() == 0
+            await settler.check_reported()
+            [moved] = events_of(s, ev.IndexOrderMintRestated)
+            assert moved.previous_tx == confirmed.tx_hash != moved.tx_hash
+            order = s.engine.orders[mint.order_id]
+            assert order.mint_tx == moved.tx_hash
+            assert await s.vault.functions.settled(settler.key(mint.order_id)).call() != 0
+            assert await s.token.functions.balanceOf(s.users[0]).call() == int(mint.units * 10**18)
+            await settler.check_reported()  # nothing more to do
+            assert len(events_of(s, ev.IndexOrderMintRestated)) == 1
     within(60, scenario)
 
 

@@ -23,6 +23,7 @@ from solver.core.commands import (
     MintFailed,
     ReduceIndexOrder,
     RequestQuote,
+    SettlementMoved,
 )
 from solver.core.engine import Engine
 from solver.core.invariants import violations
@@ -150,6 +151,12 @@ def test_order_is_filled_completed_and_minted_once():
     assert (order.mint_status, order.minted_units, order.mint_tx) == (
         MintStatus.MINTED, units, "0xabc")
     assert violations(d.engine) == []
+    # a deep reorganisation moved the settlement to another transaction: restated, once
+    [moved] = d.apply(SettlementMoved, order.id, "0xdef", 7).of_type(ev.IndexOrderMintRestated)
+    assert (moved.previous_tx, moved.tx_hash, order.mint_tx) == ("0xabc", "0xdef", "0xdef")
+    assert d.apply(SettlementMoved, order.id, "0xdef", 7).of_type(ev.InputIgnored)
+    assert d.apply(SettlementMoved, 999, "0xdef", 7).of_type(ev.InputIgnored)
+    assert order.minted_units == units and violations(d.engine) == []
 
 
 def test_cost_never_exceeds_collateral_when_fees_exceed_the_reserve():
