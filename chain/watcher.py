@@ -168,6 +168,17 @@ class VaultWatcher:
                 log.exception("chain poll failed", vault=self.vault.address)
             await asyncio.sleep(self.settings.poll_s)
 
+    async def catch_up(self) -> int:
+        """Read up to the confirmed head as it is now, and wait until those facts are
+        journaled; that block."""
+        target = await confirmed_head(self.w3, self.settings.confirmations)
+        while self.saved.next_block <= target:
+            async with self._reading:
+                await self.poll()
+            if self.saved.next_block <= target:
+                await asyncio.sleep(0.01)  # the writer journals the last range's facts
+        return target
+
     async def poll_now(self) -> int:
         """Read now, between the rounds of ``run`` (the operator's ``index-solver reconcile``);
         how many facts were submitted."""

@@ -140,6 +140,20 @@ class WithdrawalPaid(Input):
     amount: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class VaultReadingStarted(Input):
+    """The service started on a chain: until ``VaultReadThrough``, deposits made while it was
+    away may not be known yet, and an order refused for collateral says so."""
+
+
+@dataclass(frozen=True, slots=True)
+class VaultReadThrough(Input):
+    """The vault's events are read and applied up to ``block``, the chain's confirmed head
+    when the service started."""
+
+    block: int
+
+
 class VaultFact(StrEnum):
     DEPOSIT = "deposit"
     WITHDRAWAL_REQUEST = "withdrawal_request"

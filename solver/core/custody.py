@@ -28,6 +28,8 @@ from solver.core.commands import (
     VaultDepositConfirmed,
     VaultFact,
     VaultFactVanished,
+    VaultReadingStarted,
+    VaultReadThrough,
     WithdrawalPaid,
     WithdrawalRequested,
 )
@@ -85,6 +87,8 @@ class Custody:
     """wallet (lower case) -> its pending withdrawal (the vault keeps one per user)"""
     seen: set[str] = field(default_factory=set)
     """ids of the withdrawal requests and payouts applied: the chain may deliver one twice"""
+    reading: bool = False
+    """Started on a chain and not read up to its head yet: deposits may be missing."""
     vanished: dict[str, VanishedFact] = field(default_factory=dict)
     """fact id -> an applied fact a deep reorganisation removed, until mined again or resolved"""
 
@@ -205,6 +209,16 @@ def withdrawal_paid(engine: Engine, fact: WithdrawalPaid) -> list[ev.Event]:
         events.append(ev.VaultOverpaid(fact.payout_id, fact.wallet, fact.asset,
                                        fact.amount - paid))
     return events
+
+
+def reading_started(engine: Engine, fact: VaultReadingStarted) -> list[ev.Event]:
+    engine.custody.reading = True
+    return []
+
+
+def read_through(engine: Engine, fact: VaultReadThrough) -> list[ev.Event]:
+    engine.custody.reading = False
+    return [ev.VaultCaughtUp(fact.block)]
 
 
 def fact_vanished(engine: Engine, fact: VaultFactVanished) -> list[ev.Event]:

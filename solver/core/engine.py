@@ -37,6 +37,8 @@ from solver.core.commands import (
     SubmitIndexOrder,
     VaultDepositConfirmed,
     VaultFactVanished,
+    VaultReadingStarted,
+    VaultReadThrough,
     WithdrawalPaid,
     WithdrawalRequested,
 )
@@ -274,8 +276,12 @@ class Engine:
                 "until it is mined again or an operator resolves it"))
         available = self.ledger.balance(cmd.account, index.collateral).available
         if cmd.collateral > available:
+            reading = ("; the service has just started and is still reading the vault's "
+                       "deposits up to the chain's head: send it again in a moment"
+                       if self.custody.reading else "")
             return Refusal(reason.INSUFFICIENT_COLLATERAL,
-                           f"{cmd.collateral} {index.collateral} wanted, {available} available")
+                           f"{cmd.collateral} {index.collateral} wanted, {available} available"
+                           + reading)
         return None
 
     def _minimum_refusal(self, index: Index, collateral: Decimal,
@@ -626,6 +632,8 @@ _HANDLERS: dict[type[Any], Callable[[Engine, Any], Events]] = {
     WithdrawalRequested: custody.withdrawal_requested,
     WithdrawalPaid: custody.withdrawal_paid,
     VaultFactVanished: custody.fact_vanished,
+    VaultReadingStarted: custody.reading_started,
+    VaultReadThrough: custody.read_through,
     ResolveVanishedFact: custody.resolve_vanished,
     FeeAssetFunded: Engine._fund_fee_asset,
     BookUpdated: Engine._book,

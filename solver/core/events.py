@@ -161,6 +161,13 @@ class VaultOverpaid(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class VaultCaughtUp(Event):
+    """Every deposit up to the chain's confirmed head at start is known."""
+
+    block: int
+
+
+@dataclass(frozen=True, slots=True)
 class AccountInDoubt(Event):
     """A vault event the engine applied left the chain in a deep reorganisation: an alarm
     for the operator; the account (None: a wallet without one) gets no new orders until the

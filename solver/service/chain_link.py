@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import AsyncHTTPProvider, AsyncWeb3
@@ -21,11 +22,13 @@ from chain.settler import Settler, SettleSettings
 from chain.watcher import VaultWatcher, WatchSettings
 from solver.config.deployment import ChainSettings
 from solver.config.fields import ConfigError
-from solver.core.commands import BindWallet
+from solver.core.commands import BindWallet, VaultReadThrough
 from solver.service.runtime import Runtime
 
 if TYPE_CHECKING:
     from solver.service.wiring import ChainMemory
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,26 @@ async def chain_adapters(link: ChainLink, runtime: Runtime, records: Records,
     settler.after_confirmed = reconciler.after_settlement
     for account, wallet in sorted(link.wallets.items()):
         runtime.submit(BindWallet(runtime.clock(), wallet, account))
-    tasks = [asyncio.create_task(watcher.run()), asyncio.create_task(settler.run())]
+    tasks = [asyncio.create_task(_watch(watcher, runtime)),
+             asyncio.create_task(settler.run())]
     try:
         yield ChainAdapters(watcher, settler, reconciler)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _watch(watcher: VaultWatcher, runtime: Runtime) -> None:
+    """Catch up with the chain (the engine says so to an order refused for collateral
+    meanwhile), then follow it."""
+    while True:
+        try:
+            block = await watcher.catch_up()
+            break
+        except Exception:  # the node away: try again
+            log.exception("chain catch-up failed: trying again")
+            await asyncio.sleep(watcher.settings.poll_s)
+    log.info("chain deposits read up to the head", block=block)
+    runtime.submit(VaultReadThrough(runtime.clock(), block))
+    await watcher.run()

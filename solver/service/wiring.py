@@ -28,6 +28,7 @@ from fix_gateway.account_view import AccountView
 from fix_gateway.config import FixSettings
 from fix_gateway.gateway import Gateway
 from solver.core.bus import TransactionObserver
+from solver.core.commands import VaultReadingStarted
 from solver.core.model import Index
 from solver.core.setup import EngineSetup
 from solver.exchange.connector import BinanceConnector
@@ -107,6 +108,8 @@ async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpo
         runtime = Runtime(setup.build() if rebuilt is None else rebuilt.engine, connector,
                           journal, settings,
                           checkpoint=None if rebuilt is None else rebuilt.checkpoint)
+        if chain is not None:  # until the watcher has read to the head, refusals say so
+            runtime.submit(VaultReadingStarted(runtime.clock()))
         gateway = Gateway(fix, runtime)
         gateway.start()
         async with contextlib.AsyncExitStack() as on_chain:

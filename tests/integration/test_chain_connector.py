@@ -246,6 +246,21 @@ def test_a_deposit_that_vanishes_before_its_confirmations_is_never_credited(
     within(60, scenario)
 
 
+def test_catching_up_reads_to_the_confirmed_head_and_waits_for_the_journal(
+        tmp_path: Path, backend: str) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            for n in range(4):
+                await s.deposit(s.users[n % 2], 100)
+            await s.mine(2)
+            watcher = s.watcher(confirmations=2)
+            head = await s.w3.eth.block_number
+            assert await watcher.catch_up() == head - 2
+            assert watcher.journaled_through() == head - 2
+            assert (s.balance("alice")[0], s.balance("bob")[0]) == (D(200), D(200))
+    within(60, scenario)
+
+
 def test_a_range_whose_deposits_skip_an_id_is_read_again(
         tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:

@@ -13,6 +13,8 @@ from solver.core.commands import (
     VaultDepositConfirmed,
     VaultFact,
     VaultFactVanished,
+    VaultReadingStarted,
+    VaultReadThrough,
     WithdrawalPaid,
     WithdrawalRequested,
 )
@@ -319,3 +321,16 @@ def test_a_fact_never_applied_cannot_vanish() -> None:
     d = desk()
     assert vanished(d, "v-9", VaultFact.DEPOSIT, "10").of_type(ev.InputIgnored)
     assert d.engine.custody.vanished == {}
+
+
+def test_an_order_refused_for_collateral_while_the_vault_is_being_read_says_so() -> None:
+    d = desk()
+    d.apply(BindWallet, ALICE, "alice")
+    d.apply(VaultReadingStarted)
+    [refused] = d.order("alice", "o1", "500").of_type(ev.IndexOrderRejected)
+    assert refused.reason is RejectReason.INSUFFICIENT_COLLATERAL
+    assert "still reading the vault's deposits" in refused.text
+    vault_deposit(d, "v-1", "1000")
+    assert d.apply(VaultReadThrough, 120).of_type(ev.VaultCaughtUp) == [ev.VaultCaughtUp(120)]
+    [refused] = d.order("alice", "o2", "5000").of_type(ev.IndexOrderRejected)
+    assert refused.text == "5000 USDC wanted, 1000 available"
