@@ -133,6 +133,7 @@ async def _chain(settings: ChainSettings, deployment: Deployment) -> list[Findin
         findings.append(await _attempt(f"index token {index.symbol}", _index_token(
             w3, vault, index.symbol, token)))
     findings.append(await _attempt("chain operator", _operator(w3, vault, settings)))
+    findings.append(await _attempt("vault announcements", _announcements(vault)))
     return findings
 
 
@@ -166,6 +167,19 @@ async def _index_token(w3: AsyncWeb3[Any], vault: Any, symbol: str,
     if minter.lower() != vault.address.lower():
         raise ValueError(f"{token}'s minter is {minter}, not the vault")
     return f"{token}, minted by the vault only"
+
+
+async def _announcements(vault: Any) -> str:
+    """The owner's changes announced and not applied: each takes effect at its time, and
+    users who disagree are leaving before it."""
+    calls = vault.functions
+    pending = [f"{what} {await who().call()} from {await at().call()} (Unix time)"
+               for what, who, at in (("operator", calls.next_operator, calls.next_operator_at),
+                                     ("treasury", calls.next_treasury, calls.next_treasury_at),
+                                     ("index token", calls.next_token_symbol,
+                                      calls.next_token_at))
+               if await at().call()]
+    return "; ".join(pending) if pending else "no change of operator, treasury or token announced"
 
 
 async def _operator(w3: AsyncWeb3[Any], vault: Any, settings: ChainSettings) -> str:

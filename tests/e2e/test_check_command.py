@@ -20,7 +20,8 @@ from tests.support.deployed import on_anvil, write_config
 from tests.support.exchange import run
 
 GOOD = ("exchange endpoint", "exchange keys", "fee reserve", "market A1USDC", "market A2USDC",
-        "chain node", "contract vault", "vault's collateral", "index token SY2", "chain operator")
+        "chain node", "contract vault", "vault's collateral", "index token SY2", "chain operator",
+        "vault announcements")
 
 
 def test_check_passes_then_names_each_wrong_part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -120,6 +121,26 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                     assert name in families, name
                 gauge = families["solver_fix_sessions_logged_on"].samples[0].value
                 assert gauge == 1
+
+                # a reorganisation deeper than the confirmations (0 here) takes a deposit the
+                # service applied off the chain: shown, counted, then resolved by the operator
+                await _deposit_from(stack.node, tmp_path, stranger, 100)
+                await until(lambda: _held(base) == "350", 30, "the second deposit held")
+                await stack.node._rpc("anvil_reorg", 1, [])
+                await until(lambda: _status(base)["vanished_facts"], 30, "the deposit gone")
+                [gone] = _status(base)["vanished_facts"]
+                assert (gone["amount"], gone["account"], gone["kind"]) == ("100", None,
+                                                                           "deposit")
+                shown = cli("status", "--config", str(config))
+                assert "Vault events gone from the chain" in shown.stdout, shown.stdout
+                assert gone["fact_id"][:20] in shown.stdout
+                code, text = get(f"http://127.0.0.1:{metrics_port}/metrics", None)
+                assert "solver_vanished_vault_facts 1.0" in text
+                resolved = cli("resolve", gone["fact_id"], "--config", str(config))
+                assert resolved.returncode == 0 and "resolved" in resolved.stdout, resolved
+                assert _status(base)["vanished_facts"] == [] and _held(base) == "250"
+                again = cli("resolve", gone["fact_id"], "--config", str(config))
+                assert again.returncode == 1 and "no vanished fact" in again.stdout
             assert "operator-token" not in log.read_text()  # the secret never logged
     run(scenario(), timeout=150)
 
@@ -158,6 +179,16 @@ def alerted_metrics() -> set[str]:
     names = set(re.findall(r"\b(?:solver_[a-z_]+|callback_gap_seconds)\b",
                            "\n".join(re.findall(r"expr: (.*)", rules))))
     return {n.removesuffix("_total") for n in names}
+
+
+def _status(base: str) -> dict[str, Any]:
+    answer: dict[str, Any] = json.loads(get(f"{base}/status", TOKEN)[1])
+    return answer
+
+
+def _held(base: str) -> str | None:
+    held = _status(base)["held_deposits"]
+    return held[0]["amount"] if held else None
 
 
 def _minted(base: str) -> bool:
