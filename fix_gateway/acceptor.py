@@ -16,10 +16,20 @@ replies the kernel could not take at once). Sends from the asyncio loop go strai
 socket (QuickFIX's ``SocketConnection::send`` is locked). The callbacks run on this thread;
 one that waits (``bridge.py``: the backlog is full, a TestRequest waits for earlier answers)
 holds every session for at most its bounded wait.
+
+QuickFIX 1.16 listens on every interface whatever ``SocketAcceptHost`` says, and QuickFIX must
+be reachable through the front door only (it resets a session on a Logon's ResetSeqNumFlag and
+tells its expected MsgSeqNum before any password is checked). So right after the first poll
+opens it, on this same thread, the listening descriptor is replaced (``dup2``) by a socket
+listening on 127.0.0.1 alone, at a port of its own: QuickFIX accepts from the descriptor it
+knows, and nothing of it listens beyond loopback.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import stat
 import threading
 
 import quickfix as fix
@@ -31,8 +41,11 @@ IDLE_POLL_S = 0.01
 
 
 class PolledAcceptor:
-    def __init__(self, acceptor: fix.SocketAcceptor) -> None:
+    def __init__(self, acceptor: fix.SocketAcceptor, port: int) -> None:
+        """``port``: the one QuickFIX's settings give it; ``port`` is QuickFIX's loopback
+        port once started."""
         self._acceptor: fix.SocketAcceptor | None = acceptor
+        self.port = port
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -67,6 +80,7 @@ class PolledAcceptor:
         assert acceptor is not None
         try:
             acceptor.poll()  # the first poll configures the sessions and listens
+            self.port = confine_to_loopback(self.port)
         except BaseException as error:  # handed to start's caller
             self._error = error
             self._started.set()
@@ -80,3 +94,35 @@ class PolledAcceptor:
             except Exception:
                 log.exception("quickfix poll failed")
         acceptor.stop(True)
+
+
+def confine_to_loopback(port: int) -> int:
+    """Replace this process's socket listening on ``port`` on every interface by one listening
+    on 127.0.0.1 alone (same descriptor, so its owner accepts from it unawares); its port."""
+    fd = _listening_descriptor(port)
+    loopback = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        loopback.bind(("127.0.0.1", 0))
+        loopback.listen(socket.SOMAXCONN)
+        loopback.setblocking(os.get_blocking(fd))
+        os.dup2(loopback.fileno(), fd)  # closes the socket on every interface
+        return int(loopback.getsockname()[1])
+    finally:
+        loopback.close()  # the descriptor QuickFIX holds keeps it open
+
+
+def _listening_descriptor(port: int) -> int:
+    for name in os.listdir("/dev/fd"):
+        fd = int(name)
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            probe = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        with probe:
+            if (probe.family == socket.AF_INET and probe.type == socket.SOCK_STREAM
+                    and probe.getsockname()[1] == port
+                    and probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)):
+                return fd
+    raise RuntimeError(f"QuickFIX does not listen on port {port}")

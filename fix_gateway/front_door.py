@@ -7,15 +7,21 @@ with it), use up its outbound sequence numbers or learn the MsgSeqNum it expects
 reads the first message itself (framing, BodyLength and CheckSum checked, at most
 ``MAX_LOGON_BYTES``), checks the CompIDs, Username and Password, and only then opens a
 connection to the QuickFIX acceptor (on a loopback port of its own), hands it the Logon as
-received and copies bytes both ways until either side closes. A refused peer gets a Logout of
-its own numbering (MsgSeqNum 1) saying why, and the connection is closed: nothing about the
-session changes and nothing about it is told.
+received and copies bytes both ways until either side closes. A peer refused for its password
+gets a Logout of its own numbering (MsgSeqNum 1) saying why, and the connection is closed:
+nothing about the session changes and nothing about it is told. A Logon to or from a CompID
+the gateway does not know is closed without a word, as QuickFIX does: the answer would name
+the service's CompID.
 
-Unauthenticated peers hold nothing for long: at most ``max_unauthenticated`` of them at once
-(more are closed on arrival), each for at most ``logon_timeout_s``; failed logons are counted
-per source address and per CompID, and past the limit within the window a logon is refused
-without its password being checked. The door runs on a thread and event loop of its own, so
-neither the copying nor the password check (scrypt, on a worker thread) waits for the engine.
+Unauthenticated peers hold nothing for long, and cannot keep others out: at most
+``max_unauthenticated`` of them at once and ``max_unauthenticated_per_address`` from one
+address, each for at most ``logon_timeout_s``; a connection beyond a bound makes room by
+closing the oldest one still without a Logon (of its address, or of all), so a client that
+sends its Logon at once gets in while idle connections are held open. Failed logons are counted
+per account and source address (one desk's typo does not lock out its neighbours behind the
+same address) and per account, and past a limit within the window a logon is refused without
+its password being checked. The door runs on a thread and event loop of its own, so neither
+the copying nor the password check (scrypt, on a worker thread) waits for the engine.
 """
 
 from __future__ import annotations
@@ -36,7 +42,10 @@ from fix_gateway.wire import SOH, utc_timestamp
 log = structlog.get_logger(__name__)
 
 Authenticate = Callable[[str, str, str | None, str | None], str | None]
-"""(our CompID, the client's, Username, Password) -> None to let in, else why not."""
+"""(our CompID, the client's, Username, Password) -> None to let in, else why not
+(``UNKNOWN_COMP_ID``: closed without a word)."""
+
+UNKNOWN_COMP_ID = "unknown CompID"
 
 BEGIN_STRING = b"8=FIX.4.4\x01"
 MAX_LOGON_BYTES = 4096
@@ -51,8 +60,10 @@ class DoorSettings:
     logon_timeout_s: float = 5.0
     """How long a new connection may take to send a Logon."""
     max_unauthenticated: int = 32
-    """Connections not yet logged on, at most; more are closed on arrival."""
-    failed_logons_per_address: int = 5
+    """Connections not yet logged on, at most; a new one closes the oldest of them."""
+    max_unauthenticated_per_address: int = 4
+    """From one address, at most; a new one closes that address's oldest."""
+    failed_logons_per_account_and_address: int = 5
     failed_logons_per_comp_id: int = 10
     failure_window_s: float = 60.0
     """Failed logons counted over this window; past a limit, logons are refused unchecked."""
@@ -75,7 +86,8 @@ class FrontDoor:
         self.settings = settings
         self.passed = passed
         self._failures = Failures(settings.failure_window_s)
-        self._unauthenticated = 0
+        self._waiting: dict[asyncio.Task[None], str] = {}
+        """The connections without a Logon let in yet, oldest first, with their address."""
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,13 +155,29 @@ class FrontDoor:
             self._connections.discard(task)
             writer.close()
 
+    @property
+    def unauthenticated(self) -> int:
+        return len(self._waiting)
+
+    def _make_room(self, peer: str) -> None:
+        """Close the oldest connection without a Logon of ``peer``'s, or of all, if a bound
+        is reached."""
+        mine = [t for t, p in self._waiting.items() if p == peer]
+        oldest = (mine[0] if len(mine) >= self.settings.max_unauthenticated_per_address
+                  else next(iter(self._waiting))
+                  if len(self._waiting) >= self.settings.max_unauthenticated else None)
+        if oldest is not None:
+            log.warning("fix connection closed: too many not logged on, the oldest goes",
+                        peer=self._waiting.pop(oldest))
+            oldest.cancel()
+
     async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      peer: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         """The connection to QuickFIX, the Logon handed over; None when refused."""
-        if self._unauthenticated >= self.settings.max_unauthenticated:
-            log.warning("fix connection closed: too many not logged on", peer=peer)
-            return None
-        self._unauthenticated += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._make_room(peer)
+        self._waiting[task] = peer
         try:
             logon = await asyncio.wait_for(read_message(reader),
                                            self.settings.logon_timeout_s)
@@ -161,6 +189,10 @@ class FrontDoor:
         except (Refused, ValueError, asyncio.LimitOverrunError) as error:
             log.info("fix connection closed: not a logon", peer=peer, reason=str(error))
             return None
+        except Unknown as unknown:
+            log.warning("fix logon from or to an unknown CompID: closed", peer=peer,
+                        reason=str(unknown))
+            return None
         except LogonRefused as refusal:
             log.warning("fix logon refused", peer=peer, comp_id=refusal.comp_id,
                         reason=refusal.reason)
@@ -169,7 +201,7 @@ class FrontDoor:
                 await writer.drain()
             return None
         finally:
-            self._unauthenticated -= 1
+            self._waiting.pop(task, None)
         upstream = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         upstream[1].write(logon)
         self.passed()
@@ -181,24 +213,29 @@ class FrontDoor:
         if fields.get(35) != "A":
             raise Refused("the first message must be a Logon (35=A)")
         client, ours = fields.get(49, ""), fields.get(56, "")
-        shown = client if re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", client) else "UNKNOWN"
         if ours not in self.comp_ids:
-            raise LogonRefused(self.comp_ids[0], shown,
-                               f"TargetCompID(56) must be {self.comp_ids[0]}")
+            raise Unknown("TargetCompID(56) is not the gateway's")
         now = time.monotonic()
-        wait = max(self._failures.wait(("address", peer), now,
-                                       self.settings.failed_logons_per_address),
+        at_address = ("account at address", f"{client}@{peer}")
+        wait = max(self._failures.wait(at_address, now,
+                                       self.settings.failed_logons_per_account_and_address),
                    self._failures.wait(("comp_id", client), now,
                                        self.settings.failed_logons_per_comp_id))
         if wait > 0:
-            raise LogonRefused(ours, shown,
+            raise LogonRefused(ours, client,
                                f"too many failed logons; try again in {wait:.0f} s")
         reason = await asyncio.to_thread(self.authenticate, ours, client, fields.get(553),
                                          fields.get(554))
+        if reason == UNKNOWN_COMP_ID:
+            raise Unknown("SenderCompID(49) is no account's")
         if reason is not None:
-            self._failures.add(("address", peer), now)
+            self._failures.add(at_address, now)
             self._failures.add(("comp_id", client), now)
-            raise LogonRefused(ours, shown, reason)
+            raise LogonRefused(ours, client, reason)
+
+
+class Unknown(Exception):
+    """A Logon to or from a CompID the gateway does not know: closed without an answer."""
 
 
 class LogonRefused(Exception):

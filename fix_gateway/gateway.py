@@ -28,7 +28,7 @@ from fix_gateway.account_view import AccountView
 from fix_gateway.bridge import Bridge
 from fix_gateway.config import FixSettings
 from fix_gateway.dictionary import field_name
-from fix_gateway.front_door import FrontDoor
+from fix_gateway.front_door import UNKNOWN_COMP_ID, FrontDoor
 from fix_gateway.inbound import InboundLog, Mark
 from fix_gateway.passwords import verify
 from fix_gateway.sessions import session_settings
@@ -132,7 +132,7 @@ class Gateway:
         logs = fix.FileLogFactory(quickfix_settings) if self.settings.log else None
         self._acceptor = PolledAcceptor(fix.SocketAcceptor(
             self.bridge, fix.FileStoreFactory(quickfix_settings), quickfix_settings,
-            *([logs] if logs else [])))
+            *([logs] if logs else [])), inner_port)
         self._bind_sessions()
         self._sending = True  # QuickFIX stores what it cannot send yet
         self._catch_up()
@@ -141,6 +141,7 @@ class Gateway:
         self._last_ended = self.inbound.mark.transaction
         self._replay()
         self._acceptor.start()
+        self.door.upstream_port = self._acceptor.port  # QuickFIX on loopback alone, now
         self.door.start()
         self._checkpointing = asyncio.create_task(self._checkpoint_periodically())
         log.info("fix gateway listening", port=self.settings.port,
@@ -215,7 +216,7 @@ class Gateway:
             return None  # the test profile: acceptance suites send no password
         account = self._account_by_comp_id.get(client)
         if account is None or ours != self.settings.comp_id:
-            return "unknown CompID"
+            return UNKNOWN_COMP_ID
         if username != client:
             return "Username(553) must be your SenderCompID"
         if password is None or not verify(password, account.password_hash):

@@ -46,7 +46,8 @@ is an example::
     [fix.door]                           # optional: what peers that have not logged on hold
     logon_timeout_s = 5
     max_unauthenticated = 32
-    failed_logons_per_address = 5
+    max_unauthenticated_per_address = 4
+    failed_logons_per_account_and_address = 5
     failed_logons_per_comp_id = 10
     failure_window_s = 60
 
@@ -406,9 +407,13 @@ def _door(table: Mapping[str, Any]) -> DoorSettings:
         max_unauthenticated=expect_whole(table.get(
             "max_unauthenticated", defaults.max_unauthenticated),
             "fix.door.max_unauthenticated", 1, 10_000),
-        failed_logons_per_address=expect_whole(table.get(
-            "failed_logons_per_address", defaults.failed_logons_per_address),
-            "fix.door.failed_logons_per_address", 1, 10_000),
+        max_unauthenticated_per_address=expect_whole(table.get(
+            "max_unauthenticated_per_address", defaults.max_unauthenticated_per_address),
+            "fix.door.max_unauthenticated_per_address", 1, 10_000),
+        failed_logons_per_account_and_address=expect_whole(table.get(
+            "failed_logons_per_account_and_address",
+            defaults.failed_logons_per_account_and_address),
+            "fix.door.failed_logons_per_account_and_address", 1, 10_000),
         failed_logons_per_comp_id=expect_whole(table.get(
             "failed_logons_per_comp_id", defaults.failed_logons_per_comp_id),
             "fix.door.failed_logons_per_comp_id", 1, 10_000),

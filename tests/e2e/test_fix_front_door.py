@@ -4,10 +4,13 @@ nothing about it and holds nothing for long; the owner's own reset still works."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
 import quickfix as fix
 import simplefix
 
@@ -58,7 +61,8 @@ def test_a_wrong_password_with_a_reset_changes_nothing_and_tells_nothing(tmp_pat
     numbering; the session's numbers do not move, and the owner logs on with the numbers it
     kept and gets every report that waited for it."""
     async def scenario() -> None:
-        door = DoorSettings(failed_logons_per_address=100, failed_logons_per_comp_id=100)
+        door = DoorSettings(failed_logons_per_account_and_address=100,
+                            failed_logons_per_comp_id=100)
         async with service(tmp_path, {"alice": "6000"}, door=door) as s:
             alice = await s.client("alice")
             await alice.send(messages.new_order("o1", "SY2", D("1000"), ord_type="2",
@@ -91,11 +95,9 @@ def test_the_first_wrong_password_says_so_and_nothing_else(tmp_path: Path) -> No
             assert answer is not None
             assert (field_of(answer, 35), field_of(answer, 34), field_of(answer, 58)) == (
                 "5", "1", "wrong password")
-            unknown = await raw_logon(s.port, sender="MALLORY")
-            assert unknown is not None and field_of(unknown, 58) == "unknown CompID"
-            elsewhere = await raw_logon(s.port, target="SOMEONE")
-            assert elsewhere is not None and field_of(elsewhere, 58) == \
-                f"TargetCompID(56) must be {GATEWAY}"
+            # unknown CompIDs are closed without a word: an answer would name the gateway's
+            assert await raw_logon(s.port, sender="MALLORY") is None
+            assert await raw_logon(s.port, target="SOMEONE") is None
             assert s.gateway.logged_on == set()
     run(scenario())
 
@@ -115,7 +117,7 @@ def test_the_owner_can_still_reset_the_session(tmp_path: Path) -> None:
 
 def test_failed_logons_are_throttled_then_let_through_after_the_window(tmp_path: Path) -> None:
     async def scenario() -> None:
-        door = DoorSettings(failed_logons_per_address=3, failure_window_s=2)
+        door = DoorSettings(failed_logons_per_account_and_address=3, failure_window_s=2)
         async with service(tmp_path, door=door) as s:
             for _ in range(3):
                 answer = await raw_logon(s.port)
@@ -124,10 +126,13 @@ def test_failed_logons_are_throttled_then_let_through_after_the_window(tmp_path:
             assert throttled is not None
             assert (field_of(throttled, 58) or "").startswith("too many failed logons")
             assert s.gateway.logged_on == set()
+            bob = await s.client("bob")  # alice's typos do not lock out her neighbour
+            await bob.test_request()
+            assert s.gateway.logged_on == {"bob"}
             await asyncio.sleep(2.1)
             alice = await s.client("alice")
             await alice.test_request()
-            assert s.gateway.logged_on == {"alice"}
+            assert s.gateway.logged_on == {"alice", "bob"}
     run(scenario())
 
 
@@ -150,21 +155,25 @@ def test_a_connection_that_sends_nothing_is_closed(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_connections_beyond_the_bound_are_closed_and_take_no_threads(tmp_path: Path) -> None:
+def test_idle_connections_keep_no_one_out_and_take_no_threads(tmp_path: Path) -> None:
+    """Connections that send nothing, from one address: beyond its bound each new one closes
+    the oldest, so a client that sends its Logon at once gets in while a hundred are held."""
     async def scenario() -> None:
         async with service(tmp_path, door=DoorSettings(max_unauthenticated=5)) as s:
             base = threads()
-            idle = [await asyncio.open_connection("127.0.0.1", s.port) for _ in range(5)]
-            reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
-            assert await asyncio.wait_for(reader.read(), 2) == b""  # closed on arrival
-            writer.close()
+            idle = [await asyncio.open_connection("127.0.0.1", s.port) for _ in range(4)]
+            await until(lambda: s.gateway.door.unauthenticated == 4, what="four waiting")
+            newer = await asyncio.open_connection("127.0.0.1", s.port)
+            assert await asyncio.wait_for(idle[0][0].read(), 5) == b""  # the oldest made room
             more = [await asyncio.open_connection("127.0.0.1", s.port) for _ in range(100)]
             assert threads() <= base + 2  # the acceptor's threads are for logged-on peers
-            for _, w in idle + more:
-                w.close()
-            await until(lambda: s.gateway.door._unauthenticated == 0, what="idle ones closed")
             alice = await s.client("alice")
             await alice.test_request()
+            assert s.gateway.logged_on == {"alice"}
+            assert s.gateway.door.unauthenticated <= 4
+            for _, w in [*idle, newer, *more]:
+                w.close()
+            await until(lambda: s.gateway.door.unauthenticated == 0, what="idle ones closed")
     run(scenario())
 
 
@@ -178,5 +187,48 @@ def test_a_first_message_that_is_not_a_logon_is_dropped(tmp_path: Path) -> None:
                 assert await asyncio.wait_for(reader.read(), 10) == b""
                 writer.close()
             alice = await s.client("alice")
+            await alice.test_request()
+    run(scenario())
+
+
+def listening() -> set[tuple[str, int]]:
+    """The TCP addresses this process listens on."""
+    found = set()
+    for name in os.listdir("/dev/fd"):
+        try:
+            probe = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        with probe, contextlib.suppress(OSError):
+            if probe.type == socket.SOCK_STREAM and probe.family == socket.AF_INET \
+                        and probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                found.add(probe.getsockname())
+    return found
+
+
+def own_address() -> str | None:
+    """This machine's address beyond loopback, if it has one (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+def test_quickfix_listens_on_loopback_alone_behind_the_front_door(tmp_path: Path) -> None:
+    """QuickFIX 1.16 binds every interface whatever SocketAcceptHost says: the gateway moves
+    its listening socket to loopback, so a peer elsewhere reaches the front door or nothing."""
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "10"}) as s:
+            assert {a for a in listening() if a[0] != "127.0.0.1"} == set()
+            quickfix = s.gateway._acceptor.port
+            assert quickfix != s.port and ("127.0.0.1", quickfix) in listening()
+            address = own_address()
+            if address is not None:  # the machine's own address reaches no QuickFIX
+                with pytest.raises(ConnectionRefusedError):
+                    await asyncio.open_connection(address, quickfix)
+            alice = await s.client("alice")  # through the door, as ever
             await alice.test_request()
     run(scenario())

@@ -454,8 +454,7 @@ def test_settlements_in_flight_together_take_a_nonce_each_and_reconcile(
             mints = [filled_order(s, client_id=f"o{n}") for n in range(4)]
             operator = s.operator.address
             await counted(lambda: _sent(s, mints), len(mints))
-            nonces = {json.loads(s.journal.record(f"settlement:{m.order_id}") or "")["nonce"]
-                      for m in mints}
+            nonces = {(await s.w3.eth.get_transaction(_sent_tx(s, m)))["nonce"] for m in mints}
             assert nonces == {0, 1, 2, 3}
             if held:
                 assert await s.w3.eth.get_transaction_count(operator) == 0  # none mined yet
@@ -508,9 +507,18 @@ async def counted(count: Callable[[], Awaitable[int]], wanted: int,
 
 
 async def _sent(s: Stack, mints: list[ev.MintRequested]) -> int:
-    """The settlements recorded with a transaction (recorded before it is sent)."""
-    return sum('"txs": ["' in (s.journal.record(f"settlement:{m.order_id}") or "")
-               for m in mints)
+    """The settlements recorded with a transaction (recorded before it is sent), or settled."""
+    return sum(_sent_tx(s, m) is not None for m in mints)
+
+
+def _sent_tx(s: Stack, mint: ev.MintRequested) -> Any:
+    """The mint's settlement transaction as the settler recorded it: its job's last while it
+    works on it, the one reported once confirmed."""
+    job = s.journal.record(f"settlement:{mint.order_id}")
+    if job is not None and json.loads(job)["txs"]:
+        return "0x" + json.loads(job)["txs"][-1]
+    settled = s.journal.record(f"settled:{mint.order_id}")
+    return None if settled is None else json.loads(settled)["tx"]
 
 
 async def _minted(s: Stack) -> int:
