@@ -24,7 +24,13 @@ import structlog
 from solver.core.bus import EventBus, TransactionObserver
 from solver.core.commands import PRICED_ON_BOOKS, ClockTicked, Input, PlanBatch
 from solver.core.engine import Engine
-from solver.core.events import AssetOrderRequested, InputRefused, Transaction
+from solver.core.events import (
+    AccountInDoubt,
+    AssetOrderRequested,
+    InputRefused,
+    Transaction,
+    VaultOverpaid,
+)
 from solver.core.params import fee_problem
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.execution import Execution, ReconcilePolicy
@@ -77,6 +83,7 @@ class Runtime:
         self.execution = Execution(connector, self.submit, self.settings.reconcile, self.clock)
         self.bus.subscribe(AssetOrderRequested, self.execution.on_requested)
         self.bus.observe(_RefusalLog())
+        self.bus.observe(_AlarmLog())
         self._answers = _Answers()
         self.bus.observe(self._answers)
         self.settlement = SettlementWatch(self.bus, self.settings.settle_within_ms,
@@ -243,6 +250,25 @@ class _RefusalLog:
             log.error("input refused by the engine", input=type(transaction.input).__name__,
                       transaction=transaction.number, reason=refused.reason,
                       **identity(transaction.input))
+
+
+class _AlarmLog:
+    """Says loudly when the ledger and the vault part: a vault event gone from the chain, a
+    payout beyond what the ledger had."""
+
+    def transaction_began(self, transaction: Transaction) -> None:
+        pass
+
+    def transaction_ended(self, transaction: Transaction) -> None:
+        for gone in transaction.of_type(AccountInDoubt):
+            log.error("vault event applied and gone from the chain: the account's new orders "
+                      "are refused until it is mined again or resolved", fact_id=gone.fact_id,
+                      kind=gone.kind.value, account=gone.account, wallet=gone.wallet,
+                      amount=str(gone.amount), asset=gone.asset)
+        for over in transaction.of_type(VaultOverpaid):
+            log.error("the vault paid more than the ledger could account for",
+                      payout_id=over.payout_id, wallet=over.wallet, amount=str(over.amount),
+                      asset=over.asset)
 
 
 class _Answers:

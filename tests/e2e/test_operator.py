@@ -131,6 +131,7 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                 [gone] = _status(base)["vanished_facts"]
                 assert (gone["amount"], gone["account"], gone["kind"]) == ("100", None,
                                                                            "deposit")
+                assert "vault event applied and gone from the chain" in log.read_text()
                 shown = cli("status", "--config", str(config))
                 assert "Vault events gone from the chain" in shown.stdout, shown.stdout
                 assert gone["fact_id"][:20] in shown.stdout
