@@ -5,7 +5,7 @@ connecting, so a bad line sends nothing. One command per line, ``#`` starts a co
 
     order <ClOrdID> <symbol> <cash> [limit <price>] [tif <0|1|3|6>] [expire <YYYYMMDD-HH:MM:SS>]
     cancel <ClOrdID> <OrigClOrdID> <symbol>
-    replace <ClOrdID> <OrigClOrdID> <symbol> <cash>
+    replace <ClOrdID> <OrigClOrdID> <symbol> <cash> [limit <price>]
     quote <QuoteReqID> <symbol> <cash>
     collateral <CollInquiryID>
     wait <ClOrdID> <filled|canceled|expired|rejected|minted|done>
@@ -84,9 +84,7 @@ def _parse_line(n: int, words: list[str]) -> Command:
         a = _arity(n, args, 3, "cancel <ClOrdID> <OrigClOrdID> <symbol>")
         return Send(n, lambda: messages.cancel(a[0], a[1], a[2]))
     if verb == "replace":
-        a = _arity(n, args, 4, "replace <ClOrdID> <OrigClOrdID> <symbol> <cash>")
-        cash = _decimal(n, a[3], "cash")
-        return Send(n, lambda: messages.replace(a[0], a[1], a[2], cash))
+        return _replace(n, args)
     if verb == "quote":
         a = _arity(n, args, 3, "quote <QuoteReqID> <symbol> <cash>")
         cash = _decimal(n, a[2], "cash")
@@ -100,6 +98,18 @@ def _parse_line(n: int, words: list[str]) -> Command:
             raise ScriptError(n, f"unknown state {a[1]!r}, expected one of {WAIT_STATES}")
         return Wait(n, a[0], a[1])
     raise ScriptError(n, f"unknown command {verb!r}")
+
+
+def _replace(n: int, args: list[str]) -> Send:
+    """A limit order's replace keeps its OrdType(40)=2 and names its Price(44) again."""
+    usage = "replace <ClOrdID> <OrigClOrdID> <symbol> <cash> [limit <price>]"
+    if len(args) not in (4, 6) or (len(args) == 6 and args[4] != "limit"):
+        raise ScriptError(n, f"expected: {usage}")
+    cash = _decimal(n, args[3], "cash")
+    price = _decimal(n, args[5], "limit price") if len(args) == 6 else None
+    return Send(n, lambda: messages.replace(args[0], args[1], args[2], cash,
+                                            ord_type="1" if price is None else "2",
+                                            price=price))
 
 
 def _order(n: int, args: list[str]) -> Send:

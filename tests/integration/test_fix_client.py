@@ -126,15 +126,20 @@ def test_script_commands_parse() -> None:
     quote q1 SY10 250
     collateral k1
     wait o1 done
+    replace r2 o1 SY10 800 limit 101.5
     """
     commands = fix_cli.parse_script(script.splitlines())
-    assert [c.line for c in commands] == [2, 3, 4, 5, 6, 7, 8]
+    assert [c.line for c in commands] == [2, 3, 4, 5, 6, 7, 8, 9]
     first = commands[0]
     assert isinstance(first, fix_cli.Send)
     order = first.build()
     assert (order.get(40), order.get(44), order.get(59), order.get(126)) == (
         b"2", b"101.5", b"6", b"20300101-12:00:00")
-    assert commands[-1] == fix_cli.Wait(8, "o1", "done")
+    assert commands[-2] == fix_cli.Wait(8, "o1", "done")
+    plain, limited = commands[3], commands[-1]
+    assert isinstance(plain, fix_cli.Send) and isinstance(limited, fix_cli.Send)
+    assert (plain.build().get(40), plain.build().get(44)) == (b"1", None)
+    assert (limited.build().get(40), limited.build().get(44)) == (b"2", b"101.5")
 
 
 @pytest.mark.parametrize(("line", "error"), [
@@ -145,6 +150,7 @@ def test_script_commands_parse() -> None:
     ("order o1 SY10 1000 expire 2030-01-01", "expire must be YYYYMMDD-HH:MM:SS"),
     ("order o1 SY10 1000 colour red", "unknown option 'colour'"),
     ("wait o1 finished", "unknown state 'finished'"),
+    ("replace r1 o1 SY10 500 price 9", "expected: replace"),
     ("fly o1", "unknown command 'fly'"),
 ])
 def test_a_bad_script_line_is_named_by_its_number(line: str, error: str) -> None:
