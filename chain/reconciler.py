@@ -28,7 +28,7 @@ from chain.watcher import from_units
 from solver.core import events as ev
 from solver.core.bus import EventBus
 from solver.core.money import ZERO
-from solver.plumbing.metrics import RECONCILIATION_MS, timed_ms
+from solver.plumbing.metrics import RECONCILIATION_SECONDS
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +95,7 @@ class VaultReconciler:
         wallet = self.wallets.get(account)
         if wallet is None:
             return None
-        with timed_ms(RECONCILIATION_MS.labels("chain")):
+        with RECONCILIATION_SECONDS.labels("chain").time():
             return await self._check(account, wallet)
 
     async def _check(self, account: str, wallet: str) -> Check:

@@ -48,7 +48,7 @@ from solver.exchange.tracker import (
     recovered_facts,
 )
 from solver.plumbing.clock import now_ms
-from solver.plumbing.metrics import RECONCILIATION_MS, timed_ms
+from solver.plumbing.metrics import RECONCILIATION_SECONDS
 from solver.plumbing.tasks import cancel, wait_set
 
 log = structlog.get_logger(__name__)
@@ -197,7 +197,7 @@ class Execution:
     async def reconcile(self, everything: bool = False) -> None:
         """Query the orders that need it (all open ones if ``everything``), fetch missing
         trades, and forget closed orders past their TTL."""
-        with timed_ms(RECONCILIATION_MS.labels("exchange")):
+        with RECONCILIATION_SECONDS.labels("exchange").time():
             await self._reconcile_all(everything)
 
     async def _reconcile_all(self, everything: bool) -> None:

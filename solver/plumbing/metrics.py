@@ -1,28 +1,16 @@
 """Prometheus metrics that more than one adapter feeds (each adapter's own live with it:
-``solver/exchange/metrics.py``, ``solver/service/metrics.py``)."""
+``solver/exchange/metrics.py``, ``solver/service/metrics.py``). Durations are in seconds, as
+Prometheus' conventions ask (``promtool check metrics``)."""
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Iterator
-
 from prometheus_client import Histogram
 
-MS_BUCKETS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000)
+SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+                   10)
 
-RECONCILIATION_MS = Histogram(
-    "reconciliation_duration_ms",
+RECONCILIATION_SECONDS = Histogram(
+    "solver_reconciliation_duration_seconds",
     "One reconciliation of our records with a venue's: a round of order queries on the "
     "exchange, or the ledger checked against the vault on the chain", ["venue"],
-    buckets=MS_BUCKETS)
-
-
-@contextlib.contextmanager
-def timed_ms(histogram: Histogram) -> Iterator[None]:
-    """Observe how long the block took, in milliseconds (``Histogram.time`` gives seconds)."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        histogram.observe((time.perf_counter() - start) * 1000)
+    buckets=SECONDS_BUCKETS)

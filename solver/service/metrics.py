@@ -1,13 +1,16 @@
 """The service's Prometheus metrics, and the endpoint that serves them (``[metrics]``).
 
-Counted as transactions are published: every event by type (``execution_events_total``),
-how long an exchange fact took to become a visible position (``position_delta_latency_ms``,
+Every series starts with ``solver_``, durations are in seconds (``promtool check metrics``
+passes), and every labelled counter has its series from the start (at 0). Counted as
+transactions are published: every event by type (``solver_execution_events_total``), how long
+an exchange fact took to become a visible position (``solver_position_delta_latency_seconds``,
 from its arrival to its transaction's publication, the journal's commit included), and the
 settlement latency (a mint requested to its settlement confirmed). Read at each scrape from
-the operator's view and the adapters: orders by status, batches in flight, the seconds since
-the exchange last told the engine something (``callback_gap_seconds``), FIX sessions logged
-on, deposits held, vault events a deep reorganisation took away, and whether the ledger and
-the vault agree. ``ops/alerts.yml`` pages on them.
+the operator's view and the adapters: orders by each status (0 included), batches in flight,
+the seconds the exchange has been silent while batches are in flight
+(``solver_callback_gap_seconds``), FIX sessions logged on, deposits held, vault events a deep
+reorganisation took away, and whether the ledger and the vault agree.
+``ops/prometheus/alerts.yml`` pages on them.
 """
 
 from __future__ import annotations
@@ -28,19 +31,35 @@ from prometheus_client.registry import Collector
 
 from solver.core import events as ev
 from solver.core.commands import AssetOrderFilled
+from solver.core.orders import OrderStatus
 from solver.plumbing.clock import now_ms
 from solver.plumbing.http import Listening
-from solver.plumbing.metrics import MS_BUCKETS
+from solver.plumbing.metrics import SECONDS_BUCKETS
 from solver.service.wiring import Service
 
-EVENTS = Counter("execution_events", "Events the engine published, by type", ["type"])
-POSITION_DELTA_MS = Histogram(
-    "position_delta_latency_ms",
+ORDER_STATUSES = ("open", "ending", *(s.value for s in OrderStatus if s.value != "open"))
+"""Each reported at every scrape, 0 included."""
+
+
+def _event_types() -> list[type[ev.Event]]:
+    found, todo = [], [ev.Event]
+    while todo:
+        for kind in todo.pop().__subclasses__():
+            found.append(kind)
+            todo.append(kind)
+    return found
+
+
+EVENTS = Counter("solver_execution_events", "Events the engine published, by type", ["type"])
+for _kind in sorted(k.__name__ for k in _event_types()):  # every series from the start
+    EVENTS.labels(_kind)
+POSITION_DELTA_SECONDS = Histogram(
+    "solver_position_delta_latency_seconds",
     "From an exchange fill's arrival to the position it changes being visible",
-    buckets=MS_BUCKETS)
-SETTLEMENT_MS = Histogram("solver_settlement_latency_ms",
-                          "From a mint requested to its settlement confirmed on-chain",
-                          buckets=(*MS_BUCKETS, 30_000, 60_000))
+    buckets=SECONDS_BUCKETS)
+SETTLEMENT_SECONDS = Histogram("solver_settlement_latency_seconds",
+                               "From a mint requested to its settlement confirmed on-chain",
+                               buckets=(*SECONDS_BUCKETS, 30, 60, 300))
 RECOVERY_S = Gauge("solver_recovery_seconds",
                    "The last start: from the process starting to accepting orders")
 
@@ -57,7 +76,7 @@ class EventCounts:
     def transaction_ended(self, transaction: ev.Transaction) -> None:
         now = now_ms()
         if isinstance(transaction.input, AssetOrderFilled):
-            POSITION_DELTA_MS.observe(now - transaction.input.ts)
+            POSITION_DELTA_SECONDS.observe((now - transaction.input.ts) / 1000)
         for envelope in transaction.events:
             event = envelope.event
             EVENTS.labels(type(event).__name__).inc()
@@ -66,7 +85,7 @@ class EventCounts:
             elif isinstance(event, ev.IndexOrderMinted):
                 asked = self._mint_asked.pop(event.order_id, None)
                 if asked is not None:
-                    SETTLEMENT_MS.observe(envelope.ts - asked)
+                    SETTLEMENT_SECONDS.observe((envelope.ts - asked) / 1000)
 
 
 class StateCollector(Collector):
@@ -78,16 +97,17 @@ class StateCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         view = self.service.operations.view()
         orders = GaugeMetricFamily("solver_orders", "Index orders by status", labels=["status"])
-        for status, count in view.orders.items():
-            orders.add_metric([status], count)
+        for status in ORDER_STATUSES:
+            orders.add_metric([status], view.orders.get(status, 0))
         yield orders
         yield GaugeMetricFamily("solver_batches_in_flight", "Batches not settled",
                                 value=len(view.batches_in_flight))
-        last = view.last_exchange_ts
+        since = view.exchange_silent_since
         yield GaugeMetricFamily(
-            "callback_gap_seconds", "Seconds since the exchange last told the engine something "
-            "(an order accepted, a fill, an order closed)",
-            value=0 if last is None else (now_ms() - last) / 1000)
+            "solver_callback_gap_seconds", "While batches are in flight, seconds since the "
+            "exchange last told the engine something (an order accepted, a fill, an order "
+            "closed) or the first of them was sent, whichever is later; 0 with none in flight",
+            value=0 if since is None else (now_ms() - since) / 1000)
         yield GaugeMetricFamily("solver_fix_sessions_logged_on", "FIX sessions logged on",
                                 value=len(self.service.gateway.logged_on))
         yield GaugeMetricFamily("solver_wallets_with_held_deposits",

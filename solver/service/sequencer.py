@@ -22,12 +22,13 @@ from solver.core.events import Transaction
 from solver.journal import codec
 from solver.journal.snapshot import STATE_VERSION, capture
 from solver.journal.store import Journal
-from solver.plumbing.metrics import MS_BUCKETS, timed_ms
+from solver.plumbing.metrics import SECONDS_BUCKETS
 
 log = structlog.get_logger(__name__)
 
-COMMIT_MS = Histogram("solver_journal_commit_ms", "One group commit of the journal (one fsync)",
-                      buckets=MS_BUCKETS)
+COMMIT_SECONDS = Histogram("solver_journal_commit_seconds",
+                           "One group commit of the journal (one fsync)",
+                           buckets=SECONDS_BUCKETS)
 
 
 class Sequencer:
@@ -74,7 +75,7 @@ class Sequencer:
         projections having seen them too, store a snapshot if one is due."""
         pending, self._pending = self._pending, []
         if self.journal is not None:
-            with timed_ms(COMMIT_MS):
+            with COMMIT_SECONDS.time():
                 self.journal.commit()
         for transaction in pending:
             self.bus.publish(transaction)

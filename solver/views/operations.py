@@ -64,6 +64,9 @@ class OperationsView:
     batches_in_flight: tuple[int, ...] = ()
     last_exchange_ts: int | None = None
     """When the engine last applied a fact from the exchange's execution (ms)."""
+    exchange_silent_since: int | None = None
+    """While batches are in flight: since when the exchange has said nothing (its last fact,
+    or the first of those batches, whichever is later; ms). None with none in flight."""
     last_chain_ts: int | None = None
     """When the engine last applied a fact from the chain (ms)."""
     held: tuple[Held, ...] = ()
@@ -91,6 +94,7 @@ class OperationsStore:
         self._held: dict[tuple[str, str], Held] = {}
         self._balances: dict[tuple[str, str], Balance] = {}
         self._last_exchange: int | None = None
+        self._in_flight_since: int | None = None
         self._last_chain: int | None = None
         self._not_planned: NotPlanned | None = None
         self._vanished: dict[str, ev.AccountInDoubt] = {}
@@ -100,12 +104,18 @@ class OperationsStore:
         if self._view.transaction != self._transaction:
             self._view = OperationsView(
                 self._transaction, MappingProxyType(dict(sorted((+self._counts).items()))),
-                tuple(sorted(self._batches)), self._last_exchange, self._last_chain,
+                tuple(sorted(self._batches)), self._last_exchange, self._silent_since(),
+                self._last_chain,
                 tuple(h for h in self._held.values() if h.amount),
                 MappingProxyType(dict(self._balances)),
                 self._not_planned if self._counts["open"] else None,
                 MappingProxyType(dict(self._vanished)))
         return self._view
+
+    def _silent_since(self) -> int | None:
+        if not self._batches or self._in_flight_since is None:
+            return None
+        return max(self._in_flight_since, self._last_exchange or self._in_flight_since)
 
     def transaction_began(self, transaction: ev.Transaction) -> None:
         pass
@@ -127,6 +137,8 @@ class OperationsStore:
             self._balances[(event.account, event.asset)] = event.balance
         match event:
             case ev.BatchPlanned():
+                if not self._batches:
+                    self._in_flight_since = ts
                 self._batches.add(event.batch_id)
                 self._not_planned = None
             case ev.BatchNotPlanned() if event.waiting:

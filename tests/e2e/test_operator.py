@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -110,15 +111,22 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                 code, text = get(f"http://127.0.0.1:{metrics_port}/metrics", None)
                 assert code == 200
                 families = {f.name: f for f in text_string_to_metric_families(text)}
-                events = {s.labels["type"]: s.value for s in families["execution_events"].samples
-                          if s.name == "execution_events_total"}
+                events = {s.labels["type"]: s.value
+                          for s in families["solver_execution_events"].samples
+                          if s.name == "solver_execution_events_total"}
                 assert events["IndexOrderFilled"] >= 1 and events["IndexOrderMinted"] == 1
-                for name in ("position_delta_latency_ms", "reconciliation_duration_ms",
-                             "callback_gap_seconds", "solver_orders",
-                             "solver_fix_sessions_logged_on", "solver_journal_commit_ms",
-                             "solver_settlement_latency_ms", "solver_recovery_seconds",
+                assert events["VaultOverpaid"] == 0  # every series from the start
+                statuses = {s.labels["status"]: s.value
+                            for s in families["solver_orders"].samples}
+                assert statuses["expired"] == 0 and statuses["canceled"] == 1
+                for name in ("solver_position_delta_latency_seconds",
+                             "solver_reconciliation_duration_seconds",
+                             "solver_callback_gap_seconds", "solver_orders",
+                             "solver_fix_sessions_logged_on", "solver_journal_commit_seconds",
+                             "solver_settlement_latency_seconds", "solver_recovery_seconds",
                              *alerted_metrics()):
                     assert name in families, name
+                assert_metric_conventions(text)
                 gauge = families["solver_fix_sessions_logged_on"].samples[0].value
                 assert gauge == 1
 
@@ -174,10 +182,23 @@ def _raw(port: int, request: bytes) -> bytes:
             return b""
 
 
+def assert_metric_conventions(text: str) -> None:
+    """Every series of ours starts with solver_ and measures time in seconds; promtool's own
+    lint agrees where it is installed (CI installs it)."""
+    ours = {f.name for f in text_string_to_metric_families(text)
+            if not f.name.startswith(("process_", "python_"))}
+    assert {n for n in ours if not n.startswith("solver_")} == set()
+    assert {n for n in ours if re.search(r"_(ms|millis\w*|micro\w*)$", n)} == set()
+    if shutil.which("promtool"):
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                              capture_output=True, timeout=30)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
 def alerted_metrics() -> set[str]:
     """The metrics the alert rules read (a counter by its family name, without _total)."""
     rules = (ROOT / "ops" / "prometheus" / "alerts.yml").read_text()
-    names = set(re.findall(r"\b(?:solver_[a-z_]+|callback_gap_seconds)\b",
+    names = set(re.findall(r"\b(?:solver_[a-z_]+|process_start_time_seconds)\b",
                            "\n".join(re.findall(r"expr: (.*)", rules))))
     return {n.removesuffix("_total") for n in names}
 
