@@ -127,6 +127,7 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                              *alerted_metrics()):
                     assert name in families, name
                 assert_metric_conventions(text)
+                assert dashboard_metrics() - set(families) == set()  # every query is served
                 gauge = families["solver_fix_sessions_logged_on"].samples[0].value
                 assert gauge == 1
 
@@ -193,6 +194,20 @@ def assert_metric_conventions(text: str) -> None:
         lint = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
                               capture_output=True, timeout=30)
         assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+PROMQL_WORDS = {"rate", "increase", "histogram_quantile", "sum", "by", "le", "round",
+                "changes", "type"}
+
+
+def dashboard_metrics() -> set[str]:
+    """The series the Grafana dashboard's queries name, by family (no _total, _bucket)."""
+    dashboard = json.loads((ROOT / "ops" / "grafana" / "index-solver.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    words = {w for e in exprs for w in re.findall(r"[a-z_][a-z0-9_]*(?=[{\[\s)]|$)",
+                                                   re.sub(r'"[^"]*"', "", e))}
+    assert exprs and words
+    return {re.sub(r"_(total|bucket|sum|count)$", "", w) for w in words - PROMQL_WORDS}
 
 
 def alerted_metrics() -> set[str]:
