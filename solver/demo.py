@@ -30,7 +30,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from web3 import AsyncWeb3
@@ -74,7 +73,6 @@ QUIET_MS = 2000
 
 
 def main(path: Path, console: Console) -> int:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
     scenario = load_scenario(path)
     return asyncio.run(_demo(scenario, console))
 

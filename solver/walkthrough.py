@@ -20,7 +20,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import structlog
 from rich.console import Console
 from rich.panel import Panel
 from web3.logs import DISCARD
@@ -49,7 +48,6 @@ STEPS = ("The user sends collateral", "The user sends an index order",
 
 
 def main(path: Path, console: Console) -> int:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
     return asyncio.run(_walk(load_scenario(path), console))
 
 

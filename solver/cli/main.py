@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,20 @@ from solver.cli import operator as operator_commands
 from solver.config.fields import ConfigError
 from solver.journal.recorder import FORMATS
 from solver.journal.store import JournalError
-from solver.plumbing.logs import configure_json_logs
+from solver.plumbing.logs import LEVELS, configure_logs
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_SCENARIO, EXIT_BAD_JOURNAL = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="index-solver", description=__doc__)
+    parser.add_argument("--version", action="version",
+                        version=f"index-solver {package_version('index-solver')}")
+    parser.add_argument("--log-level", choices=LEVELS,
+                        help="the least level logged (default: info for run, warning else)")
+    parser.add_argument("--log-file", type=Path, metavar="PATH",
+                        help="append the log there (JSON lines) instead of stderr; on a "
+                             "terminal stderr gets readable lines, else JSON")
     commands = parser.add_subparsers(dest="command", required=True)
     sim = commands.add_parser(
         "simulate", help="run a scenario through the core against a simulated exchange",
@@ -87,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fix-password", help="print the hash of a FIX password for the gateway's config",
         description="Reads the password from FIX_PASSWORD, else asks for it.")
     args = parser.parse_args(argv)
+    level = args.log_level or ("info" if args.command in ("run", "gateway") else "warning")
+    configure_logs(getattr(logging, level.upper()), args.log_file)
     if args.command == "chain":
         return chain_commands.run(args)
     if args.command in ("status", "snapshot", "reconcile", "resolve"):
@@ -186,7 +197,6 @@ def _run(path: Path) -> int:
 
     try:
         deployment = load_deployment(path)
-        configure_json_logs()
         asyncio.run(serve(deployment))
     except (ConfigError, ValueError, CannotStart) as error:
         print(f"index-solver run: {error}", file=sys.stderr)

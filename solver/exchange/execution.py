@@ -147,6 +147,10 @@ class Execution:
         for fact in facts:
             if isinstance(fact, AssetOrderFilled):
                 metrics.FILLS.inc()
+                log.info("asset order filled", asset_order_id=fact.asset_order_id,
+                         trade_id=fact.trade_id, price=str(fact.price),
+                         quantity=str(fact.quantity), commission=str(fact.commission),
+                         commission_asset=fact.commission_asset)
             self.submit(fact)
 
     async def follow_user_stream(self) -> None:

@@ -47,17 +47,24 @@ async def serve(deployment: Deployment, stop: asyncio.Event | None = None) -> No
     """The deployment's service until ``stop`` is set (by SIGINT or SIGTERM if not given).
     Raises ``CannotStart`` when a part cannot be reached or does not match."""
     try:
-        await _serve(deployment, stop)
+        reason = await _serve(deployment, stop)
     except (OSError, ExchangeMismatch, ClientError, TimeoutError) as error:
         text = f"{type(error).__name__}: {error}"
         if deployment.chain is not None:
             text = text.replace(deployment.chain.rpc, deployment.chain.node)
+        log.error("stopped", reason=f"cannot start: {text}")
         raise CannotStart(text) from None
+    except BaseException as error:
+        log.error("stopped", reason=f"{type(error).__name__}: {error}")
+        raise
+    log.info("stopped", reason=reason)
 
 
-async def _serve(deployment: Deployment, stop: asyncio.Event | None) -> None:
+async def _serve(deployment: Deployment, stop: asyncio.Event | None) -> str:
+    """Serve until stopped; why it stopped."""
     started = time.monotonic()
-    stop = stop or _stop_on_signals()
+    signalled: list[str] = []
+    stop = stop or _stop_on_signals(signalled)
     if deployment.chain is None:
         raise ConfigError("chain: the service needs a [chain] section: deposits come from the "
                           "vault and every mint is a settlement (docs/chain.md)")
@@ -84,6 +91,7 @@ async def _serve(deployment: Deployment, stop: asyncio.Event | None) -> None:
             running.serving.result()
             raise RuntimeError("the runtime stopped by itself")
         await running.wind_down(service.shutdown_grace_s)
+    return f"{signalled[0]} received" if signalled else "asked to stop"
 
 
 async def _connected(deployment: Deployment) -> ChainLink:
@@ -136,9 +144,15 @@ def endpoints_of(service: ServiceSettings) -> Endpoints:
     return TESTNET if service.exchange == "testnet" else PRODUCTION
 
 
-def _stop_on_signals() -> asyncio.Event:
+def _stop_on_signals(signalled: list[str]) -> asyncio.Event:
+    """Set on SIGINT or SIGTERM; ``signalled`` gets the signal's name."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def received(sig: signal.Signals) -> None:
+        signalled.append(sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, received, sig)
     return stop

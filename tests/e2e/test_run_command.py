@@ -61,6 +61,12 @@ def test_sigterm_stops_the_service_once_its_settlement_is_mined(tmp_path: Path) 
                 await node.mine(1)
                 assert await alice.closed() == "the service is shutting down"
                 assert await asyncio.to_thread(process.wait, 30) == 0, log.read_text()[-3000:]
+            stopped = [json.loads(line) for line in log.read_text().splitlines()
+                       if '"event": "stopped"' in line]
+            assert [(s["level"], s["reason"]) for s in stopped] == [("info", "SIGTERM received")]
+            fills = [line for line in log.read_text().splitlines()
+                     if '"event": "asset order filled"' in line]
+            assert fills and all('"level": "info"' in line for line in fills)
         with Journal.open(tmp_path / "journal.db") as journal:
             events = [e.event for t in journal.transactions() for e in t.events]
         def ids(kind: type[ev.Event], name: str) -> set[int]:
@@ -85,4 +91,5 @@ def test_run_exits_with_a_clear_message_when_the_exchange_filters_differ(tmp_pat
             output = stack.log.read_text()
             assert code == 2, output[-2000:]
             assert "A1USDC: the exchange's tick_size is 0.01, ours 0.1" in output
+            assert '"event": "stopped"' in output and '"level": "error"' in output
     run(scenario(), timeout=120)
