@@ -36,6 +36,7 @@ from mocks.ports import free_port
 from solver.core import events as ev
 from solver.demo import deployed_chain, deposit
 from solver.exchange.endpoints import ApiKey, local
+from solver.plumbing.tables import readable
 from solver.service.wiring import running_service
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import Scenario, load_scenario
@@ -165,8 +166,10 @@ def _narrate(console: Console, receipt: Any, chain: Any, user: str, wire: list[s
          *(f"{order.client_order_id} {order.status}: " + "; ".join(
              _fields(t.fill()) for t in trades) for _, order, trades in requests))
     show("the batch settles: the fills are allocated to the index order (the engine's event)",
-         *(f"IndexOrderFilled units={f.units} price={f.price} cost={f.cost} fees={f.fees} "
-           f"remaining={f.remaining}" for f in filled))
+         *(f"IndexOrderFilled units={readable(f.units)} price={readable(f.price)} "
+           f"cost={readable(f.cost)} fees={readable(f.fees)} remaining={readable(f.remaining)}"
+           for f in filled),
+         "(amounts to 6 decimals here; the engine's are exact)")
     show("an ExecutionReport (35=8) per partial fill, then the mint report (150=B)",
          *by_type.get("8", []))
     receipt_, args = settled

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from solver.config.deployment import load_deployment
 from solver.config.fields import ConfigError
-from solver.plumbing.tables import table
+from solver.plumbing.tables import NAMES, readable, short, table
 
 EXIT_OK, EXIT_DISAGREES, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 4
 TIMEOUT_S = 30
@@ -136,8 +136,8 @@ def print_status(status: dict[str, Any], console: Console) -> None:
         shown = table("[red]Vault events gone from the chain[/] (index-solver resolve FACT_ID)",
                       "fact", "kind", "account", "wallet", "amount")
         for f in vanished:
-            shown.add_row(f["fact_id"], f["kind"], f["account"] or "-", f["wallet"],
-                          f"{f['amount']} {f['asset']}")
+            shown.add_row(short(f["fact_id"]), f["kind"], f["account"] or "-",
+                          short(f["wallet"]), f"{readable(f['amount'])} {f['asset']}")
         console.print(shown)
     reconciliation = status["reconciliation"]
     console.print(f"Reconciliation with the vault: {reconciliation['state']}")
@@ -163,8 +163,9 @@ def print_snapshot(snapshot: dict[str, Any], console: Console) -> None:
              ("account", "asset", "deposited", "available", "reserved", "spent", "withdrawn"))):
         shown = table(title, *columns)
         for row in rows:
-            shown.add_row(*(str(row[c]) for c in columns))
+            shown.add_row(*(str(row[c]) if c in NAMES else readable(row[c]) for c in columns))
         console.print(shown if rows else f"{title}: none")
+    console.print("Amounts to 6 decimals at most; --json gives them whole.")
 
 
 def print_reconciliation(answer: dict[str, Any], console: Console) -> None:

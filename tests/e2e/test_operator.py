@@ -26,6 +26,7 @@ from web3.types import Wei
 from chain.deploy import ChainDeployment, contract, transact
 from mocks.fix_client import messages
 from mocks.ports import free_port
+from solver.plumbing.tables import short
 from tests.support.chains import Anvil
 from tests.support.deployed import ROOT, alice_client, on_anvil
 from tests.support.exchange import run, until
@@ -97,6 +98,8 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                 assert "alice" in snapshot.stdout and "…" not in snapshot.stdout
                 tables = snapshot.stdout.split("wrote ")[0]
                 assert max(map(len, tables.splitlines())) <= 80
+                decimals = re.findall(r"\d\.(\d+)\b", tables)
+                assert decimals and max(map(len, decimals)) <= 6  # amounts a person reads
                 assert (tmp_path / "snap" / "collateral.parquet").stat().st_size > 0
 
                 reconciled = cli("reconcile", "--config", str(config), "--json")
@@ -143,7 +146,7 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                 assert "vault event applied and gone from the chain" in log.read_text()
                 shown = cli("status", "--config", str(config))
                 assert "Vault events gone from the chain" in shown.stdout, shown.stdout
-                assert gone["fact_id"][:20] in shown.stdout
+                assert short(gone["fact_id"]) in shown.stdout  # whole in --json
                 code, text = get(f"http://127.0.0.1:{metrics_port}/metrics", None)
                 assert "solver_vanished_vault_facts 1.0" in text
                 resolved = cli("resolve", gone["fact_id"], "--config", str(config))
