@@ -30,8 +30,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import simplefix
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from web3 import AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
@@ -40,7 +42,7 @@ from chain.settler import SettleSettings
 from chain.watcher import WatchSettings, from_units, to_units
 from fix_gateway.config import Account, FixSettings
 from fix_gateway.passwords import hash_password
-from fix_gateway.tags import MINT_QTY, MINT_TX_HASH
+from fix_gateway.tags import CUM_CASH_QTY, MINT_QTY, MINT_TX_HASH
 from mocks.binance.exchange import MockExchange
 from mocks.binance.server import Credentials, MockBinance
 from mocks.fix_client import FixClient, SessionConfig
@@ -60,7 +62,7 @@ from solver.core.inventory import lot_id
 from solver.core.model import Index
 from solver.core.money import ZERO, plain
 from solver.exchange.endpoints import ApiKey, local
-from solver.plumbing.tables import table
+from solver.plumbing.tables import readable, table
 from solver.service.chain_link import ChainLink
 from solver.service.wiring import running_service
 from solver.simulation.run import setup_of
@@ -72,12 +74,13 @@ QUIET_MS = 2000
 """No new batch for this long, with nothing in flight: the run is over."""
 
 
-def main(path: Path, console: Console) -> int:
+def main(path: Path, console: Console, verbose: bool = False) -> int:
+    """``verbose``: every FIX report printed as it arrives; else a table of the orders."""
     scenario = load_scenario(path)
-    return asyncio.run(_demo(scenario, console))
+    return asyncio.run(_demo(scenario, console, verbose))
 
 
-async def _demo(scenario: Scenario, console: Console) -> int:
+async def _demo(scenario: Scenario, console: Console, verbose: bool) -> int:
     key = ApiKey(secrets.token_hex(8), secrets.token_hex(16))  # this run only, never shown
     chain = await embedded_chain(scenario, _accounts(scenario))
     collateral = {i.collateral for i in scenario.indexes}
@@ -99,7 +102,7 @@ async def _demo(scenario: Scenario, console: Console) -> int:
                               f"users, {len(scenario.orders)} orders over FIX")
                 clients = await _log_on(service.gateway.settings, passwords)
                 with _progress(console) as progress:
-                    await _run(scenario, service.operations, watch, clients, progress)
+                    await _run(scenario, service.operations, watch, clients, progress, verbose)
                 withdrawal = await _withdraw(chain, service.operations, _accounts(scenario)[-1],
                                              console)
                 for client in clients.values():
@@ -137,7 +140,7 @@ def _progress(console: Console) -> Progress:
 
 
 async def _run(scenario: Scenario, operations: OperationsStore, watch: Watch,
-               clients: dict[str, FixClient], progress: Progress) -> None:
+               clients: dict[str, FixClient], progress: Progress, verbose: bool) -> None:
     """Deposits credited, quotes, orders, cancels; then the orders still open cancelled and
     every mint settled."""
     accounts = {account for account, _, _ in scenario.deposits}
@@ -151,7 +154,7 @@ async def _run(scenario: Scenario, operations: OperationsStore, watch: Watch,
 
     await _until(all_credited)
     printing = [asyncio.create_task(_print_reports(a, c, progress.console))
-                for a, c in clients.items()]
+                for a, c in clients.items() if verbose]
     first = clients[min(clients)]
     for n, (index, amount) in enumerate(scenario.quotes, 1):
         await first.send(fix_messages.quote_request(f"q{n}", index, amount))
@@ -171,12 +174,15 @@ async def _run(scenario: Scenario, operations: OperationsStore, watch: Watch,
 
     await _until_quiet(operations, watch, shown)
     await asyncio.gather(*cancels)
-    for account, client in clients.items():
-        still_open = _open_orders(client)
-        for order in (o for o in scenario.orders if o.account == account):
-            if order.id in still_open:
-                await client.send(fix_messages.cancel(f"{order.id}-end", order.id,
-                                                      order.index))
+    ending = [(account, client, order) for account, client in clients.items()
+              for order in scenario.orders
+              if order.account == account and order.id in _open_orders(client)]
+    if ending:
+        progress.console.print(
+            "no batch for 2 s: the users cancel what is left of their open orders ("
+            + ", ".join(order.id for _, _, order in ending) + "); what they bought is minted")
+    for _, client, order in ending:
+        await client.send(fix_messages.cancel(f"{order.id}-end", order.id, order.index))
     def all_settled() -> bool:
         shown()
         return (len(watch.closed) == len(scenario.orders) - _rejected(clients)
@@ -360,15 +366,16 @@ def _report(engine: Engine, watch: Watch, server: MockBinance, clients: dict[str
     trades = server.exchange.trades
     same = sorted(lot.lot_id for lot in watch.lots) == sorted(lot_id(t.symbol, str(t.id))
                                                                for t in trades)
-    net = sum((t.qty - t.commission for t in trades), ZERO)
+    assets = len({t.symbol for t in trades})
     console.print(f"{watch.batches} batches, {len(engine.asset_orders)} asset orders, "
-                  f"{len(trades)} exchange trades, {len(watch.lots)} lots: "
-                  f"{'every trade recorded once' if same else 'MISMATCH'} "
-                  f"(net quantity {plain(net)})", soft_wrap=True)
+                  f"{len(trades)} exchange trades in {assets} assets, {len(watch.lots)} lots")
+    console.print("every trade recorded once" if same
+                  else "MISMATCH: the lots are not the exchange's trades")
+    console.print(_orders(clients))
     unreported = _mints_unreported(engine, clients)
-    console.print(f"FIX reports received {sum(len(c.received) for c in clients.values())}; "
-                  + (f"MISSING mint reports for {unreported}" if unreported
-                     else "every mint reported to its client"), soft_wrap=True)
+    console.print(f"FIX reports received: {sum(len(c.received) for c in clients.values())}")
+    console.print(f"MISSING mint reports for {unreported}" if unreported
+                  else "every mint reported to its client")
     problems = violations(engine) + ([] if same else ["lots differ from the exchange's trades"])
     problems += [f"no mint report for {o}" for o in unreported]
     problems += _users(engine, on_chain, _fix_minted(clients), console)
@@ -377,6 +384,30 @@ def _report(engine: Engine, watch: Watch, server: MockBinance, clients: dict[str
                         f"{withdrawal.paid} reached the wallet")
     console.print("invariants: ok" if not problems else f"invariants: {problems}")
     return 0 if not problems else 1
+
+
+def _orders(clients: dict[str, FixClient]) -> Table:
+    """Each order as its client's last reports tell it: how it ended, units, average price,
+    collateral spent, and the reason the gateway gave."""
+    shown = table("Orders: what each user's FIX reports said (units, USDC)", "user", "order",
+                  "ended", "units", "avg price", "spent", "why",
+                  left={"user", "order", "ended", "why"})
+    for account, client in sorted(clients.items()):
+        last: dict[str, simplefix.FixMessage] = {}
+        for m in client.received:
+            if m.get(35) == b"8" and m.get(150) != b"B":
+                last[(m.get(41) or m.get(11) or b"").decode()] = m
+        for order, m in last.items():
+            status = fix_messages.TERMINAL_STATUSES.get((m.get(39) or b"").decode(), "open")
+            shown.add_row(account, order, status, readable(_text(m, 14)),
+                          readable(_text(m, 6), 2), readable(_text(m, CUM_CASH_QTY)),
+                          _text(m, 58, ""))
+    return shown
+
+
+def _text(message: simplefix.FixMessage, tag: int, default: str = "0") -> str:
+    value = message.get(tag)
+    return default if value is None else value.decode()
 
 
 def _fix_minted(clients: dict[str, FixClient]) -> dict[str, Decimal]:
@@ -394,7 +425,7 @@ def _users(engine: Engine, on_chain: OnChain, fix_minted: dict[str, Decimal],
                    "spent", "released", "withdrawn", "units filled")
     chain = table("Users: FIX and the chain", "user", "minted (FIX)", "tokens (chain)",
                   "vault (chain)", "agree")
-    problems = []
+    problems = []  # compared exactly; shown to 6 decimals
     for account in sorted(on_chain.tokens):
         b = engine.ledger.balance(account, "USDC")
         mine = [o for o in engine.orders.values() if o.account == account]
@@ -410,9 +441,9 @@ def _users(engine: Engine, on_chain: OnChain, fix_minted: dict[str, Decimal],
         if vault != b.deposited - b.spent - b.withdrawn:
             wrong.append(f"{account}: the vault holds {vault}, the ledger says "
                          f"{b.deposited - b.spent - b.withdrawn}")
-        record.add_row(account, plain(b.deposited), plain(b.spent), plain(released),
-                       plain(b.withdrawn), plain(filled))
-        chain.add_row(account, plain(reported), plain(tokens), plain(vault),
+        record.add_row(account, *map(readable, (b.deposited, b.spent, released, b.withdrawn,
+                                                filled)))
+        chain.add_row(account, *map(readable, (reported, tokens, vault)),
                       "yes" if not wrong else "[red]NO[/]")
         problems += wrong
     console.print(record)

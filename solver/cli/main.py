@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "1 otherwise, 2 bad scenario.")
     demo.add_argument("scenario", type=Path, nargs="?",
                       default=Path("examples/scenarios/demo.toml"))
+    demo.add_argument("--verbose", action="store_true",
+                      help="print every FIX report as it arrives (else a table of the orders)")
     checking = commands.add_parser(
         "check", help="verify a deployment without trading: exchange endpoint, keys, markets "
                       "and filters; chain node, chain id, contracts, operator",
@@ -109,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "journal":
         return _journal(args)
     if args.command == "demo":
-        return _demo(args.scenario)
+        return _demo(args.scenario, args.verbose)
     if args.command == "walkthrough":
         return _walkthrough(args.scenario)
     if args.command == "check":
@@ -144,10 +146,10 @@ def _simulate(path: Path, as_json: bool, journal_path: Path | None) -> int:
     return EXIT_OK if report["invariants"] == "ok" else EXIT_VIOLATIONS
 
 
-def _demo(path: Path) -> int:
+def _demo(path: Path, verbose: bool) -> int:
     from solver import demo  # starts the mock exchange: only this command needs it
 
-    return _narrated("demo", demo.main, path)
+    return _narrated("demo", lambda p, console: demo.main(p, console, verbose), path)
 
 
 def _check(path: Path) -> int:

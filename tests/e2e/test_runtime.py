@@ -4,6 +4,7 @@ the mock Binance; and a restart that resumes the asset orders the journal has in
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from dataclasses import replace
 from decimal import Decimal as D
@@ -196,16 +197,29 @@ def test_demo_command_trades_the_scenario_and_reports_every_trade_once(
 def test_the_demo_runs_its_users_through_the_whole_pipeline(
         capsys: pytest.CaptureFixture[str]) -> None:
     """The default demo: four users, a ten-asset index on moving books, a quote, a cancel
-    after a first fill, a withdrawal released at once; its tables fit 80 columns."""
+    after a first fill, a withdrawal released at once. A person reads it at 80 columns: no
+    line wraps, no amount beyond 6 decimals, its words agree with what happened (the orders
+    still open at the end are said to be cancelled by their users), no sum of quantities of
+    different assets; ``--verbose`` adds every FIX report."""
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "alice Quote QuoteReqID=q1" in out
-    assert "canceled ClOrdID=c-1-cancel" in out
+    assert max(map(len, out.splitlines())) <= 80 and "…" not in out
+    assert max(map(len, re.findall(r"\d\.(\d+)\b", out))) <= 6
+    assert "net quantity" not in out and "ExecutionReport" not in out
+    said = re.search(r"the users cancel what is left of their open orders \(([^)]*)\)", out)
+    assert said is not None
+    rows = {line.split()[1]: line.split()[2] for line in out.splitlines()
+            if re.match(r" (alice|bob|carol|dave) +[a-d]-\d ", line)}
+    assert len(rows) == 9 and rows["c-1"] == "canceled"  # the scenario's cancel
+    assert {o for o, ended in rows.items() if ended == "canceled"} == \
+        {"c-1", *(o.strip() for o in said[1].split(","))}
     assert "every trade recorded once" in out and "every mint reported to its client" in out
     assert "released by the solver at once" in out and "invariants: ok" in out
-    tables = out[out.index("Users: what the solver recorded"):]
-    assert "…" not in tables and max(map(len, tables.splitlines())) <= 80
-    assert tables.count(" yes") == 4  # each user's FIX, tokens and vault agree
+    assert out.count(" yes") == 4  # each user's FIX, tokens and vault agree
+    assert main(["demo", "--verbose"]) == 0
+    verbose = capsys.readouterr().out
+    assert "alice Quote QuoteReqID=q1" in verbose
+    assert "canceled ClOrdID=c-1-cancel" in verbose
 
 
 def test_the_walkthrough_shows_the_eight_steps_with_their_real_messages(
