@@ -91,8 +91,7 @@ async def _walk(scenario: Scenario, console: Console) -> int:
     finally:
         await server.stop()
     console.print(f"mock Binance on loopback, an embedded chain (py-evm) with the vault at "
-                  f"{chain.deployment.vault}, the service, and {user}'s FIX client:",
-                  soft_wrap=True)
+                  f"{chain.deployment.vault}, the service, and {user}'s FIX client:")
     _narrate(console, receipt, chain, user, wire, requests, filled, settled, tokens)
     return 0
 
@@ -150,8 +149,10 @@ def _narrate(console: Console, receipt: Any, chain: Any, user: str, wire: list[s
 
     def show(text: str, *body: str) -> None:
         n = next(step)
-        console.print(Panel("\n".join((f"[italic]{text}[/]", *body)), title=f"{n}. {STEPS[n - 1]}",
-                            title_align="left"), highlight=False)
+        # a space after each FIX field's "|": long messages wrap between fields, not in one
+        lines = (line.replace("|", "| ") for line in body)
+        console.print(Panel("\n".join((f"[italic]{text}[/]", *lines)),
+                            title=f"{n}. {STEPS[n - 1]}", title_align="left"), highlight=False)
 
     show("the wallet calls deposit(amount, ref) on the vault; the vault's event credits it",
          f"transaction 0x{receipt['transactionHash'].hex()} in block {receipt['blockNumber']}",

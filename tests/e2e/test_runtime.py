@@ -225,8 +225,16 @@ def test_the_demo_runs_its_users_through_the_whole_pipeline(
 def test_the_walkthrough_shows_the_eight_steps_with_their_real_messages(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["walkthrough"]) == 0
+    printed = capsys.readouterr().out
+    assert max(map(len, printed.splitlines())) <= 80
+    # FIX messages wrap between fields (or at a space in a Text), never inside a token: every
+    # SendingTime and every 32-byte hash is printed whole on its line
+    times = re.findall(r"\b52=\S*", printed)
+    assert times and all(re.fullmatch(r"52=\d{8}-\d\d:\d\d:\d\d\.\d{3}\|", t) for t in times)
+    hashes = re.findall(r"0x[0-9a-fA-F]+", printed)
+    assert all(len(h) in (42, 66) for h in hashes), hashes
     # the panels wrap lines: compare without spaces and borders
-    out = "".join(c for c in capsys.readouterr().out if not c.isspace() and c not in "│─╭╮╰╯")
+    out = "".join(c for c in printed if not c.isspace() and c not in "│─╭╮╰╯")
     for step, shown in (("1.Theusersendscollateral", "Depositeduser=0x"),
                         ("2.Theusersendsanindexorder", "|35=D|"),
                         ("3.Thesolverreceivesthecollateral", "|35=BA|"),
