@@ -155,6 +155,8 @@ def _demo(path: Path, verbose: bool) -> int:
 def _check(path: Path) -> int:
     import asyncio
 
+    from rich.markup import escape
+
     from solver.config.deployment import load_deployment
     from solver.plumbing.tables import table
     from solver.service.check import check
@@ -165,10 +167,12 @@ def _check(path: Path) -> int:
         print(f"index-solver check: {error}", file=sys.stderr)
         return EXIT_BAD_SCENARIO
     findings = asyncio.run(check(deployment))
-    shown = table(f"index-solver check {path}", "check", "ok", "detail",
-                  left={"check", "ok", "detail"})
+    # each finding's detail on its own line below its name: an address or a URL has the
+    # table's whole width, so it is never cut at 80 columns
+    shown = table(f"index-solver check {path}", "check", "ok", left={"check", "ok"})
     for finding in findings:
-        shown.add_row(finding.what, "ok" if finding.ok else "[red]FAILED[/]", finding.detail)
+        shown.add_row(f"{escape(finding.what)}\n  [dim]{escape(finding.detail)}[/]",
+                      "ok" if finding.ok else "[red]FAILED[/]")
     Console().print(shown)
     return EXIT_OK if all(f.ok for f in findings) else EXIT_VIOLATIONS
 

@@ -5,6 +5,7 @@ with a message that says what is wrong."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -43,6 +44,16 @@ def test_check_passes_then_names_each_wrong_part(tmp_path: Path, monkeypatch: py
                 config.write_text(json.dumps(data))
                 code = main(["check", "--config", str(config)])
                 return code, "".join(capsys.readouterr().out.split())
+
+            monkeypatch.setenv("COLUMNS", "80")  # as a person reads it: no line wider, no token cut
+            config = write_config(tmp_path, free_port(), server.port, section, wallets)
+            assert await asyncio.to_thread(main, ["check", "--config", str(config)]) == 0
+            narrow = capsys.readouterr().out
+            narrow = narrow[narrow.index("index-solver check"):]  # the harness's logs before
+            assert max(map(len, narrow.splitlines())) <= 80
+            addresses = re.findall(r"0x[0-9a-fA-F]+", narrow)
+            assert addresses and all(len(a) == 42 for a in addresses), narrow
+            monkeypatch.setenv("COLUMNS", "250")  # each finding on one line
 
             code, out = await _in_thread(check)
             assert code == 0, out
