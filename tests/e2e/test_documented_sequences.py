@@ -1,6 +1,8 @@
 """Every runnable shell sequence of the documentation runs as written, so the docs cannot drift:
 the README's (the chain, then the service and a FIX client to a minted order),
-``docs/fix-gateway.md``'s and ``docs/chain.md``'s "Running it".
+``docs/fix-gateway.md``'s and ``docs/chain.md``'s "Running it", and ``docs/operations.md``'s
+operator commands against the service of ``docs/fix-gateway.md``'s sequence, before its last
+line stops it.
 
 Each block is taken from its document and run with bash, ``set -e``, from a directory that
 holds a copy of ``examples/`` and the repository's ``.venv`` and ``node_modules``; the only
@@ -68,10 +70,15 @@ def test_the_readme_runs_to_a_minted_order(tmp_path: Path) -> None:
     assert re.search(r"^SY2 0\.9\d+", out, re.M)  # the tokens, read back from the chain
 
 
-def test_the_fix_gateways_sequence_runs(tmp_path: Path) -> None:
-    out = run_as_written(tmp_path, sequence("docs/fix-gateway.md", "## Running it", 1))
+def test_the_fix_gateways_sequence_and_the_operators_commands_run(tmp_path: Path) -> None:
+    *serving, stopping = sequence("docs/fix-gateway.md", "## Running it", 1).rstrip().split("\n")
+    operator = sequence("docs/operations.md", "## The operator's commands", 1)
+    out = run_as_written(tmp_path, "\n".join([*serving, operator, stopping]))
     assert "ExecutionReport replaced ClOrdID=r2 OrigClOrdID=o2" in out
     assert "ExecutionReport canceled ClOrdID=c2 OrigClOrdID=r2" in out
+    assert "index-solver status as of transaction" in out and "Orders: " in out
+    assert "wrote examples/deployment/var/snapshot/positions.parquet" in out
+    assert '"checks"' in out  # the reconciliation's answer, as JSON
 
 
 def test_the_chains_sequence_runs(tmp_path: Path) -> None:
