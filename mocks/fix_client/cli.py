@@ -293,6 +293,9 @@ async def _execute(client: FixClient, tracker: _Tracker, commands: list[Command]
             await client.send(command.build())
             continue
         if not await _wait(client, tracker, command, timeout):
+            if not client.logged_on:  # logged out (the service stopping): said at once
+                return _fail(f"line {command.line}: the session ended before {command.key} "
+                             f"was {command.state}: {client.close_reason}", EXIT_FAILED)
             return _fail(f"line {command.line}: {command.key} not {command.state} within "
                          f"{timeout:g} s", EXIT_FAILED)
     return EXIT_OK

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -710,3 +711,25 @@ def test_cli_exits_2_on_a_refused_logon(
                    "--password-env", "OTHER_PASSWORD") == 2
     assert "logon refused: Rejected Logon Attempt: bad password" in capsys.readouterr().err
 
+
+
+def test_cli_ends_when_the_gateway_logs_it_out_not_at_its_timeout(
+        filling_gateway: Gateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A wait for a report that will never come ends when the gateway logs the session out
+    (the service stopping), with exit 1 and the reason, long before its 600 s."""
+    finished = threading.Event()
+    codes: list[int] = []
+
+    def client() -> None:
+        codes.append(run_cli(tmp_path, filling_gateway, "order o1 SY10 1000\nwait o1 minted\n",
+                             "--timeout", "600"))
+        finished.set()
+
+    threading.Thread(target=client, daemon=True).start()
+    run(until(lambda: any("35=D" in m for m in filling_gateway.app.received),
+              what="the order at the gateway"))
+    quickfix = pytest.importorskip("quickfix")
+    quickfix.Session.lookupSession(filling_gateway.session_id).logout("the service is stopping")
+    assert finished.wait(20), "the client still waits after the gateway logged it out"
+    assert codes == [1]
+    assert "the service is stopping" in capsys.readouterr().err
