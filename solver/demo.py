@@ -448,6 +448,7 @@ def _users(engine: Engine, on_chain: OnChain, fix_minted: dict[str, Decimal],
         problems += wrong
     console.print(record)
     console.print(chain)
+    console.print("(amounts to 6 decimals at most; compared exactly)")
     return problems
 
 

@@ -19,3 +19,15 @@ BOOK_RESYNCS = Counter("solver_book_resyncs_total", "Local book gaps (resnapshot
                        ["symbol"])
 STALE_BOOKS = Gauge("solver_stale_books",
                     "Books stale now: the engine gets them empty before its next priced input")
+
+
+def start_series(symbols: list[str]) -> None:
+    """Every labelled series at 0 from the start, so rates and alerts see it before its first
+    event (Prometheus' advice: missing is not zero)."""
+    for symbol in symbols:
+        ORDERS_SENT.labels(symbol)
+        BOOK_RESYNCS.labels(symbol)
+    for result in ("placed", "rejected", "unknown"):
+        ORDER_RESULTS.labels(result)
+    for status in ("418", "429"):
+        RATE_LIMITED.labels(status)

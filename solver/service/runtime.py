@@ -32,6 +32,7 @@ from solver.core.events import (
     VaultOverpaid,
 )
 from solver.core.params import fee_problem
+from solver.exchange import metrics as exchange_metrics
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.execution import Execution, ReconcilePolicy
 from solver.exchange.market_data import MarketData
@@ -89,6 +90,7 @@ class Runtime:
         self.settlement = SettlementWatch(self.bus, self.settings.settle_within_ms,
                                           self.execution.recover)
         symbols = sorted(rules.symbol for rules in engine.rules.values())
+        exchange_metrics.start_series(symbols)
         self.market_data = MarketData(connector, symbols, self.settings.book_max_age_ms,
                                       clock=self.clock)
         self.planner = Planner(self.bus, self._plan, self.settings.gather_ms or 0, self.clock,

@@ -119,6 +119,8 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                           if s.name == "solver_execution_events_total"}
                 assert events["IndexOrderFilled"] >= 1 and events["IndexOrderMinted"] == 1
                 assert events["VaultOverpaid"] == 0  # every series from the start
+                limited = {s.labels["status"] for s in families["solver_rate_limited"].samples}
+                assert limited == {"418", "429"}
                 statuses = {s.labels["status"]: s.value
                             for s in families["solver_orders"].samples}
                 assert statuses["expired"] == 0 and statuses["canceled"] == 1
