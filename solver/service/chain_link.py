@@ -8,7 +8,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from eth_account import Account
@@ -23,10 +23,8 @@ from chain.watcher import VaultWatcher, WatchSettings
 from solver.config.deployment import ChainSettings
 from solver.config.fields import ConfigError
 from solver.core.commands import BindWallet, VaultReadThrough
+from solver.service.chain_memory import ChainMemory
 from solver.service.runtime import Runtime
-
-if TYPE_CHECKING:
-    from solver.service.wiring import ChainMemory
 
 log = structlog.get_logger(__name__)
 

@@ -35,6 +35,7 @@ from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import ApiKey, Endpoints
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
+from solver.service.chain_memory import ChainMemory
 from solver.service.runtime import Runtime, RuntimeSettings
 from solver.views.operations import OperationsStore
 from solver.views.positions import PositionStore
@@ -147,20 +148,6 @@ def projections(indexes: Mapping[str, Index]) -> dict[str, Callable[[], Transact
     return {AccountView.NAME: AccountView, OperationsStore.NAME: OperationsStore,
             PositionStore.NAME: lambda: PositionStore(indexes),
             MintsWaiting.NAME: MintsWaiting, LedgerSide.NAME: LedgerSide}
-
-
-@dataclass(frozen=True)
-class ChainMemory:
-    """What the chain adapters remember from the events, following the bus from the start (the
-    writer answers orders while web3 loads and the node is reached)."""
-
-    mints: MintsWaiting
-    ledger_side: LedgerSide
-
-    @classmethod
-    def resumed(cls, runtime: Runtime) -> ChainMemory:
-        return cls(runtime.resume(MintsWaiting.NAME, MintsWaiting),
-                   runtime.resume(LedgerSide.NAME, LedgerSide))
 
 
 def views(runtime: Runtime) -> tuple[OperationsStore, PositionStore]:
