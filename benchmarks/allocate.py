@@ -15,7 +15,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mocks import synthetic
 from solver.core import events as ev
 from solver.core.commands import (
     AssetOrderEnded,
@@ -28,6 +27,7 @@ from solver.core.commands import (
 )
 from solver.core.engine import Engine
 from solver.core.params import SolverParams
+from solver.simulation import synthetic
 
 ORDERS, ASSETS, FILLS, RUNS = 1_000, 10, 100_000, 3
 

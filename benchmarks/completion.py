@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mocks import synthetic
 from solver.core.orders import OrderStatus
 from solver.core.params import SolverParams
+from solver.simulation import synthetic
 from solver.simulation.run import simulate
 from solver.simulation.scenario import Scenario
 

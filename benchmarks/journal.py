@@ -14,7 +14,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mocks import synthetic
 from solver.core.params import SolverParams
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import ApiKey, local
@@ -22,6 +21,7 @@ from solver.journal.replay import Checkpoint, rebuild
 from solver.journal.store import Journal
 from solver.service.runtime import Runtime
 from solver.service.wiring import projections
+from solver.simulation import synthetic
 from solver.simulation.run import Simulation, setup_of
 
 EVENTS_PER_ORDER = 13  # measured on this synthetic market; only sizes the run

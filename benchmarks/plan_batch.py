@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.figures import percentiles
-from mocks import synthetic
 from solver.core.fitting import BatchPlan, Candidate, Market, plan_batch
 from solver.core.params import SolverParams
 from solver.core.planning import choose_batch
+from solver.simulation import synthetic
 
 ORDERS, ASSETS, RUNS = 1_000, 100, 50
 ROOM = Decimal(10**9)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mocks import synthetic
+from solver.simulation import synthetic
 from solver.simulation.run import simulate
 
 ORDERS, ASSETS = 10_000, 10

@@ -20,8 +20,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from mocks.binance.messages import Rejection, wire
+from solver.config.market_files import MarketSpec
 from solver.core.money import ZERO, floor_to
-from solver.simulation.scenario import MarketSpec
 
 Json = dict[str, Any]
 COMMISSION = Decimal("0.00000001")

@@ -31,8 +31,8 @@ from solver.config.fields import (
     read_file,
     reject_unknown,
 )
+from solver.config.market_files import MarketSpec, parse_markets
 from solver.core.money import ZERO
-from solver.simulation.scenario import MarketSpec, parse_markets
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from solver.config.market_files import MarketSpec
 from solver.core.commands import (
     AssetOrderAccepted,
     AssetOrderEnded,
@@ -23,7 +24,6 @@ from solver.core.commands import (
 from solver.core.events import AssetOrderRequested
 from solver.core.market import Level, OrderBook
 from solver.core.money import ZERO, exact, floor_decimals
-from solver.simulation.scenario import MarketSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,21 +23,11 @@ from solver.config.fields import (
     reject_unknown,
 )
 from solver.config.index_files import parse_index
-from solver.core.market import Level, MarketRules, OrderBook
+from solver.config.market_files import MarketSpec, levels, parse_markets
+from solver.core.market import OrderBook
 from solver.core.model import Index, IndexDefinitionError
-from solver.core.money import AMOUNT_DECIMALS, ONE, ZERO
+from solver.core.money import AMOUNT_DECIMALS
 from solver.core.params import SolverParams, setting_problems
-
-
-@dataclass(frozen=True, slots=True)
-class MarketSpec:
-    rules: MarketRules
-    book: OrderBook
-    fee_rate: Decimal
-    refill: bool
-    commission_asset: str = ""
-    """The asset commission is paid in: the quote asset when empty, else the market's own
-    asset or a third one (priced at its market's first ask in the scenario)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,70 +141,6 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         book_changes=_book_changes(expect_list(data.get("book_changes", []), "book_changes"),
                                    markets),
     )
-
-
-def parse_markets(table: Mapping[str, Any]) -> dict[str, MarketSpec]:
-    markets: dict[str, MarketSpec] = {}
-    for asset, spec in table.items():
-        market = _market(asset, expect_table(spec, f"markets.{asset}"))
-        symbol = market.rules.symbol
-        # The engine and the exchange know a market by its symbol: a second one would hide it.
-        other = next((a for a, m in markets.items() if m.rules.symbol == symbol), None)
-        if other is not None:
-            raise ConfigError(f"markets.{asset}.symbol: {symbol} is already the symbol of "
-                                f"markets.{other}")
-        markets[asset] = market
-    for asset, market in markets.items():
-        paid_in = market.commission_asset
-        if paid_in not in ("", asset, market.rules.quote) and not (
-                paid_in in markets and markets[paid_in].book.asks):
-            raise ConfigError(f"markets.{asset}.commission_asset: {paid_in} needs a market "
-                                "with asks to price the commission")
-    return markets
-
-
-def _market(asset: str, spec: Mapping[str, Any]) -> MarketSpec:
-    key = f"markets.{asset}"
-    allowed = {"symbol", "quote", "asks", "bids", "tick_size", "step_size", "min_qty",
-               "max_qty", "min_notional", "fee_rate", "refill", "commission_asset"}
-    reject_unknown(spec, allowed, key)
-    symbol = spec.get("symbol")
-    if not isinstance(symbol, str) or not symbol:
-        raise ConfigError(f"{key}.symbol: required, e.g. {asset}USDC")
-    quote = spec.get("quote") or (symbol[len(asset):] if symbol.startswith(asset) else "")
-    if not quote:
-        raise ConfigError(f"{key}.quote: cannot tell the quote asset of {symbol}")
-    rules = MarketRules(symbol, asset, str(quote), **{
-        f: expect_number(spec.get(f, 0), f"{key}.{f}", minimum=ZERO)
-        for f in ("tick_size", "step_size", "min_qty", "max_qty", "min_notional")})
-    asks = _levels(spec.get("asks", []), f"{key}.asks", ascending=True)
-    bids = _levels(spec.get("bids", []), f"{key}.bids", ascending=False)
-    refill = spec.get("refill", False)
-    if not isinstance(refill, bool):
-        raise ConfigError(f"{key}.refill: must be true or false")
-    fee_rate = expect_number(spec.get("fee_rate", 0), f"{key}.fee_rate", minimum=ZERO)
-    if fee_rate >= ONE:
-        raise ConfigError(f"{key}.fee_rate: must be below 1 (a fraction of the notional: "
-                            f"0.001 is 0.1 %), got {fee_rate}")
-    commission_asset = expect_text(spec.get("commission_asset", quote),
-                                   f"{key}.commission_asset")
-    return MarketSpec(rules, OrderBook(symbol, asks, bids), fee_rate, refill,
-                      "" if commission_asset == quote else commission_asset)
-
-
-def _levels(value: Any, key: str, ascending: bool) -> tuple[Level, ...]:
-    levels: list[Level] = []
-    for n, level in enumerate(expect_list(value, key)):
-        where = f"{key}[{n}]"
-        if not isinstance(level, list | tuple) or len(level) != 2:
-            raise ConfigError(f"{where}: expected [price, quantity]")
-        price = expect_number(level[0], f"{where}.price", positive_only=True)
-        quantity = expect_number(level[1], f"{where}.quantity", positive_only=True)
-        if levels and (price <= levels[-1].price if ascending else price >= levels[-1].price):
-            order = "ascending" if ascending else "descending"
-            raise ConfigError(f"{where}: prices must be strictly {order}")
-        levels.append(Level(price, quantity))
-    return tuple(levels)
 
 
 def _indexes(table: Mapping[str, Any], markets: Mapping[str, MarketSpec]) -> tuple[Index, ...]:
@@ -366,8 +292,8 @@ def _book_changes(items: list[Any], markets: Mapping[str, MarketSpec]) -> tuple[
             raise ConfigError(f"{key}.market: no market {asset} (markets: "
                               f"{', '.join(sorted(markets))})")
         symbol = markets[asset].rules.symbol
-        book = OrderBook(symbol, _levels(item.get("asks", []), f"{key}.asks", ascending=True),
-                         _levels(item.get("bids", []), f"{key}.bids", ascending=False))
+        book = OrderBook(symbol, levels(item.get("asks", []), f"{key}.asks", ascending=True),
+                         levels(item.get("bids", []), f"{key}.bids", ascending=False))
         changes.append(BookChange(asset, book, _after_batch(item, key)))
     return tuple(changes)
 

@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mocks import synthetic
 from solver.cli.main import main
 from solver.core import engine as engine_module
 from solver.core.bus import EventBus
@@ -37,6 +36,7 @@ from solver.journal.replay import ReplayDivergence, rebuild
 from solver.journal.snapshot import state_of
 from solver.journal.store import SCHEMA_VERSION, Journal, JournalCorrupt, JournalError
 from solver.service.sequencer import Sequencer
+from solver.simulation import synthetic
 from solver.simulation.run import Simulation, setup_of
 from solver.simulation.scenario import CancelSpec, Scenario, load_scenario
 from solver.views.positions import PositionStore

@@ -18,6 +18,7 @@ from fractions import Fraction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from solver.config.market_files import MarketSpec
 from solver.core import events as ev
 from solver.core.allocation import min_fill_value
 from solver.core.commands import (
@@ -53,7 +54,7 @@ from solver.core.orders import OrderStatus
 from solver.core.params import SolverParams
 from solver.simulation.exchange import SimulatedExchange
 from solver.simulation.run import audit, setup_of, simulate
-from solver.simulation.scenario import CancelSpec, MarketSpec, OrderSpec, Scenario
+from solver.simulation.scenario import CancelSpec, OrderSpec, Scenario
 from tests.support.builders import examples
 
 D = Decimal

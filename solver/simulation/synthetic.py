@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+from solver.config.market_files import MarketSpec
 from solver.core.market import Level, MarketRules, OrderBook
 from solver.core.model import Constituent, Index
 from solver.core.params import SolverParams
-from solver.simulation.scenario import MarketSpec, OrderSpec, Scenario
+from solver.simulation.scenario import OrderSpec, Scenario
 
 TICK, STEP = Decimal("0.01"), Decimal("0.0001")
 
