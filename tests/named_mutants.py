@@ -20,9 +20,9 @@ MUTANTS = {  # rule: (file, the line as it is, the line without the rule)
     "batch cap": ("solver/core/fitting.py", "    cap = min(params.max_batch_notional, room)",
                   "    cap = room"),
     "in-flight cap": (
-        "solver/core/engine.py",
-        "        room = self.params.max_inflight_notional - self.inflight_notional()",
-        "        room = self.params.max_inflight_notional"),
+        "solver/core/batching.py",
+        "    room = state.params.max_inflight_notional - state.inflight_notional()",
+        "    room = state.params.max_inflight_notional"),
     "per-order cap": (
         "solver/core/fitting.py",
         "    usable = min(remaining / (ONE + params.fee_reserve), params.max_order_notional)",
@@ -35,15 +35,14 @@ MUTANTS = {  # rule: (file, the line as it is, the line without the rule)
                                  "        quantity = floor_to(wanted, self.step_size)",
                                  "        quantity = ceil_to(wanted, self.step_size)"),
     "commission in the asset bought netted": (
-        "solver/core/engine.py",
-        "            quantity, fee = fact.quantity - fact.commission, fact.commission * "
-        "fact.price",
-        "            quantity, fee = fact.quantity, fact.commission * fact.price"),
+        "solver/core/exchange_facts.py",
+        "        quantity, fee = fact.quantity - fact.commission, fact.commission * fact.price",
+        "        quantity, fee = fact.quantity, fact.commission * fact.price"),
     "completion rule": (
-        "solver/core/settlement.py",
-        "    if price is None or can_be_engaged(index, order.remaining, price, engine.params,",
+        "solver/core/actions.py",
+        "    if price is None or can_be_engaged(index, order.remaining, price, state.params,",
         "    if price is None or not can_be_engaged(index, order.remaining, price, "
-        "engine.params,"),
+        "state.params,"),
     "remainders take no slot from orders that can be bought": (
         "solver/core/planning.py", "        return buyable + remainders",
         "        return sorted(buyable + remainders, key=_oldest)"),

@@ -4,37 +4,33 @@ chain's facts; the order's state moves only by its transition table (``orders``)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from solver.core import events as ev
 from solver.core.commands import MintConfirmed, MintFailed, SettlementMoved
 from solver.core.money import floor_decimals
 from solver.core.orders import IndexOrder, OrderState
-
-if TYPE_CHECKING:
-    from solver.core.engine import Engine
+from solver.core.state import State
 
 
-def requested(engine: Engine, order: IndexOrder) -> list[ev.Event]:
+def requested(state: State, order: IndexOrder) -> list[ev.Event]:
     """Ask for the mint of a closed order's whole units, if it has any."""
-    units = floor_decimals(order.filled_units, engine.indexes[order.index].decimals)
+    units = floor_decimals(order.filled_units, state.indexes[order.index].decimals)
     if units <= 0:
         return []
     order.request_mint()
     return [ev.MintRequested(order.id, order.account, order.wallet, order.index, units)]
 
 
-def confirmed(engine: Engine, fact: MintConfirmed) -> list[ev.Event]:
-    order = engine.orders.get(fact.order_id)
+def confirmed(state: State, fact: MintConfirmed) -> list[ev.Event]:
+    order = state.orders.get(fact.order_id)
     if order is None or order.state not in (OrderState.MINTING, OrderState.MINT_RETRY_WAIT):
         return [ev.InputIgnored(f"no mint outstanding for order {fact.order_id}")]
     order.minted(fact.tx_hash, floor_decimals(order.filled_units,
-                                              engine.indexes[order.index].decimals))
+                                              state.indexes[order.index].decimals))
     return [ev.IndexOrderMinted(order.id, order.minted_units, fact.tx_hash, order.snapshot())]
 
 
-def moved(engine: Engine, fact: SettlementMoved) -> list[ev.Event]:
-    order = engine.orders.get(fact.order_id)
+def moved(state: State, fact: SettlementMoved) -> list[ev.Event]:
+    order = state.orders.get(fact.order_id)
     if order is None or order.state is not OrderState.MINTED or order.mint_tx is None:
         return [ev.InputIgnored(f"order {fact.order_id} has no settlement to move")]
     if order.mint_tx == fact.tx_hash:
@@ -44,13 +40,13 @@ def moved(engine: Engine, fact: SettlementMoved) -> list[ev.Event]:
     return [ev.IndexOrderMintRestated(order.id, previous, fact.tx_hash, order.snapshot())]
 
 
-def failed(engine: Engine, fact: MintFailed) -> list[ev.Event]:
-    order = engine.orders.get(fact.order_id)
+def failed(state: State, fact: MintFailed) -> list[ev.Event]:
+    order = state.orders.get(fact.order_id)
     if order is None or order.state is not OrderState.MINTING \
             or fact.attempt != order.mint_attempts:
         return [ev.InputIgnored(f"no mint attempt {fact.attempt} in progress for order "
                                 f"{fact.order_id}")]
-    params = engine.params
+    params = state.params
     delay = min(params.mint_retry_delay_ms * 2 ** (order.mint_attempts - 1),
                 params.max_mint_retry_delay_ms)
     order.mint_failed(fact.ts + delay)
@@ -58,23 +54,23 @@ def failed(engine: Engine, fact: MintFailed) -> list[ev.Event]:
                                   fact.reason)]
 
 
-def failed_mints(engine: Engine) -> list[IndexOrder]:
+def failed_mints(state: State) -> list[IndexOrder]:
     """The orders whose failed mint waits to be asked for again."""
-    return [o for o in engine.orders.values() if o.state is OrderState.MINT_RETRY_WAIT]
+    return [o for o in state.orders.values() if o.state is OrderState.MINT_RETRY_WAIT]
 
 
-def retrying(engine: Engine, now: int) -> list[IndexOrder]:
+def retrying(state: State, now: int) -> list[IndexOrder]:
     """The orders whose failed mint is due to be asked for again at ``now``."""
-    return [o for o in failed_mints(engine)
+    return [o for o in failed_mints(state)
             if o.mint_retry_at is not None and o.mint_retry_at <= now]
 
 
-def retries_due(engine: Engine, now: int) -> list[ev.Event]:
+def retries_due(state: State, now: int) -> list[ev.Event]:
     """Ask again for every failed mint whose delay has passed."""
     events: list[ev.Event] = []
-    for order in retrying(engine, now):
+    for order in retrying(state, now):
         order.retry_mint()
-        units = floor_decimals(order.filled_units, engine.indexes[order.index].decimals)
+        units = floor_decimals(order.filled_units, state.indexes[order.index].decimals)
         events.append(ev.MintRetryRequested(order.id, order.account, order.wallet,
                                             order.index, units, order.mint_attempts))
     return events
