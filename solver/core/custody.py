@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 
 from solver.core.commands import VaultFact
+from solver.core.lifecycle import following
 from solver.core.money import ZERO
 
 WITHDRAWAL_REASON = "canceled: its collateral is being withdrawn"
@@ -45,6 +47,38 @@ class VanishedFact:
     amount: Decimal
 
 
+class WithdrawalState(StrEnum):
+    COLLECTING = "collecting"
+    """Asked for: available collateral set aside, the account's orders making room."""
+    RELEASE_REQUESTED = "release_requested"
+    """All of it set aside, or nothing more can be: the vault's early release asked for."""
+    PAID = "paid"
+    REPLACED = "replaced"
+    """A newer request of the same wallet took its place."""
+    FORGOTTEN = "forgotten"
+    """It left the chain in a reorganisation, and the operator resolved it."""
+
+
+class WithdrawalTrigger(StrEnum):
+    REQUEST_RELEASE = "request_release"
+    PAY = "pay"
+    REPLACE = "replace"
+    FORGET = "forget"
+
+
+_W, _WT = WithdrawalState, WithdrawalTrigger
+WITHDRAWAL_TRANSITIONS: dict[tuple[WithdrawalState, WithdrawalTrigger], WithdrawalState] = {
+    (_W.COLLECTING, _WT.REQUEST_RELEASE): _W.RELEASE_REQUESTED,
+    (_W.COLLECTING, _WT.PAY): _W.PAID,  # withdrawn after the vault's delay, not released
+    (_W.RELEASE_REQUESTED, _WT.PAY): _W.PAID,
+    (_W.COLLECTING, _WT.REPLACE): _W.REPLACED,
+    (_W.RELEASE_REQUESTED, _WT.REPLACE): _W.REPLACED,
+    (_W.COLLECTING, _WT.FORGET): _W.FORGOTTEN,
+    (_W.RELEASE_REQUESTED, _WT.FORGET): _W.FORGOTTEN,
+}
+"""A withdrawal's life, from the request the chain reported to its end."""
+
+
 @dataclass(slots=True)
 class Withdrawal:
     request_id: str
@@ -53,11 +87,15 @@ class Withdrawal:
     asset: str
     requested: Decimal
     set_aside: Decimal = ZERO
-    release_requested: bool = False
+    state: WithdrawalState = WithdrawalState.COLLECTING
 
     @property
     def short(self) -> Decimal:
         return self.requested - self.set_aside
+
+    def move(self, trigger: WithdrawalTrigger) -> None:
+        self.state = following(WITHDRAWAL_TRANSITIONS, f"withdrawal {self.request_id}",
+                               self.state, trigger)
 
 
 @dataclass(slots=True)

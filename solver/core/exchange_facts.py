@@ -37,7 +37,7 @@ def accepted(state: State, fact: AssetOrderAccepted) -> Events:
     order = state.asset_orders.get(fact.asset_order_id)
     if order is None:
         return [ev.InputIgnored(f"unknown asset order {fact.asset_order_id}")]
-    order.exchange_order_id = fact.exchange_order_id
+    order.accept(fact.exchange_order_id)
     return []
 
 
@@ -116,8 +116,7 @@ def ended(state: State, fact: AssetOrderEnded) -> Events:
         return [ev.InputIgnored(f"asset order {order.id} already {order.outcome.value}")]
     if not _sane(fact.executed_quantity, ZERO):
         return [ev.InputIgnored(f"asset order {order.id}: executed quantity out of range")]
-    order.outcome, order.executed, order.reason = (
-        fact.outcome, fact.executed_quantity, fact.reason)
+    order.end(fact.outcome, fact.executed_quantity, fact.reason)
     events: Events = [ev.AssetOrderClosed(order.id, fact.outcome, fact.executed_quantity,
                                           fact.reason)]
     return events + settle_if_done(state, state.batches[order.batch_id])

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from solver.core.lifecycle import InvalidTransition, following
 from solver.core.money import MAX_AMOUNT, MAX_AMOUNT_TEXT, ZERO, decimal_places
 
 
@@ -147,10 +148,6 @@ _MINT_STATUS = {OrderState.MINTING: MintStatus.REQUESTED,
                 OrderState.MINTED: MintStatus.MINTED}
 
 
-class InvalidTransition(Exception):
-    """A trigger the order's state does not allow."""
-
-
 @dataclass(slots=True)
 class IndexOrder:
     """A user's order: collateral in, index units out. Mutated only by the engine, and its
@@ -189,10 +186,7 @@ class IndexOrder:
 
     def move(self, trigger: Trigger) -> None:
         """Apply ``trigger`` by the transition table; raise if the state does not allow it."""
-        following = TRANSITIONS.get((self.state, trigger))
-        if following is None:
-            raise InvalidTransition(f"order {self.id}: {trigger.value} when {self.state.value}")
-        self.state = following
+        self.state = following(TRANSITIONS, f"order {self.id}", self.state, trigger)
 
     def engage(self, batch_id: int) -> None:
         self.move(Trigger.ENGAGE)

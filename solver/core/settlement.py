@@ -35,9 +35,8 @@ def _settle(state: State, batch: Batch) -> Events:
     decimals = state.collaterals[engaged[0].index.collateral].decimals
     allocation = allocate(engaged, pools, decimals)
     state.inventory.settle(batch.id, allocation.assignments)
-    batch.settled = True
-    batch.vwaps = {a: p.vwap for a, p in allocation.prices.items()}
-    batch.filled_units = {a.order_id: a.units for a in allocation.orders}
+    batch.settle({a.order_id: a.units for a in allocation.orders},
+                 {a: p.vwap for a, p in allocation.prices.items()})
     events: Events = [ev.BatchSettled(batch.id, tuple(batch.filled_units.items()),
                                       tuple(sorted(batch.vwaps.items())),
                                       allocation.assignments)]

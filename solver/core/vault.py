@@ -31,7 +31,14 @@ from solver.core.commands import (
     WithdrawalPaid,
     WithdrawalRequested,
 )
-from solver.core.custody import WITHDRAWAL_REASON, HeldDeposit, VanishedFact, Withdrawal
+from solver.core.custody import (
+    WITHDRAWAL_REASON,
+    HeldDeposit,
+    VanishedFact,
+    Withdrawal,
+    WithdrawalState,
+    WithdrawalTrigger,
+)
 from solver.core.money import ZERO
 from solver.core.orders import IndexOrder, OrderState, OrderStatus, RejectReason, amount_refusal
 from solver.core.state import Events, State
@@ -105,7 +112,10 @@ def withdrawal_requested(state: State, fact: WithdrawalRequested) -> list[ev.Eve
         return [ev.InputIgnored(f"withdrawal {fact.request_id}: {problem} (asked for "
                                 f"{fact.amount}; {fact.wallet} has that much in the vault)")]
     custody.seen.add(fact.request_id)
-    events = _give_back(state, custody.withdrawals.pop(key, None))  # a new request replaces
+    replaced = custody.withdrawals.pop(key, None)  # the vault keeps one request per user
+    if replaced is not None:
+        replaced.move(WithdrawalTrigger.REPLACE)
+    events = _give_back(state, replaced)
     withdrawal = Withdrawal(fact.request_id, fact.wallet, account, fact.asset, amount)
     custody.withdrawals[key] = withdrawal
     events.append(ev.WithdrawalAsked(fact.request_id, fact.wallet, account, fact.asset,
@@ -130,6 +140,7 @@ def withdrawal_paid(state: State, fact: WithdrawalPaid) -> list[ev.Event]:
     withdrawal = custody.withdrawals.get(key)
     if withdrawal is not None and withdrawal.asset == fact.asset:
         del custody.withdrawals[key]
+        withdrawal.move(WithdrawalTrigger.PAY)
     else:
         withdrawal = None
     account = custody.account_of(fact.wallet)
@@ -236,6 +247,7 @@ def _forget_request(state: State, fact_id: str, gone: VanishedFact,
     if withdrawal is None or withdrawal.request_id != fact_id:
         return []  # paid or replaced since: nothing of it is left to undo
     del state.custody.withdrawals[key]
+    withdrawal.move(WithdrawalTrigger.FORGET)
     return _give_back(state, withdrawal)
 
 
@@ -267,12 +279,12 @@ def follow_up(state: State) -> list[ev.Event]:
     early release once nothing could add to it any more."""
     events: list[ev.Event] = []
     for withdrawal in state.custody.withdrawals.values():
-        if withdrawal.release_requested:
+        if withdrawal.state is not WithdrawalState.COLLECTING:
             continue
         if withdrawal.account is not None:
             events += _top_up(state, withdrawal)
         if _complete(state, withdrawal):
-            withdrawal.release_requested = True
+            withdrawal.move(WithdrawalTrigger.REQUEST_RELEASE)
             amount = withdrawal.set_aside if withdrawal.account is not None else min(
                 withdrawal.requested, state.custody.held_total(withdrawal.wallet,
                                                                 withdrawal.asset))

@@ -29,7 +29,7 @@ from solver.core.events import AssetOrderRequested
 from solver.core.money import ZERO
 
 
-class OrderState(StrEnum):
+class ExchangeStatus(StrEnum):
     PENDING_NEW = "pending_new"
     NEW = "new"
     PARTIALLY_FILLED = "partially_filled"
@@ -47,20 +47,20 @@ class OrderState(StrEnum):
         return self.rank == 3
 
 
-_RANK = {OrderState.PENDING_NEW: 0, OrderState.NEW: 1, OrderState.PARTIALLY_FILLED: 2}
+_RANK = {ExchangeStatus.PENDING_NEW: 0, ExchangeStatus.NEW: 1, ExchangeStatus.PARTIALLY_FILLED: 2}
 
 BINANCE_STATUS = {
-    "NEW": OrderState.NEW, "PENDING_NEW": OrderState.PENDING_NEW,
-    "PARTIALLY_FILLED": OrderState.PARTIALLY_FILLED, "FILLED": OrderState.FILLED,
-    "CANCELED": OrderState.CANCELED, "PENDING_CANCEL": OrderState.NEW,
-    "REJECTED": OrderState.REJECTED, "EXPIRED": OrderState.EXPIRED,
-    "EXPIRED_IN_MATCH": OrderState.EXPIRED,
+    "NEW": ExchangeStatus.NEW, "PENDING_NEW": ExchangeStatus.PENDING_NEW,
+    "PARTIALLY_FILLED": ExchangeStatus.PARTIALLY_FILLED, "FILLED": ExchangeStatus.FILLED,
+    "CANCELED": ExchangeStatus.CANCELED, "PENDING_CANCEL": ExchangeStatus.NEW,
+    "REJECTED": ExchangeStatus.REJECTED, "EXPIRED": ExchangeStatus.EXPIRED,
+    "EXPIRED_IN_MATCH": ExchangeStatus.EXPIRED,
 }
 
-_OUTCOME = {OrderState.FILLED: AssetOrderOutcome.FILLED,
-            OrderState.CANCELED: AssetOrderOutcome.CANCELED,
-            OrderState.EXPIRED: AssetOrderOutcome.EXPIRED,
-            OrderState.REJECTED: AssetOrderOutcome.REJECTED}
+_OUTCOME = {ExchangeStatus.FILLED: AssetOrderOutcome.FILLED,
+            ExchangeStatus.CANCELED: AssetOrderOutcome.CANCELED,
+            ExchangeStatus.EXPIRED: AssetOrderOutcome.EXPIRED,
+            ExchangeStatus.REJECTED: AssetOrderOutcome.REJECTED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class OrderReport:
     symbol: str
     client_order_id: str
     exchange_order_id: int
-    state: OrderState
+    state: ExchangeStatus
     executed: Decimal
     reason: str = ""
 
@@ -89,7 +89,7 @@ class TradeReport:
 @dataclass(slots=True)
 class TrackedOrder:
     request: AssetOrderRequested
-    state: OrderState = OrderState.PENDING_NEW
+    state: ExchangeStatus = ExchangeStatus.PENDING_NEW
     exchange_order_id: int | None = None
     executed: Decimal = ZERO
     trades: dict[int, TradeReport] = field(default_factory=dict)
@@ -123,7 +123,7 @@ class TrackedOrder:
 
     @property
     def is_live(self) -> bool:
-        return self.state in (OrderState.NEW, OrderState.PARTIALLY_FILLED)
+        return self.state in (ExchangeStatus.NEW, ExchangeStatus.PARTIALLY_FILLED)
 
     @property
     def wants_cancel(self) -> bool:
@@ -193,7 +193,7 @@ class OrderTracker:
         order = self.orders.get(client_order_id)
         if order is None or order.state.is_terminal or order.exchange_order_id is not None:
             return []
-        order.state, order.reason, order.last_update = OrderState.REJECTED, reason, now
+        order.state, order.reason, order.last_update = ExchangeStatus.REJECTED, reason, now
         return [self._ended(order, now)]
 
     def on_unknown(self, client_order_id: str, reason: str, now: int) -> None:
@@ -214,7 +214,7 @@ class OrderTracker:
         if order.misses < max_misses:
             return []
         placed = order.exchange_order_id is not None or order.trades
-        order.state = OrderState.CANCELED if placed else OrderState.REJECTED
+        order.state = ExchangeStatus.CANCELED if placed else ExchangeStatus.REJECTED
         order.reason = "not found on the exchange after " + str(order.misses) + " queries"
         return [self._ended(order, now)]
 

@@ -83,7 +83,7 @@ class Runtime:
                                    self._checkpoint.number)
         self.execution = Execution(connector, self.submit, self.settings.reconcile, self.clock)
         self.bus.subscribe(AssetOrderRequested, self.execution.on_requested)
-        self.bus.observe(_RefusalLog())
+        self.bus.observe(_FailureLog())
         self.bus.observe(_AlarmLog())
         self._answers = _Answers()
         self.bus.observe(self._answers)
@@ -241,7 +241,7 @@ class Runtime:
             await asyncio.sleep(0.01)
 
 
-class _RefusalLog:
+class _FailureLog:
     """Says loudly, with the input's identity, when the engine failed on an input."""
 
     def transaction_began(self, transaction: Transaction) -> None:

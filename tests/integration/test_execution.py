@@ -30,7 +30,7 @@ from solver.core.events import AssetOrderRequested
 from solver.core.model import Side
 from solver.exchange.connector import Placed, Rejected, Unknown
 from solver.exchange.execution import Execution, ReconcilePolicy
-from solver.exchange.tracker import OrderReport, OrderState
+from solver.exchange.tracker import ExchangeStatus, OrderReport
 from tests.support.exchange import connector, run, until
 
 FAST = ReconcilePolicy(grace_ms=300, max_misses=3, check_every_ms=100, open_orders_every_ms=500)
@@ -239,7 +239,7 @@ def test_a_live_order_missing_from_open_orders_is_confirmed_by_a_query() -> None
 
 
 def wire_report(symbol: str, order_id: int) -> OrderReport:
-    return OrderReport(symbol, "oo-1", order_id, OrderState.NEW, D(0))
+    return OrderReport(symbol, "oo-1", order_id, ExchangeStatus.NEW, D(0))
 
 
 def test_a_timeout_is_an_unknown_outcome_resolved_by_query_not_by_resending() -> None:
@@ -319,7 +319,7 @@ def test_a_cancel_before_the_ack_is_sent_again_when_the_ack_shows_the_order_live
             order, _ = server.exchange.place(
                 {"symbol": "A1USDC", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
                  "quantity": "1", "price": "95.00", "newClientOrderId": "cb-1"}, server.now())
-            execution._apply(OrderReport("A1USDC", "cb-1", order.order_id, OrderState.NEW,
+            execution._apply(OrderReport("A1USDC", "cb-1", order.order_id, ExchangeStatus.NEW,
                                          D(0)))  # the ack arrives, showing it resting
             await execution.drain()
             assert order.status == "CANCELED"
