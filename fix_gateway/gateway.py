@@ -450,7 +450,7 @@ class Gateway:
                 log.exception("fix reports failed", transaction=transaction.number)
         taken = self._in_flight.pop(id(transaction.input), None)
         if taken is not None and taken[0] is transaction.input:
-            if transaction.of_type(ev.InputRefused):
+            if transaction.of_type(ev.InputFailed):
                 self._answer_refused(taken[1])
             self._handled(taken[1].number)
 

@@ -88,7 +88,7 @@ class Engine:
         except Exception as error:  # one input must not stop the writer
             # Handlers check before they change anything, so this is a defect; the journal
             # keeps the input with this event, and replay raises and refuses it the same way.
-            events = [ev.InputRefused(f"the engine failed on this input: "
+            events = [ev.InputFailed(f"the engine failed on this input: "
                                       f"{type(error).__name__}: {error}")]
         self._transactions += 1
         envelopes = []

@@ -397,11 +397,16 @@ class InputIgnored(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class InputRefused(Event):
-    """Applying the input failed (a defect): it had no effect beyond what its handler did
-    before failing, and the writer went on with the next."""
+class InputFailed(Event):
+    """Applying the input failed (a defect, not a user's request refused: that is a
+    ``Refusal`` and its reject event): it had no effect beyond what its handler did before
+    failing, and the writer went on with the next."""
 
     reason: str
+
+
+InputRefused = InputFailed
+"""The name journals written before it was ``InputFailed`` use (they decode by name)."""
 
 
 # --- mints ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from solver.core.engine import Engine
 from solver.core.events import (
     AccountInDoubt,
     AssetOrderRequested,
-    InputRefused,
+    InputFailed,
     Transaction,
     VaultOverpaid,
 )
@@ -248,7 +248,7 @@ class _FailureLog:
         pass
 
     def transaction_ended(self, transaction: Transaction) -> None:
-        for refused in transaction.of_type(InputRefused):
+        for refused in transaction.of_type(InputFailed):
             log.error("input refused by the engine", input=type(transaction.input).__name__,
                       transaction=transaction.number, reason=refused.reason,
                       **identity(transaction.input))

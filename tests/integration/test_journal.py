@@ -28,9 +28,9 @@ from solver.core.commands import (
     RequestQuote,
     SubmitIndexOrder,
 )
-from solver.core.events import AssetOrderRequested, Envelope, Event, InputRefused
+from solver.core.events import AssetOrderRequested, Envelope, Event, InputFailed
 from solver.core.params import SolverParams
-from solver.journal.codec import CodecError
+from solver.journal.codec import CodecError, decode_event, encode_tagged
 from solver.journal.recorder import TABLES, Recorder
 from solver.journal.replay import ReplayDivergence, rebuild
 from solver.journal.snapshot import state_of
@@ -233,12 +233,18 @@ def test_an_input_the_engine_fails_on_is_journaled_as_refused_and_replayed_alike
     journal = Journal.create(tmp_path / "j.db", setup_of(load_scenario(BASIC)))
     sequencer = Sequencer(journal.setup.build(), EventBus(), journal)
     [refused] = sequencer.apply(RequestQuote(1, "q1", "SY2", Decimal(100))).events
-    assert refused.event == InputRefused(
+    assert refused.event == InputFailed(
         "the engine failed on this input: ZeroDivisionError: a defect")
     sequencer.apply(DepositConfirmed(2, "d1", "alice", "USDC", Decimal(100)))
     sequencer.flush()
     assert rebuild(journal).engine.transactions_applied == 2  # the same events again
     journal.close()
+
+
+def test_an_engine_failure_journaled_under_its_old_name_still_decodes() -> None:
+    old = {"type": "InputRefused", "reason": "the engine failed on this input: x"}
+    assert decode_event(old) == InputFailed("the engine failed on this input: x")
+    assert encode_tagged(InputFailed("x"))["type"] == "InputFailed"
 
 
 def test_a_failed_commit_keeps_its_rows_for_the_retry(tmp_path: Path) -> None:
