@@ -70,7 +70,7 @@ MUTANTS = {  # rule: (file, the line as it is, the line without the rule)
         "solver/core/settlement.py", "        elif order.waits_until <= now:",
         "        elif False:"),
 }
-TESTS = ("tests/unit/test_properties.py", "tests/unit/test_liveness.py",
+TESTS = ("tests/simulation/test_properties.py", "tests/simulation/test_liveness.py",
          "tests/unit/test_fitting.py", "tests/unit/test_engine.py")
 
 

@@ -28,3 +28,16 @@ def test_the_core_imports_only_the_standard_library_and_itself() -> None:
             top = name.split(".")[0]
             assert top in sys.stdlib_module_names or name.startswith("solver.core"), (
                 f"{path.name} imports {name}")
+
+
+def test_the_core_s_own_tests_test_the_core_alone() -> None:
+    """``tests/unit`` imports the core, its builders and the test tools, nothing else: the
+    harness's tests are ``tests/simulation``'s, an adapter's ``tests/adapters``'."""
+    tests = sorted((CORE.parent.parent / "tests" / "unit").glob("test_*.py"))
+    assert len(tests) > 5
+    allowed = ("solver.core", "tests.support.builders", "pytest", "hypothesis")
+    for path in tests:
+        for name in imported(path):
+            top = name.split(".")[0]
+            assert top in sys.stdlib_module_names or name.startswith(allowed), (
+                f"{path.name} imports {name}")
