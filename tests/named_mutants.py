@@ -71,7 +71,9 @@ MUTANTS = {  # rule: (file, the line as it is, the line without the rule)
         "        elif False:"),
 }
 TESTS = ("tests/simulation/test_properties.py", "tests/simulation/test_liveness.py",
-         "tests/unit/test_fitting.py", "tests/unit/test_engine.py")
+         "tests/unit/test_fitting.py", "tests/unit/test_intake.py",
+         "tests/unit/test_fills_and_batches.py", "tests/unit/test_exchange_facts.py",
+         "tests/unit/test_remainders.py")
 
 
 def caught(rule: str) -> bool:
