@@ -23,6 +23,9 @@ import structlog
 
 from fix_gateway.front_door import Authenticate
 from fix_gateway.inbound import InboundLog
+from fix_gateway.tags import (
+    MSG_TYPE,
+)
 from fix_gateway.wire import Received
 
 # ``import quickfix`` resets SIGINT to the default action; give Python's handler back.
@@ -138,7 +141,7 @@ class Bridge(fix.Application):  # type: ignore[misc]
 
 
 def _msg_type(message: fix.Message) -> str:
-    return str(message.getHeader().getField(35))
+    return str(message.getHeader().getField(MSG_TYPE))
 
 
 def _optional(message: fix.Message, tag: int) -> str | None:

@@ -7,9 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fix_gateway.dictionary import DICTIONARY
 from fix_gateway.front_door import DoorSettings
-
-DICTIONARY = Path(__file__).with_name("spec") / "FIX44-gw.xml"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import quickfix as fix
 
-from fix_gateway.tags import EVENT_SEQ_NUM
+from fix_gateway.tags import (
+    CASH_ORDER_QTY,
+    CURRENCY,
+    EVENT_SEQ_NUM,
+    NO_RELATED_SYM,
+    SIDE,
+    SYMBOL,
+)
 from fix_gateway.wire import Outgoing
 
 CHECKPOINT = "reports.checkpoint"
@@ -24,7 +31,7 @@ HEADER_AND_TRAILER = frozenset({8, 9, 35, 34, 49, 56, 52, 43, 97, 122, 115, 128,
                                 143, 116, 129, 144, 145, 90, 91, 212, 213, 347, 369, 627, 10,
                                 93, 89})
 _EVENT_SEQ = re.compile(rb"\x01" + str(EVENT_SEQ_NUM).encode() + rb"=(\d+)\x01")
-_GROUPS = {146: (55, 54, 152, 15)}
+_GROUPS = {NO_RELATED_SYM: (SYMBOL, SIDE, CASH_ORDER_QTY, CURRENCY)}
 """Repeating groups we send: count tag -> the tags of one entry (NoRelatedSym in AG)."""
 
 

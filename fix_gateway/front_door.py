@@ -37,6 +37,16 @@ from dataclasses import dataclass
 
 import structlog
 
+from fix_gateway.tags import (
+    MSG_SEQ_NUM,
+    MSG_TYPE,
+    PASSWORD,
+    SENDER_COMP_ID,
+    SENDING_TIME,
+    TARGET_COMP_ID,
+    TEXT,
+    USERNAME,
+)
 from fix_gateway.wire import SOH, utc_timestamp
 
 log = structlog.get_logger(__name__)
@@ -205,14 +215,14 @@ class FrontDoor:
         upstream = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         upstream[1].write(logon)
         self.passed()
-        log.info("fix logon admitted", peer=peer, comp_id=fields.get(49))
+        log.info("fix logon admitted", peer=peer, comp_id=fields.get(SENDER_COMP_ID))
         return upstream
 
     async def _check(self, fields: dict[int, str], peer: str) -> None:
         """Raise ``LogonRefused`` unless this Logon may reach QuickFIX."""
-        if fields.get(35) != "A":
+        if fields.get(MSG_TYPE) != "A":
             raise Refused("the first message must be a Logon (35=A)")
-        client, ours = fields.get(49, ""), fields.get(56, "")
+        client, ours = fields.get(SENDER_COMP_ID, ""), fields.get(TARGET_COMP_ID, "")
         if ours not in self.comp_ids:
             raise Unknown("TargetCompID(56) is not the gateway's")
         now = time.monotonic()
@@ -224,8 +234,8 @@ class FrontDoor:
         if wait > 0:
             raise LogonRefused(ours, client,
                                f"too many failed logons; try again in {wait:.0f} s")
-        reason = await asyncio.to_thread(self.authenticate, ours, client, fields.get(553),
-                                         fields.get(554))
+        reason = await asyncio.to_thread(self.authenticate, ours, client, fields.get(USERNAME),
+                                         fields.get(PASSWORD))
         if reason == UNKNOWN_COMP_ID:
             raise Unknown("SenderCompID(49) is no account's")
         if reason is not None:
@@ -306,8 +316,8 @@ def message_fields(message: bytes) -> list[tuple[int, str]]:
 def logout(sender: str, target: str, text: str) -> bytes:
     """A Logout of the door's own numbering: it tells nothing about the session."""
     body = SOH.join(f"{t}={v}" for t, v in (
-        (35, "5"), (34, "1"), (49, sender), (56, target),
-        (52, utc_timestamp(time.time_ns() // 1_000_000)), (58, text))) + SOH
+        (MSG_TYPE, "5"), (MSG_SEQ_NUM, "1"), (SENDER_COMP_ID, sender), (TARGET_COMP_ID, target),
+        (SENDING_TIME, utc_timestamp(time.time_ns() // 1_000_000)), (TEXT, text))) + SOH
     head = f"8=FIX.4.4{SOH}9={len(body)}{SOH}".encode()
     message = head + body.encode()
     return message + f"10={sum(message) % 256:03d}{SOH}".encode()

@@ -32,7 +32,25 @@ from fix_gateway.front_door import UNKNOWN_COMP_ID, FrontDoor
 from fix_gateway.inbound import InboundLog, Mark
 from fix_gateway.passwords import verify
 from fix_gateway.sessions import session_settings
-from fix_gateway.tags import EVENT_SEQ_NUM
+from fix_gateway.tags import (
+    ACCOUNT,
+    CL_ORD_ID,
+    COLL_INQUIRY_ID,
+    COLL_INQUIRY_RESULT,
+    COLL_INQUIRY_STATUS,
+    CURRENCY,
+    EVENT_SEQ_NUM,
+    LAST_RPT_REQUESTED,
+    MASS_STATUS_REQ_ID,
+    MASS_STATUS_REQ_TYPE,
+    ORD_STATUS_REQ_ID,
+    POSS_DUP_FLAG,
+    POSS_RESEND,
+    QUOTE_REQ_ID,
+    SYMBOL,
+    TEXT,
+    TOT_NUM_REPORTS,
+)
 from fix_gateway.wire import Outgoing, Received
 from solver.core import events as ev
 from solver.core.bus import EventBus, TransactionObserver
@@ -292,7 +310,7 @@ class Gateway:
             self._handled(msg.number)
             return
         if isinstance(decision, RequestQuote):
-            self._quotes[decision.quote_id] = (msg.session, msg.get(131) or "",
+            self._quotes[decision.quote_id] = (msg.session, msg.get(QUOTE_REQ_ID) or "",
                                                decision.index in self.engine.indexes)
         self._in_flight[id(decision)] = (decision, msg)
         self.runtime.submit(decision)
@@ -303,13 +321,13 @@ class Gateway:
         an order it has seen since its logon; answers anything else as unsupported."""
         if msg.msg_type not in ("D", "d"):
             return (reports.business_reject(msg, "3", "Unsupported Message Type"),)
-        resend = msg.get(97) == "Y"
+        resend = msg.get(POSS_RESEND) == "Y"
         if msg.msg_type == "D":
-            cl_ord_id = msg.get(11) or ""
+            cl_ord_id = msg.get(CL_ORD_ID) or ""
             if resend and cl_ord_id in self._echoed:
                 return ()
             self._echoed.add(cl_ord_id)
-        return (Outgoing(msg.msg_type, _body(msg), ((97, "Y"),) if resend else ()),)
+        return (Outgoing(msg.msg_type, _body(msg), ((POSS_RESEND, "Y"),) if resend else ()),)
 
     def _logged_out(self, session: str) -> None:
         """On the loop: a session logged out."""
@@ -320,9 +338,9 @@ class Gateway:
         """A PossDup(43) or PossResend(97) copy of an order or request already taken gets
         the order's status, or nothing while the original is still on its way to the engine
         (its own reports answer it); anything else is new."""
-        if "Y" not in (msg.get(43), msg.get(97)):
+        if "Y" not in (msg.get(POSS_DUP_FLAG), msg.get(POSS_RESEND)):
             return None
-        name = msg.get(11) or ""
+        name = msg.get(CL_ORD_ID) or ""
         order = self.view.order(account, name)
         if order is not None:
             return (reports.status(order, self.runtime.clock()),)
@@ -332,11 +350,11 @@ class Gateway:
 
     def _order_status(self, msg: Received, account: str) -> Replies:
         """OrderStatusRequest (H): the order as of the last transaction, or OrdStatus 8."""
-        cl_ord_id, request = msg.get(11) or "", msg.get(790)
-        echo = [(790, request)] if request else []
-        order = self.view.order(account, cl_ord_id) if msg.get(1) in (None, account) else None
+        cl_ord_id, request = msg.get(CL_ORD_ID) or "", msg.get(ORD_STATUS_REQ_ID)
+        echo = [(ORD_STATUS_REQ_ID, request)] if request else []
+        order = self.view.order(account, cl_ord_id) if msg.get(ACCOUNT) in (None, account) else None
         if order is None:
-            return (reports.unknown_order(cl_ord_id, msg.get(55) or "NONE",
+            return (reports.unknown_order(cl_ord_id, msg.get(SYMBOL) or "NONE",
                                           f"no order {cl_ord_id} for account {account}", echo),)
         return (reports.status(order, self.runtime.clock(), echo),)
 
@@ -344,38 +362,42 @@ class Gateway:
         """OrderMassStatusRequest (AF): every open order of the account (585=7), or of one
         index (585=1), one status report each; TotNumReports and LastRptRequested say how
         many and which is the last."""
-        kind, symbol = msg.get(585), msg.get(55)
-        if msg.get(1) not in (None, account):
+        kind, symbol = msg.get(MASS_STATUS_REQ_TYPE), msg.get(SYMBOL)
+        if msg.get(ACCOUNT) not in (None, account):
             return (reports.business_reject(msg, "0", f"Account(1) must be this session's "
                                                       f"account {account}"),)
         if kind not in ("1", "7") or (kind == "1" and not symbol):
             return (reports.business_reject(msg, "0", "MassStatusReqType(585) must be 7 (all "
                                                       "orders) or 1 (the orders of Symbol(55))"),)
         orders = self.view.open_orders(account, symbol if kind == "1" else None)
-        request = [(584, msg.get(584) or "")]
+        request = [(MASS_STATUS_REQ_ID, msg.get(MASS_STATUS_REQ_ID) or "")]
         if not orders:
             return (reports.unknown_order("NONE", symbol or "NONE", "no open orders",
-                                          [*request, (911, "0"), (912, "Y")]),)
+                                          [*request, (TOT_NUM_REPORTS, "0"),
+                                          (LAST_RPT_REQUESTED, "Y")]),)
         now, last = self.runtime.clock(), len(orders)
-        return tuple(reports.status(order, now, [*request, (911, str(last)),
-                                                 (912, "Y" if n == last else "N")])
+        return tuple(reports.status(order, now, [*request, (TOT_NUM_REPORTS, str(last)),
+                                                 (LAST_RPT_REQUESTED, "Y" if n == last else "N")])
                      for n, order in enumerate(orders, 1))
 
     def _collateral_inquiry(self, msg: Received, account: str) -> Replies:
-        inquiry = msg.get(909) or ""
-        if msg.get(1) not in (None, account):
+        inquiry = msg.get(COLL_INQUIRY_ID) or ""
+        if msg.get(ACCOUNT) not in (None, account):
             return (Outgoing("BG", (
-                (909, inquiry), (945, "4"), (946, "3"), (1, msg.get(1) or ""),
-                (58, f"Account(1) must be this session's account {account}"))),)
-        currency = msg.get(15)
+                (COLL_INQUIRY_ID, inquiry), (COLL_INQUIRY_STATUS, "4"), (COLL_INQUIRY_RESULT, "3"),
+                (ACCOUNT, msg.get(ACCOUNT) or ""),
+                (TEXT, f"Account(1) must be this session's account {account}"))),)
+        currency = msg.get(CURRENCY)
         if currency is not None and currency not in self.engine.collaterals:
             return (Outgoing("BG", (
-                (909, inquiry), (945, "4"), (946, "2"), (1, account), (15, currency),
-                (58, f"Currency(15) {currency} is no collateral here; known: "
+                (COLL_INQUIRY_ID, inquiry), (COLL_INQUIRY_STATUS, "4"), (COLL_INQUIRY_RESULT, "2"),
+                (ACCOUNT, account), (CURRENCY, currency),
+                (TEXT, f"Currency(15) {currency} is no collateral here; known: "
                      + ", ".join(sorted(self.engine.collaterals))))),)
         assets = [currency] if currency else sorted(self.engine.collaterals)
-        return (Outgoing("BG", ((909, inquiry), (945, "0"), (911, str(len(assets))),
-                                (1, account))),
+        return (Outgoing("BG", ((COLL_INQUIRY_ID, inquiry), (COLL_INQUIRY_STATUS, "0"),
+        (TOT_NUM_REPORTS, str(len(assets))),
+                                (ACCOUNT, account))),
                 *(reports.collateral_report(self.view.balance(account, asset), account, asset,
                                             f"{inquiry}-{n}", inquiry, [])
                   for n, asset in enumerate(assets, 1)))

@@ -15,15 +15,54 @@ from decimal import Decimal
 
 from fix_gateway.account_view import AccountView
 from fix_gateway.tags import (
+    ACCOUNT,
+    AVG_PX,
+    BUSINESS_REJECT_REASON,
+    BUSINESS_REJECT_REF_ID,
+    CASH_ORDER_QTY,
+    CASH_OUTSTANDING,
     CHAIN_ID,
+    CL_ORD_ID,
+    COLL_INQUIRY_ID,
+    COLL_RPT_ID,
+    COLL_STATUS,
     CUM_CASH_QTY,
+    CUM_QTY,
+    CURRENCY,
+    CXL_REJ_REASON,
+    CXL_REJ_RESPONSE_TO,
     DEPOSIT_TX_HASH,
     EVENT_SEQ_NUM,
     EXCHANGE_FEE,
+    EXEC_ID,
+    EXEC_RESTATEMENT_REASON,
+    EXEC_TYPE,
+    GROSS_TRADE_AMT,
+    LAST_PX,
+    LAST_QTY,
     LEAVES_CASH_QTY,
+    LEAVES_QTY,
     MANAGEMENT_FEE,
     MINT_QTY,
     MINT_TX_HASH,
+    NO_RELATED_SYM,
+    OFFER_PX,
+    OFFER_SIZE,
+    ORD_REJ_REASON,
+    ORD_STATUS,
+    ORDER_ID,
+    ORIG_CL_ORD_ID,
+    QUANTITY,
+    QUOTE_ID,
+    QUOTE_REQ_ID,
+    QUOTE_REQUEST_REJECT_REASON,
+    REF_MSG_TYPE,
+    REF_SEQ_NUM,
+    SIDE,
+    SYMBOL,
+    TEXT,
+    TOTAL_NET_VALUE,
+    TRANSACT_TIME,
     WALLET_ADDRESS,
 )
 from fix_gateway.wire import (
@@ -41,7 +80,7 @@ from solver.core.model import Index
 from solver.core.money import ZERO, floor_decimals
 from solver.core.orders import CancelRejectReason, OrderSnapshot, OrderStatus, RejectReason
 
-ORD_REJ_REASON = {
+ORD_REJ_REASON_CODES = {
     RejectReason.UNKNOWN_INDEX: "1", RejectReason.UNSUPPORTED_SIDE: "11",
     RejectReason.WRONG_CURRENCY: "11", RejectReason.INVALID_AMOUNT: "13",
     RejectReason.TOO_PRECISE: "13", RejectReason.BELOW_MINIMUM: "13",
@@ -50,7 +89,7 @@ ORD_REJ_REASON = {
     RejectReason.WRONG_WALLET: "99",
     RejectReason.ACCOUNT_IN_DOUBT: "99", RejectReason.NOT_TRADABLE: "0",
 }
-CXL_REJ_REASON = {
+CXL_REJ_REASON_CODES = {
     CancelRejectReason.UNKNOWN_ORDER: "1", CancelRejectReason.ALREADY_CLOSED: "0",
     CancelRejectReason.ALREADY_PENDING: "3", CancelRejectReason.DUPLICATE_REQUEST_ID: "6",
 }
@@ -94,7 +133,7 @@ class ReportMaker:
             case ev.IndexOrderEndPending() if event.request_id:
                 order = event.order
                 return order.account, execution(order, seq, ts, "6", "6", [
-                    (41, _before(order, event.request_id, transaction.input))],
+                    (ORIG_CL_ORD_ID, _before(order, event.request_id, transaction.input))],
                     cl_ord_id=event.request_id)
             case ev.IndexOrderCompleted():
                 return self._completed(event, transaction, seq, ts)
@@ -132,7 +171,8 @@ class ReportMaker:
         leaves = ZERO if done else floor_decimals(
             event.remaining / event.price, self.indexes[order.index].decimals)
         report = execution(order, seq, ts, "F", "2" if filled else "1", [
-            (32, amount(event.units)), (31, price(event.price)), (381, amount(event.cost)),
+            (LAST_QTY, amount(event.units)), (LAST_PX, price(event.price)),
+            (GROSS_TRADE_AMT, amount(event.cost)),
             (EXCHANGE_FEE, amount(event.fees))], leaves=leaves)
         return order.account, _override(report, {
             LEAVES_CASH_QTY: amount(ZERO if done else event.remaining)})
@@ -143,9 +183,9 @@ class ReportMaker:
         status = "1" if order.filled_units else "0"
         if not isinstance(request, ReduceIndexOrder):  # not asked for: restated, saying why
             return order.account, execution(order, seq, ts, "D", status, [
-                (378, "99"), (58, event.reason)])
+                (EXEC_RESTATEMENT_REASON, "99"), (TEXT, event.reason)])
         return order.account, execution(order, seq, ts, "5", status,
-                                        [(41, request.client_order_id)],
+                                        [(ORIG_CL_ORD_ID, request.client_order_id)],
                                         cl_ord_id=event.request_id or None)
 
     def _completed(self, event: ev.IndexOrderCompleted, transaction: ev.Transaction, seq: int,
@@ -155,12 +195,12 @@ class ReportMaker:
             if any(f.order_id == order.order_id
                    for f in transaction.of_type(ev.IndexOrderFilled)):
                 return None  # its last fill said so
-            return order.account, execution(order, seq, ts, "I", "2", [(58, (
+            return order.account, execution(order, seq, ts, "I", "2", [(TEXT, (
                 event.reason or "filled: the collateral left can buy nothing more and was "
                 "released"))])
         code = _CLOSED[event.status]
-        extra = ([(41, _before(order, event.request_id, transaction.input))]
-                 if event.request_id else []) + ([(58, event.reason)] if event.reason else [])
+        extra = ([(ORIG_CL_ORD_ID, _before(order, event.request_id, transaction.input))]
+                 if event.request_id else []) + ([(TEXT, event.reason)] if event.reason else [])
         return order.account, execution(order, seq, ts, code, code, extra,
                                         cl_ord_id=event.request_id or None)
 
@@ -174,8 +214,9 @@ class ReportMaker:
     def _mint_restated(self, event: ev.IndexOrderMintRestated, seq: int, ts: int) -> Addressed:
         order = event.order
         return order.account, execution(order, seq, ts, "D", "B", [
-            (378, "99"), (MINT_TX_HASH, event.tx_hash), (CHAIN_ID, str(self.chain_id)),
-            (WALLET_ADDRESS, order.wallet), (58, (
+            (EXEC_RESTATEMENT_REASON, "99"), (MINT_TX_HASH, event.tx_hash),
+            (CHAIN_ID, str(self.chain_id)),
+            (WALLET_ADDRESS, order.wallet), (TEXT, (
                 f"settlement restated: {event.previous_tx} left the chain in a "
                 f"reorganisation; the vault settled the order once, in {event.tx_hash}"))])
 
@@ -184,8 +225,9 @@ class ReportMaker:
         symbol, cash = ("NONE", ZERO)
         if isinstance(request, SubmitIndexOrder):
             symbol, cash = request.index or "NONE", request.collateral
-        return _order_reject(event.client_order_id, symbol, cash, ORD_REJ_REASON[event.reason],
-                             event.text, str(seq), ts, [(EVENT_SEQ_NUM, str(seq))])
+        return _order_reject(event.client_order_id, symbol, cash,
+                             ORD_REJ_REASON_CODES[event.reason], event.text, str(seq), ts,
+                             [(EVENT_SEQ_NUM, str(seq))])
 
     @staticmethod
     def _cancel_rejected(event: ev.CancelRejected, request: CancelIndexOrder | ReduceIndexOrder,
@@ -193,8 +235,8 @@ class ReportMaker:
         return _cancel_reject(
             event.order, event.request_id, event.client_order_id,
             "1" if isinstance(request, CancelIndexOrder) else "2",
-            CXL_REJ_REASON.get(event.reason, "99"), event.text,
-            [(60, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))])
+            CXL_REJ_REASON_CODES.get(event.reason, "99"), event.text,
+            [(TRANSACT_TIME, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))])
 
     # --- collateral -----------------------------------------------------------------------
 
@@ -203,22 +245,23 @@ class ReportMaker:
                     seq: int,
                     ts: int, text: str, extra: list[tuple[int, str]]) -> Outgoing:
         return collateral_report(event.balance, event.account, event.asset, str(seq), None, [
-            (53, amount(event.amount)), (58, text), *extra, (CHAIN_ID, str(self.chain_id)),
-            (60, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))])
+            (QUANTITY, amount(event.amount)), (TEXT, text), *extra, (CHAIN_ID, str(self.chain_id)),
+            (TRANSACT_TIME, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))])
 
     # --- quotes -----------------------------------------------------------------------------
 
     @staticmethod
     def quote(event: ev.QuoteIssued, quote_req_id: str, seq: int, ts: int) -> Outgoing:
         return Outgoing("S", (
-            (131, quote_req_id), (117, str(seq)), (55, event.index), (54, "1"),
-            (152, amount(event.collateral)), (133, price(event.index_price)),
-            (135, amount(event.units)), (60, utc_timestamp(ts))))
+            (QUOTE_REQ_ID, quote_req_id), (QUOTE_ID, str(seq)), (SYMBOL, event.index), (SIDE, "1"),
+            (CASH_ORDER_QTY, amount(event.collateral)), (OFFER_PX, price(event.index_price)),
+            (OFFER_SIZE, amount(event.units)), (TRANSACT_TIME, utc_timestamp(ts))))
 
     @staticmethod
     def quote_rejected(event: ev.QuoteRejected, quote_req_id: str, known: bool) -> Outgoing:
-        return Outgoing("AG", ((131, quote_req_id), (658, "99" if known else "1"),
-                               (146, "1"), (55, event.index), (58, event.text)))
+        return Outgoing("AG", ((QUOTE_REQ_ID, quote_req_id),
+        (QUOTE_REQUEST_REJECT_REASON, "99" if known else "1"),
+                               (NO_RELATED_SYM, "1"), (SYMBOL, event.index), (TEXT, event.text)))
 
 
 def execution(order: OrderSnapshot, seq: int, ts: int, exec_type: str, status: str,
@@ -228,37 +271,41 @@ def execution(order: OrderSnapshot, seq: int, ts: int, exec_type: str, status: s
     avg = order.spent / order.filled_units if order.filled_units else ZERO
     open_cash = order.remaining if order.is_open else ZERO
     return Outgoing("8", (
-        (37, str(order.order_id)), (17, str(seq)), (150, exec_type), (39, status),
-        (11, cl_ord_id or order.client_id), *extra, (55, order.index), (54, "1"),
-        (152, amount(order.collateral)), (15, order.collateral_asset),
-        (14, amount(order.filled_units)), (6, price(avg)), (151, amount(leaves)),
+        (ORDER_ID, str(order.order_id)), (EXEC_ID, str(seq)), (EXEC_TYPE, exec_type),
+        (ORD_STATUS, status),
+        (CL_ORD_ID, cl_ord_id or order.client_id), *extra, (SYMBOL, order.index), (SIDE, "1"),
+        (CASH_ORDER_QTY, amount(order.collateral)), (CURRENCY, order.collateral_asset),
+        (CUM_QTY, amount(order.filled_units)), (AVG_PX, price(avg)), (LEAVES_QTY, amount(leaves)),
         (LEAVES_CASH_QTY, amount(open_cash)), (CUM_CASH_QTY, amount(order.spent)),
-        (60, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))))
+        (TRANSACT_TIME, utc_timestamp(ts)), (EVENT_SEQ_NUM, str(seq))))
 
 
 def status(order: OrderSnapshot, ts: int, extra: Sequence[tuple[int, str]] = ()) -> Outgoing:
     """An order status report (150=I), outside the event stream."""
     report = execution(order, 0, ts, "I", _status(order), list(extra))
     return Outgoing(report.msg_type, tuple(
-        (t, _refusal_id() if t == 17 else v) for t, v in report.fields if t != EVENT_SEQ_NUM))
+        (t, _refusal_id() if t == EXEC_ID else v) for t, v in report.fields if t != EVENT_SEQ_NUM))
 
 
 def unknown_order(cl_ord_id: str, symbol: str, text: str,
                   extra: Sequence[tuple[int, str]]) -> Outgoing:
     """A status report (150=I) for an order we do not have: OrdStatus 8, and why."""
     return Outgoing("8", (
-        (37, "NONE"), (17, _refusal_id()), (150, "I"), (39, "8"), (11, cl_ord_id),
-        *extra, (55, symbol), (54, "1"), (14, "0"), (6, "0"), (151, "0"), (58, text)))
+        (ORDER_ID, "NONE"), (EXEC_ID, _refusal_id()), (EXEC_TYPE, "I"), (ORD_STATUS, "8"),
+        (CL_ORD_ID, cl_ord_id),
+        *extra, (SYMBOL, symbol), (SIDE, "1"), (CUM_QTY, "0"), (AVG_PX, "0"), (LEAVES_QTY, "0"),
+        (TEXT, text)))
 
 
 def collateral_report(balance: Balance, account: str, asset: str, report_id: str,
                       inquiry_id: str | None, extra: list[tuple[int, str]]) -> Outgoing:
     """CollateralReport (BA): ``balance``, the account's balance of ``asset``."""
-    inquiry = [] if inquiry_id is None else [(909, inquiry_id)]
+    inquiry = [] if inquiry_id is None else [(COLL_INQUIRY_ID, inquiry_id)]
     return Outgoing("BA", (
-        (908, report_id), *inquiry, (910, "3"), (1, account), (15, asset),
-        (900, amount(balance.available + balance.reserved)),
-        (901, amount(balance.available)), *extra))
+        (COLL_RPT_ID, report_id), *inquiry, (COLL_STATUS, "3"), (ACCOUNT, account),
+        (CURRENCY, asset),
+        (TOTAL_NET_VALUE, amount(balance.available + balance.reserved)),
+        (CASH_OUTSTANDING, amount(balance.available)), *extra))
 
 
 def _before(order: OrderSnapshot, request_id: str, request: object) -> str:
@@ -283,22 +330,23 @@ def _order_names(transaction: ev.Transaction) -> dict[int, str]:
 
 
 def order_refused(msg: Received, code: str, text: str) -> Outgoing:
-    cash = msg.get(152)
-    echoed = [(152, cash)] if cash is not None and len(cash) <= MAX_NUMBER_LENGTH else []
-    return _order_reject(msg.get(11) or "NONE", msg.get(55) or "NONE", None, code, text,
+    cash = msg.get(CASH_ORDER_QTY)
+    echoed = [(CASH_ORDER_QTY, cash)] if cash is not None and len(cash) <= MAX_NUMBER_LENGTH else []
+    return _order_reject(msg.get(CL_ORD_ID) or "NONE", msg.get(SYMBOL) or "NONE", None, code, text,
                          _refusal_id(), None, echoed)
 
 
 def cancel_refused(msg: Received, view: AccountView, account: str, code: str,
                    text: str) -> Outgoing:
-    orig = msg.get(41) or ""
-    return _cancel_reject(view.order(account, orig), msg.get(11) or "NONE", orig or "NONE",
+    orig = msg.get(ORIG_CL_ORD_ID) or ""
+    return _cancel_reject(view.order(account, orig), msg.get(CL_ORD_ID) or "NONE", orig or "NONE",
                           "1" if msg.msg_type == "F" else "2", code, text, [])
 
 
 def quote_refused(msg: Received, code: str, text: str) -> Outgoing:
-    return Outgoing("AG", ((131, msg.get(131) or "NONE"), (658, code), (146, "1"),
-                           (55, msg.get(55) or "NONE"), (58, text)))
+    return Outgoing("AG", ((QUOTE_REQ_ID, msg.get(QUOTE_REQ_ID) or "NONE"),
+    (QUOTE_REQUEST_REJECT_REASON, code), (NO_RELATED_SYM, "1"),
+                           (SYMBOL, msg.get(SYMBOL) or "NONE"), (TEXT, text)))
 
 
 def business_reject(msg: Received, code: str, text: str) -> Outgoing:
@@ -306,8 +354,9 @@ def business_reject(msg: Received, code: str, text: str) -> Outgoing:
     message's own id (ClOrdID, QuoteReqID, CollInquiryID) in 379 when that is fit to send."""
     ref = next((value for tag in _REF_IDS.get(msg.msg_type, ()) if (value := msg.clean(tag))),
                None)
-    return Outgoing("j", ((45, msg.seq_num), (372, msg.msg_type), *(
-        [(379, ref)] if ref else []), (380, code), (58, text)))
+    return Outgoing("j", ((REF_SEQ_NUM, msg.seq_num), (REF_MSG_TYPE, msg.msg_type), *(
+        [(BUSINESS_REJECT_REF_ID, ref)] if ref else []), (BUSINESS_REJECT_REASON, code),
+        (TEXT, text)))
 
 
 _REF_IDS = {"D": (11,), "F": (11,), "G": (11,), "R": (131,), "BB": (909,), "H": (11,),
@@ -316,11 +365,13 @@ _REF_IDS = {"D": (11,), "F": (11,), "G": (11,), "R": (131,), "BB": (909,), "H": 
 
 def _order_reject(cl_ord_id: str, symbol: str, cash: Decimal | None, code: str, text: str,
                   exec_id: str, ts: int | None, extra: list[tuple[int, str]]) -> Outgoing:
-    quantity = [] if cash is None else [(152, amount(cash))]
-    stamp = [] if ts is None else [(60, utc_timestamp(ts))]
+    quantity = [] if cash is None else [(CASH_ORDER_QTY, amount(cash))]
+    stamp = [] if ts is None else [(TRANSACT_TIME, utc_timestamp(ts))]
     return Outgoing("8", (
-        (37, "NONE"), (17, exec_id), (150, "8"), (39, "8"), (11, cl_ord_id), (55, symbol),
-        (54, "1"), *quantity, (14, "0"), (6, "0"), (151, "0"), (103, code), (58, text),
+        (ORDER_ID, "NONE"), (EXEC_ID, exec_id), (EXEC_TYPE, "8"), (ORD_STATUS, "8"),
+        (CL_ORD_ID, cl_ord_id), (SYMBOL, symbol),
+        (SIDE, "1"), *quantity, (CUM_QTY, "0"), (AVG_PX, "0"), (LEAVES_QTY, "0"),
+        (ORD_REJ_REASON, code), (TEXT, text),
         *stamp, *extra))
 
 
@@ -328,8 +379,10 @@ def _cancel_reject(order: OrderSnapshot | None, cl_ord_id: str, orig: str, respo
                    code: str, text: str, extra: list[tuple[int, str]]) -> Outgoing:
     status = "8" if order is None else _status(order)
     return Outgoing("9", (
-        (37, "NONE" if order is None else str(order.order_id)), (11, cl_ord_id), (41, orig),
-        (39, status), (434, response_to), (102, code), (58, text), *extra))
+        (ORDER_ID, "NONE" if order is None else str(order.order_id)), (CL_ORD_ID, cl_ord_id),
+        (ORIG_CL_ORD_ID, orig),
+        (ORD_STATUS, status), (CXL_REJ_RESPONSE_TO, response_to), (CXL_REJ_REASON, code),
+        (TEXT, text), *extra))
 
 
 def _status(order: OrderSnapshot) -> str:

@@ -16,7 +16,21 @@ from Crypto.Hash import keccak
 
 from fix_gateway import reports
 from fix_gateway.account_view import AccountView
-from fix_gateway.tags import WALLET_ADDRESS
+from fix_gateway.tags import (
+    ACCOUNT,
+    CASH_ORDER_QTY,
+    CL_ORD_ID,
+    CURRENCY,
+    EXPIRE_TIME,
+    NO_RELATED_SYM,
+    ORD_TYPE,
+    ORIG_CL_ORD_ID,
+    PRICE,
+    SIDE,
+    SYMBOL,
+    TIME_IN_FORCE,
+    WALLET_ADDRESS,
+)
 from fix_gateway.wire import (
     Outgoing,
     Received,
@@ -47,21 +61,21 @@ def new_order(msg: Received, account: str, now: int) -> SubmitIndexOrder | Outgo
     def reject(code: str, text: str) -> Outgoing:
         return reports.order_refused(msg, code, text)
 
-    cl_ord_id = msg.get(11) or ""
+    cl_ord_id = msg.get(CL_ORD_ID) or ""
     if len(cl_ord_id) > MAX_ID_LENGTH:
         return reject(OTHER, f"ClOrdID(11) is longer than {MAX_ID_LENGTH} characters")
-    if not msg.get(55):
+    if not msg.get(SYMBOL):
         return reject(UNKNOWN_SYMBOL, "Symbol(55) is required: the index to buy")
-    if msg.get(1) not in (None, account):
+    if msg.get(ACCOUNT) not in (None, account):
         return reject(UNKNOWN_ACCOUNT, f"Account(1) must be this session's account {account}")
     cash = _cash(msg)
     if isinstance(cash, str):
         return reject(INCORRECT_QUANTITY, cash)
-    side = _SIDES.get(msg.get(54) or "")
+    side = _SIDES.get(msg.get(SIDE) or "")
     if side is None:
-        return reject(UNSUPPORTED, f"Side(54)={msg.get(54)} is not supported: use 1 (buy)")
-    if msg.get(40) not in ("1", "2"):
-        return reject(UNSUPPORTED, f"OrdType(40)={msg.get(40)} is not supported: use 1 "
+        return reject(UNSUPPORTED, f"Side(54)={msg.get(SIDE)} is not supported: use 1 (buy)")
+    if msg.get(ORD_TYPE) not in ("1", "2"):
+        return reject(UNSUPPORTED, f"OrdType(40)={msg.get(ORD_TYPE)} is not supported: use 1 "
                                    "(market) or 2 (limit)")
     max_price = _max_price(msg)
     if isinstance(max_price, str):
@@ -73,8 +87,8 @@ def new_order(msg: Received, account: str, now: int) -> SubmitIndexOrder | Outgo
     problem = None if wallet is None else wallet_problem(wallet)
     if problem:
         return reject(OTHER, f"WalletAddress({WALLET_ADDRESS}) {problem}")
-    return SubmitIndexOrder(now, account, cl_ord_id, msg.get(55) or "", cash, side,
-                            msg.get(15), max_price, expire_at, wallet)
+    return SubmitIndexOrder(now, account, cl_ord_id, msg.get(SYMBOL) or "", cash, side,
+                            msg.get(CURRENCY), max_price, expire_at, wallet)
 
 
 def wallet_problem(address: str) -> str | None:
@@ -96,7 +110,7 @@ def cancel(msg: Received, account: str, view: AccountView,
     problem = _change_problem(msg, account, view)
     if problem:
         return reports.cancel_refused(msg, view, account, OTHER, problem)
-    return CancelIndexOrder(now, account, msg.get(41) or "", msg.get(11) or "")
+    return CancelIndexOrder(now, account, msg.get(ORIG_CL_ORD_ID) or "", msg.get(CL_ORD_ID) or "")
 
 
 def replace(msg: Received, account: str, view: AccountView,
@@ -110,29 +124,30 @@ def replace(msg: Received, account: str, view: AccountView,
     cash = _cash(msg)
     if isinstance(cash, str):
         return refuse(cash)
-    order = view.order(account, msg.get(41) or "")
+    order = view.order(account, msg.get(ORIG_CL_ORD_ID) or "")
     if order is not None:
         ord_type = "1" if order.max_price is None else "2"
-        new_price = decimal_field(msg.get(44))
-        if msg.get(40) != ord_type or (msg.has(44) and new_price != order.max_price):
+        new_price = decimal_field(msg.get(PRICE))
+        if msg.get(ORD_TYPE) != ord_type or (msg.has(44) and new_price != order.max_price):
             return refuse("only CashOrderQty(152) can be changed, to a lower amount; "
                           f"keep OrdType(40)={ord_type}"
                           + ("" if order.max_price is None else f" and Price(44)="
                              f"{order.max_price}"))
-    return ReduceIndexOrder(now, account, msg.get(41) or "", cash, msg.get(11) or "")
+    return ReduceIndexOrder(now, account, msg.get(ORIG_CL_ORD_ID) or "", cash,
+    msg.get(CL_ORD_ID) or "")
 
 
 def quote_request(msg: Received, quote_id: str, now: int) -> RequestQuote | Outgoing:
-    if not msg.get(55):
+    if not msg.get(SYMBOL):
         return reports.quote_refused(msg, UNKNOWN_SYMBOL, "Symbol(55) is required")
-    if msg.get(146) != "1":
+    if msg.get(NO_RELATED_SYM) != "1":
         return reports.quote_refused(msg, OTHER, "ask for one symbol per QuoteRequest")
-    if msg.get(54) not in (None, "1"):
+    if msg.get(SIDE) not in (None, "1"):
         return reports.quote_refused(msg, OTHER, "only buy quotes (Side 1) are given")
     cash = _cash(msg)
     if isinstance(cash, str):
         return reports.quote_refused(msg, OTHER, cash)
-    return RequestQuote(now, quote_id, msg.get(55) or "", cash)
+    return RequestQuote(now, quote_id, msg.get(SYMBOL) or "", cash)
 
 
 def _cash(msg: Received) -> Decimal | str:
@@ -140,7 +155,7 @@ def _cash(msg: Received) -> Decimal | str:
     whether it is positive and within the collateral's precision."""
     if msg.has(38):
         return "OrderQty(38) is not accepted: give the collateral amount in CashOrderQty(152)"
-    text = msg.get(152)
+    text = msg.get(CASH_ORDER_QTY)
     if text is None:
         return "CashOrderQty(152) is required: the collateral amount to spend"
     return amount_field("CashOrderQty(152)", text)
@@ -148,8 +163,8 @@ def _cash(msg: Received) -> Decimal | str:
 
 def _max_price(msg: Received) -> Decimal | str | None:
     """The limit (OrdType 2) or None (OrdType 1, market)."""
-    text = msg.get(44)
-    if msg.get(40) == "1":
+    text = msg.get(PRICE)
+    if msg.get(ORD_TYPE) == "1":
         return None if text is None else "Price(44) is only for limit orders (OrdType 2)"
     if text is None:
         return "Price(44), the highest index price to pay, is required for a limit order"
@@ -157,7 +172,7 @@ def _max_price(msg: Received) -> Decimal | str | None:
 
 
 def _expiry(msg: Received, now: int) -> int | str | None:
-    tif, expire = msg.get(59), msg.get(126)
+    tif, expire = msg.get(TIME_IN_FORCE), msg.get(EXPIRE_TIME)
     if tif == "6":
         moment = None if expire is None else parse_utc_timestamp(expire)
         return "TimeInForce 6 (GTD) needs ExpireTime(126)" if moment is None else moment
@@ -174,11 +189,11 @@ def _expiry(msg: Received, now: int) -> int | str | None:
 
 def _change_problem(msg: Received, account: str, view: AccountView) -> str | None:
     """Form problems of a cancel or replace; unknown or closed orders are the engine's."""
-    if len(msg.get(11) or "") > MAX_ID_LENGTH:
+    if len(msg.get(CL_ORD_ID) or "") > MAX_ID_LENGTH:
         return f"ClOrdID(11) is longer than {MAX_ID_LENGTH} characters"
-    if msg.get(1) not in (None, account):
+    if msg.get(ACCOUNT) not in (None, account):
         return f"Account(1) must be this session's account {account}"
-    order = view.order(account, msg.get(41) or "")
-    if order is not None and msg.get(55) != order.index:
-        return f"Symbol(55) {msg.get(55)} is not the order's symbol {order.index}"
+    order = view.order(account, msg.get(ORIG_CL_ORD_ID) or "")
+    if order is not None and msg.get(SYMBOL) != order.index:
+        return f"Symbol(55) {msg.get(SYMBOL)} is not the order's symbol {order.index}"
     return None

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from fix_gateway.tags import (
+    MSG_SEQ_NUM,
+    MSG_TYPE,
+)
 from solver.core.money import amount_problem, plain
 
 SOH = "\x01"
@@ -55,7 +59,7 @@ class Received:
 
     @property
     def msg_type(self) -> str:
-        return self.get(35) or ""
+        return self.get(MSG_TYPE) or ""
 
     def bad_field(self) -> tuple[int, str] | None:
         """The first field we cannot keep, and why: longer than ``MAX_FIELD_LENGTH``, or
@@ -77,7 +81,7 @@ class Received:
 
     @property
     def seq_num(self) -> str:
-        return self.get(34) or "0"
+        return self.get(MSG_SEQ_NUM) or "0"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,21 +6,35 @@ Builders return bodies with MsgType(35) only; ``FixClient.send`` adds the header
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ElementTree
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
+from pathlib import Path
 
 import simplefix
 
-# user-defined tags, declared in the gateway's data dictionary (spec/FIX44-gw.xml)
-MINT_TX_HASH = 20001
-MINT_QTY = 20002
-CHAIN_ID = 20003
-WALLET_ADDRESS = 20004
-DEPOSIT_TX_HASH = 20005
-LEAVES_CASH_QTY = 20010
-CUM_CASH_QTY = 20011
-MANAGEMENT_FEE = 20012
-EXCHANGE_FEE = 20013
+DICTIONARY = Path(__file__).resolve().parents[2] / "fix_gateway" / "spec" / "FIX44-gw.xml"
+"""The gateway's published data dictionary: the client reads its user-defined tags there, as
+a counterparty's client would, rather than importing the gateway."""
+
+
+@cache
+def _fields() -> dict[str, int]:
+    fields = ElementTree.parse(DICTIONARY).getroot().find("fields")
+    assert fields is not None, f"{DICTIONARY} has no <fields>"
+    return {f.attrib["name"]: int(f.attrib["number"]) for f in fields}
+
+
+MINT_TX_HASH = _fields()["MintTxHash"]
+MINT_QTY = _fields()["MintQty"]
+CHAIN_ID = _fields()["ChainID"]
+WALLET_ADDRESS = _fields()["WalletAddress"]
+DEPOSIT_TX_HASH = _fields()["DepositTxHash"]
+LEAVES_CASH_QTY = _fields()["LeavesCashQty"]
+CUM_CASH_QTY = _fields()["CumCashQty"]
+MANAGEMENT_FEE = _fields()["ManagementFee"]
+EXCHANGE_FEE = _fields()["ExchangeFee"]
 
 EXEC_TYPES = {"0": "new", "8": "rejected", "F": "fill", "4": "canceled", "C": "expired",
               "5": "replaced", "6": "pending-cancel", "B": "minted", "A": "pending-new"}

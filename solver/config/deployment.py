@@ -84,7 +84,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chain.finality import FINALIZED, Confirmations
-from fix_gateway.config import DICTIONARY, Account, FixSettings, TestSession
+from fix_gateway.config import Account, FixSettings, TestSession
+from fix_gateway.dictionary import DICTIONARY
 from fix_gateway.front_door import DoorSettings
 from fix_gateway.passwords import BadPasswordHash, check_hash
 from solver.config.fields import (
