@@ -371,12 +371,18 @@ class Settler:
         final = await finalized_block(self.w3)
         keep_from = head - self.settings.keep_blocks
         keep_from = keep_from if final is None else min(final, keep_from)
-        for reported in self.reported():
-            if await self._block_hash(reported.block) == reported.hash:
-                if reported.block <= keep_from:
-                    self.journal.forget_record(f"settled:{reported.order_id}")
+        reported = sorted(self.reported(), key=lambda r: r.block)
+        # blocks chain by hash: the newest one still there means every older one is too
+        moved = bool(reported) and await self._block_hash(reported[-1].block) != reported[-1].hash
+        hashes: dict[int, str | None] = {}
+        for settlement in reported:
+            if moved and settlement.block not in hashes:
+                hashes[settlement.block] = await self._block_hash(settlement.block)
+            if not moved or hashes[settlement.block] == settlement.hash:
+                if settlement.block <= keep_from:
+                    self.journal.forget_record(f"settled:{settlement.order_id}")
                 continue
-            await self._settle_again(reported)
+            await self._settle_again(settlement)
 
     async def _settle_again(self, reported: Reported) -> None:
         key = self.key(reported.order_id)

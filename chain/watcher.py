@@ -243,10 +243,11 @@ class VaultWatcher:
         return found
 
     def _gap(self, expected: int, got: int, start: int, end: int) -> None:
-        """Deposit ids skip: read the range again, from the range before if the count was
-        already short when this one began."""
+        """Deposit ids skip: read again from the range before (a deposit missing at the end
+        of the last range shows as a gap at this one's start); each gap goes one range
+        further back."""
         checkpoints = self.cursor.checkpoints
-        back = len(checkpoints) > 1 and got > expected
+        back = len(checkpoints) > 1
         log.warning("chain deposit ids skip: reading again", expected=expected, got=got,
                     start=start, end=end, from_block=checkpoints[-2].block + 1 if back
                     else start)
