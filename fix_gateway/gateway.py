@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar
 import quickfix as fix
 import structlog
 
-from fix_gateway import delivery, reports, requests
+from fix_gateway import delivery, queries, reports, requests
 from fix_gateway.acceptor import PolledAcceptor
 from fix_gateway.account_view import AccountView
 from fix_gateway.bridge import Bridge
@@ -33,25 +33,13 @@ from fix_gateway.inbound import InboundLog, Mark
 from fix_gateway.passwords import verify
 from fix_gateway.sessions import session_settings
 from fix_gateway.tags import (
-    ACCOUNT,
     CL_ORD_ID,
-    COLL_INQUIRY_ID,
-    COLL_INQUIRY_RESULT,
-    COLL_INQUIRY_STATUS,
-    CURRENCY,
     EVENT_SEQ_NUM,
-    LAST_RPT_REQUESTED,
-    MASS_STATUS_REQ_ID,
-    MASS_STATUS_REQ_TYPE,
-    ORD_STATUS_REQ_ID,
     POSS_DUP_FLAG,
     POSS_RESEND,
     QUOTE_REQ_ID,
-    SYMBOL,
-    TEXT,
-    TOT_NUM_REPORTS,
 )
-from fix_gateway.wire import Outgoing, Received
+from fix_gateway.wire import Outgoing, Received, Replies
 from solver.core import events as ev
 from solver.core.bus import EventBus, TransactionObserver
 from solver.core.commands import (
@@ -70,7 +58,6 @@ CHECKPOINT_EVERY_S = 1.0
 SWITCH_INTERVAL_S = 0.0005
 STOP_WAIT_S = 5.0
 
-Replies = tuple[Outgoing, ...]
 
 
 class Solver(Protocol):
@@ -112,7 +99,9 @@ class Gateway:
         self._account_of_session: dict[str, str] = {}
         self._echo_session: str | None = None
         self._echoed: set[str] = set()
-        self._in_flight: dict[int, tuple[Input, Received]] = {}
+        self._in_flight: dict[Origin, list[tuple[Input, Received]]] = {}
+        """Commands submitted and not yet journaled, by what names them (``_origin``), each
+        with the message that asked for it (a duplicate ClOrdID queues behind the first)."""
         self._done: set[int] = set()
         self._last_ended = 0  # until a transaction ends: the mark's, as read at start
         self._quotes: dict[str, tuple[str, str, bool]] = {}
@@ -282,11 +271,12 @@ class Gateway:
             case "R":
                 decision = requests.quote_request(msg, f"q{msg.number}", now)
             case "BB":
-                return self._collateral_inquiry(msg, account)
+                return queries.collateral_inquiry(msg, account, self.view,
+                                                  sorted(self.engine.collaterals))
             case "H":
-                return self._order_status(msg, account)
+                return queries.order_status(msg, account, self.view, now)
             case "AF":
-                return self._mass_status(msg, account)
+                return queries.mass_status(msg, account, self.view, now)
             case _:
                 decision = reports.business_reject(
                     msg, "3", f"MsgType {msg.msg_type} is not supported by this gateway")
@@ -312,7 +302,9 @@ class Gateway:
         if isinstance(decision, RequestQuote):
             self._quotes[decision.quote_id] = (msg.session, msg.get(QUOTE_REQ_ID) or "",
                                                decision.index in self.engine.indexes)
-        self._in_flight[id(decision)] = (decision, msg)
+        origin = _origin(decision)
+        assert origin is not None, f"a client message asked for {decision!r}"
+        self._in_flight.setdefault(origin, []).append((decision, msg))
         self.runtime.submit(decision)
 
     def _echo(self, msg: Received) -> Replies:
@@ -345,62 +337,7 @@ class Gateway:
         if order is not None:
             return (reports.status(order, self.runtime.clock()),)
         origin = ("order" if msg.msg_type == "D" else "request", account, name)
-        in_flight = origin in {_origin(c) for c, _ in self._in_flight.values()}
-        return () if in_flight else None
-
-    def _order_status(self, msg: Received, account: str) -> Replies:
-        """OrderStatusRequest (H): the order as of the last transaction, or OrdStatus 8."""
-        cl_ord_id, request = msg.get(CL_ORD_ID) or "", msg.get(ORD_STATUS_REQ_ID)
-        echo = [(ORD_STATUS_REQ_ID, request)] if request else []
-        order = self.view.order(account, cl_ord_id) if msg.get(ACCOUNT) in (None, account) else None
-        if order is None:
-            return (reports.unknown_order(cl_ord_id, msg.get(SYMBOL) or "NONE",
-                                          f"no order {cl_ord_id} for account {account}", echo),)
-        return (reports.status(order, self.runtime.clock(), echo),)
-
-    def _mass_status(self, msg: Received, account: str) -> Replies:
-        """OrderMassStatusRequest (AF): every open order of the account (585=7), or of one
-        index (585=1), one status report each; TotNumReports and LastRptRequested say how
-        many and which is the last."""
-        kind, symbol = msg.get(MASS_STATUS_REQ_TYPE), msg.get(SYMBOL)
-        if msg.get(ACCOUNT) not in (None, account):
-            return (reports.business_reject(msg, "0", f"Account(1) must be this session's "
-                                                      f"account {account}"),)
-        if kind not in ("1", "7") or (kind == "1" and not symbol):
-            return (reports.business_reject(msg, "0", "MassStatusReqType(585) must be 7 (all "
-                                                      "orders) or 1 (the orders of Symbol(55))"),)
-        orders = self.view.open_orders(account, symbol if kind == "1" else None)
-        request = [(MASS_STATUS_REQ_ID, msg.get(MASS_STATUS_REQ_ID) or "")]
-        if not orders:
-            return (reports.unknown_order("NONE", symbol or "NONE", "no open orders",
-                                          [*request, (TOT_NUM_REPORTS, "0"),
-                                          (LAST_RPT_REQUESTED, "Y")]),)
-        now, last = self.runtime.clock(), len(orders)
-        return tuple(reports.status(order, now, [*request, (TOT_NUM_REPORTS, str(last)),
-                                                 (LAST_RPT_REQUESTED, "Y" if n == last else "N")])
-                     for n, order in enumerate(orders, 1))
-
-    def _collateral_inquiry(self, msg: Received, account: str) -> Replies:
-        inquiry = msg.get(COLL_INQUIRY_ID) or ""
-        if msg.get(ACCOUNT) not in (None, account):
-            return (Outgoing("BG", (
-                (COLL_INQUIRY_ID, inquiry), (COLL_INQUIRY_STATUS, "4"), (COLL_INQUIRY_RESULT, "3"),
-                (ACCOUNT, msg.get(ACCOUNT) or ""),
-                (TEXT, f"Account(1) must be this session's account {account}"))),)
-        currency = msg.get(CURRENCY)
-        if currency is not None and currency not in self.engine.collaterals:
-            return (Outgoing("BG", (
-                (COLL_INQUIRY_ID, inquiry), (COLL_INQUIRY_STATUS, "4"), (COLL_INQUIRY_RESULT, "2"),
-                (ACCOUNT, account), (CURRENCY, currency),
-                (TEXT, f"Currency(15) {currency} is no collateral here; known: "
-                     + ", ".join(sorted(self.engine.collaterals))))),)
-        assets = [currency] if currency else sorted(self.engine.collaterals)
-        return (Outgoing("BG", ((COLL_INQUIRY_ID, inquiry), (COLL_INQUIRY_STATUS, "0"),
-        (TOT_NUM_REPORTS, str(len(assets))),
-                                (ACCOUNT, account))),
-                *(reports.collateral_report(self.view.balance(account, asset), account, asset,
-                                            f"{inquiry}-{n}", inquiry, [])
-                  for n, asset in enumerate(assets, 1)))
+        return () if origin in self._in_flight else None
 
     def _handled(self, number: int) -> None:
         """Record ``number`` is journaled or answered: move the inbound mark past it."""
@@ -470,18 +407,33 @@ class Gateway:
                 self._report(transaction)
             except Exception:
                 log.exception("fix reports failed", transaction=transaction.number)
-        taken = self._in_flight.pop(id(transaction.input), None)
-        if taken is not None and taken[0] is transaction.input:
+        asked = self._taken(transaction.input)
+        if asked is not None:
             if transaction.of_type(ev.InputFailed):
-                self._answer_refused(taken[1])
-            self._handled(taken[1].number)
+                self._answer_refused(asked)
+            self._handled(asked.number)
 
     def _refused(self, command: Input, reason: str) -> None:
         """The writer refused a command before the engine saw it: answer, and move on."""
-        taken = self._in_flight.pop(id(command), None)
-        if taken is not None and taken[0] is command:
-            self._answer_refused(taken[1])
-            self._handled(taken[1].number)
+        asked = self._taken(command)
+        if asked is not None:
+            self._answer_refused(asked)
+            self._handled(asked.number)
+
+    def _taken(self, command: Input) -> Received | None:
+        """The message that asked for ``command``, no longer in flight; None if no client
+        message asked for it."""
+        origin = _origin(command)
+        if origin is None:
+            return None
+        waiting = self._in_flight.get(origin, [])
+        for n, (submitted, msg) in enumerate(waiting):
+            if submitted is command:
+                del waiting[n]
+                if not waiting:
+                    del self._in_flight[origin]
+                return msg
+        return None
 
     def _answer_refused(self, msg: Received) -> None:
         log.error("fix message refused by the writer", session=msg.session,
@@ -566,7 +518,11 @@ def _body(msg: Received) -> tuple[tuple[int, str], ...]:
     return tuple((t, v) for t, v in msg.fields if t not in delivery.HEADER_AND_TRAILER)
 
 
-def _origin(command: Input) -> tuple[str, str, str] | None:
+Origin = tuple[str, str, str]
+"""What names a command a client asked for: its kind, account and id."""
+
+
+def _origin(command: Input) -> Origin | None:
     """What names a command that a client message asked for: its kind, account and id."""
     match command:
         case SubmitIndexOrder():

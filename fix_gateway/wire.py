@@ -149,3 +149,7 @@ def parse_utc_timestamp(text: str) -> int | None:
 def unix_ms(moment: datetime) -> int:
     """Whole milliseconds since the epoch, without passing through a float."""
     return (moment - _EPOCH) // _MS
+
+
+Replies = tuple[Outgoing, ...]
+"""What the gateway answers a message with, in order (nothing: an empty tuple)."""
