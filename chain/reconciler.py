@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from prometheus_client import Counter
@@ -37,6 +37,16 @@ MISMATCHES = Counter("solver_reconciliation_mismatches_total",
                      "Checks where the vault and the ledger disagreed")
 
 
+class Unapplied(NamedTuple):
+    """A settlement of the account's the engine has not applied: its order key, what it
+    charges, and whether it has been sent by now (only a settlement sent may be mined, so
+    the vault is asked about those alone)."""
+
+    key: bytes
+    charge: Decimal
+    sent: Callable[[], bool]
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     account: str
@@ -53,7 +63,7 @@ class VaultReconciler:
     def __init__(self, w3: AsyncWeb3[Any], vault: AsyncContract, asset: str, decimals: int,
                  wallets: Mapping[str, str], journaled_through: Callable[[], int],
                  ledger_side: LedgerSide,
-                 unapplied: Callable[[str], list[tuple[bytes, Decimal]]] = lambda _: []
+                 unapplied: Callable[[str], list[Unapplied]] = lambda _: []
                  ) -> None:
         """``ledger_side``: the ledger's side from the events, already following the bus;
         ``unapplied``: the settlements of an account sent and not yet applied by the engine
@@ -113,9 +123,10 @@ class VaultReconciler:
                         from_block=after, to_block=latest, argument_filters={"user": wallet}):
                     in_transit += sign * from_units(int(entry["args"]["amount"]),
                                                     self.decimals)
-        for key, charged in unapplied:
-            if await self.vault.functions.settled(key).call(block_identifier=latest):
-                in_transit -= charged
+        for pending in unapplied:  # sent by now, after ``latest``: all that can be mined by it
+            if pending.sent() and await self.vault.functions.settled(pending.key).call(
+                    block_identifier=latest):
+                in_transit -= pending.charge
         check = Check(account, latest, held - in_transit, ledger)
         self.checks[account] = check
         if not check.agrees:

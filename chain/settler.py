@@ -39,6 +39,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
+from functools import partial
 from typing import Any, Protocol, cast
 
 import structlog
@@ -53,6 +54,7 @@ from chain.deploy import ChainDeployment
 from chain.finality import Confirmations, confirmed_head, finalized_block
 from chain.keys import order_key
 from chain.mints import Mint, MintsWaiting
+from chain.reconciler import Unapplied
 from chain.records import Records
 from chain.watcher import to_units
 from solver.core import events as ev
@@ -273,13 +275,18 @@ class Settler:
         """Nothing being settled, confirmed or released, and nothing waiting to be."""
         return not self._active and self._work.empty() and not self._following
 
-    def unapplied(self, account: str) -> list[tuple[bytes, Decimal]]:
-        """The order keys and charges of ``account``'s settlements not applied by the engine
-        yet, sent or about to be: any may be mined by the time the node is asked (the
-        reconciliation takes those off the vault's side, as the deposits the watcher has not
-        journaled yet)."""
-        return [(self.key(o.order_id), o.spent) for o in list(self.mints.orders.values())
-                if o.account == account]
+    def unapplied(self, account: str) -> list[Unapplied]:
+        """``account``'s settlements the engine has not applied yet, sent or about to be:
+        any sent may be mined by the time the node is asked (the reconciliation takes those
+        off the vault's side, as the deposits the watcher has not journaled yet)."""
+        return [Unapplied(self.key(o.order_id), o.spent, partial(self.sent, o.order_id))
+                for o in list(self.mints.orders.values()) if o.account == account]
+
+    def sent(self, order_id: int) -> bool:
+        """Whether the order's settlement may have reached the node: its job is recorded
+        before each send, and its record kept once confirmed."""
+        return (self._job(order_id) is not None
+                or self.journal.record(f"settled:{order_id}") is not None)
 
     async def settle(self, mint: Mint) -> MintConfirmed | MintFailed:
         """Settle ``mint`` and wait for its confirmations (what a worker does in two parts)."""

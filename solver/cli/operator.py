@@ -97,6 +97,8 @@ def ask(config: Path, command: str) -> dict[str, Any]:
     except urllib.error.HTTPError as error:
         if error.code == 401:
             raise ConfigError(f"the service refused the token in {admin.token_env}") from None
+        if error.code == 400:  # the request itself: the service says what is wrong with it
+            raise ConfigError(str(json.loads(error.read(2000)).get("error"))) from None
         raise Unreachable(f"the service answered {error.code} {error.reason}: "
                           f"{error.read(500).decode(errors='replace')}") from None
     except (OSError, http.client.HTTPException) as error:

@@ -2,16 +2,6 @@
 wallet is whose, deposits from wallets no account has (held, never lost), the withdrawals users
 asked for on-chain, and the facts a deep reorganisation took away.
 
-The vault keeps each user's collateral until a settlement charges it, and lets a user leave
-without anyone's permission: ``request_withdrawal`` and, after the vault's delay, ``withdraw``,
-which pays min(requested, balance). So the engine must never count on collateral a user is
-taking back. A request sets aside the account's available collateral at once; if that is not
-enough, the account's orders make room (unengaged ones are reduced or cancelled, engaged ones
-end when their batch settles), and whatever they release goes to the withdrawal first. Once
-the withdrawal has all it asked for, or the account has nothing left that could add to it
-(no open order, no settlement still to charge the vault), the solver asks for the vault's
-early ``release``: the vault then pays out exactly what was set aside.
-
 One wallet per account: the vault charges and mints to one address, so an account's
 collateral on the engine's ledger is that wallet's balance in the vault.
 """

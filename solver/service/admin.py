@@ -22,10 +22,12 @@ print them as tables.
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, fields
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import structlog
 from aiohttp import web
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 HOST = "127.0.0.1"
+FACT_ID = re.compile(r"[!-~]{1,200}")
 
 
 class AdminEndpoint:
@@ -94,7 +97,15 @@ class AdminEndpoint:
                           "and try again"}, status=502)
 
     async def _resolve(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.resolve(request.match_info["fact_id"]))
+        try:  # the path as sent, percent-encoded (index-solver resolve quotes the id)
+            fact_id = unquote(request.match_info["fact_id"], errors="strict")
+        except UnicodeDecodeError:
+            fact_id = ""
+        if not FACT_ID.fullmatch(fact_id):
+            return web.json_response(  # journaled otherwise: bounded, printable, one line
+                {"error": "a fact id is 1 to 200 printable ASCII characters, as index-solver "
+                          "status lists them (0x<transaction hash>:<ordinal>)"}, status=400)
+        return web.json_response(await self.resolve(fact_id))
 
     async def resolve(self, fact_id: str) -> dict[str, Any]:
         transaction = await self.service.runtime.apply(ResolveVanishedFact(now_ms(), fact_id))

@@ -156,6 +156,12 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                 assert _status(base)["vanished_facts"] == [] and _held(base) == "250"
                 again = cli("resolve", gone["fact_id"], "--config", str(config))
                 assert again.returncode == 1 and "no vanished fact" in again.stdout
+                for hostile in ("%FF%FE", "a%00b", "x" * 201, "%0Ainjected"):
+                    assert post(f"{base}/resolve/{hostile}") == 400, hostile
+                assert post(f"{base}/resolve/{'y' * 1_000_000}") in (400, 414, 0)
+                bad = cli("resolve", "a b", "--config", str(config))
+                assert bad.returncode == 2 and "printable ASCII" in bad.stdout
+                assert get(f"{base}/status", TOKEN)[0] == 200  # still serving
             assert "operator-token" not in log.read_text()  # the secret never logged
     run(scenario(), timeout=150)
 
@@ -221,6 +227,19 @@ def alerted_metrics() -> set[str]:
     names = set(re.findall(r"\b(?:solver_[a-z_]+|process_start_time_seconds)\b",
                            "\n".join(re.findall(r"expr: (.*)", rules))))
     return {n.removesuffix("_total") for n in names}
+
+
+def post(url: str) -> int:
+    """The status of a POST with the token (0: the connection was cut)."""
+    request = urllib.request.Request(url, method="POST",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
 
 
 def _status(base: str) -> dict[str, Any]:
