@@ -84,7 +84,7 @@ async def serve(latency_orders: int, burst: int) -> Results:
     from solver.exchange.endpoints import local
     from solver.service.instant_mint import InstantMint, credit
     from solver.service.runtime import RuntimeSettings
-    from solver.service.wiring import running_service
+    from solver.service.service import running_service
     from solver.simulation.run import setup_of
     from solver.simulation.scenario import load_scenario
 

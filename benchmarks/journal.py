@@ -20,7 +20,7 @@ from solver.exchange.endpoints import ApiKey, local
 from solver.journal.replay import Checkpoint, rebuild
 from solver.journal.store import Journal
 from solver.service.runtime import Runtime
-from solver.service.wiring import projections
+from solver.service.service import projections
 from solver.simulation import synthetic
 from solver.simulation.run import Simulation, setup_of
 

@@ -53,7 +53,7 @@ async def measure(seconds: float) -> list[tuple[str, Counter[str], Counter[str]]
     from mocks.ports import free_port
     from solver.demo import deployed_chain, deposit
     from solver.exchange.endpoints import ApiKey, local
-    from solver.service.wiring import running_service
+    from solver.service.service import running_service
     from solver.simulation.run import setup_of
     from solver.simulation.scenario import load_scenario
 

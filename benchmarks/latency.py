@@ -112,7 +112,7 @@ async def serve(orders: int) -> dict[str, Any]:
     from solver.journal.store import Journal
     from solver.service.instant_mint import InstantMint, credit
     from solver.service.runtime import RuntimeSettings
-    from solver.service.wiring import running_service
+    from solver.service.service import running_service
     from solver.simulation.run import setup_of
     from solver.simulation.scenario import load_scenario
 

@@ -38,7 +38,7 @@ async def measure(users: int, orders: int) -> dict[str, float]:
     from mocks.ports import free_port
     from solver.demo import deployed_chain, deposit
     from solver.exchange.endpoints import ApiKey, local
-    from solver.service.wiring import running_service
+    from solver.service.service import running_service
     from solver.simulation.run import setup_of
     from solver.simulation.scenario import load_scenario
 

@@ -33,7 +33,7 @@ from solver.core.commands import SubmitIndexOrder
 from solver.demo import embedded_chain
 from solver.exchange.endpoints import local
 from solver.service.runtime import RuntimeSettings
-from solver.service.wiring import running_service
+from solver.service.service import running_service
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import load_scenario
 

@@ -22,10 +22,8 @@ import quickfix as fix
 import structlog
 
 from fix_gateway.front_door import Authenticate
-from fix_gateway.inbound import InboundLog
-from fix_gateway.tags import (
-    MSG_TYPE,
-)
+from fix_gateway.inbound_log import InboundLog
+from fix_gateway.tags import MSG_TYPE, PASSWORD, USERNAME
 from fix_gateway.wire import Received
 
 # ``import quickfix`` resets SIGINT to the default action; give Python's handler back.
@@ -100,7 +98,7 @@ class Bridge(fix.Application):  # type: ignore[misc]
                 return
             refusal = self.authenticate(
                 session_id.getSenderCompID().getValue(), session_id.getTargetCompID().getValue(),
-                _optional(message, 553), _optional(message, 554))
+                _optional(message, USERNAME), _optional(message, PASSWORD))
         except Exception:
             log.exception("fix logon check failed")
             refusal = "logon could not be checked; try again"

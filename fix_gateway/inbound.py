@@ -1,150 +1,264 @@
-"""The inbound log: every application message as QuickFIX handed it over, kept before
-``fromApp`` returns.
+"""Inbound: each application message becomes an engine command, or replies instead.
 
-QuickFIX counts a message as received once ``fromApp`` returns and never asks the client for
-it again, so by then the message must be kept somewhere. Appending it here and handing it to
-the OS (no fsync: QuickFIX's own store gives the same guarantee, it survives a crash of the
-process, not of the machine) costs microseconds, so ``fromApp`` returns at once and the writer
-can group-commit a session's pipelined orders into one journal fsync.
-
-The gateway marks a record handled once what it asked for is journaled or answered. The mark
-is the highest record number with every record up to it handled, together with the number of
-the last journal transaction published then. At start-up the records after the mark are
-handled again, except those whose commands the journal already holds: the journal's FIX
-commands after that transaction are exactly the commands of those records, in order.
-
-Files in the directory: segments named ``<first record number>.log`` of JSON lines
-``{"n": number, "session": key, "text": message}``, and ``handled``: the mark.
+Messages arrive on the loop in the inbound log's order (see ``inbound_log``). A command is
+submitted and kept in flight under what names it (``Origin``) until the transaction that
+applies it ends; then, or once its replies are sent, its record is marked handled. At start-up
+what the log kept but had not seen handled is handled again (``replay``).
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import os
-from dataclasses import dataclass
-from pathlib import Path
+from collections import Counter
+from collections.abc import Callable
 
 import structlog
 
+from fix_gateway import delivery, queries, reports, requests
+from fix_gateway.account_view import AccountView
+from fix_gateway.dictionary import field_name
+from fix_gateway.inbound_log import InboundLog, Mark
+from fix_gateway.outbound import Outbound
+from fix_gateway.port import Solver
+from fix_gateway.sessions import Routes
+from fix_gateway.tags import CL_ORD_ID, POSS_DUP_FLAG, POSS_RESEND, QUOTE_REQ_ID
+from fix_gateway.wire import Outgoing, Received, Replies
+from solver.core import events as ev
+from solver.core.commands import (
+    CancelIndexOrder,
+    Input,
+    ReduceIndexOrder,
+    RequestQuote,
+    SubmitIndexOrder,
+)
+
 log = structlog.get_logger(__name__)
 
-SEGMENT_BYTES = 4 * 2**20
-_MARK_FILE = "handled"
+Origin = tuple[str, str, str]
+"""What names a command a client asked for: its kind, account and id."""
+
+FAILED_TEXT = "the gateway could not process this message; it changed nothing"
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    number: int
-    session: str
-    text: str
+class Inbound:
+    def __init__(self, solver: Solver, view: AccountView, inbound_log: InboundLog,
+                 routes: Routes, outbound: Outbound, room_made: Callable[[], None]) -> None:
+        self.closing = False  # shutting down: no new orders, the rest still served
+        self._solver = solver
+        self._view = view
+        self._log = inbound_log
+        self._routes = routes
+        self._outbound = outbound
+        self._room_made = room_made
+        self._collaterals = sorted(solver.engine.collaterals)
+        self._in_flight: dict[Origin, list[tuple[Input, Received]]] = {}
+        """Commands submitted and not yet journaled, each with the message that asked for it
+        (a duplicate ClOrdID queues behind the first)."""
+        self._done: set[int] = set()
+        self._echoed: set[str] = set()
+        # Records matched while replaying must not move the mark's transaction past
+        # journaled commands of records still after it: until a transaction ends, the mark's.
+        self._last_ended = inbound_log.mark.transaction
 
-
-@dataclass(frozen=True, slots=True)
-class Mark:
-    record: int
-    """Every record numbered up to this one is handled."""
-    transaction: int
-    """The last journal transaction published when the mark was set."""
-
-
-class InboundLog:
-    def __init__(self, directory: Path, journal_transaction: int) -> None:
-        """Open the log in ``directory``; a new one starts marked at ``journal_transaction``,
-        the journal's last (every command journaled so far came before it)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        self.directory = directory
-        self._mark_fd = os.open(directory / _MARK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        mark = _read_mark(directory / _MARK_FILE)
-        records = [r for segment in self._segments() for r in _read_segment(segment)]
-        if mark is None:
-            self.set_mark(Mark(max([0] + [r.number for r in records]), journal_transaction))
-        else:
-            self.mark = mark
-        self._unhandled = [r for r in records if r.number > self.mark.record]
-        self.next_number = max([self.mark.record] + [r.number for r in records]) + 1
-        self._segment_fd = self._open_segment(self.next_number)
-        self._segment_bytes = 0
-
-    def unhandled(self) -> list[Record]:
-        """The records after the mark found at opening, in order."""
-        return list(self._unhandled)
-
-    @property
-    def backlog(self) -> int:
-        """How many records are not known to be handled."""
-        return self.next_number - 1 - self.mark.record
-
-    def append(self, session: str, text: str) -> int:
-        """Keep one message and return its record number. Not thread-safe: the caller
-        serialises. A failed write is logged, not raised: the message is still handled, it is
-        only not kept for a crash."""
-        number, self.next_number = self.next_number, self.next_number + 1
-        line = json.dumps({"n": number, "session": session, "text": text}).encode() + b"\n"
+    def on_message(self, msg: Received) -> None:
+        """On the loop: act on one application message, in the inbound log's order."""
         try:
-            if self._segment_bytes + len(line) > SEGMENT_BYTES:
-                self._rotate(number)
-            os.write(self._segment_fd, line)
-            self._segment_bytes += len(line)
-        except OSError:
-            log.exception("inbound message not kept", session=session, record=number)
-        return number
+            self._act(msg, self._decide(msg))
+        except Exception:
+            log.exception("fix message failed", session=msg.session, msg_type=msg.msg_type)
+            self._outbound.send(msg.session, reports.business_reject(msg, "0", FAILED_TEXT))
+            self._handled(msg.number)
 
-    def set_mark(self, mark: Mark) -> None:
-        # Fixed width at offset 0, like QuickFIX's seqnums file: one small write, no rename.
-        os.pwrite(self._mark_fd, f"{mark.record:020d} {mark.transaction:020d}\n".encode(), 0)
-        self.mark = mark
+    def transaction_ended(self, transaction: ev.Transaction) -> None:
+        """The bus: the message that asked for ``transaction``'s input is handled."""
+        self._last_ended = transaction.number
+        asked = self._taken(transaction.input)
+        if asked is not None:
+            if transaction.of_type(ev.InputFailed):
+                self._answer_failed(asked)
+            self._handled(asked.number)
 
-    def prune(self) -> None:
-        """Delete the segments whose every record is handled (never the one being written)."""
-        segments = self._segments()
-        for segment, following in itertools.pairwise(segments):
-            if _first_number(following) - 1 <= self.mark.record:
-                segment.unlink(missing_ok=True)
+    def refused(self, command: Input, reason: str) -> None:
+        """The writer refused a command before the engine saw it: answer, and move on."""
+        asked = self._taken(command)
+        if asked is not None:
+            self._answer_failed(asked)
+            self._handled(asked.number)
 
-    def close(self) -> None:
-        os.close(self._segment_fd)
-        os.close(self._mark_fd)
+    def logged_out(self, session: str) -> None:
+        """On the loop: a session logged out."""
+        if session == self._routes.echo_session:
+            self._echoed.clear()
 
-    def _segments(self) -> list[Path]:
-        return sorted(self.directory.glob("*.log"), key=_first_number)
+    def replay(self) -> None:
+        """Handle again the messages the inbound log kept but had not seen handled, except
+        those whose commands the journal holds: every client command journaled after the
+        mark's transaction came from a record after the mark. Each such command is matched
+        with the first record asking for it (judged as if it came first: a copy may have been
+        the first to arrive), so a mismatch cannot spread. Numbers missing from the log (a
+        failed or torn write) have nothing to redo."""
+        records = self._log.unhandled()
+        kept = {r.number for r in records}
+        for number in range(self._log.mark.record + 1, self._log.next_number):
+            if number not in kept:
+                self._handled(number)
+        if not records:
+            return  # the journal's tail since the mark need not be read
+        applied = Counter(origin for t in self._solver.transactions_after(
+            self._log.mark.transaction) if (origin := origin_of(t.input)) is not None)
+        replayed = 0
+        for record in records:
+            msg = Received.parse(record.session, record.text, record.number)
+            origin = self._asked_origin(msg)
+            if origin is not None and applied[origin] > 0:
+                applied[origin] -= 1
+                self._handled(record.number)
+            elif record.session in self._routes.account_of_session:
+                self.on_message(msg)
+                replayed += 1
+            else:  # the echo session, or one no longer configured
+                self._handled(record.number)
+        log.info("fix inbound replayed", unhandled=len(records), replayed=replayed,
+                 mark=self._log.mark.record)
 
-    def _open_segment(self, first_number: int) -> int:
-        path = self.directory / f"{first_number:020d}.log"
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    def _decide(self, msg: Received, copies: bool = True) -> Input | Replies:
+        """The engine command a message asks for, or the replies it gets instead.
+        ``copies``: a copy (PossDup, PossResend) of what was already taken is answered as one;
+        without, the message is judged as if it came first."""
+        if msg.session == self._routes.echo_session:
+            return self._echo(msg)
+        bad = msg.bad_field()
+        if bad is not None:
+            tag, problem = bad
+            return (reports.business_reject(
+                msg, "0", f"{field_name(tag)} {problem}; the message changed nothing"),)
+        account, now = self._routes.account_of_session[msg.session], self._solver.clock()
+        if copies and msg.msg_type in ("D", "F", "G"):
+            taken = self._already_taken(msg, account)
+            if taken is not None:
+                return taken
+        if self.closing and msg.msg_type in ("D", "G"):
+            return (self._closing_refusal(msg, account),)
+        decision: Input | Outgoing | Replies
+        match msg.msg_type:
+            case "D":
+                decision = requests.new_order(msg, account, now)
+            case "F":
+                decision = requests.cancel(msg, account, self._view, now)
+            case "G":
+                decision = requests.replace(msg, account, self._view, now)
+            case "R":
+                decision = requests.quote_request(msg, f"q{msg.number}", now)
+            case "BB":
+                return queries.collateral_inquiry(msg, account, self._view, self._collaterals)
+            case "H":
+                return queries.order_status(msg, account, self._view, now)
+            case "AF":
+                return queries.mass_status(msg, account, self._view, now)
+            case _:
+                decision = reports.business_reject(
+                    msg, "3", f"MsgType {msg.msg_type} is not supported by this gateway")
+        return (decision,) if isinstance(decision, Outgoing) else decision
 
-    def _rotate(self, first_number: int) -> None:
-        fd = self._open_segment(first_number)
-        os.close(self._segment_fd)
-        self._segment_fd, self._segment_bytes = fd, 0
+    def _closing_refusal(self, msg: Received, account: str) -> Outgoing:
+        text = "the service is shutting down: send it again once it is back"
+        if msg.msg_type == "D":
+            return reports.order_refused(msg, requests.EXCHANGE_CLOSED, text)
+        return reports.cancel_refused(msg, self._view, account, requests.OTHER, text)
 
+    def _act(self, msg: Received, decision: Input | Replies) -> None:
+        if isinstance(decision, tuple):
+            for reply in decision:
+                self._outbound.send(msg.session, reply)
+            self._handled(msg.number)
+            return
+        if isinstance(decision, RequestQuote):
+            self._outbound.expect_quote(decision.quote_id, msg.session,
+                                        msg.get(QUOTE_REQ_ID) or "",
+                                        decision.index in self._solver.engine.indexes)
+        origin = origin_of(decision)
+        assert origin is not None, f"a client message asked for {decision!r}"
+        self._in_flight.setdefault(origin, []).append((decision, msg))
+        self._solver.submit(decision)
 
-def _first_number(segment: Path) -> int:
-    return int(segment.stem)
+    def _echo(self, msg: Received) -> Replies:
+        """The test profile behaves as QuickFIX's acceptance application (``at``): it echoes
+        NewOrderSingle and SecurityDefinition, keeping PossResend; drops a PossResend copy of
+        an order it has seen since its logon; answers anything else as unsupported."""
+        if msg.msg_type not in ("D", "d"):
+            return (reports.business_reject(msg, "3", "Unsupported Message Type"),)
+        resend = msg.get(POSS_RESEND) == "Y"
+        if msg.msg_type == "D":
+            cl_ord_id = msg.get(CL_ORD_ID) or ""
+            if resend and cl_ord_id in self._echoed:
+                return ()
+            self._echoed.add(cl_ord_id)
+        body = tuple((t, v) for t, v in msg.fields if t not in delivery.HEADER_AND_TRAILER)
+        return (Outgoing(msg.msg_type, body, ((POSS_RESEND, "Y"),) if resend else ()),)
 
+    def _already_taken(self, msg: Received, account: str) -> Replies | None:
+        """A PossDup(43) or PossResend(97) copy of an order or request already taken gets
+        the order's status, or nothing while the original is still on its way to the engine
+        (its own reports answer it); anything else is new."""
+        if "Y" not in (msg.get(POSS_DUP_FLAG), msg.get(POSS_RESEND)):
+            return None
+        name = msg.get(CL_ORD_ID) or ""
+        order = self._view.order(account, name)
+        if order is not None:
+            return (reports.status(order, self._solver.clock()),)
+        origin = ("order" if msg.msg_type == "D" else "request", account, name)
+        return () if origin in self._in_flight else None
 
-def _read_mark(path: Path) -> Mark | None:
-    """The mark, or None for a new log (the file is created empty and written at once)."""
-    text = path.read_text()
-    if not text:
+    def _taken(self, command: Input) -> Received | None:
+        """The message that asked for ``command``, no longer in flight; None if no client
+        message asked for it."""
+        origin = origin_of(command)
+        if origin is None:
+            return None
+        waiting = self._in_flight.get(origin, [])
+        for n, (submitted, msg) in enumerate(waiting):
+            if submitted is command:
+                del waiting[n]
+                if not waiting:
+                    del self._in_flight[origin]
+                return msg
         return None
-    try:
-        record, transaction = text.split()
-        return Mark(int(record), int(transaction))
-    except ValueError:
-        log.error("inbound mark unreadable: every kept record is handled again, matched "
-                  "against the whole journal", path=str(path))
-        return Mark(0, 0)
 
+    def _answer_failed(self, msg: Received) -> None:
+        log.error("fix message refused by the writer", session=msg.session,
+                  msg_type=msg.msg_type, record=msg.number)
+        self._outbound.send(msg.session, reports.business_reject(msg, "0", FAILED_TEXT))
 
-def _read_segment(path: Path) -> list[Record]:
-    records = []
-    for line in path.read_bytes().splitlines():
+    def _handled(self, number: int) -> None:
+        """Record ``number`` is journaled or answered: move the inbound mark past it."""
+        mark = self._log.mark.record
+        if number <= mark:
+            return
+        self._done.add(number)
+        while mark + 1 in self._done:
+            mark += 1
+            self._done.remove(mark)
+        if mark != self._log.mark.record:
+            self._log.set_mark(Mark(mark, self._last_ended))
+            self._room_made()
+
+    def _asked_origin(self, msg: Received) -> Origin | None:
+        """The origin of the command a kept message asked for, if it asked for one."""
+        if msg.session not in self._routes.account_of_session:
+            return None
         try:
-            fields = json.loads(line)
-            records.append(Record(int(fields["n"]), str(fields["session"]), str(fields["text"])))
-        except (ValueError, KeyError, TypeError):
-            # A torn write (a crash or a full disk mid-write): the message was either never
-            # handed over or handled without being kept; its number has nothing to redo.
-            log.warning("inbound record unreadable, skipped", segment=str(path))
-    return records
+            decision = self._decide(msg, copies=False)
+        except Exception:
+            return None  # handling it again answers it
+        return None if isinstance(decision, tuple) else origin_of(decision)
+
+
+def origin_of(command: Input) -> Origin | None:
+    """What names a command that a client message asked for: its kind, account and id."""
+    match command:
+        case SubmitIndexOrder():
+            return ("order", command.account, command.client_order_id)
+        case CancelIndexOrder() | ReduceIndexOrder():
+            return ("request", command.account, command.request_id)
+        case RequestQuote():
+            return ("quote", "", command.quote_id)
+    return None

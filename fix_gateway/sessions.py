@@ -1,7 +1,11 @@
-"""QuickFIX settings for the gateway, built in code from the deployment file: one session per
-account, durable (FileStore, no resets), plus the optional echo session for test suites."""
+"""The gateway's sessions: QuickFIX settings built in code from the deployment file (one
+session per account, durable: FileStore, no resets; plus the optional echo session for test
+suites), and whose each session is."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import quickfix as fix
 
@@ -57,3 +61,25 @@ def _defaults(settings: FixSettings, accept_port: int) -> dict[str, str]:
     if settings.log is not None:
         values["FileLogPath"] = str(settings.log)
     return values
+
+
+@dataclass(frozen=True, slots=True)
+class Routes:
+    """Whose each session is: the account's session key both ways, and the echo session's
+    key (the test profile), once QuickFIX has created the sessions."""
+
+    session_of_account: Mapping[str, str]
+    account_of_session: Mapping[str, str]
+    echo_session: str | None
+
+    @classmethod
+    def of(cls, sessions: Mapping[str, fix.SessionID], settings: FixSettings) -> Routes:
+        account_by_comp_id = {a.comp_id: a.name for a in settings.accounts}
+        of_account, echo = {}, None
+        for key, session_id in sessions.items():
+            account = account_by_comp_id.get(session_id.getTargetCompID().getValue())
+            if account is None:
+                echo = key
+            else:
+                of_account[account] = key
+        return cls(of_account, {k: a for a, k in of_account.items()}, echo)

@@ -64,7 +64,7 @@ from solver.core.money import ZERO, plain
 from solver.exchange.endpoints import ApiKey, local
 from solver.plumbing.tables import readable, table
 from solver.service.chain_link import ChainLink
-from solver.service.wiring import running_service
+from solver.service.service import running_service
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import Scenario, load_scenario
 from solver.views.operations import OperationsStore

@@ -37,7 +37,7 @@ from solver.core import events as ev
 from solver.demo import deployed_chain, deposit
 from solver.exchange.endpoints import ApiKey, local
 from solver.plumbing.tables import readable
-from solver.service.wiring import running_service
+from solver.service.service import running_service
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import Scenario, load_scenario
 

@@ -196,7 +196,7 @@ def _run(path: Path) -> int:
     import asyncio
 
     from solver.config.deployment import load_deployment
-    from solver.service.run import (
+    from solver.service.process import (
         CannotStart,
         serve,  # QuickFIX loads with the service only
     )

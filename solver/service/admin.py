@@ -38,7 +38,7 @@ from solver.core.ledger import Balance
 from solver.core.money import plain
 from solver.plumbing.clock import now_ms
 from solver.plumbing.http import Listening
-from solver.service.wiring import Service
+from solver.service.service import Service
 from solver.views.operations import NotPlanned
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from solver.core.params import SolverParams, fee_problem
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import ApiKey
 from solver.service.chain_link import operator_of
-from solver.service.run import admin_token, endpoints_of
+from solver.service.process import admin_token, endpoints_of
 
 
 @dataclass(frozen=True, slots=True)

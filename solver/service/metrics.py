@@ -35,7 +35,7 @@ from solver.core.orders import OrderStatus
 from solver.plumbing.clock import now_ms
 from solver.plumbing.http import Listening
 from solver.plumbing.metrics import SECONDS_BUCKETS
-from solver.service.wiring import Service
+from solver.service.service import Service
 
 ORDER_STATUSES = ("open", "ending", *(s.value for s in OrderStatus if s.value != "open"))
 """Each reported at every scrape, 0 included."""

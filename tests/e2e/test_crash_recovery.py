@@ -27,7 +27,7 @@ from solver.core import events as ev
 from solver.core.invariants import violations
 from solver.journal.replay import rebuild
 from solver.journal.store import Journal
-from solver.service.wiring import projections
+from solver.service.service import projections
 from tests.support.chains import Anvil
 from tests.support.deployed import expected_seqs, journaled_fills, on_anvil
 from tests.support.exchange import run, until

@@ -46,7 +46,7 @@ async def raw_logon(port: int, sender: str = "ALICE", password: str | None = WRO
 
 
 def expected_sender_num(s: Service, account: str) -> int:
-    key = s.gateway._session_of_account[account]
+    key = s.gateway.routes.session_of_account[account]
     session = fix.Session.lookupSession(s.gateway.bridge.sessions[key])
     return int(session.getExpectedSenderNum())
 

@@ -131,14 +131,16 @@ def test_reports_say_the_order_as_of_their_own_transaction(tmp_path: Path) -> No
     async def scenario() -> None:
         async with service(tmp_path, {"alice": "9000"}) as s:
             sent: list[Outgoing] = []
-            send = s.gateway._send
+            outbound = s.gateway.outbound
+            assert outbound is not None
+            send = outbound.send
 
             def recording(session: str, report: Outgoing) -> None:
                 if report.get(EVENT_SEQ_NUM) is not None:
                     sent.append(report)
                 send(session, report)
 
-            s.gateway._send = recording  # type: ignore[method-assign]
+            outbound.send = recording  # type: ignore[method-assign]
             alice = await s.client("alice")
             await alice.send(messages.new_order("o1", "SY2", D("500"), ord_type="2",
                                                 price=D("900")))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import simplefix
 
-from fix_gateway import bridge, inbound
-from fix_gateway.inbound import InboundLog, Mark
+from fix_gateway import bridge, inbound_log
+from fix_gateway.inbound_log import InboundLog, Mark
 from mocks.fix_client import messages
 from solver.core.commands import SubmitIndexOrder
 from solver.journal.store import Journal
@@ -83,7 +83,7 @@ def test_an_unreadable_mark_means_every_kept_record_is_handled_again(tmp_path: P
 
 def test_segments_roll_over_and_handled_ones_are_deleted(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inbound, "SEGMENT_BYTES", 200)
+    monkeypatch.setattr(inbound_log, "SEGMENT_BYTES", 200)
     log = InboundLog(tmp_path, 0)
     for _ in range(10):
         log.append("s", "x" * 50)
@@ -121,7 +121,7 @@ def test_a_message_kept_but_never_handled_is_handled_when_the_gateway_starts(
             order = s.runtime.engine.order("alice", "o2")
             assert order is not None and order.is_open
             assert len(s.runtime.engine.orders) == 2
-            assert s.gateway.inbound.backlog == 0
+            assert s.gateway.inbound_log.backlog == 0
         assert [field_of(m, 150) for m in alice.received
                 if field_of(m, 11) == "o2" and field_of(m, 35) == "8"] == ["0"]
     run(scenario())
@@ -146,7 +146,7 @@ def test_a_kept_message_that_cannot_be_handled_is_answered_and_skipped_at_start(
             async with service(tmp_path) as s:
                 alice = await s.client("alice")
                 await alice.test_request()
-                assert s.gateway.inbound.backlog == 0
+                assert s.gateway.inbound_log.backlog == 0
                 assert [o.client_order_id for o in s.runtime.engine.orders.values()] == ["o2"]
                 received += alice.received
         [reject] = [m for m in received if field_of(m, 35) == "j"]
@@ -178,7 +178,7 @@ def test_a_kept_message_the_journal_already_holds_is_not_applied_again(tmp_path:
             await report_where(alice, t35="BG")  # an answer is given again
             await alice.test_request()
             assert len(s.runtime.engine.orders) == 1
-            assert s.gateway.inbound.mark.record == 2
+            assert s.gateway.inbound_log.mark.record == 2
         assert not any(field_of(m, 11) == "o1" for m in alice.received)  # no duplicate reject
     run(scenario())
 
@@ -259,7 +259,7 @@ def test_an_order_that_first_arrived_as_a_copy_is_matched_when_replayed(
             alice = await s.client("alice")
             await alice.test_request()
             assert len(s.runtime.engine.orders) == 2
-            assert s.gateway.inbound.mark.record == 2
+            assert s.gateway.inbound_log.mark.record == 2
         assert not any(field_of(m, 11) in ("o1", "o2") for m in alice.received)
     run(scenario())
 
@@ -281,7 +281,7 @@ def test_a_number_missing_from_the_log_does_not_hold_the_mark_back(tmp_path: Pat
         async with service(tmp_path) as s:
             alice = await s.client("alice")
             await report_where(alice, t11=f"o{mark + 3}", t150="0")
-            assert s.gateway.inbound.mark.record == mark + 3
+            assert s.gateway.inbound_log.mark.record == mark + 3
             assert len(s.runtime.engine.orders) == 2
     run(scenario())
 

@@ -13,7 +13,7 @@ from solver.journal.replay import rebuild
 from solver.journal.snapshot import state_of
 from solver.journal.store import Journal
 from solver.service.runtime import Runtime, RuntimeSettings
-from solver.service.wiring import projections
+from solver.service.service import projections
 from solver.simulation.run import Simulation, setup_of
 from tests.integration.test_journal import long_scenario
 

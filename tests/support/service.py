@@ -27,8 +27,8 @@ from solver.journal.store import Journal
 from solver.service.chain_link import ChainAdapters, ChainLink
 from solver.service.instant_mint import InstantMint, credit
 from solver.service.runtime import Runtime, RuntimeSettings
-from solver.service.wiring import Service as WiredService
-from solver.service.wiring import running_service
+from solver.service.service import Service as WiredService
+from solver.service.service import running_service
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import load_scenario
 

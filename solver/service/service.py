@@ -5,7 +5,7 @@ one from the setup), the exchange connector, the runtime, the mint adapter and t
 starts them; and on the way out stops the gateway first (so the writer journals every message
 it took), then the runtime (whose in-flight sends finish and are journaled), then closes the
 connector and the journal. The gateway command, the demo, the tests and the benchmarks all use
-it; ``solver/service/run.py`` runs it as ``index-solver run``.
+it; ``solver/service/process.py`` runs it as ``index-solver run``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from mocks.binance.local import KEY, mock_server, running
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import local
 from solver.journal.store import Journal
-from solver.service import wiring
+from solver.service import service as assembled
 from solver.service.runtime import Runtime
 from tests.support.exchange import run
 from tests.support.service import FAST, fix_settings, setup
@@ -37,7 +37,7 @@ def test_the_service_stops_the_gateway_first_and_closes_the_journal_last(
         monkeypatch.setattr(owner, method, recording(calls, name, getattr(owner, method)))
 
     async def scenario() -> None:
-        async with running(mock_server()) as server, wiring.running_service(
+        async with running(mock_server()) as server, assembled.running_service(
                 setup(), fix_settings(tmp_path, 0), local(server.port), KEY,
                 tmp_path / "journal.db", FAST) as service:
             assert service.journal is not None and not calls
@@ -56,7 +56,7 @@ def test_a_service_that_fails_to_start_still_closes_what_it_opened(
         async with running(mock_server()) as server:
             server_port = server.port
         with pytest.raises(OSError):  # nothing listens there any more
-            async with wiring.running_service(setup(), fix_settings(tmp_path, 0),
+            async with assembled.running_service(setup(), fix_settings(tmp_path, 0),
                                               local(server_port), KEY,
                                               tmp_path / "journal.db", FAST):
                 pass

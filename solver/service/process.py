@@ -28,7 +28,7 @@ from solver.exchange.endpoints import PRODUCTION, TESTNET, ApiKey, Endpoints, lo
 from solver.service.admin import AdminEndpoint
 from solver.service.metrics import RECOVERY_S, MetricsEndpoint
 from solver.service.runtime import ExchangeMismatch, RuntimeSettings
-from solver.service.wiring import Service, running_service
+from solver.service.service import Service, running_service
 
 if TYPE_CHECKING:
     from solver.service.chain_link import ChainLink
