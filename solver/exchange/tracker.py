@@ -26,10 +26,13 @@ from solver.core.commands import (
     Input,
 )
 from solver.core.events import AssetOrderRequested
+from solver.core.lifecycle import following
 from solver.core.money import ZERO
 
 
 class ExchangeStatus(StrEnum):
+    """Where the exchange says an order is (``docs/architecture.md`` has the diagram)."""
+
     PENDING_NEW = "pending_new"
     NEW = "new"
     PARTIALLY_FILLED = "partially_filled"
@@ -39,15 +42,20 @@ class ExchangeStatus(StrEnum):
     REJECTED = "rejected"
 
     @property
-    def rank(self) -> int:
-        return _RANK.get(self, 3)
-
-    @property
     def is_terminal(self) -> bool:
-        return self.rank == 3
+        return self in _TERMINAL
 
 
-_RANK = {ExchangeStatus.PENDING_NEW: 0, ExchangeStatus.NEW: 1, ExchangeStatus.PARTIALLY_FILLED: 2}
+_LIVE = (ExchangeStatus.PENDING_NEW, ExchangeStatus.NEW, ExchangeStatus.PARTIALLY_FILLED)
+_TERMINAL = (ExchangeStatus.FILLED, ExchangeStatus.CANCELED, ExchangeStatus.EXPIRED,
+             ExchangeStatus.REJECTED)
+
+TRANSITIONS: dict[tuple[ExchangeStatus, ExchangeStatus], ExchangeStatus] = {
+    (status, said): said
+    for n, status in enumerate(_LIVE) for said in (*_LIVE[n + 1:], *_TERMINAL)}
+"""(status, what the exchange says now) -> the next status: forward only. A report not in the
+table is stale (a query answered before a later report, an end said again) and moves
+nothing; the tracker's own conclusions (refused outright, not found) must be in it."""
 
 BINANCE_STATUS = {
     "NEW": ExchangeStatus.NEW, "PENDING_NEW": ExchangeStatus.PENDING_NEW,
@@ -172,7 +180,7 @@ class OrderTracker:
         for trade in trades:
             facts += self.on_trade(trade, now)
         order.executed = max(order.executed, report.executed)
-        if report.state.rank > order.state.rank:
+        if (order.state, report.state) in TRANSITIONS:
             order.state, order.reason = report.state, report.reason
             if report.state.is_terminal:
                 facts.append(self._ended(order, now))
@@ -193,7 +201,9 @@ class OrderTracker:
         order = self.orders.get(client_order_id)
         if order is None or order.state.is_terminal or order.exchange_order_id is not None:
             return []
-        order.state, order.reason, order.last_update = ExchangeStatus.REJECTED, reason, now
+        order.state = following(TRANSITIONS, client_order_id, order.state,
+                                ExchangeStatus.REJECTED)
+        order.reason, order.last_update = reason, now
         return [self._ended(order, now)]
 
     def on_unknown(self, client_order_id: str, reason: str, now: int) -> None:
@@ -214,7 +224,8 @@ class OrderTracker:
         if order.misses < max_misses:
             return []
         placed = order.exchange_order_id is not None or order.trades
-        order.state = ExchangeStatus.CANCELED if placed else ExchangeStatus.REJECTED
+        order.state = following(TRANSITIONS, client_order_id, order.state,
+                                ExchangeStatus.CANCELED if placed else ExchangeStatus.REJECTED)
         order.reason = "not found on the exchange after " + str(order.misses) + " queries"
         return [self._ended(order, now)]
 

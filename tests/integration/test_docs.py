@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from solver.core import batches, custody, orders
+from solver.exchange import tracker
 
 ARCHITECTURE = Path(__file__).parent.parent.parent / "docs" / "architecture.md"
 TABLES: dict[str, tuple[dict[Any, Any], type[StrEnum], type[StrEnum]]] = {
@@ -21,6 +22,8 @@ TABLES: dict[str, tuple[dict[Any, Any], type[StrEnum], type[StrEnum]]] = {
                                   batches.BatchTrigger),
     "custody.WITHDRAWAL_TRANSITIONS": (custody.WITHDRAWAL_TRANSITIONS,
                                        custody.WithdrawalState, custody.WithdrawalTrigger),
+    "tracker.TRANSITIONS": (tracker.TRANSITIONS, tracker.ExchangeStatus,
+                            tracker.ExchangeStatus),
 }
 
 
