@@ -21,6 +21,33 @@ interface IIndexToken:
     def mint(receiver: address, amount: uint256): nonpayable
 
 
+# What a user signs (EIP-712, in this vault's domain): at most `max_collateral` of the
+# collateral, fees included, for units of `token` at no more than `limit_price` collateral
+# per whole unit (10**18), fees at most `max_fee_bps` of what is charged, until `deadline`.
+# `cl_ord_id` is the order's first ClOrdID: with the user it names the order, and every
+# signature under that name shares one filled amount (a replace that raises the amount
+# signs again under the same name).
+struct Order:
+    user: address
+    token: address
+    max_collateral: uint256
+    limit_price: uint256
+    max_fee_bps: uint256
+    deadline: uint256
+    cl_ord_id: String[64]
+
+# One fill of a signed order: `filled_before` is what the operator read as charged against
+# the order so far; the settlement applies only if that is still so (exactly once, in order).
+struct Settlement:
+    order: Order
+    signature: Bytes[65]
+    order_key: bytes32
+    filled_before: uint256
+    collateral_spent: uint256
+    units: uint256
+    fees: uint256
+
+
 event Deposited:
     user: indexed(address)
     deposit_id: indexed(uint256)
@@ -37,6 +64,17 @@ event OrderSettled:
     fees: uint256
     cl_ord_id: String[256]
     balance: uint256
+
+event SettlementSkipped:
+    order_key: indexed(bytes32)
+    user: indexed(address)
+    reason: String[32]
+
+event OrderCancelled:
+    user: indexed(address)
+    order_id: indexed(bytes32)
+    cl_ord_id: String[64]
+    effective_at: uint256
 
 event WithdrawalRequested:
     user: indexed(address)
@@ -104,6 +142,25 @@ token_blueprint: public(immutable(address))
 
 MAX_INITIAL_TOKENS: constant(uint256) = 16
 
+MAX_BATCH: constant(uint256) = 128
+BPS: constant(uint256) = 10_000
+UNIT: constant(uint256) = 10**18
+# settlement amounts and signed prices above this are refused, so no product can overflow
+# (an overflow would revert the whole batch: one order must never stop the others)
+MAX_AMOUNT: constant(uint256) = 2**128 - 1
+HALF_CURVE_ORDER: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
+DOMAIN_TYPE_HASH: constant(bytes32) = keccak256(
+    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+ORDER_TYPE_HASH: constant(bytes32) = keccak256(
+    "Order(address user,address token,uint256 maxCollateral,uint256 limitPrice,"
+    "uint256 maxFeeBps,uint256 deadline,string clOrdId)")
+DOMAIN_NAME: constant(String[32]) = "IndexSolverVault"
+DOMAIN_VERSION: constant(String[8]) = "1"
+# an order's word: charged so far (bits 0-127), block of its last settlement (128-191), when
+# its cancellation takes effect (192-255, 0: not cancelled); one read and one write a fill
+LOW_128: constant(uint256) = 2**128 - 1
+LOW_64: constant(uint256) = 2**64 - 1
+
 # long enough for the solver to settle what a user bought, short enough that no deployment
 # can trap users (2**256-1 would make every request revert)
 MIN_DELAY: constant(uint256) = 3600
@@ -134,6 +191,9 @@ settled: public(HashMap[bytes32, uint256])
 # only registered tokens can be minted; an arbitrary address would let the operator charge
 # collateral while "minting" a token of its own
 index_tokens: public(HashMap[address, bool])
+
+# signed orders by `order_id(user, cl_ord_id)`, each one word (see LOW_128)
+orders: HashMap[bytes32, uint256]
 
 withdrawal_requested: public(HashMap[address, uint256])
 withdrawal_ready_at: public(HashMap[address, uint256])
@@ -359,7 +419,84 @@ def settle(
     )
 
 
+@external
+@nonreentrant
+def settle_batch(settlements: DynArray[Settlement, MAX_BATCH]) -> uint256:
+    """
+    @notice Settle each fill its user signed for: charge `collateral_spent` (fees included)
+            to the treasury and mint `units` of the order's token to the user. A fill that
+            does not hold is skipped with `SettlementSkipped` naming why, and the others
+            settle. Returns how many settled.
+    """
+    assert msg.sender == self.operator, "not operator"
+    assert not self.paused, "paused"
+    domain: bytes32 = self._domain_separator()
+    charged: uint256 = 0
+    settled_count: uint256 = 0
+    for s: Settlement in settlements:
+        refusal: String[32] = self._settle_signed(s, domain)
+        if refusal == "":
+            charged += s.collateral_spent
+            settled_count += 1
+        else:
+            log SettlementSkipped(order_key=s.order_key, user=s.order.user, reason=refusal)
+    if charged > 0:
+        self.total_balances -= charged
+        assert extcall collateral.transfer(self.treasury, charged, default_return_value=True), "transfer"
+    return settled_count
+
+
+@external
+def cancel_order(cl_ord_id: String[64]) -> uint256:
+    """
+    @notice Cancel the caller's order named `cl_ord_id`, every signature under that name:
+            no fill settles from `withdrawal_grace` on (what the house bought before has that
+            long to settle). Never paused, and a second cancel never postpones the first.
+            Returns when it takes effect.
+    """
+    order_id: bytes32 = self._order_id(msg.sender, cl_ord_id)
+    word: uint256 = self.orders[order_id]
+    effective_at: uint256 = block.timestamp + withdrawal_grace
+    cancel_at: uint256 = word >> 192
+    if cancel_at == 0 or cancel_at > effective_at:
+        cancel_at = effective_at
+        self.orders[order_id] = (word & (LOW_128 | (LOW_64 << 128))) | (cancel_at << 192)
+    log OrderCancelled(user=msg.sender, order_id=order_id, cl_ord_id=cl_ord_id, effective_at=cancel_at)
+    return cancel_at
+
+
 # --- views --------------------------------------------------------------------------------
+
+@view
+@external
+def domain_separator() -> bytes32:
+    return self._domain_separator()
+
+
+@view
+@external
+def order_digest(order: Order) -> bytes32:
+    """@notice What the user signs for `order` (EIP-712)."""
+    return self._digest(order, self._domain_separator())
+
+
+@view
+@external
+def order_id(user: address, cl_ord_id: String[64]) -> bytes32:
+    """@notice The name of a user's order: keccak256(abi.encode(user, keccak256(cl_ord_id)))."""
+    return self._order_id(user, cl_ord_id)
+
+
+@view
+@external
+def order_state(order_id: bytes32) -> (uint256, uint256, uint256):
+    """
+    @notice What has been charged against the order, the block of its last settlement
+            (0: none), and when its cancellation takes effect (0: not cancelled).
+    """
+    word: uint256 = self.orders[order_id]
+    return word & LOW_128, (word >> 128) & LOW_64, word >> 192
+
 
 @view
 @external
@@ -370,6 +507,91 @@ def order_key(order_uid: Bytes[256]) -> bytes32:
             never collides across deployments or chains.
     """
     return keccak256(abi_encode(chain.id, self, order_uid))
+
+
+@internal
+def _settle_signed(s: Settlement, domain: bytes32) -> String[32]:
+    """The refusal of one fill, or "" once it is settled (but for the treasury's transfer)."""
+    o: Order = s.order
+    if not self.index_tokens[o.token]:
+        return "unknown index token"
+    if s.units == 0 or s.collateral_spent == 0:
+        return "zero units or spent"
+    if s.units > MAX_AMOUNT or s.collateral_spent > MAX_AMOUNT or o.limit_price > MAX_AMOUNT:
+        return "amount out of range"
+    if s.fees > s.collateral_spent:
+        return "fees exceed spent"
+    if block.timestamp > o.deadline:
+        return "expired"
+    if s.collateral_spent * UNIT > s.units * o.limit_price:
+        return "price above signed limit"
+    if s.fees * BPS > s.collateral_spent * min(o.max_fee_bps, BPS):
+        return "fees above signed bound"
+    order_id: bytes32 = self._order_id(o.user, o.cl_ord_id)
+    word: uint256 = self.orders[order_id]
+    filled: uint256 = word & LOW_128
+    cancel_at: uint256 = word >> 192
+    if cancel_at != 0 and block.timestamp >= cancel_at:
+        return "cancelled"
+    if filled != s.filled_before:
+        return "already settled"
+    if s.collateral_spent > o.max_collateral or filled > o.max_collateral - s.collateral_spent:
+        return "above signed collateral"
+    if not self._signed_by(o, s.signature, domain):
+        return "bad signature"
+    balance: uint256 = self.balances[o.user]
+    if balance < s.collateral_spent:
+        return "insufficient balance"
+    balance -= s.collateral_spent
+    requested: uint256 = self.withdrawal_requested[o.user]
+    if requested > balance and block.timestamp >= self.withdrawal_locked_at[o.user]:
+        return "locked for withdrawal"
+    self.orders[order_id] = (filled + s.collateral_spent) | (block.number << 128) | (cancel_at << 192)
+    self.balances[o.user] = balance
+    extcall IIndexToken(o.token).mint(o.user, s.units)
+    log OrderSettled(
+        order_key=s.order_key, user=o.user, token=o.token, collateral_spent=s.collateral_spent,
+        units=s.units, fees=s.fees, cl_ord_id=o.cl_ord_id, balance=balance,
+    )
+    return ""
+
+
+@view
+@internal
+def _signed_by(o: Order, signature: Bytes[65], domain: bytes32) -> bool:
+    # 65 bytes r, s, v; s in the lower half of the curve order (EIP-2), so no second form
+    if len(signature) != 65:
+        return False
+    r: uint256 = extract32(signature, 0, output_type=uint256)
+    s: uint256 = extract32(signature, 32, output_type=uint256)
+    v: uint256 = convert(slice(signature, 64, 1), uint256)
+    if s > HALF_CURVE_ORDER or (v != 27 and v != 28):
+        return False
+    signer: address = ecrecover(self._digest(o, domain), v, r, s)
+    return signer != empty(address) and signer == o.user
+
+
+@view
+@internal
+def _digest(o: Order, domain: bytes32) -> bytes32:
+    order_hash: bytes32 = keccak256(abi_encode(
+        ORDER_TYPE_HASH, o.user, o.token, o.max_collateral, o.limit_price, o.max_fee_bps,
+        o.deadline, keccak256(o.cl_ord_id)))
+    return keccak256(concat(x"1901", domain, order_hash))
+
+
+@view
+@internal
+def _domain_separator() -> bytes32:
+    # computed each call: after a chain split, signatures for the other chain's id fail
+    return keccak256(abi_encode(
+        DOMAIN_TYPE_HASH, keccak256(DOMAIN_NAME), keccak256(DOMAIN_VERSION), chain.id, self))
+
+
+@pure
+@internal
+def _order_id(user: address, cl_ord_id: String[64]) -> bytes32:
+    return keccak256(abi_encode(user, keccak256(cl_ord_id)))
 
 
 @internal

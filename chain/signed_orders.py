@@ -1,0 +1,106 @@
+"""The order a user signs (EIP-712, in the vault's domain), as the vault checks it.
+
+The same type serves the three that need it: the user's wallet signs (``sign``), the gateway
+checks who signed before the order reaches the engine (``signer``), and the settler hands the
+order and its signature to the vault's ``settle_batch``, which checks them again on-chain
+(``as_call``). Amounts here are integers in the tokens' smallest units; ``docs/chain.md``
+gives the type and ``docs/fix-gateway.md`` the FIX fields each comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils.address import to_checksum_address
+
+DOMAIN_NAME = "IndexSolverVault"
+DOMAIN_VERSION = "1"
+MAX_CL_ORD_ID = 64
+"""The longest name a signed order may have (the vault's ``String[64]``)."""
+
+ORDER_FIELDS = [
+    {"name": "user", "type": "address"},
+    {"name": "token", "type": "address"},
+    {"name": "maxCollateral", "type": "uint256"},
+    {"name": "limitPrice", "type": "uint256"},
+    {"name": "maxFeeBps", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+    {"name": "clOrdId", "type": "string"},
+]
+DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """The vault the signature is for: a signature for another vault or chain is not valid
+    here."""
+
+    chain_id: int
+    vault: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignedOrder:
+    """What the user signed: at most ``max_collateral`` (collateral's smallest units, fees
+    included) for units of ``token`` at no more than ``limit_price`` smallest collateral
+    units per whole index unit, fees at most ``max_fee_bps`` of each charge, until
+    ``deadline`` (Unix seconds). ``cl_ord_id``: the order's first ClOrdID."""
+
+    user: str
+    token: str
+    max_collateral: int
+    limit_price: int
+    max_fee_bps: int
+    deadline: int
+    cl_ord_id: str
+
+    def typed_data(self, domain: Domain) -> dict[str, Any]:
+        """The EIP-712 message, as a wallet's ``eth_signTypedData_v4`` takes it."""
+        return {
+            "types": {"EIP712Domain": DOMAIN_FIELDS, "Order": ORDER_FIELDS},
+            "primaryType": "Order",
+            "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION,
+                       "chainId": domain.chain_id,
+                       "verifyingContract": to_checksum_address(domain.vault)},
+            "message": {"user": to_checksum_address(self.user),
+                        "token": to_checksum_address(self.token),
+                        "maxCollateral": self.max_collateral, "limitPrice": self.limit_price,
+                        "maxFeeBps": self.max_fee_bps, "deadline": self.deadline,
+                        "clOrdId": self.cl_ord_id},
+        }
+
+    def as_call(self) -> tuple[str, str, int, int, int, int, str]:
+        """The vault's ``Order`` struct, as web3 encodes it."""
+        return (to_checksum_address(self.user), to_checksum_address(self.token),
+                self.max_collateral, self.limit_price, self.max_fee_bps, self.deadline,
+                self.cl_ord_id)
+
+
+def sign(order: SignedOrder, domain: Domain, private_key: str) -> bytes:
+    """The 65-byte signature (r, s, v) of ``order`` by ``private_key``."""
+    signed = Account.sign_typed_data(private_key, full_message=order.typed_data(domain))
+    return bytes(signed.signature)
+
+
+def signer(order: SignedOrder, domain: Domain, signature: bytes) -> str | None:
+    """The address that signed ``order``, or None if ``signature`` is not a signature the
+    vault accepts (65 bytes, v 27 or 28, s in the lower half of the curve order)."""
+    if len(signature) != 65 or signature[64] not in (27, 28) \
+            or int.from_bytes(signature[32:64], "big") > HALF_CURVE_ORDER:
+        return None
+    try:
+        message = encode_typed_data(full_message=order.typed_data(domain))
+        return str(Account.recover_message(message, signature=signature))
+    except (ValueError, TypeError):
+        return None
+
+
+HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
