@@ -29,6 +29,7 @@ from solver.core.money import (
     floor_decimals,
     quantum,
 )
+from solver.core.signed_terms import SignedTerms
 
 MAX_ROUNDING_MARKUP = Decimal("0.0001")
 """The most that rounding a charge up may add to a fill's price: one basis point."""
@@ -49,6 +50,8 @@ class EngagedOrder:
     """Collateral the order can still spend; its cost never exceeds it."""
     max_price: Decimal | None = None
     """The most the order pays per unit before fees."""
+    signed: SignedTerms | None = None
+    """What the wallet signed: a fill it does not allow is not allocated."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,8 @@ def allocate(
             units = ZERO  # a sliver: its charge, rounded up, would overprice it
         cost = ceil_decimals(units * unit_cost, collateral_decimals)
         fees = min(cost, floor_decimals(units * unit_fee, collateral_decimals))
+        if order.signed is not None and not order.signed.allows(units, cost, fees):
+            units = cost = fees = ZERO  # the vault would refuse it: the order waits instead
         orders.append(OrderAllocation(order.order_id, units, cost, fees))
     assignments = _assign(engaged, orders, pools, quantities)
     return Allocation(tuple(orders), assignments, prices)

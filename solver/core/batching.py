@@ -37,7 +37,8 @@ def plan(state: State, cmd: PlanBatch) -> Events:
 
 def choose(state: State, ready: list[IndexOrder]) -> BatchPlan | Unplanned:
     """The next batch of the ready orders (``planning.choose_batch``); changes nothing."""
-    candidates = [Candidate(o.id, state.indexes[o.index], o.remaining, o.max_price)
+    candidates = [Candidate(o.id, state.indexes[o.index], o.remaining,
+                            o.price_bound(state.params.fee_reserve))
                   for o in ready]
     assets = {a for symbol in {o.index for o in ready} for a in state.indexes[symbol].assets}
     free = {a: state.inventory.free_quantity(a) for a in assets}

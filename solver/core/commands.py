@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from solver.core.market import OrderBook
 from solver.core.model import Side
+from solver.core.signed_terms import SignedTerms
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class SubmitIndexOrder(Input):
     max_price: Decimal | None = None
     expire_at: int | None = None
     wallet: str | None = None
+    signed: SignedTerms | None = None
+    """What the account's wallet signed for the order (the gateway checked the signature)."""
 
 
 @dataclass(frozen=True, slots=True)

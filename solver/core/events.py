@@ -16,6 +16,7 @@ from solver.core.inventory import Assignment
 from solver.core.ledger import Balance
 from solver.core.model import Side
 from solver.core.orders import CancelRejectReason, OrderSnapshot, OrderStatus, RejectReason
+from solver.core.signed_terms import SignedTerms
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,6 +420,8 @@ class MintRequested(Event):
     wallet: str
     index: str
     units: Decimal
+    signed: SignedTerms | None = None
+    """What the wallet signed: the settlement hands it to the vault, which checks it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,6 +434,7 @@ class MintRetryRequested(Event):
     index: str
     units: Decimal
     attempt: int
+    signed: SignedTerms | None = None
 
 
 @dataclass(frozen=True, slots=True)

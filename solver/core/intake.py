@@ -24,6 +24,7 @@ from solver.core.orders import (
     amount_refusal,
     changeable,
 )
+from solver.core.signed_terms import BPS
 from solver.core.state import Events, State
 
 
@@ -36,8 +37,8 @@ def submit(state: State, cmd: SubmitIndexOrder) -> Events:
     order = IndexOrder(
         id=len(state.orders) + 1, account=cmd.account, client_order_id=cmd.client_order_id,
         index=index.symbol, collateral_asset=index.collateral, collateral=cmd.collateral,
-        wallet=cmd.wallet or state.custody.wallets.get(cmd.account, cmd.account),
-        accepted_ts=cmd.ts, max_price=cmd.max_price, expire_at=cmd.expire_at,
+        wallet=_wallet(state, cmd), accepted_ts=cmd.ts, max_price=cmd.max_price,
+        expire_at=_expiry(state, cmd), signed=cmd.signed,
     )
     state.orders[order.id] = state.open[order.id] = order
     state.order_ids[(cmd.account, cmd.client_order_id)] = order.id
@@ -80,6 +81,9 @@ def new_order_refusal(state: State, cmd: SubmitIndexOrder) -> Refusal | None:
     if cmd.wallet is not None and bound is not None and cmd.wallet.lower() != bound.lower():
         return Refusal(reason.WRONG_WALLET, f"the vault charges and mints to this account's "
                        f"wallet {bound}; leave WalletAddress out or give that one")
+    refusal = signed_refusal(state, cmd) if cmd.signed is not None else None
+    if refusal:
+        return refusal
     doubt = state.custody.in_doubt(cmd.account)
     if doubt is not None:
         fact_id, gone = doubt
@@ -96,6 +100,46 @@ def new_order_refusal(state: State, cmd: SubmitIndexOrder) -> Refusal | None:
                        f"{cmd.collateral} {index.collateral} wanted, {available} available"
                        + reading)
     return None
+
+
+def signed_refusal(state: State, cmd: SubmitIndexOrder) -> Refusal | None:
+    """Why the engine could not keep what the wallet signed, or None."""
+    terms, reason = cmd.signed, RejectReason.SIGNED_TERMS
+    assert terms is not None
+    bound = state.custody.bound_wallet(cmd.account)
+    if bound is not None and terms.wallet.lower() != bound.lower():
+        return Refusal(reason, f"the order is signed by {terms.wallet}, not by this "
+                               f"account's wallet {bound}")
+    if cmd.collateral > terms.most:
+        return Refusal(reason, f"{plain(cmd.collateral)} wanted, {plain(terms.most)} signed")
+    reserve_bps = state.params.fee_reserve * BPS
+    if terms.max_fee_bps < reserve_bps:
+        return Refusal(reason, f"the fee bound signed, {terms.max_fee_bps} bps, is below the "
+                               f"house's fee reserve of {plain(reserve_bps)} bps: sign a "
+                               "higher one")
+    margin = state.params.settle_margin_ms
+    if terms.deadline_ms - margin <= cmd.ts:
+        return Refusal(RejectReason.ALREADY_EXPIRED, (
+            f"the deadline signed leaves less than {margin // 1000} s to settle the order "
+            "on-chain: sign a later one"))
+    return None
+
+
+def _wallet(state: State, cmd: SubmitIndexOrder) -> str:
+    """Where the order's units are minted: the signer's wallet, the one the order names, or
+    the account's."""
+    if cmd.signed is not None:
+        return cmd.signed.wallet
+    return cmd.wallet or state.custody.wallets.get(cmd.account, cmd.account)
+
+
+def _expiry(state: State, cmd: SubmitIndexOrder) -> int | None:
+    """When the order expires: its own expiry, or sooner a settlement margin before the
+    deadline it was signed with."""
+    if cmd.signed is None:
+        return cmd.expire_at
+    settle_by = cmd.signed.deadline_ms - state.params.settle_margin_ms
+    return settle_by if cmd.expire_at is None else min(cmd.expire_at, settle_by)
 
 
 def cancel(state: State, cmd: CancelIndexOrder) -> Events:

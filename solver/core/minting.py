@@ -17,7 +17,8 @@ def requested(state: State, order: IndexOrder) -> list[ev.Event]:
     if units <= 0:
         return []
     order.request_mint()
-    return [ev.MintRequested(order.id, order.account, order.wallet, order.index, units)]
+    return [ev.MintRequested(order.id, order.account, order.wallet, order.index, units,
+                             order.signed)]
 
 
 def confirmed(state: State, fact: MintConfirmed) -> list[ev.Event]:
@@ -72,5 +73,6 @@ def retries_due(state: State, now: int) -> list[ev.Event]:
         order.retry_mint()
         units = floor_decimals(order.filled_units, state.indexes[order.index].decimals)
         events.append(ev.MintRetryRequested(order.id, order.account, order.wallet,
-                                            order.index, units, order.mint_attempts))
+                                            order.index, units, order.mint_attempts,
+                                            order.signed))
     return events

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from solver.core.lifecycle import InvalidTransition, following
 from solver.core.money import MAX_AMOUNT, MAX_AMOUNT_TEXT, ZERO, decimal_places
+from solver.core.signed_terms import SignedTerms
 
 
 class OrderStatus(StrEnum):
@@ -40,6 +41,9 @@ class RejectReason(StrEnum):
     WRONG_WALLET = "wrong_wallet"
     ACCOUNT_IN_DOUBT = "account_in_doubt"
     """A vault event of the account's left the chain in a deep reorganisation."""
+    SIGNED_TERMS = "signed_terms"
+    """What the wallet signed cannot be kept: a fee bound below the house's, a deadline too
+    near to settle by, an amount beyond the signed one, another wallet than the account's."""
 
 
 class CancelRejectReason(StrEnum):
@@ -163,6 +167,7 @@ class IndexOrder:
     accepted_ts: int
     max_price: Decimal | None = None
     expire_at: int | None = None
+    signed: SignedTerms | None = None
     state: OrderState = OrderState.READY
     status: OrderStatus = OrderStatus.OPEN
     """Open, or how it closed."""
@@ -227,6 +232,13 @@ class IndexOrder:
         if self.state is not OrderState.MINTED:
             raise InvalidTransition(f"order {self.id}: mint moved when {self.state.value}")
         self.mint_tx = tx_hash
+
+    def price_bound(self, fee_reserve: Decimal) -> Decimal | None:
+        """The most a unit may cost before fees: the order's own maximum price, and the
+        signed limit less the fee reserve."""
+        signed = None if self.signed is None else self.signed.price_bound(fee_reserve)
+        bounds = [b for b in (self.max_price, signed) if b is not None]
+        return min(bounds) if bounds else None
 
     def snapshot(self) -> OrderSnapshot:
         return OrderSnapshot(self.id, self.account, self.client_order_id, self.current_client_id,

@@ -32,6 +32,8 @@ class SolverParams:
     completion_wait_ms: the longest an order too small to be bought alone waits for other
         orders of its index; then it completes as filled (or expires, without fills) with
         what it has left released (``settlement.bound_waits``).
+    settle_margin_ms: a signed order expires this long before its signed deadline, so that
+        what was bought for it is settled on-chain before the vault refuses it.
 
     Bounds: every decimal is below 1E+24 with at most 18 decimals (``money.amount_problem``),
     price_tolerance and fee_reserve are below 1, max_levels is 1 to 1000, max_orders_per_batch
@@ -50,6 +52,7 @@ class SolverParams:
     mint_retry_delay_ms: int = 5_000
     max_mint_retry_delay_ms: int = 300_000
     completion_wait_ms: int = 60_000
+    settle_margin_ms: int = 120_000
 
     def __post_init__(self) -> None:
         """The bounds hold however the parameters were made (scenario, deployment config or
@@ -79,7 +82,7 @@ _DAY_MS = 86_400_000
 # enough that a typo cannot make the planner walk a million levels or wait for years.
 _COUNTS = {"max_levels": 1000, "max_orders_per_batch": 100_000,
            "mint_retry_delay_ms": _DAY_MS, "max_mint_retry_delay_ms": _DAY_MS,
-           "completion_wait_ms": _DAY_MS}
+           "completion_wait_ms": _DAY_MS, "settle_margin_ms": _DAY_MS}
 
 # Fractions of a price or an amount: 1 or more would mean paying double, or keeping back all.
 _RATES = ("price_tolerance", "fee_reserve")

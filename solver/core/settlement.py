@@ -28,7 +28,8 @@ def settle_if_done(state: State, batch: Batch) -> Events:
 
 def _settle(state: State, batch: Batch) -> Events:
     """Allocate the batch's lots to its orders at pool VWAPs; complete what is done."""
-    engaged = [EngagedOrder(oid, state.indexes[o.index], units, o.remaining, o.max_price)
+    engaged = [EngagedOrder(oid, state.indexes[o.index], units, o.remaining,
+                            o.price_bound(state.params.fee_reserve), o.signed)
                for oid, units in batch.engagements.items() if (o := state.orders[oid])]
     assets = {a for e in engaged for a in e.index.assets}
     pools = {a: state.inventory.pool(batch.id, a) for a in sorted(assets)}
