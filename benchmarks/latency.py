@@ -149,7 +149,7 @@ class Probes:
     """Timestamps inside the service, at the points the goals name: QuickFIX hands the
     NewOrderSingle to the gateway (``fromApp``); an asset order is handed to python-binance
     (``place``); the exchange's answer with the fills reaches the execution (``_apply``); the
-    fill ExecutionReport is handed to QuickFIX (``_send``). Wrapped around the service's own
+    fill ExecutionReport is handed to QuickFIX (``Outbound.send``). Wrapped around the service's own
     methods for this run only."""
 
     def __init__(self) -> None:
@@ -160,12 +160,12 @@ class Probes:
 
     def install(self) -> None:
         from fix_gateway.bridge import Bridge
-        from fix_gateway.gateway import Gateway
+        from fix_gateway.outbound import Outbound
         from solver.exchange.connector import BinanceConnector
         from solver.exchange.execution import Execution
 
         from_app, place, apply, send = (Bridge.fromApp, BinanceConnector.place,
-                                        Execution._apply, Gateway._send)
+                                        Execution._apply, Outbound.send)
         probes = self
 
         def received(bridge: Any, message: Any, session: Any) -> None:
@@ -182,15 +182,15 @@ class Probes:
                 probes.filled.setdefault(report.client_order_id, time.time_ns())
             apply(execution, report, trades)
 
-        def sending(gateway: Any, session: str, report: Any) -> None:
-            send(gateway, session, report)
+        def sending(outbound: Any, session: str, report: Any) -> None:
+            send(outbound, session, report)
             if report.msg_type == "8" and report.get(150) == "F":
                 probes.reported.setdefault(report.get(11) or "", time.time_ns())
 
         Bridge.fromApp = received  # type: ignore[method-assign]
         BinanceConnector.place = placing  # type: ignore[method-assign]
         Execution._apply = applying  # type: ignore[method-assign]
-        Gateway._send = sending  # type: ignore[method-assign]
+        Outbound.send = sending  # type: ignore[method-assign]
 
 
 def first_batches(journal: Any) -> dict[str, list[str]]:
