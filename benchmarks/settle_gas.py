@@ -30,7 +30,7 @@ from web3.logs import DISCARD
 from chain.deploy import contract, deploy_local, transact
 from chain.keys import order_key
 from chain.local_node import anvil
-from chain.signed_orders import Domain, SignedOrder, sign
+from solver.signed_orders import Domain, SignedOrder, sign
 
 USDC = 10**6
 UNIT = 10**18

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fix_gateway.dictionary import DICTIONARY
 from fix_gateway.front_door import DoorSettings
+
+if TYPE_CHECKING:
+    from fix_gateway.signing import OrderSigning
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,9 @@ class FixSettings:
     dictionary: Path = DICTIONARY
     test_session: TestSession | None = None
     door: DoorSettings = field(default_factory=DoorSettings)
+    signing: OrderSigning | None = None
+    """What orders' signatures are checked against; None: orders are not signed (no
+    chain, or one whose settlements are not checked yet)."""
 
     def account_of(self, comp_id: str) -> Account | None:
         return next((a for a in self.accounts if a.comp_id == comp_id), None)

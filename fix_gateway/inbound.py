@@ -20,6 +20,7 @@ from fix_gateway.inbound_log import InboundLog, Mark
 from fix_gateway.outbound import Outbound
 from fix_gateway.port import Solver
 from fix_gateway.sessions import Routes
+from fix_gateway.signing import OrderSigning
 from fix_gateway.tags import CL_ORD_ID, POSS_DUP_FLAG, POSS_RESEND, QUOTE_REQ_ID
 from fix_gateway.wire import Outgoing, Received, Replies
 from solver.core import events as ev
@@ -41,8 +42,10 @@ FAILED_TEXT = "the gateway could not process this message; it changed nothing"
 
 class Inbound:
     def __init__(self, solver: Solver, view: AccountView, inbound_log: InboundLog,
-                 routes: Routes, outbound: Outbound, room_made: Callable[[], None]) -> None:
+                 routes: Routes, outbound: Outbound, room_made: Callable[[], None],
+                 signing: OrderSigning | None = None) -> None:
         self.closing = False  # shutting down: no new orders, the rest still served
+        self._signing = signing
         self._solver = solver
         self._view = view
         self._log = inbound_log
@@ -141,7 +144,7 @@ class Inbound:
         decision: Input | Outgoing | Replies
         match msg.msg_type:
             case "D":
-                decision = requests.new_order(msg, account, now)
+                decision = requests.new_order(msg, account, now, self._signing)
             case "F":
                 decision = requests.cancel(msg, account, self._view, now)
             case "G":

@@ -88,6 +88,7 @@ ORD_REJ_REASON_CODES = {
     RejectReason.INSUFFICIENT_COLLATERAL: "3", RejectReason.DUPLICATE_ORDER_ID: "6",
     RejectReason.WRONG_WALLET: "99",
     RejectReason.ACCOUNT_IN_DOUBT: "99", RejectReason.NOT_TRADABLE: "0",
+    RejectReason.SIGNED_TERMS: "99",
 }
 CXL_REJ_REASON_CODES = {
     CancelRejectReason.UNKNOWN_ORDER: "1", CancelRejectReason.ALREADY_CLOSED: "0",

@@ -16,6 +16,7 @@ from Crypto.Hash import keccak
 
 from fix_gateway import reports
 from fix_gateway.account_view import AccountView
+from fix_gateway.signing import OrderSigning, signed_terms
 from fix_gateway.tags import (
     ACCOUNT,
     CASH_ORDER_QTY,
@@ -24,6 +25,8 @@ from fix_gateway.tags import (
     EXPIRE_TIME,
     NO_RELATED_SYM,
     ORD_TYPE,
+    ORDER_QTY,
+    ORDER_SIGNATURE,
     ORIG_CL_ORD_ID,
     PRICE,
     SIDE,
@@ -42,6 +45,7 @@ from fix_gateway.wire import (
 )
 from solver.core.commands import CancelIndexOrder, ReduceIndexOrder, RequestQuote, SubmitIndexOrder
 from solver.core.model import Side
+from solver.core.signed_terms import SignedTerms
 
 MAX_ID_LENGTH = 64
 _EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -57,7 +61,8 @@ OTHER = "99"
 _SIDES = {"1": Side.BUY, "2": Side.SELL}
 
 
-def new_order(msg: Received, account: str, now: int) -> SubmitIndexOrder | Outgoing:
+def new_order(msg: Received, account: str, now: int,
+              signing: OrderSigning | None = None) -> SubmitIndexOrder | Outgoing:
     def reject(code: str, text: str) -> Outgoing:
         return reports.order_refused(msg, code, text)
 
@@ -87,8 +92,25 @@ def new_order(msg: Received, account: str, now: int) -> SubmitIndexOrder | Outgo
     problem = None if wallet is None else wallet_problem(wallet)
     if problem:
         return reject(OTHER, f"WalletAddress({WALLET_ADDRESS}) {problem}")
+    signed: SignedTerms | None = None
+    if msg.has(ORDER_SIGNATURE) or (signing is not None and signing.required):
+        terms = _signed(msg, account, signing, cash, max_price, expire_at)
+        if isinstance(terms, str):
+            return reject(OTHER, terms)
+        signed, max_price = terms, None  # Price(44) is the signed limit, fees included
     return SubmitIndexOrder(now, account, cl_ord_id, msg.get(SYMBOL) or "", cash, side,
-                            msg.get(CURRENCY), max_price, expire_at, wallet)
+                            msg.get(CURRENCY), max_price, expire_at, wallet, signed)
+
+
+def _signed(msg: Received, account: str, signing: OrderSigning | None, cash: Decimal,
+            limit: Decimal | None, expire_at: int | None) -> SignedTerms | str:
+    if signing is None:
+        return (f"OrderSignature({ORDER_SIGNATURE}) is for a gateway whose vault checks "
+                "signatures; this one takes orders without it")
+    if not msg.has(ORDER_SIGNATURE):
+        return (f"OrderSignature({ORDER_SIGNATURE}) is required: every order is signed by "
+                "the account's wallet (docs/fix-gateway.md, Signed orders)")
+    return signed_terms(msg, account, signing, cash, limit, expire_at)
 
 
 def wallet_problem(address: str) -> str | None:
@@ -128,7 +150,7 @@ def replace(msg: Received, account: str, view: AccountView,
     if order is not None:
         ord_type = "1" if order.max_price is None else "2"
         new_price = decimal_field(msg.get(PRICE))
-        if msg.get(ORD_TYPE) != ord_type or (msg.has(44) and new_price != order.max_price):
+        if msg.get(ORD_TYPE) != ord_type or (msg.has(PRICE) and new_price != order.max_price):
             return refuse("only CashOrderQty(152) can be changed, to a lower amount; "
                           f"keep OrdType(40)={ord_type}"
                           + ("" if order.max_price is None else f" and Price(44)="
@@ -153,7 +175,7 @@ def quote_request(msg: Received, quote_id: str, now: int) -> RequestQuote | Outg
 def _cash(msg: Received) -> Decimal | str:
     """CashOrderQty(152), the collateral amount within the door's bound; the engine judges
     whether it is positive and within the collateral's precision."""
-    if msg.has(38):
+    if msg.has(ORDER_QTY):
         return "OrderQty(38) is not accepted: give the collateral amount in CashOrderQty(152)"
     text = msg.get(CASH_ORDER_QTY)
     if text is None:

@@ -39,6 +39,7 @@ NO_RELATED_SYM = 146
 OFFER_PX = 133
 OFFER_SIZE = 135
 ORDER_ID = 37
+ORDER_QTY = 38
 ORD_REJ_REASON = 103
 ORD_STATUS = 39
 ORD_STATUS_REQ_ID = 790
@@ -84,5 +85,9 @@ LEAVES_CASH_QTY = _ours("LeavesCashQty")
 CUM_CASH_QTY = _ours("CumCashQty")
 MANAGEMENT_FEE = _ours("ManagementFee")
 EXCHANGE_FEE = _ours("ExchangeFee")
+ORDER_SIGNATURE = _ours("OrderSignature")
+"""The wallet's EIP-712 signature of the order, 0x and 65 bytes in hex."""
+MAX_FEE_BPS = _ours("MaxFeeBps")
+"""The fee bound the wallet signed, in basis points of each charge."""
 EVENT_SEQ_NUM = _ours("EventSeqNum")
 """The journal sequence number of the event a report tells of; per session it only grows."""

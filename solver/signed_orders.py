@@ -2,19 +2,23 @@
 
 The same type serves the three that need it: the user's wallet signs (``sign``), the gateway
 checks who signed before the order reaches the engine (``signer``), and the settler hands the
-order and its signature to the vault's ``settle_batch``, which checks them again on-chain
-(``as_call``). Amounts here are integers in the tokens' smallest units; ``docs/chain.md``
-gives the type and ``docs/fix-gateway.md`` the FIX fields each comes from.
+order (``signed_order``: the engine's ``SignedTerms`` in the tokens' units) and its signature
+to the vault's ``settle_batch``, which checks them again on-chain (``as_call``). Amounts here
+are integers in the tokens' smallest units; ``docs/chain.md`` gives the type and
+``docs/fix-gateway.md`` the FIX fields each comes from.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
+
+from solver.core.signed_terms import SignedTerms
 
 DOMAIN_NAME = "IndexSolverVault"
 DOMAIN_VERSION = "1"
@@ -104,3 +108,19 @@ def signer(order: SignedOrder, domain: Domain, signature: bytes) -> str | None:
 
 
 HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+def signed_order(terms: SignedTerms, token: str, decimals: int) -> SignedOrder | None:
+    """The message the wallet signed for ``terms`` (amounts in the collateral's smallest
+    units, of ``decimals`` decimals), or None if an amount has more decimals than that."""
+    most, limit = smallest_units(terms.most, decimals), smallest_units(terms.limit, decimals)
+    if most is None or limit is None:
+        return None
+    return SignedOrder(terms.wallet, token, most, limit, terms.max_fee_bps, terms.deadline_s,
+                       terms.name)
+
+
+def smallest_units(amount: Decimal, decimals: int) -> int | None:
+    """``amount`` in units of 10**-decimals, if it is a whole number of them."""
+    scaled = amount.scaleb(decimals)
+    return int(scaled) if scaled == scaled.to_integral_value() else None

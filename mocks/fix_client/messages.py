@@ -14,6 +14,8 @@ from pathlib import Path
 
 import simplefix
 
+from mocks.fix_client.wallet import SignedFields
+
 DICTIONARY = Path(__file__).resolve().parents[2] / "fix_gateway" / "spec" / "FIX44-gw.xml"
 """The gateway's published data dictionary: the client reads its user-defined tags there, as
 a counterparty's client would, rather than importing the gateway."""
@@ -35,6 +37,8 @@ LEAVES_CASH_QTY = _fields()["LeavesCashQty"]
 CUM_CASH_QTY = _fields()["CumCashQty"]
 MANAGEMENT_FEE = _fields()["ManagementFee"]
 EXCHANGE_FEE = _fields()["ExchangeFee"]
+ORDER_SIGNATURE = _fields()["OrderSignature"]
+MAX_FEE_BPS = _fields()["MaxFeeBps"]
 
 EXEC_TYPES = {"0": "new", "8": "rejected", "F": "fill", "4": "canceled", "C": "expired",
               "5": "replaced", "6": "pending-cancel", "B": "minted", "A": "pending-new"}
@@ -63,14 +67,22 @@ def _transact_time(msg: simplefix.FixMessage) -> None:
 def new_order(cl_ord_id: str, symbol: str, cash: Decimal, *, currency: str | None = None,
               ord_type: str = "1", price: Decimal | None = None,
               time_in_force: str | None = None, expire_time: str | None = None,
-              side: str = "1", account: str | None = None) -> simplefix.FixMessage:
-    """NewOrderSingle sized in collateral: CashOrderQty(152), never OrderQty(38)."""
+              side: str = "1", account: str | None = None,
+              signed: SignedFields | None = None) -> simplefix.FixMessage:
+    """NewOrderSingle sized in collateral: CashOrderQty(152), never OrderQty(38). ``signed``:
+    what the wallet signed (a limit order good till its deadline, with the signature)."""
+    if signed is not None:
+        ord_type, price, time_in_force, expire_time = ("2", signed.price, "6",
+                                                       signed.expire_time)
     msg = _message("D", (11, cl_ord_id), (1, account), (55, symbol), (54, side))
     _transact_time(msg)
     for tag, value in ((40, ord_type), (44, None if price is None else amount(price)),
                        (152, amount(cash)), (15, currency), (59, time_in_force),
                        (126, expire_time)):
         msg.append_pair(tag, value)
+    if signed is not None:
+        msg.append_pair(MAX_FEE_BPS, str(signed.max_fee_bps))
+        msg.append_pair(ORDER_SIGNATURE, signed.signature)
     return msg
 
 

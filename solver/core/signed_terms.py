@@ -1,6 +1,6 @@
 """What a user's wallet signed for an order, as the engine keeps it.
 
-The gateway checks the signature (EIP-712, ``chain/signed_orders.py`` has the type) before the
+The gateway checks the signature (EIP-712, ``solver/signed_orders.py`` has the type) before the
 order reaches the engine, and the vault checks it again at settlement, where a fill outside
 the terms is skipped and never minted. So the engine keeps the terms with the order, never
 engages it past them (its limit with the fee reserve, its deadline less the time a settlement

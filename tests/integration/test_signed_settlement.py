@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 
 from chain.keys import order_key
-from chain.signed_orders import Domain, SignedOrder, sign, signer
+from solver.signed_orders import Domain, SignedOrder, sign, signer
 from tests.support.contracts import (
     GRACE,
     REVERTS,

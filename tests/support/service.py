@@ -15,6 +15,7 @@ from fix_gateway.config import Account, FixSettings, TestSession
 from fix_gateway.front_door import DoorSettings
 from fix_gateway.gateway import Gateway
 from fix_gateway.passwords import hash_password
+from fix_gateway.signing import OrderSigning
 from mocks.binance.local import KEY, mock_server, running
 from mocks.binance.server import MockBinance
 from mocks.fix_client import FixClient, SessionConfig
@@ -50,11 +51,12 @@ def setup() -> EngineSetup:
 
 
 def fix_settings(tmp: Path, port: int, test_session: bool = False,
-                 door: DoorSettings | None = None) -> FixSettings:
+                 door: DoorSettings | None = None,
+                 signing: OrderSigning | None = None) -> FixSettings:
     accounts = tuple(Account(name, name.upper(), _HASHES[name]) for name in PASSWORDS)
     return FixSettings(port=port, comp_id=GATEWAY, store=tmp / "fix-store", accounts=accounts,
                        test_session=TestSession("ECHO", "TESTER") if test_session else None,
-                       door=door or DoorSettings())
+                       door=door or DoorSettings(), signing=signing)
 
 
 @dataclass
@@ -87,13 +89,16 @@ async def service(tmp: Path, deposits: dict[str, str] | None = None, step_ms: in
                   test_session: bool = False, settings: RuntimeSettings = FAST,
                   door: DoorSettings | None = None,
                   chain: ChainLink | None = None,
-                  engine: EngineSetup | None = None) -> AsyncIterator[Service]:
+                  engine: EngineSetup | None = None,
+                  signing: OrderSigning | None = None) -> AsyncIterator[Service]:
     """The whole service (through the composition root) on the mock Binance, its journal in
     ``tmp`` (resumed if there); ``deposits`` are credited at start, or, with ``chain``, the
-    vault's deposits; ``engine``: the engine's setup, else the basic scenario's."""
+    vault's deposits; ``engine``: the engine's setup, else the basic scenario's; ``signing``:
+    orders signed and checked against it."""
     port = free_port()
     async with running(mock_server(step_ms=step_ms)) as server, running_service(
-            engine or setup(), fix_settings(tmp, port, test_session, door), local(server.port),
+            engine or setup(), fix_settings(tmp, port, test_session, door, signing),
+            local(server.port),
             KEY,
             tmp / "journal.db", settings, chain) as s:
         assert s.journal is not None
