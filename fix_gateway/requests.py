@@ -148,13 +148,13 @@ def replace(msg: Received, account: str, view: AccountView,
         return refuse(cash)
     order = view.order(account, msg.get(ORIG_CL_ORD_ID) or "")
     if order is not None:
-        ord_type = "1" if order.max_price is None else "2"
+        price = order.max_price if order.limit is None else order.limit
+        ord_type = "1" if price is None else "2"
         new_price = decimal_field(msg.get(PRICE))
-        if msg.get(ORD_TYPE) != ord_type or (msg.has(PRICE) and new_price != order.max_price):
+        if msg.get(ORD_TYPE) != ord_type or (msg.has(PRICE) and new_price != price):
             return refuse("only CashOrderQty(152) can be changed, to a lower amount; "
                           f"keep OrdType(40)={ord_type}"
-                          + ("" if order.max_price is None else f" and Price(44)="
-                             f"{order.max_price}"))
+                          + ("" if price is None else f" and Price(44)={price}"))
     return ReduceIndexOrder(now, account, msg.get(ORIG_CL_ORD_ID) or "", cash,
     msg.get(CL_ORD_ID) or "")
 

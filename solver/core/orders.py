@@ -88,6 +88,8 @@ class OrderSnapshot:
     wallet: str
     mint_tx: str | None
     max_price: Decimal | None
+    limit: Decimal | None = None
+    """The limit the wallet signed, fees included (a signed order's Price)."""
 
     @property
     def is_open(self) -> bool:
@@ -244,7 +246,8 @@ class IndexOrder:
         return OrderSnapshot(self.id, self.account, self.client_order_id, self.current_client_id,
                              self.index, self.collateral_asset, self.collateral, self.spent,
                              self.fees, self.filled_units, self.status, self.ending, self.wallet,
-                             self.mint_tx, self.max_price)
+                             self.mint_tx, self.max_price,
+                             None if self.signed is None else self.signed.limit)
 
     @property
     def mint_status(self) -> MintStatus:

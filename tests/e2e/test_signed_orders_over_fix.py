@@ -111,3 +111,22 @@ def test_a_bad_missing_or_late_signature_is_refused_with_a_reason(tmp_path: Path
             balance = s.runtime.engine.ledger.balance("alice", "USDC")
             assert (balance.available, balance.reserved) == (D(6000), D(0))
     run(scenario(), timeout=60)
+
+
+def test_a_signed_order_is_lowered_without_a_new_signature(tmp_path: Path) -> None:
+    """A replace keeps OrdType 2 and the signed Price(44); it may only lower the amount, which
+    the vault's bound on the signed total allows."""
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}, signing=SIGNING) as s:
+            s.runtime.submit(BindWallet(s.runtime.clock(), SIGNING.wallets["alice"], "alice"))
+            alice = await s.client("alice")
+            await alice.send(signed_order("o1", "5000"))
+            await report_where(alice, t11="o1", t150="0")
+            await alice.send(messages.replace("r1", "o1", "SY2", D(1000), ord_type="1"))
+            refused = await report_where(alice, t35="9")
+            assert "keep OrdType(40)=2 and Price(44)=1050" in (field_of(refused, 58) or "")
+            await alice.send(messages.replace("r2", "o1", "SY2", D(4000), ord_type="2",
+                                              price=D(1050)))
+            replaced = await report_where(alice, t11="r2", t150="5")
+            assert field_of(replaced, 152) == "4000"
+    run(scenario(), timeout=60)
