@@ -14,3 +14,9 @@ def order_key(chain_id: int, vault: ChecksumAddress, order_uid: bytes) -> bytes:
     if len(order_uid) > 256:
         raise ValueError(f"order uid is {len(order_uid)} bytes; the vault takes at most 256")
     return keccak(encode(["uint256", "address", "bytes"], [chain_id, vault, order_uid]))
+
+
+def signed_order_id(user: str, cl_ord_id: str) -> bytes:
+    """The vault's name of a signed order (``CollateralVault.order_id``):
+    keccak256(abi.encode(user, keccak256(cl_ord_id)))."""
+    return keccak(encode(["address", "bytes32"], [user, keccak(cl_ord_id.encode())]))

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from solver.core import events as ev
 from solver.core.orders import OrderSnapshot
+from solver.core.signed_terms import SignedTerms
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,9 @@ class MintsWaiting:
         self.orders: dict[int, OrderSnapshot] = {}
         """The completed orders with units, until minted: what a settlement charges and for
         whom."""
+        self.terms: dict[int, SignedTerms] = {}
+        """What the wallet signed for each of those orders that was signed: the vault checks
+        the settlement against it."""
 
     def transaction_began(self, transaction: ev.Transaction) -> None:
         pass
@@ -44,10 +48,17 @@ class MintsWaiting:
                 self.orders[event.order_id] = event.order
             elif isinstance(event, ev.MintRequested):
                 self.waiting[event.order_id] = Mint(event.order_id, 1, event.units)
+                self._keep_terms(event.order_id, event.signed)
             elif isinstance(event, ev.MintRetryRequested):
                 self.waiting[event.order_id] = Mint(event.order_id, event.attempt, event.units)
+                self._keep_terms(event.order_id, event.signed)
             elif isinstance(event, ev.MintRetryScheduled):
                 self.waiting.pop(event.order_id, None)  # the clock asks again
             elif isinstance(event, ev.IndexOrderMinted):
                 self.waiting.pop(event.order_id, None)
                 self.orders.pop(event.order_id, None)
+                self.terms.pop(event.order_id, None)
+
+    def _keep_terms(self, order_id: int, signed: SignedTerms | None) -> None:
+        if signed is not None:
+            self.terms[order_id] = signed

@@ -13,7 +13,7 @@ counted, and kept for the operator's status (``disagreements``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -38,13 +38,13 @@ MISMATCHES = Counter("solver_reconciliation_mismatches_total",
 
 
 class Unapplied(NamedTuple):
-    """A settlement of the account's the engine has not applied: its order key, what it
-    charges, and whether it has been sent by now (only a settlement sent may be mined, so
-    the vault is asked about those alone)."""
+    """A settlement of the account's the engine has not applied: what it charges, whether it
+    has been sent by now (only a settlement sent may be mined, so the vault is asked about
+    those alone), and whether the vault had settled it by a block."""
 
-    key: bytes
     charge: Decimal
     sent: Callable[[], bool]
+    settled_by: Callable[[int], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +124,7 @@ class VaultReconciler:
                     in_transit += sign * from_units(int(entry["args"]["amount"]),
                                                     self.decimals)
         for pending in unapplied:  # sent by now, after ``latest``: all that can be mined by it
-            if pending.sent() and await self.vault.functions.settled(pending.key).call(
-                    block_identifier=latest):
+            if pending.sent() and await pending.settled_by(latest):
                 in_transit -= pending.charge
         check = Check(account, latest, held - in_transit, ledger)
         self.checks[account] = check

@@ -4,6 +4,7 @@ the adapter does not depend on the journal's module."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 
@@ -13,7 +14,12 @@ class Records(Protocol):
     def save_record(self, key: str, value: str) -> None:
         """Durable when it returns."""
 
+    def save_records(self, values: Mapping[str, str]) -> None:
+        """Every one of ``values`` durable when it returns (one write for them all)."""
+
     def forget_record(self, key: str) -> None: ...
+
+    def forget_records(self, keys: Iterable[str]) -> None: ...
 
     def records(self, prefix: str) -> dict[str, str]:
         """Every record whose key starts with ``prefix``."""
@@ -32,8 +38,15 @@ class MemoryRecords:
     def save_record(self, key: str, value: str) -> None:
         self._records[key] = value
 
+    def save_records(self, values: Mapping[str, str]) -> None:
+        self._records.update(values)
+
     def forget_record(self, key: str) -> None:
         self._records.pop(key, None)
+
+    def forget_records(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._records.pop(key, None)
 
     def records(self, prefix: str) -> dict[str, str]:
         return {k: v for k, v in sorted(self._records.items()) if k.startswith(prefix)}

@@ -1,32 +1,36 @@
 """Mints are settlements: the vault charges the order's collateral and mints its units in one
-transaction, exactly once per order key.
+transaction, exactly once per order.
 
-For each ``MintRequested`` (and ``MintRetryRequested``) the settler:
+An order its user signed (``MintsWaiting.terms``) settles with others in one transaction, the
+vault's ``settle_batch``, which checks each against its signature; an order without one
+settles alone (``settle``). The unit of work is a job: one transaction's orders, its nonce and
+the hashes of its transactions. For each job the settler:
 
-1. asks the vault whether the order's key is settled already (a crash or a retry after the
-   transaction went through): if so, it reports that transaction;
-2. otherwise builds the settlement (a refusal the node predicts, such as "not operator" or a
-   balance too low, is a ``MintFailed`` saying so, and nothing is sent), takes a nonce and
-   writes the job (order key, nonce, transaction hashes) to the journal **before** sending;
-   the job keeps that nonce for its whole life, so at most one of its transactions can ever be
-   mined, and a second settlement of the key would revert anyway;
+1. gathers it: the mints asked for (``MintRequested``, ``MintRetryRequested``) wait at most
+   ``gather_s`` for others, up to ``batch_size`` signed orders a job; a retry of an order asks
+   the vault first whether it is settled already, and reports that transaction if so;
+2. takes a nonce and writes the job to the journal **before** sending; the job keeps that nonce
+   and its orders for its whole life, so at most one of its transactions is ever mined, and
+   the vault settles each order once whatever is sent (a signed order's fill applies only if
+   what was charged against it is still what the settlement says: nothing, as each order
+   settles once);
 3. polls for the receipt; a transaction not mined in time is replaced (same nonce, fees raised
    by an eighth, which public nodes require) and the new hash recorded before it is sent;
-4. once the receipt is in, the worker is free for the next job, and the confirmations are
-   followed apart: once confirmed (``confirmations`` blocks on top, or finalized) and the
-   receipt's block still on the chain, ``MintConfirmed`` is reported; a block that left the
-   chain sends the job back to the workers (step 1 first). A revert or an exhausted
-   replacement budget reports ``MintFailed`` with the reason (the engine retries later, and
-   step 1 comes first).
+4. with the receipt the worker is free for the next job: each order the vault settled
+   (``OrderSettled``) is followed to its confirmations apart, each it skipped
+   (``SettlementSkipped``) is a ``MintFailed`` with the vault's reason ("already settled" is
+   looked up and reported as settled), and a reverted or unmined job fails its orders (the
+   engine retries; an unmined job is resumed with its nonce). Once confirmed (``confirmations``
+   blocks on top, or finalized) and its block still on the chain, ``MintConfirmed`` is
+   reported; a block that left the chain sends the orders back to be settled again.
 
-Up to ``in_flight`` jobs are sent and mined at once, so that on a chain with blocks every few
-seconds several settlements share a block; they sign and send one at a time, so the nonces
-reach the node in order. Waiting for confirmations holds no worker: the rate is bound by
-what a block takes, not by ``in_flight / ((1 + confirmations) x block time)``.
+Up to ``in_flight`` jobs are sent and mined at once; they sign and send one at a time, so the
+nonces reach the node in order. A restart resumes every job the journal holds (its
+transactions' receipts first, then the same nonce), and the orders whose mint the journal shows
+asked for and not confirmed are asked again (``attach``).
 
-A restart resumes every job the journal holds: the orders whose mint the journal shows asked
-for and not confirmed are asked again at start (``attach``), and step 1 and the recorded nonce
-make that safe.
+Settlements reported are kept (``settled:<order id>``) until their blocks are final: one that
+leaves the chain is sent again and, if it lands elsewhere, ``SettlementMoved`` is reported.
 ``WithdrawalReleaseRequested`` sends the vault's ``release``: it reverts once the user has been
 paid, so sending it again is harmless.
 """
@@ -36,11 +40,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from functools import partial
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import structlog
 from eth_account.signers.local import LocalAccount
@@ -48,11 +52,12 @@ from hexbytes import HexBytes
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound
-from web3.types import Nonce
+from web3.logs import DISCARD
+from web3.types import BlockIdentifier, Nonce
 
 from chain.deploy import ChainDeployment
 from chain.finality import Confirmations, confirmed_head, finalized_block
-from chain.keys import order_key
+from chain.keys import order_key, signed_order_id
 from chain.mints import Mint, MintsWaiting
 from chain.reconciler import Unapplied
 from chain.records import Records
@@ -60,10 +65,13 @@ from chain.watcher import to_units
 from solver.core import events as ev
 from solver.core.bus import EventBus
 from solver.core.commands import Input, MintConfirmed, MintFailed, SettlementMoved
+from solver.core.signed_terms import SignedTerms
+from solver.signed_orders import signed_order
 
 log = structlog.get_logger(__name__)
 
 INDEX_TOKEN_DECIMALS = 18
+ALREADY_SETTLED = "already settled"
 
 
 def refusals() -> tuple[type[Exception], ...]:
@@ -82,34 +90,22 @@ class SettleSettings:
     poll_s: float = 0.05
     replacements: int = 3
     """Fee-raised replacements of a transaction not mined in time, before giving up."""
-    gas_limit: int = 300_000
-    """A settlement uses about 100,000; only the gas used is paid. Estimating instead costs a
-    node several executions of the call per settlement."""
+    gas_per_order: int = 150_000
+    """A job's gas limit per order (a signed order settles for about 55,000 to 75,000, one
+    alone for about 150,000 with the batch's fixed part); only the gas used is paid, and
+    estimating instead costs a node several executions of the call."""
     in_flight: int = 8
-    """Jobs worked on at once, each with its own nonce: one at a time, a chain with blocks
-    every few seconds would settle one order per block."""
+    """Jobs worked on at once, each with its own nonce."""
+    batch_size: int = 100
+    """Signed orders settled in one transaction, at most (the vault takes 128)."""
+    gather_s: float = 0.1
+    """How long a mint waits for others to share its transaction."""
     final_poll_s: float = 2.0
     """How often the settlements reported are checked to be still on the chain, until
     final."""
     keep_blocks: int = 256
     """Blocks back from the head a settlement reported is checked, at least (and down to the
     finalized block)."""
-
-
-class Charged(Protocol):
-    """What a settlement charges and mints, and for whom (an order's snapshot, or a
-    settlement reported)."""
-
-    @property
-    def wallet(self) -> str: ...
-    @property
-    def index(self) -> str: ...
-    @property
-    def spent(self) -> Decimal: ...
-    @property
-    def fees(self) -> Decimal: ...
-    @property
-    def client_order_id(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,33 +124,47 @@ class Reported:
     tx: str
     block: int
     hash: str
+    signed: SignedTerms | None = None
 
     def to_json(self) -> str:
-        return json.dumps({k: str(v) if isinstance(v, Decimal) else v
-                           for k, v in asdict(self).items()})
+        data = {k: v for k, v in asdict(self).items() if k != "signed"}
+        if self.signed is not None:
+            data["signed"] = asdict(self.signed)
+        return json.dumps(data, default=str)
 
     @classmethod
     def from_json(cls, saved: str) -> Reported:
         data = json.loads(saved)
         for name in ("spent", "fees", "units"):
             data[name] = Decimal(data[name])
+        signed = data.pop("signed", None)
+        if signed is not None:
+            signed["most"], signed["limit"] = Decimal(signed["most"]), Decimal(signed["limit"])
+            data["signed"] = SignedTerms(**signed)
         return cls(**data)
-
-
-@dataclass(frozen=True, slots=True)
-class Mined:
-    """A settlement's successful receipt, not confirmed yet."""
-
-    receipt: Any
 
 
 @dataclass(slots=True)
 class Job:
-    order_id: int
-    key: str
+    """One transaction's orders: its nonce, taken just before the first is signed and kept
+    (recorded with it), and the hashes of what was sent."""
+
+    number: int
+    orders: list[int]
     nonce: int | None = None
-    """Taken just before the first transaction is signed, and kept (recorded with it)."""
     txs: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Mined:
+    """A job's successful receipt, not confirmed yet, and the orders it settled."""
+
+    job: Job
+    receipt: Any
+    settled: tuple[Mint, ...]
+
+
+Outcome = MintConfirmed | MintFailed
 
 
 class Settler:
@@ -168,40 +178,49 @@ class Settler:
         self.order_prefix, self.collateral_decimals = order_prefix, collateral_decimals
         self.mints, self.settings = mints, settings
         self.after_confirmed: Callable[[int, str], Awaitable[object]] | None = None
-        """Called (order id, account) once a confirmed settlement is reported, before its
-        worker takes the next job: the reconciliation."""
-        self._work: asyncio.Queue[Mint | ev.WithdrawalReleaseRequested] = asyncio.Queue()
+        """Called (order id, account) once per account of a job whose settlements are
+        reported confirmed, before its worker takes the next job: the reconciliation."""
+        self._asked: asyncio.Queue[Mint] = asyncio.Queue()
+        self._work: asyncio.Queue[list[Mint] | ev.WithdrawalReleaseRequested] = \
+            asyncio.Queue()
         self._active = 0
+        self._gathering = 0
         self._settling: set[int] = set()
+        self._jobs: dict[int, Job] = {}
+        """The jobs alive, by number (their orders may be sent)."""
+        self._job_of: dict[int, int] = {}
+        self._moved: set[int] = set()
+        """Orders whose settlement left the chain: the vault is asked first."""
         self._held: set[int] = set()
         """The nonces of the jobs alive (their transactions may be queued behind a gap, where
         the node's pending count does not see them)."""
         self._sending = asyncio.Lock()
         self._following: set[asyncio.Task[None]] = set()
-        """The settlements mined whose confirmations are being waited for, apart from the
-        workers: a worker is free as soon as its receipt arrives."""
+        """The jobs mined whose confirmations are being waited for, apart from the workers."""
+        for saved in journal.records("settlement:").values():  # resumed: a restart
+            job = Job(**json.loads(saved))
+            self._remember(job)
+            if job.nonce is not None:
+                self._held.add(job.nonce)
 
     # --- what to do, from the bus ---------------------------------------------------------
 
     def attach(self, bus: EventBus) -> None:
         """Take up the mints waiting (those the journal left are asked again: a restart
-        resumes every job), then follow ``bus``."""
+        resumes every job the journal holds), then follow ``bus``."""
         for mint in self.mints.waiting.values():
-            self._work.put_nowait(mint)
-            job = self._job(mint.order_id)
-            if job is not None and job.nonce is not None:  # a job resumed holds its nonce
-                self._held.add(job.nonce)
+            self._asked.put_nowait(mint)
         bus.subscribe(ev.MintRequested, self._mint)
         bus.subscribe(ev.MintRetryRequested, self._retry)
         bus.subscribe(ev.WithdrawalReleaseRequested, self._release)
 
     def _mint(self, envelope: ev.Envelope[ev.MintRequested]) -> None:
         event = envelope.event
-        self._work.put_nowait(Mint(event.order_id, 1, event.units))
+        self._asked.put_nowait(Mint(event.order_id, 1, event.units))
 
     def _retry(self, envelope: ev.Envelope[ev.MintRetryRequested]) -> None:
         event = envelope.event
-        self._work.put_nowait(Mint(event.order_id, event.attempt, event.units))
+        self._asked.put_nowait(Mint(event.order_id, event.attempt, event.units))
 
     def _release(self, envelope: ev.Envelope[ev.WithdrawalReleaseRequested]) -> None:
         self._work.put_nowait(envelope.event)
@@ -209,155 +228,269 @@ class Settler:
     # --- doing it ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """``in_flight`` jobs at once, until cancelled."""
+        """Gather jobs and work on ``in_flight`` of them at once, until cancelled."""
         try:
-            await asyncio.gather(self._keep_until_final(),
+            await asyncio.gather(self._gather(), self._keep_until_final(),
                                  *(self._worker() for _ in range(self.settings.in_flight)))
         finally:
             for task in list(self._following):
                 task.cancel()
+
+    async def _gather(self) -> None:
+        """Mints into jobs: an order in a job alive brings its whole job back; signed orders
+        wait at most ``gather_s`` for others; an unsigned one goes alone."""
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self._asked.get()
+            self._gathering += 1
+            try:
+                batch = [first]
+                deadline = loop.time() + self.settings.gather_s
+                while self._signed(first) and len(batch) < self.settings.batch_size:
+                    try:
+                        mint = self._asked.get_nowait()
+                    except asyncio.QueueEmpty:
+                        if loop.time() >= deadline:
+                            break
+                        try:
+                            mint = await asyncio.wait_for(self._asked.get(),
+                                                          deadline - loop.time())
+                        except TimeoutError:
+                            break
+                    if self._signed(mint) and mint.order_id not in self._job_of:
+                        batch.append(mint)
+                    else:
+                        self._work.put_nowait([mint])
+                self._work.put_nowait(batch)
+            finally:
+                self._gathering -= 1
+
+    def _signed(self, mint: Mint) -> bool:
+        return mint.order_id in self.mints.terms and mint.order_id not in self._job_of
 
     async def _worker(self) -> None:
         while True:
             work = await self._work.get()
             self._active += 1
             try:
-                await self._do(work)
+                if isinstance(work, list):
+                    await self._settle_job(work)
+                else:
+                    await self.release(work)
             except Exception:  # the node may be away: the engine's retry comes back to it
                 log.exception("chain job failed", work=repr(work))
-                if isinstance(work, Mint):
-                    self._settling.discard(work.order_id)
-                    self.submit(MintFailed(self.clock(), work.order_id, work.attempt,
-                                           "the chain could not be reached"))
+                if isinstance(work, list):
+                    self._fail(work, "the chain could not be reached")
             finally:
                 self._active -= 1
 
-    async def _do(self, work: Mint | ev.WithdrawalReleaseRequested) -> None:
-        if not isinstance(work, Mint):
-            await self.release(work)
-        elif work.order_id not in self.mints.orders or work.order_id in self._settling:
-            log.warning("mint asked for an order minted or being settled", work=repr(work))
-        else:
-            self._settling.add(work.order_id)
-            account = self.mints.orders[work.order_id].account
-            outcome = await self._until_mined(work)
-            if isinstance(outcome, Mined):  # the worker is free: confirmations followed apart
-                task = asyncio.create_task(self._follow(work, outcome, account))
-                self._following.add(task)
-                task.add_done_callback(self._following.discard)
-                return
-            self._settling.discard(work.order_id)
-            await self._report(outcome, account)
+    def _fail(self, mints: Iterable[Mint], reason: str) -> None:
+        for mint in mints:
+            self._settling.discard(mint.order_id)
+            self.submit(MintFailed(self.clock(), mint.order_id, mint.attempt, reason))
 
-    async def _follow(self, mint: Mint, mined: Mined, account: str) -> None:
-        """Report the settlement once confirmed; if its block left the chain first, the job
-        goes back to the workers (which ask the vault again)."""
-        confirmed: MintConfirmed | MintFailed | None
-        try:
-            confirmed = await self._confirm(mint, mined)
-        except Exception:  # the node away: the engine's retry asks the vault again
-            log.exception("chain confirmation failed", order_id=mint.order_id)
-            confirmed = MintFailed(self.clock(), mint.order_id, mint.attempt,
-                                   "the chain could not be reached")
-        self._settling.discard(mint.order_id)
-        if confirmed is None:
-            self._work.put_nowait(mint)
+    async def _settle_job(self, asked: list[Mint]) -> None:
+        mints = self._taken(asked)
+        if not mints:
             return
-        await self._report(confirmed, account)
+        outcomes, mined = await self._until_mined(mints)
+        if mined is not None:  # the worker is free: confirmations followed apart
+            task = asyncio.create_task(self._follow(mined))
+            self._following.add(task)
+            task.add_done_callback(self._following.discard)
+        for outcome in outcomes:
+            self._settling.discard(outcome.order_id)
+        await self._report(outcomes)
 
-    async def _report(self, outcome: MintConfirmed | MintFailed, account: str) -> None:
-        self.submit(outcome)
-        if isinstance(outcome, MintConfirmed) and self.after_confirmed is not None:
-            await self.after_confirmed(outcome.order_id, account)
+    def _taken(self, asked: list[Mint]) -> list[Mint]:
+        """The mints to work on now: a job alive comes back whole (its other orders as last
+        asked for), and an order being settled, or minted, is not taken twice."""
+        job = next((self._jobs[self._job_of[m.order_id]] for m in asked
+                    if m.order_id in self._job_of), None)
+        if job is not None:
+            by_id = {m.order_id: m for m in asked}
+            asked = [by_id.get(o) or self.mints.waiting.get(o) or Mint(o, 1, self._units(o))
+                     for o in job.orders if o in self.mints.orders]
+        taken = []
+        for mint in asked:
+            if mint.order_id not in self.mints.orders or mint.order_id in self._settling:
+                log.warning("mint asked for an order minted or being settled", mint=repr(mint))
+            else:
+                self._settling.add(mint.order_id)
+                taken.append(mint)
+        return taken
+
+    def _units(self, order_id: int) -> Decimal:
+        return self.mints.orders[order_id].filled_units
+
+    async def _follow(self, mined: Mined) -> None:
+        """Report the job's settlements once confirmed; if its block left the chain first,
+        the orders go back to be settled again (the vault is asked first)."""
+        try:
+            outcomes = await self._confirm(mined)
+        except Exception:  # the node away: the engine's retry asks the vault again
+            log.exception("chain confirmation failed", orders=[m.order_id for m in mined.settled])
+            outcomes = [MintFailed(self.clock(), m.order_id, m.attempt,
+                                   "the chain could not be reached") for m in mined.settled]
+        for mint in mined.settled:
+            self._settling.discard(mint.order_id)
+        self._forget(mined.job)
+        if outcomes is None:
+            for mint in mined.settled:
+                self._moved.add(mint.order_id)
+                self._asked.put_nowait(mint)
+            return
+        await self._report(outcomes)
+
+    async def _report(self, outcomes: list[Outcome]) -> None:
+        last_of = {self.mints.orders[o.order_id].account: o.order_id for o in outcomes
+                   if isinstance(o, MintConfirmed) and o.order_id in self.mints.orders}
+        for outcome in outcomes:
+            self.submit(outcome)  # may be applied at once: the order leaves ``mints``
+        if self.after_confirmed is not None:
+            for account, order_id in last_of.items():
+                await self.after_confirmed(order_id, account)
 
     @property
     def idle(self) -> bool:
-        """Nothing being settled, confirmed or released, and nothing waiting to be."""
-        return not self._active and self._work.empty() and not self._following
+        """Nothing being gathered, settled, confirmed or released, and nothing waiting to
+        be."""
+        return (not self._active and not self._gathering and self._work.empty()
+                and self._asked.empty() and not self._following)
 
     def unapplied(self, account: str) -> list[Unapplied]:
         """``account``'s settlements the engine has not applied yet, sent or about to be:
         any sent may be mined by the time the node is asked (the reconciliation takes those
         off the vault's side, as the deposits the watcher has not journaled yet)."""
-        return [Unapplied(self.key(o.order_id), o.spent, partial(self.sent, o.order_id))
+        return [Unapplied(o.spent, partial(self.sent, o.order_id),
+                          partial(self._settled_at, o.order_id))
                 for o in list(self.mints.orders.values()) if o.account == account]
 
     def sent(self, order_id: int) -> bool:
         """Whether the order's settlement may have reached the node: its job is recorded
         before each send, and its record kept once confirmed."""
-        return (self._job(order_id) is not None
+        return (order_id in self._job_of
                 or self.journal.record(f"settled:{order_id}") is not None)
 
-    async def settle(self, mint: Mint) -> MintConfirmed | MintFailed:
-        """Settle ``mint`` and wait for its confirmations (what a worker does in two parts)."""
-        while True:
-            outcome = await self._until_mined(mint)
-            if not isinstance(outcome, Mined):
-                return outcome
-            confirmed = await self._confirm(mint, outcome)
-            if confirmed is not None:
-                return confirmed
-            # its block left the chain: ask the vault again
+    async def settle(self, mint: Mint) -> Outcome:
+        """Settle ``mint`` alone and wait for its confirmations (what the workers do for a
+        job, in two parts)."""
+        [outcome] = await self.settle_all([mint])
+        return outcome
 
-    async def _until_mined(self, mint: Mint) -> Mined | MintConfirmed | MintFailed:
+    async def settle_all(self, asked: list[Mint]) -> list[Outcome]:
+        """Settle ``asked`` as one job and wait for the confirmations."""
+        mints = self._taken(asked)
         try:
-            return await self._mine(mint)
-        finally:  # whatever became of it, the job's nonce is no longer held
-            job = self._job(mint.order_id)
-            if job is not None and job.nonce is not None:
-                self._held.discard(job.nonce)
+            while True:
+                outcomes, mined = await self._until_mined(mints)
+                if mined is None:
+                    return outcomes
+                confirmed = await self._confirm(mined)
+                self._forget(mined.job)
+                if confirmed is not None:
+                    return outcomes + confirmed
+                mints = list(mined.settled)  # its block left the chain: ask the vault again
+                self._moved.update(m.order_id for m in mints)
+        finally:
+            for mint in mints:
+                self._settling.discard(mint.order_id)
 
-    async def _mine(self, mint: Mint) -> Mined | MintConfirmed | MintFailed:
-        """The settlement mined; or the transaction that settled it already; or why not."""
-        order = self.mints.orders[mint.order_id]
-        key = self.key(mint.order_id)
-        done = await self._settled_by(key)
-        if done is not None:
-            tx, block = done
-            if block is not None:
-                await self._keep(mint, tx, block)
-            return MintConfirmed(self.clock(), mint.order_id, tx, block)
-        job = self._job(mint.order_id)
-        if job is not None and job.nonce is not None:
-            self._held.add(job.nonce)
-        if job is None:
-            refusal = await self._refusal(order, key, mint.units)
+    async def _until_mined(self, mints: list[Mint]) -> tuple[list[Outcome], Mined | None]:
+        """The outcomes known once the job's receipt is in (or it is given up), and what it
+        settled, to be confirmed."""
+        outcomes: list[Outcome] = []
+        fresh = []
+        for mint in mints:  # a retry, or a settlement moved, may be settled already
+            done = None
+            if (mint.attempt > 1 or mint.order_id in self._moved) \
+                    and mint.order_id not in self._job_of:
+                self._moved.discard(mint.order_id)
+                done = await self._settled_by(mint.order_id)
+            if done is None:
+                fresh.append(mint)
+            else:
+                outcomes.append(await self._already(mint, *done))
+        if not fresh:
+            return outcomes, None
+        job = self._job_for(fresh)
+        if not job.txs:  # nothing sent yet: a call the vault refuses as a whole is not sent
+            refusal = await self._refusal(fresh)
             if refusal is not None:
-                return MintFailed(self.clock(), mint.order_id, mint.attempt, refusal)
-            job = Job(mint.order_id, key.hex())
-        receipt = await self._send_until_mined(job, order, key, mint.units)
-        if receipt is None:
-            return MintFailed(self.clock(), mint.order_id, mint.attempt,
-                              "the settlement was not mined in time")
+                return outcomes + self._failed(fresh, refusal), None
+        try:
+            receipt = await self._send_until_mined(job, fresh)
+        finally:  # whatever became of it, the job's nonce is no longer held
+            if job.nonce is not None:
+                self._held.discard(job.nonce)
+        if receipt is None:  # the job stays: a retry resumes it, with its nonce
+            return outcomes + self._failed(fresh, "the settlement was not mined in time"), None
         if receipt["status"] != 1:
-            self.journal.forget_record(f"settlement:{job.order_id}")  # a retry starts anew
-            return MintFailed(self.clock(), mint.order_id, mint.attempt,
-                              "the vault reverted the settlement")
-        return Mined(receipt)
+            self._forget(job)
+            return outcomes + self._failed(fresh, "the vault reverted the settlement"), None
+        settled, skipped = self._read(receipt, fresh)
+        if not settled:
+            self._forget(job)
+        for mint, reason in skipped:
+            if reason == ALREADY_SETTLED and (done := await self._settled_by(mint.order_id)):
+                outcomes.append(await self._already(mint, *done))
+            else:
+                outcomes.append(MintFailed(self.clock(), mint.order_id, mint.attempt,
+                                           f"the vault refused the settlement: {reason}"))
+        return outcomes, (Mined(job, receipt, tuple(settled)) if settled else None)
 
-    async def _confirm(self, mint: Mint, mined: Mined) -> MintConfirmed | None:
-        """``MintConfirmed`` once the receipt's block is confirmed and still on the chain;
-        None if it left the chain."""
+    def _failed(self, mints: list[Mint], reason: str) -> list[Outcome]:
+        return [MintFailed(self.clock(), m.order_id, m.attempt, reason) for m in mints]
+
+    async def _already(self, mint: Mint, tx: str, block: int | None) -> MintConfirmed:
+        """The settlement found on-chain, reported (and kept until final if its block is
+        known)."""
+        if block is not None:
+            await self._keep([mint], tx, block)
+        return MintConfirmed(self.clock(), mint.order_id, tx, block)
+
+    def _read(self, receipt: Any, mints: list[Mint]) -> tuple[list[Mint], list[tuple[Mint, str]]]:
+        """What the job's receipt says of each order: settled, or skipped and why."""
+        by_key = {self.key(m.order_id): m for m in mints}
+        settled = [by_key[bytes(e["args"]["order_key"])] for e in self._events(
+            "OrderSettled", receipt) if bytes(e["args"]["order_key"]) in by_key]
+        skipped = [(by_key[bytes(e["args"]["order_key"])], str(e["args"]["reason"]))
+                   for e in self._events("SettlementSkipped", receipt)
+                   if bytes(e["args"]["order_key"]) in by_key]
+        return settled, skipped
+
+    def _events(self, name: str, receipt: Any) -> list[Any]:
+        decoded = self.vault.events[name]().process_receipt(receipt, errors=DISCARD)
+        return [e for e in decoded if e["address"] == self.vault.address]
+
+    async def _confirm(self, mined: Mined) -> list[Outcome] | None:
+        """``MintConfirmed`` for each order once the receipt's block is confirmed and still
+        on the chain; None if it left the chain."""
         receipt = mined.receipt
         if not await self._confirmed(receipt):
             log.warning("chain settlement reorganised away before its confirmations",
-                        order_id=mint.order_id, block=receipt["blockNumber"])
+                        orders=[m.order_id for m in mined.settled],
+                        block=receipt["blockNumber"])
             return None
-        tx_hash, block = "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"])
-        log.info("chain settlement confirmed", order_id=mint.order_id, tx=tx_hash, block=block)
-        await self._keep(mint, tx_hash, block)
-        return MintConfirmed(self.clock(), mint.order_id, tx_hash, block)
+        tx = "0x" + bytes(receipt["transactionHash"]).hex()
+        block = int(receipt["blockNumber"])
+        log.info("chain settlements confirmed", orders=len(mined.settled), tx=tx, block=block)
+        await self._keep(mined.settled, tx, block)
+        return [MintConfirmed(self.clock(), m.order_id, tx, block) for m in mined.settled]
 
     # --- until final -----------------------------------------------------------------------
 
-    async def _keep(self, mint: Mint, tx: str, block: int) -> None:
-        """Keep the settlement reported until its block is final; its job is done."""
-        order = self.mints.orders[mint.order_id]
-        reported = Reported(mint.order_id, order.account, order.wallet, order.index,
-                            order.spent, order.fees, order.client_order_id, mint.units, tx,
-                            block, await self._block_hash(block) or "")
-        self.journal.save_record(f"settled:{mint.order_id}", reported.to_json())
-        self.journal.forget_record(f"settlement:{mint.order_id}")
+    async def _keep(self, mints: Iterable[Mint], tx: str, block: int) -> None:
+        """Keep each settlement reported until its block is final."""
+        block_hash = await self._block_hash(block) or ""
+        kept = {}
+        for mint in mints:
+            order = self.mints.orders[mint.order_id]
+            kept[f"settled:{mint.order_id}"] = Reported(
+                mint.order_id, order.account, order.wallet, order.index, order.spent,
+                order.fees, order.client_order_id, mint.units, tx, block, block_hash,
+                self.mints.terms.get(mint.order_id)).to_json()
+        self.journal.save_records(kept)
 
     def reported(self) -> list[Reported]:
         """The settlements reported whose blocks are not final yet."""
@@ -373,7 +506,7 @@ class Settler:
 
     async def check_reported(self) -> None:
         """Forget the settlements reported whose blocks are final; send again any that left
-        the chain (its key makes that safe) and report where it is now."""
+        the chain (the vault settles each order once) and report where it is now."""
         head = await self.w3.eth.block_number
         final = await finalized_block(self.w3)
         keep_from = head - self.settings.keep_blocks
@@ -382,38 +515,53 @@ class Settler:
         # blocks chain by hash: the newest one still there means every older one is too
         moved = bool(reported) and await self._block_hash(reported[-1].block) != reported[-1].hash
         hashes: dict[int, str | None] = {}
+        final_ones = []
         for settlement in reported:
             if moved and settlement.block not in hashes:
                 hashes[settlement.block] = await self._block_hash(settlement.block)
             if not moved or hashes[settlement.block] == settlement.hash:
                 if settlement.block <= keep_from:
-                    self.journal.forget_record(f"settled:{settlement.order_id}")
+                    final_ones.append(f"settled:{settlement.order_id}")
                 continue
             await self._settle_again(settlement)
+        self.journal.forget_records(final_ones)
 
     async def _settle_again(self, reported: Reported) -> None:
-        key = self.key(reported.order_id)
-        done = await self._settled_by(key)
+        done = await self._settled_by(reported.order_id, reported)
         if done is None:
             log.error("chain settlement reported confirmed left the chain: sending it again",
                       order_id=reported.order_id, tx=reported.tx, block=reported.block)
-            receipt = await self._send_until_mined(Job(reported.order_id, key.hex()), reported,
-                                                   key, reported.units)
-            if receipt is None or receipt["status"] != 1 or not await self._confirmed(receipt):
-                log.error("chain settlement sent again not confirmed: next round",
-                          order_id=reported.order_id)
-                return
-            done = "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"])
+            done = await self._send_again(reported)
+        if done is None:
+            return
         tx, block = done
         if block is None:
             return
         moved = replace(reported, tx=tx, block=block, hash=await self._block_hash(block) or "")
         self.journal.save_record(f"settled:{reported.order_id}", moved.to_json())
-        self.journal.forget_record(f"settlement:{reported.order_id}")
         if tx != reported.tx:
             log.warning("chain settlement moved to another transaction",
                         order_id=reported.order_id, previous=reported.tx, tx=tx, block=block)
             self.submit(SettlementMoved(self.clock(), reported.order_id, tx, block))
+
+    async def _send_again(self, reported: Reported) -> tuple[str, int | None] | None:
+        """Where the settlement sent again is, once confirmed; None: next round."""
+        mint = Mint(reported.order_id, 1, reported.units)
+        job = self._job_for([mint])
+        try:
+            receipt = await self._send_until_mined(job, [mint], reported)
+        finally:
+            if job.nonce is not None:
+                self._held.discard(job.nonce)
+        if receipt is not None:
+            self._forget(job)
+        if receipt is None or receipt["status"] != 1 or not await self._confirmed(receipt):
+            log.error("chain settlement sent again not confirmed: next round",
+                      order_id=reported.order_id)
+            return None
+        if self._read(receipt, [mint])[0]:
+            return "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"])
+        return await self._settled_by(reported.order_id, reported)  # skipped: settled already?
 
     async def _block_hash(self, block: int) -> str | None:
         try:
@@ -443,46 +591,98 @@ class Settler:
         return order_key(self.deployment.chain_id, self.vault.address,
                          f"{self.order_prefix}/{order_id}".encode())
 
-    # --- steps ---------------------------------------------------------------------------
+    # --- what the vault says -----------------------------------------------------------------
 
-    async def _settled_by(self, key: bytes) -> tuple[str, int | None] | None:
-        """The transaction that settled ``key`` and its block, if one did: the vault records
-        the block, so one log query of one block finds it."""
-        block = int(await self.vault.functions.settled(key).call())
+    async def _settled_by(self, order_id: int, order: Reported | None = None,
+                          ) -> tuple[str, int | None] | None:
+        """The transaction that settled the order and its block, if one did: the vault
+        records the block, so one log query of one block finds it."""
+        block = await self._settled_block(order_id, order, "latest")
         if not block:
             return None
         logs = await self.vault.events.OrderSettled().get_logs(
-            from_block=block, to_block=block, argument_filters={"order_key": key})
+            from_block=block, to_block=block, argument_filters={"order_key": self.key(order_id)})
         if not logs:
             return "settled", None
         return "0x" + bytes(logs[-1]["transactionHash"]).hex(), block
 
-    async def _refusal(self, order: Charged, key: bytes, units: Decimal) -> str | None:
-        """Why the vault would refuse the settlement now (the node runs it once), if it
-        would."""
+    async def _settled_at(self, order_id: int, block: int) -> bool:
+        """Whether the order was settled by ``block``."""
+        return bool(await self._settled_block(order_id, None, block))
+
+    async def _settled_block(self, order_id: int, order: Reported | None,
+                             at: BlockIdentifier) -> int:
+        """The block the order was settled in as of block ``at``; 0 if it was not."""
+        wallet = order.wallet if order is not None else self.mints.orders[order_id].wallet
+        terms = order.signed if order is not None else self.mints.terms.get(order_id)
+        if terms is None:
+            return int(await self.vault.functions.settled(self.key(order_id)).call(
+                block_identifier=at))
+        _, block, _ = await self.vault.functions.order_state(
+            signed_order_id(wallet, terms.name)).call(block_identifier=at)
+        return int(block)
+
+    async def _refusal(self, mints: list[Mint]) -> str | None:
+        """Why the vault would refuse the whole call now (the node runs it once: not the
+        operator, paused, an order settled already for one alone), if it would; a signed
+        order it would skip does not stop the others."""
         try:
-            await self._call(order, key, units).call({"from": self.operator.address})
+            await self._call(mints).call({"from": self.operator.address})
         except refusals() as refused:
             return f"the vault refuses the settlement: {refused}"
         return None
 
-    def _call(self, order: Charged, key: bytes, units: Decimal) -> Any:
-        return self.vault.functions.settle(
-            key, order.wallet, self.deployment.index_tokens[order.index],
-            to_units(order.spent, self.collateral_decimals),
-            to_units(units, INDEX_TOKEN_DECIMALS),
-            to_units(order.fees, self.collateral_decimals), order.client_order_id)
+    # --- sending -----------------------------------------------------------------------------
 
-    async def _send_until_mined(self, job: Job, order: Charged, key: bytes,
-                                units: Decimal) -> Any:
+    def _job_for(self, mints: list[Mint]) -> Job:
+        """The job alive that holds these orders (resumed), or a new one."""
+        number = self._job_of.get(mints[0].order_id)
+        if number is not None:
+            job = self._jobs[number]
+            if job.nonce is not None:
+                self._held.add(job.nonce)
+            return job
+        return Job(min(m.order_id for m in mints), [m.order_id for m in mints])
+
+    def _call(self, mints: list[Mint], order: Reported | None = None) -> Any:
+        """The vault's call settling ``mints``: ``settle_batch`` of the signed orders, or
+        ``settle`` of one unsigned order."""
+        first = order or self.mints.orders[mints[0].order_id]
+        terms = order.signed if order is not None else self.mints.terms.get(mints[0].order_id)
+        if terms is None:
+            return self.vault.functions.settle(
+                self.key(mints[0].order_id), first.wallet,
+                self.deployment.index_tokens[first.index],
+                to_units(first.spent, self.collateral_decimals),
+                to_units(mints[0].units, INDEX_TOKEN_DECIMALS),
+                to_units(first.fees, self.collateral_decimals), first.client_order_id)
+        return self.vault.functions.settle_batch(
+            [self._settlement(m, order) for m in mints])
+
+    def _settlement(self, mint: Mint, order: Reported | None) -> tuple[Any, ...]:
+        """One signed order's fill, as the vault's ``Settlement`` struct."""
+        charged = order or self.mints.orders[mint.order_id]
+        terms = order.signed if order is not None else self.mints.terms[mint.order_id]
+        assert terms is not None
+        signed = signed_order(terms, self.deployment.index_tokens[charged.index],
+                              self.collateral_decimals)
+        assert signed is not None, "the gateway took terms off the collateral's grid"
+        return (signed.as_call(), HexBytes(terms.signature), self.key(mint.order_id), 0,
+                to_units(charged.spent, self.collateral_decimals),
+                to_units(mint.units, INDEX_TOKEN_DECIMALS),
+                to_units(charged.fees, self.collateral_decimals))
+
+    async def _send_until_mined(self, job: Job, mints: list[Mint],
+                                order: Reported | None = None) -> Any:
         """The receipt of the job's transaction, sent (again, fees raised) until one is mined
         or the replacements run out; None then."""
         receipt = await self._any_receipt(job)
         for attempt in range(self.settings.replacements + 1):
             if receipt is not None:
                 return receipt
-            tx = await self._call(order, key, units).build_transaction(
-                {"from": self.operator.address, "gas": self.settings.gas_limit})
+            tx = await self._call(mints, order).build_transaction(
+                {"from": self.operator.address,
+                 "gas": self.settings.gas_per_order * len(mints) + 100_000})
             try:
                 await self._sign_and_send(job, tx, attempt)
             except Exception as error:  # web3's RPC error on a node, ValidationError in py-evm
@@ -495,7 +695,7 @@ class Settler:
                 # ahead of the node's (one before it never arrived): none of the job's
                 # transactions can be mined, so a new nonce, from the node's count, is safe
                 log.warning("chain nonce refused: settling with a new one",
-                            order_id=job.order_id, nonce=job.nonce, error=str(error))
+                            job=job.number, nonce=job.nonce, error=str(error))
                 self._held.discard(job.nonce)
                 job.nonce, job.txs = None, []
                 self._save(job)
@@ -557,9 +757,19 @@ class Settler:
         self._held.add(nonce)
         return nonce
 
-    def _job(self, order_id: int) -> Job | None:
-        saved = self.journal.record(f"settlement:{order_id}")
-        return Job(**json.loads(saved)) if saved else None
+    def _remember(self, job: Job) -> None:
+        self._jobs[job.number] = job
+        for order_id in job.orders:
+            self._job_of[order_id] = job.number
 
     def _save(self, job: Job) -> None:
-        self.journal.save_record(f"settlement:{job.order_id}", json.dumps(asdict(job)))
+        self._remember(job)
+        self.journal.save_record(f"settlement:{job.number}", json.dumps(asdict(job)))
+
+    def _forget(self, job: Job) -> None:
+        """The job is done: its transaction is mined (or reverted)."""
+        self._jobs.pop(job.number, None)
+        for order_id in job.orders:
+            if self._job_of.get(order_id) == job.number:
+                del self._job_of[order_id]
+        self.journal.forget_record(f"settlement:{job.number}")

@@ -22,7 +22,7 @@ import hashlib
 import json
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,9 +350,20 @@ class Journal:
             self._db.execute("INSERT OR REPLACE INTO adapter_records VALUES (?, ?)",
                              (key, value))
 
+    def save_records(self, values: Mapping[str, str]) -> None:
+        """Write several adapter records durably now, with one fsync."""
+        with _transaction(self._db):
+            self._db.executemany("INSERT OR REPLACE INTO adapter_records VALUES (?, ?)",
+                                 values.items())
+
     def forget_record(self, key: str) -> None:
         with _transaction(self._db):
             self._db.execute("DELETE FROM adapter_records WHERE key = ?", (key,))
+
+    def forget_records(self, keys: Iterable[str]) -> None:
+        with _transaction(self._db):
+            self._db.executemany("DELETE FROM adapter_records WHERE key = ?",
+                                 ((k,) for k in keys))
 
     def _meta(self, key: str) -> str:
         found = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -8,7 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,8 +20,9 @@ from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import Web3RPCError
 
-from chain.deploy import ChainDeployment, contract, deploy_local
+from chain.deploy import ChainDeployment, contract, deploy_local, transact
 from chain.finality import Confirmations
+from chain.keys import signed_order_id
 from chain.ledger_side import LedgerSide
 from chain.local_node import anvil
 from chain.mints import Mint, MintsWaiting
@@ -45,8 +46,10 @@ from solver.core.commands import (
 from solver.core.engine import Engine
 from solver.core.orders import RejectReason
 from solver.core.setup import EngineSetup
+from solver.core.signed_terms import SignedTerms
 from solver.journal.store import Journal
 from solver.service.sequencer import Sequencer
+from solver.signed_orders import Domain, sign, signed_order
 from tests.support.builders import book, index, params, rules
 from tests.support.chains import BACKENDS, Anvil, Chain, chain
 from tests.support.exchange import run
@@ -337,13 +340,15 @@ def test_a_request_raised_before_the_release_is_mined_is_not_paid_early(
 
 
 def filled_order(s: Stack, account: str = "alice", collateral: str = "1000",
-                 client_id: str = "o1") -> ev.MintRequested:
+                 client_id: str = "o1", signed: SignedTerms | None = None,
+                 ) -> ev.MintRequested:
     """An order of SY2 (8 A1 at 100 + 1 A2 at 200 per unit) filled in one batch."""
     mints: list[ev.MintRequested] = []
     s.bus.subscribe(ev.MintRequested, lambda e: mints.append(e.event))
     s.submit(BookUpdated(s.clock(), book("A1", ("100", "1000"))))
     s.submit(BookUpdated(s.clock(), book("A2", ("200", "1000"))))
-    s.submit(SubmitIndexOrder(s.clock(), account, client_id, "SY2", D(collateral)))
+    s.submit(SubmitIndexOrder(s.clock(), account, client_id, "SY2", D(collateral),
+                              signed=signed))
     s.submit(PlanBatch(s.clock()))
     requests = [o for o in s.engine.asset_orders.values() if not o.is_done]
     for n, r in enumerate(requests):
@@ -401,11 +406,11 @@ def test_a_settler_killed_after_recording_its_job_resumes_it_and_settles_once(
             job = s.journal.record(f"settlement:{mint.order_id}")
             assert job is not None and '"txs": ["' in job
             second = s.settler()  # its start: the journal shows the mint asked, not confirmed
-            assert second._work.get_nowait() == Mint(mint.order_id, 1, mint.units)
+            assert second._asked.get_nowait() == Mint(mint.order_id, 1, mint.units)
             confirmed = await second.settle(Mint(mint.order_id, 1, mint.units))
             assert confirmed.tx_hash.startswith("0x")
             s.submit(confirmed)
-            assert s.settler()._work.empty()  # minted: nothing to ask again
+            assert s.settler()._asked.empty()  # minted: nothing to ask again
             assert await s.w3.eth.get_transaction_count(s.operator.address) == 1
             assert await s.token.functions.totalSupply().call() == int(mint.units * 10**18)
     within(60, scenario)
@@ -800,3 +805,117 @@ def test_a_watcher_far_behind_a_node_with_recent_state_only_catches_up(tmp_path:
             assert (s.balance("alice")[0], s.balance("bob")[0]) == (D(100), D(200))
             assert watcher.cursor.next_block == await s.w3.eth.block_number - 1
     within(120, scenario)
+
+
+# --- signed orders, many to a transaction ------------------------------------------------
+
+
+async def signer_of(s: Stack, account: str, deposit: int) -> LocalAccount:
+    """A wallet whose key the test holds, funded, bound to ``account`` (one the stack has not
+    bound) and with ``deposit`` USDC in the vault (credited once the watcher reads it)."""
+    wallet: LocalAccount = Account.create()
+    await s.wait(await s.w3.eth.send_transaction(
+        {"from": s.owner, "to": wallet.address, "value": 10**18}))
+    await transact(s.w3, wallet, s.usdc.functions.mint(wallet.address, deposit * USDC))
+    await transact(s.w3, wallet, s.usdc.functions.approve(s.vault.address, 2**256 - 1))
+    await transact(s.w3, wallet, s.vault.functions.deposit(deposit * USDC, 0))
+    s.submit(BindWallet(s.clock(), wallet.address, account))
+    return wallet
+
+
+async def signed_terms(s: Stack, wallet: LocalAccount, name: str, most: str = "1000",
+                       limit: str = "1010") -> SignedTerms:
+    now = int((await s.w3.eth.get_block("latest"))["timestamp"])
+    unsigned = SignedTerms(wallet.address, name, D(most), D(limit), 50, now + 3600, "")
+    order = signed_order(unsigned, s.deployment.index_tokens["SY2"], 6)
+    assert order is not None
+    signature = sign(order, Domain(s.deployment.chain_id, s.deployment.vault),
+                     wallet.key.to_0x_hex())
+    return replace(unsigned, signature="0x" + signature.hex())
+
+
+def test_signed_orders_settle_many_to_a_transaction_each_once(
+        tmp_path: Path, backend: str) -> None:
+    """Three users' signed orders: one job, one transaction, each order charged and minted
+    once as its wallet signed; the vault's record of each says what was charged."""
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher = s.watcher(confirmations=0)
+            wallets = [await signer_of(s, a, 1500) for a in ("dave", "erin", "frank")]
+            await watcher.poll()
+            settler = s.settler(settings=SettleSettings(confirmations=0, gather_s=0.5))
+            working = asyncio.create_task(settler.run())
+            sent_before = await s.w3.eth.get_transaction_count(s.operator.address)
+            mints = [filled_order(s, account, client_id=f"o{n}",
+                                  signed=await signed_terms(s, wallet, f"o{n}"))
+                     for n, (account, wallet) in enumerate(zip(("dave", "erin", "frank"),
+                                                               wallets, strict=True))]
+            await counted(lambda: _minted(s), 3)
+            working.cancel()
+            txs = {s.engine.orders[m.order_id].mint_tx for m in mints}
+            assert len(txs) == 1  # one transaction for the three
+            assert await s.w3.eth.get_transaction_count(s.operator.address) == sent_before + 1
+            for mint, wallet in zip(mints, wallets, strict=True):
+                order = s.engine.orders[mint.order_id]
+                filled, block, _ = await s.vault.functions.order_state(
+                    signed_order_id(wallet.address, order.client_order_id)).call()
+                assert filled == int(order.spent * USDC) and block > 0
+                assert await s.token.functions.balanceOf(wallet.address).call() == int(
+                    mint.units * 10**18)
+    within(90, scenario)
+
+
+def test_a_signed_order_the_vault_skips_fails_alone_with_its_reason(
+        tmp_path: Path, backend: str) -> None:
+    """Erin cancels her order on-chain and the grace passes before it is settled: the vault
+    skips it ("cancelled"), Dave's settles in the same transaction."""
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher = s.watcher(confirmations=0)
+            alice, bob = [await signer_of(s, a, 1500) for a in ("dave", "erin")]
+            await watcher.poll()
+            orders = [filled_order(s, account, client_id=name,
+                                   signed=await signed_terms(s, wallet, name))
+                      for account, wallet, name in (("dave", alice, "a1"), ("erin", bob, "b1"))]
+            await transact(s.w3, bob, s.vault.functions.cancel_order("b1"))
+            grace = await s.vault.functions.withdrawal_grace().call()
+            await s.chain.advance(grace + 1)
+            settler = s.settler()
+            outcomes = await settler.settle_all([Mint(m.order_id, 1, m.units) for m in orders])
+            by_order = {o.order_id: o for o in outcomes}
+            assert isinstance(by_order[orders[0].order_id], MintConfirmed)
+            failed = by_order[orders[1].order_id]
+            assert isinstance(failed, MintFailed) and failed.reason.endswith("cancelled")
+            assert await s.token.functions.balanceOf(bob.address).call() == 0
+    within(90, scenario)
+
+
+def test_a_signed_job_killed_before_its_send_is_resumed_with_its_nonce_once(
+        tmp_path: Path, backend: str) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher = s.watcher(confirmations=0)
+            alice, bob = [await signer_of(s, a, 1500) for a in ("dave", "erin")]
+            await watcher.poll()
+            mints = [filled_order(s, account, client_id=name,
+                                  signed=await signed_terms(s, wallet, name))
+                     for account, wallet, name in (("dave", alice, "a1"), ("erin", bob, "b1"))]
+            asked = [Mint(m.order_id, 1, m.units) for m in mints]
+            sent_before = await s.w3.eth.get_transaction_count(s.operator.address)
+
+            async def killed(raw: Any) -> Any:
+                raise SystemExit("killed between recording the job and sending")
+
+            s.w3.eth.send_raw_transaction = killed  # type: ignore[method-assign]
+            with suppress(SystemExit):
+                await s.settler().settle_all(asked)
+            del s.w3.eth.send_raw_transaction
+            [job] = s.journal.records("settlement:").values()
+            assert sorted(json.loads(job)["orders"]) == [m.order_id for m in mints]
+            second = s.settler()  # its start: the job and both mints come back
+            outcomes = await second.settle_all([second._asked.get_nowait()])
+            assert sorted(o.order_id for o in outcomes
+                          if isinstance(o, MintConfirmed)) == [m.order_id for m in mints]
+            assert await s.w3.eth.get_transaction_count(
+                s.operator.address) == sent_before + 1
+    within(90, scenario)
