@@ -6,9 +6,11 @@ vault's ``settle_batch``, which checks each against its signature; an order with
 settles alone (``settle``). The unit of work is a job: one transaction's orders, its nonce and
 the hashes of its transactions. For each job the settler:
 
-1. gathers it: the mints asked for (``MintRequested``, ``MintRetryRequested``) wait at most
-   ``gather_s`` for others, up to ``batch_size`` signed orders a job; a retry of an order asks
-   the vault first whether it is settled already, and reports that transaction if so;
+1. gathers it once a worker is free: the signed orders whose mints were asked for
+   (``MintRequested``, ``MintRetryRequested``) meanwhile share it, up to ``batch_size``, and
+   a lone one waits at most ``gather_s`` for company, so the jobs grow with the load; a retry
+   of an order asks the vault first whether it is settled already, and reports that
+   transaction if so;
 2. takes a nonce and writes the job to the journal **before** sending; the job keeps that nonce
    and its orders for its whole life, so at most one of its transactions is ever mined, and
    the vault settles each order once whatever is sent (a signed order's fill applies only if
@@ -47,12 +49,18 @@ from functools import partial
 from typing import Any, cast
 
 import structlog
+from eth_abi.abi import encode
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
+from eth_utils.abi import (
+    event_abi_to_log_topic,
+    function_abi_to_4byte_selector,
+    get_abi_input_types,
+)
 from hexbytes import HexBytes
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound
-from web3.logs import DISCARD
 from web3.types import BlockIdentifier, Nonce
 
 from chain.deploy import ChainDeployment
@@ -90,10 +98,13 @@ class SettleSettings:
     poll_s: float = 0.05
     replacements: int = 3
     """Fee-raised replacements of a transaction not mined in time, before giving up."""
-    gas_per_order: int = 150_000
-    """A job's gas limit per order (a signed order settles for about 55,000 to 75,000, one
-    alone for about 150,000 with the batch's fixed part); only the gas used is paid, and
-    estimating instead costs a node several executions of the call."""
+    gas_per_order: int = 80_000
+    gas_per_job: int = 200_000
+    """A job's gas limit: ``gas_per_job`` and ``gas_per_order`` for each of its orders (a
+    signed order settles for 54,000 to 71,000 in a batch, whose fixed part is about 75,000;
+    one alone for about 100,000 to 150,000). Only the gas used is paid, but a block takes
+    transactions by their limits: a generous one would keep batches out of a block they
+    fit in. Estimating instead costs a node several executions of the call."""
     in_flight: int = 8
     """Jobs worked on at once, each with its own nonce."""
     batch_size: int = 100
@@ -185,6 +196,10 @@ class Settler:
             asyncio.Queue()
         self._active = 0
         self._gathering = 0
+        self._free = asyncio.Semaphore(settings.in_flight)
+        """Workers free for a job: a job is gathered when one is."""
+        self._next: list[Mint] = []
+        """Mints taken while gathering that start jobs of their own."""
         self._settling: set[int] = set()
         self._jobs: dict[int, Job] = {}
         """The jobs alive, by number (their orders may be sent)."""
@@ -197,6 +212,16 @@ class Settler:
         self._sending = asyncio.Lock()
         self._following: set[asyncio.Task[None]] = set()
         """The jobs mined whose confirmations are being waited for, apart from the workers."""
+        events = {e["name"]: e for e in vault.abi if e["type"] == "event"}
+        self._topics = {name: event_abi_to_log_topic(events[name])
+                        for name in ("OrderSettled", "SettlementSkipped")}
+        [batch] = [f for f in vault.abi if f.get("name") == "settle_batch"]
+        self._settle_batch = (function_abi_to_4byte_selector(batch),
+                              get_abi_input_types(batch))
+        self._reported: dict[int, Reported] = {}
+        self._by_block: dict[int, set[int]] = {}
+        for kept in journal.records("settled:").values():
+            self._hold(Reported.from_json(kept))
         for saved in journal.records("settlement:").values():  # resumed: a restart
             job = Job(**json.loads(saved))
             self._remember(job)
@@ -237,11 +262,14 @@ class Settler:
                 task.cancel()
 
     async def _gather(self) -> None:
-        """Mints into jobs: an order in a job alive brings its whole job back; signed orders
-        wait at most ``gather_s`` for others; an unsigned one goes alone."""
+        """Mints into jobs, each as a worker is free: what waited meanwhile shares one
+        transaction (up to ``batch_size`` signed orders), and a lone signed mint waits at most
+        ``gather_s`` for company; an unsigned one goes alone, and an order in a job alive
+        brings its whole job back."""
         loop = asyncio.get_running_loop()
         while True:
-            first = await self._asked.get()
+            await self._free.acquire()
+            first = self._next.pop(0) if self._next else await self._asked.get()
             self._gathering += 1
             try:
                 batch = [first]
@@ -257,10 +285,7 @@ class Settler:
                                                           deadline - loop.time())
                         except TimeoutError:
                             break
-                    if self._signed(mint) and mint.order_id not in self._job_of:
-                        batch.append(mint)
-                    else:
-                        self._work.put_nowait([mint])
+                    (batch if self._signed(mint) else self._next).append(mint)
                 self._work.put_nowait(batch)
             finally:
                 self._gathering -= 1
@@ -283,6 +308,8 @@ class Settler:
                     self._fail(work, "the chain could not be reached")
             finally:
                 self._active -= 1
+                if isinstance(work, list):
+                    self._free.release()
 
     def _fail(self, mints: Iterable[Mint], reason: str) -> None:
         for mint in mints:
@@ -356,7 +383,7 @@ class Settler:
         """Nothing being gathered, settled, confirmed or released, and nothing waiting to
         be."""
         return (not self._active and not self._gathering and self._work.empty()
-                and self._asked.empty() and not self._following)
+                and self._asked.empty() and not self._next and not self._following)
 
     def unapplied(self, account: str) -> list[Unapplied]:
         """``account``'s settlements the engine has not applied yet, sent or about to be:
@@ -369,8 +396,7 @@ class Settler:
     def sent(self, order_id: int) -> bool:
         """Whether the order's settlement may have reached the node: its job is recorded
         before each send, and its record kept once confirmed."""
-        return (order_id in self._job_of
-                or self.journal.record(f"settled:{order_id}") is not None)
+        return order_id in self._job_of or order_id in self._reported
 
     async def settle(self, mint: Mint) -> Outcome:
         """Settle ``mint`` alone and wait for its confirmations (what the workers do for a
@@ -414,12 +440,13 @@ class Settler:
         if not fresh:
             return outcomes, None
         job = self._job_for(fresh)
+        data = self._calldata(fresh)
         if not job.txs:  # nothing sent yet: a call the vault refuses as a whole is not sent
-            refusal = await self._refusal(fresh)
+            refusal = await self._refusal(data)
             if refusal is not None:
                 return outcomes + self._failed(fresh, refusal), None
         try:
-            receipt = await self._send_until_mined(job, fresh)
+            receipt = await self._send_until_mined(job, data, len(fresh))
         finally:  # whatever became of it, the job's nonce is no longer held
             if job.nonce is not None:
                 self._held.discard(job.nonce)
@@ -450,18 +477,22 @@ class Settler:
         return MintConfirmed(self.clock(), mint.order_id, tx, block)
 
     def _read(self, receipt: Any, mints: list[Mint]) -> tuple[list[Mint], list[tuple[Mint, str]]]:
-        """What the job's receipt says of each order: settled, or skipped and why."""
+        """What the job's receipt says of each order: settled, or skipped and why. The order
+        key is each event's first indexed topic: only a skip's reason is decoded."""
         by_key = {self.key(m.order_id): m for m in mints}
-        settled = [by_key[bytes(e["args"]["order_key"])] for e in self._events(
-            "OrderSettled", receipt) if bytes(e["args"]["order_key"]) in by_key]
-        skipped = [(by_key[bytes(e["args"]["order_key"])], str(e["args"]["reason"]))
-                   for e in self._events("SettlementSkipped", receipt)
-                   if bytes(e["args"]["order_key"]) in by_key]
+        settled, skipped = [], []
+        for entry in receipt["logs"]:
+            topics = entry["topics"]
+            if entry["address"] != self.vault.address or len(topics) < 2 \
+                    or bytes(topics[1]) not in by_key:
+                continue
+            mint = by_key[bytes(topics[1])]
+            if bytes(topics[0]) == self._topics["OrderSettled"]:
+                settled.append(mint)
+            elif bytes(topics[0]) == self._topics["SettlementSkipped"]:
+                reason = self.vault.events.SettlementSkipped().process_log(entry)["args"]
+                skipped.append((mint, str(reason["reason"])))
         return settled, skipped
-
-    def _events(self, name: str, receipt: Any) -> list[Any]:
-        decoded = self.vault.events[name]().process_receipt(receipt, errors=DISCARD)
-        return [e for e in decoded if e["address"] == self.vault.address]
 
     async def _confirm(self, mined: Mined) -> list[Outcome] | None:
         """``MintConfirmed`` for each order once the receipt's block is confirmed and still
@@ -483,18 +514,28 @@ class Settler:
     async def _keep(self, mints: Iterable[Mint], tx: str, block: int) -> None:
         """Keep each settlement reported until its block is final."""
         block_hash = await self._block_hash(block) or ""
-        kept = {}
-        for mint in mints:
-            order = self.mints.orders[mint.order_id]
-            kept[f"settled:{mint.order_id}"] = Reported(
-                mint.order_id, order.account, order.wallet, order.index, order.spent,
-                order.fees, order.client_order_id, mint.units, tx, block, block_hash,
-                self.mints.terms.get(mint.order_id)).to_json()
-        self.journal.save_records(kept)
+        kept = [Reported(m.order_id, o.account, o.wallet, o.index, o.spent, o.fees,
+                         o.client_order_id, m.units, tx, block, block_hash,
+                         self.mints.terms.get(m.order_id))
+                for m in mints if (o := self.mints.orders[m.order_id])]
+        self.journal.save_records({f"settled:{r.order_id}": r.to_json() for r in kept})
+        for reported in kept:
+            self._hold(reported)
+
+    def _hold(self, reported: Reported) -> None:
+        """In memory too, by block: the check every ``final_poll_s`` reads no journal."""
+        previous = self._reported.pop(reported.order_id, None)
+        if previous is not None:
+            held = self._by_block[previous.block]
+            held.discard(reported.order_id)
+            if not held:
+                del self._by_block[previous.block]
+        self._reported[reported.order_id] = reported
+        self._by_block.setdefault(reported.block, set()).add(reported.order_id)
 
     def reported(self) -> list[Reported]:
         """The settlements reported whose blocks are not final yet."""
-        return [Reported.from_json(v) for v in self.journal.records("settled:").values()]
+        return list(self._reported.values())
 
     async def _keep_until_final(self) -> None:
         while True:
@@ -511,20 +552,21 @@ class Settler:
         final = await finalized_block(self.w3)
         keep_from = head - self.settings.keep_blocks
         keep_from = keep_from if final is None else min(final, keep_from)
-        reported = sorted(self.reported(), key=lambda r: r.block)
+        blocks = sorted(self._by_block)
+        if not blocks:
+            return
         # blocks chain by hash: the newest one still there means every older one is too
-        moved = bool(reported) and await self._block_hash(reported[-1].block) != reported[-1].hash
-        hashes: dict[int, str | None] = {}
-        final_ones = []
-        for settlement in reported:
-            if moved and settlement.block not in hashes:
-                hashes[settlement.block] = await self._block_hash(settlement.block)
-            if not moved or hashes[settlement.block] == settlement.hash:
-                if settlement.block <= keep_from:
-                    final_ones.append(f"settled:{settlement.order_id}")
-                continue
-            await self._settle_again(settlement)
-        self.journal.forget_records(final_ones)
+        newest = self._reported[next(iter(self._by_block[blocks[-1]]))]
+        if await self._block_hash(newest.block) != newest.hash:
+            for block in blocks:
+                settlements = [self._reported[o] for o in sorted(self._by_block.get(block, ()))]
+                if settlements and await self._block_hash(block) != settlements[0].hash:
+                    for settlement in settlements:
+                        await self._settle_again(settlement)
+        final_ones = [o for b in blocks if b <= keep_from for o in self._by_block.pop(b, ())]
+        for order_id in final_ones:
+            del self._reported[order_id]
+        self.journal.forget_records(f"settled:{o}" for o in final_ones)
 
     async def _settle_again(self, reported: Reported) -> None:
         done = await self._settled_by(reported.order_id, reported)
@@ -539,6 +581,7 @@ class Settler:
             return
         moved = replace(reported, tx=tx, block=block, hash=await self._block_hash(block) or "")
         self.journal.save_record(f"settled:{reported.order_id}", moved.to_json())
+        self._hold(moved)
         if tx != reported.tx:
             log.warning("chain settlement moved to another transaction",
                         order_id=reported.order_id, previous=reported.tx, tx=tx, block=block)
@@ -549,7 +592,7 @@ class Settler:
         mint = Mint(reported.order_id, 1, reported.units)
         job = self._job_for([mint])
         try:
-            receipt = await self._send_until_mined(job, [mint], reported)
+            receipt = await self._send_until_mined(job, self._calldata([mint], reported), 1)
         finally:
             if job.nonce is not None:
                 self._held.discard(job.nonce)
@@ -622,12 +665,13 @@ class Settler:
             signed_order_id(wallet, terms.name)).call(block_identifier=at)
         return int(block)
 
-    async def _refusal(self, mints: list[Mint]) -> str | None:
+    async def _refusal(self, data: HexStr) -> str | None:
         """Why the vault would refuse the whole call now (the node runs it once: not the
         operator, paused, an order settled already for one alone), if it would; a signed
         order it would skip does not stop the others."""
         try:
-            await self._call(mints).call({"from": self.operator.address})
+            await self.w3.eth.call({"from": self.operator.address, "to": self.vault.address,
+                                    "data": data})
         except refusals() as refused:
             return f"the vault refuses the settlement: {refused}"
         return None
@@ -644,20 +688,23 @@ class Settler:
             return job
         return Job(min(m.order_id for m in mints), [m.order_id for m in mints])
 
-    def _call(self, mints: list[Mint], order: Reported | None = None) -> Any:
-        """The vault's call settling ``mints``: ``settle_batch`` of the signed orders, or
-        ``settle`` of one unsigned order."""
+    def _calldata(self, mints: list[Mint], order: Reported | None = None) -> HexStr:
+        """The vault's call settling ``mints``, encoded once for the job's prediction and its
+        every send: ``settle_batch`` of the signed orders (with eth-abi: web3's encoder
+        normalises every value of every call, 0.1 s for a hundred orders), or ``settle`` of
+        one unsigned order."""
         first = order or self.mints.orders[mints[0].order_id]
         terms = order.signed if order is not None else self.mints.terms.get(mints[0].order_id)
         if terms is None:
-            return self.vault.functions.settle(
+            return HexStr(self.vault.encode_abi("settle", [
                 self.key(mints[0].order_id), first.wallet,
                 self.deployment.index_tokens[first.index],
                 to_units(first.spent, self.collateral_decimals),
                 to_units(mints[0].units, INDEX_TOKEN_DECIMALS),
-                to_units(first.fees, self.collateral_decimals), first.client_order_id)
-        return self.vault.functions.settle_batch(
-            [self._settlement(m, order) for m in mints])
+                to_units(first.fees, self.collateral_decimals), first.client_order_id]))
+        selector, types = self._settle_batch
+        return HexStr("0x" + (selector + encode(types, [
+            [self._settlement(m, order) for m in mints]])).hex())
 
     def _settlement(self, mint: Mint, order: Reported | None) -> tuple[Any, ...]:
         """One signed order's fill, as the vault's ``Settlement`` struct."""
@@ -667,22 +714,20 @@ class Settler:
         signed = signed_order(terms, self.deployment.index_tokens[charged.index],
                               self.collateral_decimals)
         assert signed is not None, "the gateway took terms off the collateral's grid"
-        return (signed.as_call(), HexBytes(terms.signature), self.key(mint.order_id), 0,
+        return (signed.as_call(), bytes(HexBytes(terms.signature)), self.key(mint.order_id), 0,
                 to_units(charged.spent, self.collateral_decimals),
                 to_units(mint.units, INDEX_TOKEN_DECIMALS),
                 to_units(charged.fees, self.collateral_decimals))
 
-    async def _send_until_mined(self, job: Job, mints: list[Mint],
-                                order: Reported | None = None) -> Any:
-        """The receipt of the job's transaction, sent (again, fees raised) until one is mined
-        or the replacements run out; None then."""
+    async def _send_until_mined(self, job: Job, data: HexStr, orders: int) -> Any:
+        """The receipt of the job's transaction (``data``, for that many orders), sent
+        (again, fees raised) until one is mined or the replacements run out; None then."""
         receipt = await self._any_receipt(job)
         for attempt in range(self.settings.replacements + 1):
             if receipt is not None:
                 return receipt
-            tx = await self._call(mints, order).build_transaction(
-                {"from": self.operator.address,
-                 "gas": self.settings.gas_per_order * len(mints) + 100_000})
+            tx = await self._transaction(
+                data, self.settings.gas_per_job + self.settings.gas_per_order * orders)
             try:
                 await self._sign_and_send(job, tx, attempt)
             except Exception as error:  # web3's RPC error on a node, ValidationError in py-evm
@@ -702,6 +747,15 @@ class Settler:
                 continue
             receipt = await self._wait_receipt(job)
         return receipt
+
+    async def _transaction(self, data: HexStr, gas: int) -> dict[str, Any]:
+        """A transaction to the vault with the node's fees as web3 sets them: the tip it
+        suggests, and at most twice the base fee on top."""
+        tip = await self.w3.eth.max_priority_fee
+        base = (await self.w3.eth.get_block("latest")).get("baseFeePerGas", 0)
+        return {"from": self.operator.address, "to": self.vault.address, "data": data,
+                "gas": gas, "chainId": self.deployment.chain_id, "value": 0,
+                "maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * int(base) + tip}
 
     async def _sign_and_send(self, job: Job, tx: Any, attempt: int) -> None:
         """Sign the job's transaction (its nonce taken now if it has none), record it, send
