@@ -32,7 +32,8 @@ from rich.console import Console
 from rich.progress import track
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from chain.deploy import ChainDeployment, contract, deploy_local, transact
+from chain.deploy import contract, deploy_local, transact
+from chain.deployment import ChainDeployment
 from chain.local_node import anvil
 from chain.mints import Mint, MintsWaiting
 from chain.settler import Settler, SettleSettings

@@ -1,11 +1,8 @@
-"""Deploying the contracts from their artifacts, and what a deployment is: the chain, the
-addresses and the block to read events from."""
+"""Deploying the contracts from their artifacts (what a deployment is, the file it writes:
+``chain.deployment``)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -16,26 +13,7 @@ from web3.contract import AsyncContract
 from web3.types import Wei
 
 from chain import artifacts
-
-
-@dataclass(frozen=True, slots=True)
-class ChainDeployment:
-    chain_id: int
-    collateral: ChecksumAddress
-    vault: ChecksumAddress
-    index_tokens: dict[str, ChecksumAddress]
-    """index symbol -> its token"""
-    start_block: int
-    """The vault's deployment block: nothing before it concerns us."""
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> ChainDeployment:
-        data = json.loads(path.read_text())
-        return cls(int(data["chain_id"]), data["collateral"], data["vault"],
-                   dict(data["index_tokens"]), int(data["start_block"]))
+from chain.deployment import ChainDeployment
 
 
 def contract(w3: AsyncWeb3[Any], name: str, address: ChecksumAddress) -> AsyncContract:

@@ -63,7 +63,7 @@ from web3.contract import AsyncContract
 from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound
 from web3.types import BlockIdentifier, Nonce
 
-from chain.deploy import ChainDeployment
+from chain.deployment import ChainDeployment
 from chain.finality import Confirmations, confirmed_head, finalized_block
 from chain.keys import order_key, signed_order_id
 from chain.mints import Mint, MintsWaiting
@@ -80,6 +80,9 @@ log = structlog.get_logger(__name__)
 
 INDEX_TOKEN_DECIMALS = 18
 ALREADY_SETTLED = "already settled"
+GAS_MARGIN_PERCENT = 120
+"""A predicted job's gas limit: what the node's estimate says, and a fifth more (the state may
+move before the block: an order skipped at the estimate may settle in it)."""
 
 
 def refusals() -> tuple[type[Exception], ...]:
@@ -100,11 +103,12 @@ class SettleSettings:
     """Fee-raised replacements of a transaction not mined in time, before giving up."""
     gas_per_order: int = 80_000
     gas_per_job: int = 200_000
-    """A job's gas limit: ``gas_per_job`` and ``gas_per_order`` for each of its orders (a
-    signed order settles for 54,000 to 71,000 in a batch, whose fixed part is about 75,000;
-    one alone for about 100,000 to 150,000). Only the gas used is paid, but a block takes
-    transactions by their limits: a generous one would keep batches out of a block they
-    fit in. Estimating instead costs a node several executions of the call."""
+    """A job's gas limit at most: ``gas_per_job`` and ``gas_per_order`` for each of its
+    orders (a signed order settles for 48,000 to 71,000 in a batch, whose fixed part is about
+    75,000; one alone for 100,000 to 150,000); a new job's is the node's estimate and a fifth
+    (``GAS_MARGIN_PERCENT``) when less. Only the gas used is paid, but a block takes
+    transactions by their limits: a generous one would keep a batch out of a block it fits
+    in. The estimate is the job's prediction too: one execution on the node per job."""
     in_flight: int = 8
     """Jobs worked on at once, each with its own nonce."""
     batch_size: int = 100
@@ -441,12 +445,14 @@ class Settler:
             return outcomes, None
         job = self._job_for(fresh)
         data = self._calldata(fresh)
+        gas = self._gas_bound(len(fresh))
         if not job.txs:  # nothing sent yet: a call the vault refuses as a whole is not sent
-            refusal = await self._refusal(data)
-            if refusal is not None:
-                return outcomes + self._failed(fresh, refusal), None
+            predicted = await self._predicted_gas(data)
+            if isinstance(predicted, str):
+                return outcomes + self._failed(fresh, predicted), None
+            gas = min(gas, predicted * GAS_MARGIN_PERCENT // 100)
         try:
-            receipt = await self._send_until_mined(job, data, len(fresh))
+            receipt = await self._send_until_mined(job, data, gas)
         finally:  # whatever became of it, the job's nonce is no longer held
             if job.nonce is not None:
                 self._held.discard(job.nonce)
@@ -592,7 +598,8 @@ class Settler:
         mint = Mint(reported.order_id, 1, reported.units)
         job = self._job_for([mint])
         try:
-            receipt = await self._send_until_mined(job, self._calldata([mint], reported), 1)
+            receipt = await self._send_until_mined(job, self._calldata([mint], reported),
+                                                   self._gas_bound(1))
         finally:
             if job.nonce is not None:
                 self._held.discard(job.nonce)
@@ -665,16 +672,18 @@ class Settler:
             signed_order_id(wallet, terms.name)).call(block_identifier=at)
         return int(block)
 
-    async def _refusal(self, data: HexStr) -> str | None:
-        """Why the vault would refuse the whole call now (the node runs it once: not the
-        operator, paused, an order settled already for one alone), if it would; a signed
-        order it would skip does not stop the others."""
+    async def _predicted_gas(self, data: HexStr) -> int | str:
+        """The gas the call takes now, or why the vault would refuse it as a whole (not the
+        operator, paused, an order settled already for one alone); a signed order it would
+        skip does not stop the others."""
         try:
-            await self.w3.eth.call({"from": self.operator.address, "to": self.vault.address,
-                                    "data": data})
+            return int(await self.w3.eth.estimate_gas(
+                {"from": self.operator.address, "to": self.vault.address, "data": data}))
         except refusals() as refused:
             return f"the vault refuses the settlement: {refused}"
-        return None
+
+    def _gas_bound(self, orders: int) -> int:
+        return self.settings.gas_per_job + self.settings.gas_per_order * orders
 
     # --- sending -----------------------------------------------------------------------------
 
@@ -719,15 +728,14 @@ class Settler:
                 to_units(mint.units, INDEX_TOKEN_DECIMALS),
                 to_units(charged.fees, self.collateral_decimals))
 
-    async def _send_until_mined(self, job: Job, data: HexStr, orders: int) -> Any:
-        """The receipt of the job's transaction (``data``, for that many orders), sent
+    async def _send_until_mined(self, job: Job, data: HexStr, gas: int) -> Any:
+        """The receipt of the job's transaction (``data``, with a limit of ``gas``), sent
         (again, fees raised) until one is mined or the replacements run out; None then."""
         receipt = await self._any_receipt(job)
         for attempt in range(self.settings.replacements + 1):
             if receipt is not None:
                 return receipt
-            tx = await self._transaction(
-                data, self.settings.gas_per_job + self.settings.gas_per_order * orders)
+            tx = await self._transaction(data, gas)
             try:
                 await self._sign_and_send(job, tx, attempt)
             except Exception as error:  # web3's RPC error on a node, ValidationError in py-evm

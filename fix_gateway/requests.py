@@ -94,6 +94,10 @@ def new_order(msg: Received, account: str, now: int,
         return reject(OTHER, f"WalletAddress({WALLET_ADDRESS}) {problem}")
     signed: SignedTerms | None = None
     if msg.has(ORDER_SIGNATURE) or (signing is not None and signing.required):
+        symbol = msg.get(SYMBOL) or ""
+        if signing is not None and symbol not in signing.tokens:
+            return reject(UNKNOWN_SYMBOL, f"unknown index {symbol}; known: "
+                                          + ", ".join(sorted(signing.tokens)))
         terms = _signed(msg, account, signing, cash, max_price, expire_at)
         if isinstance(terms, str):
             return reject(OTHER, terms)

@@ -18,14 +18,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from fix_gateway.tags import CL_ORD_ID, MAX_FEE_BPS, ORDER_SIGNATURE, SYMBOL
 from fix_gateway.wire import Received
 from solver.core.signed_terms import BPS, SignedTerms
-
-if TYPE_CHECKING:
-    from solver.signed_orders import Domain
+from solver.signed_orders import Domain, signed_order, signer
 
 _HEX_SIGNATURE_LENGTH = 2 + 2 * 65
 
@@ -48,15 +45,14 @@ class OrderSigning:
 
 def preload() -> None:
     """Import what checks signatures, on a thread of its own."""
-    threading.Thread(target=importlib.import_module, args=("solver.signed_orders",),
+    threading.Thread(target=importlib.import_module, args=("eth_account",),
                      name="preload-signatures", daemon=True).start()
 
 
 def signed_terms(msg: Received, account: str, signing: OrderSigning, cash: Decimal,
                  limit: Decimal | None, expire_at_ms: int | None) -> SignedTerms | str:
-    """The terms the message's signature covers, or why they cannot be taken."""
-    from solver.signed_orders import signed_order, signer
-
+    """The terms the message's signature covers, or why they cannot be taken. The index is one
+    of ``signing.tokens`` (the caller refuses another as an unknown symbol)."""
     text = msg.get(ORDER_SIGNATURE) or ""
     field = f"OrderSignature({ORDER_SIGNATURE})"
     if len(text) != _HEX_SIGNATURE_LENGTH or not text.startswith("0x"):
@@ -77,8 +73,6 @@ def signed_terms(msg: Received, account: str, signing: OrderSigning, cash: Decim
     index = msg.get(SYMBOL) or ""
     if wallet is None:
         return f"no wallet is bound to account {account}: an operator binds one first"
-    if index not in signing.tokens:
-        return f"unknown index {index}; known: {', '.join(sorted(signing.tokens))}"
     terms = SignedTerms(wallet, msg.get(CL_ORD_ID) or "", cash, limit, int(fee_bps),
                         expire_at_ms // 1000, "0x" + signature.hex())
     order = signed_order(terms, signing.tokens[index], signing.decimals[index])

@@ -26,7 +26,8 @@ import secrets
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from mocks.binance.exchange import MockExchange
 from mocks.binance.server import Credentials, MockBinance
 from mocks.fix_client import FixClient, SessionConfig
 from mocks.fix_client import messages as fix_messages
+from mocks.fix_client.wallet import Vault, Wallet
 from mocks.ports import free_port
 from solver.core.bus import EventBus
 from solver.core.engine import Engine
@@ -61,17 +63,22 @@ from solver.core.invariants import violations
 from solver.core.inventory import lot_id
 from solver.core.model import Index
 from solver.core.money import ZERO, plain
+from solver.core.setup import EngineSetup
 from solver.exchange.endpoints import ApiKey, local
 from solver.plumbing.tables import readable, table
 from solver.service.chain_link import ChainLink
+from solver.service.order_signing import order_signing
 from solver.service.service import running_service
 from solver.simulation.run import setup_of
-from solver.simulation.scenario import Scenario, load_scenario
+from solver.simulation.scenario import OrderSpec, Scenario, load_scenario
 from solver.views.operations import OperationsStore
 
 WITHDRAWAL_DELAY_S = 3600
 QUIET_MS = 2000
 """No new batch for this long, with nothing in flight: the run is over."""
+FEE_BOUND_BPS = 50
+SLIPPAGE = Decimal("0.05")
+SIGNED_FOR = timedelta(hours=1)
 
 
 def main(path: Path, console: Console, verbose: bool = False) -> int:
@@ -92,17 +99,20 @@ async def _demo(scenario: Scenario, console: Console, verbose: bool) -> int:
     watch = Watch()
     try:
         with tempfile.TemporaryDirectory() as store:
-            fix = _fix_settings(Path(store), passwords, chain.deployment.chain_id)
+            fix = _fix_settings(Path(store), passwords, chain, setup_of(scenario))
             async with running_service(setup_of(scenario), fix, local(server.port), key,
                                        chain=chain) as service:
                 engine = service.runtime.engine
                 watch.attach(service.runtime.bus)
                 console.print(f"mock Binance on {server.url} (books moving); embedded chain, "
                               f"vault {chain.deployment.vault}; {len(clients or passwords)} "
-                              f"users, {len(scenario.orders)} orders over FIX")
+                              f"users, {len(scenario.orders)} orders over FIX, each signed by "
+                              "its user's wallet")
                 clients = await _log_on(service.gateway.settings, passwords)
+                wallets = signing_wallets(chain)
                 with _progress(console) as progress:
-                    await _run(scenario, service.operations, watch, clients, progress, verbose)
+                    await _run(scenario, service.operations, watch, clients, wallets,
+                               progress, verbose)
                 withdrawal = await _withdraw(chain, service.operations, _accounts(scenario)[-1],
                                              console)
                 for client in clients.values():
@@ -140,7 +150,8 @@ def _progress(console: Console) -> Progress:
 
 
 async def _run(scenario: Scenario, operations: OperationsStore, watch: Watch,
-               clients: dict[str, FixClient], progress: Progress, verbose: bool) -> None:
+               clients: dict[str, FixClient], wallets: dict[str, Wallet], progress: Progress,
+               verbose: bool) -> None:
     """Deposits credited, quotes, orders, cancels; then the orders still open cancelled and
     every mint settled."""
     accounts = {account for account, _, _ in scenario.deposits}
@@ -160,10 +171,10 @@ async def _run(scenario: Scenario, operations: OperationsStore, watch: Watch,
         await first.send(fix_messages.quote_request(f"q{n}", index, amount))
     closed = progress.add_task("orders closed", total=len(scenario.orders))
     settled = progress.add_task("settlements mined", total=None)
+    deadline = datetime.now(UTC) + SIGNED_FOR
     for spec in scenario.orders:
-        await clients[spec.account].send(fix_messages.new_order(
-            spec.id, spec.index, spec.collateral,
-            ord_type="1" if spec.max_price is None else "2", price=spec.max_price))
+        await clients[spec.account].send(
+            _signed_order(scenario, spec, wallets[spec.account], deadline))
     cancels = [asyncio.create_task(_cancel_after_first_fill(clients[c.account], c.id, index))
                for c in scenario.cancels
                for index in [next(o.index for o in scenario.orders if o.id == c.id)]]
@@ -317,10 +328,46 @@ def _accounts(scenario: Scenario) -> list[str]:
                   | {spec.account for spec in scenario.orders})
 
 
-def _fix_settings(store: Path, passwords: dict[str, str], chain_id: int) -> FixSettings:
+def _fix_settings(store: Path, passwords: dict[str, str], chain: ChainLink,
+                  setup: EngineSetup) -> FixSettings:
+    """The gateway, every order signed by its account's wallet."""
     accounts = tuple(Account(a, a, hash_password(p)) for a, p in passwords.items())
     return FixSettings(port=free_port(), comp_id="SOLVER", store=store, accounts=accounts,
-                       chain_id=chain_id)
+                       chain_id=chain.deployment.chain_id,
+                       signing=order_signing(chain.deployment, setup, chain.wallets.items()))
+
+
+def signing_wallets(chain: ChainLink) -> dict[str, Wallet]:
+    """Each account's wallet with its key (the embedded chain's accounts' keys are known)."""
+    keys = {k.public_key.to_checksum_address(): k.to_hex()
+            for k in chain.w3.provider.ethereum_tester.backend.account_keys}
+    vault = Vault(chain.deployment.chain_id, chain.deployment.vault,
+                  dict(chain.deployment.index_tokens), chain.collateral_decimals)
+    return {account: Wallet(keys[wallet], vault) for account, wallet in chain.wallets.items()}
+
+
+def _signed_order(scenario: Scenario, spec: OrderSpec, wallet: Wallet,
+                  deadline: datetime) -> simplefix.FixMessage:
+    """The order signed by its user's wallet; one for an index the vault has no token for
+    cannot be signed and goes without (the gateway refuses it: an unknown index)."""
+    if spec.index not in wallet.vault.tokens:
+        return fix_messages.new_order(spec.id, spec.index, spec.collateral)
+    signed = wallet.sign(spec.id, spec.index, spec.collateral, signed_limit(scenario, spec),
+                         deadline, FEE_BOUND_BPS)
+    return fix_messages.new_order(spec.id, spec.index, spec.collateral, signed=signed)
+
+
+def signed_limit(scenario: Scenario, spec: OrderSpec) -> Decimal:
+    """The limit a user signs, fees included: its scenario's maximum price with the fee bound
+    on top, or the index's price at the scenario's best asks with ``SLIPPAGE`` more (the
+    mock's books move)."""
+    fees = 1 + Decimal(FEE_BOUND_BPS) / 10_000
+    if spec.max_price is not None:
+        return spec.max_price * fees
+    index = next(i for i in scenario.indexes if i.symbol == spec.index)
+    price = sum((c.quantity * (scenario.markets[c.asset].book.best_ask or Decimal(0))
+                 for c in index.constituents), Decimal(0))
+    return (price * fees * (1 + SLIPPAGE)).quantize(Decimal("0.000001"), ROUND_DOWN)
 
 
 async def _log_on(settings: FixSettings, passwords: dict[str, str]) -> dict[str, FixClient]:

@@ -6,6 +6,10 @@ order (``signed_order``: the engine's ``SignedTerms`` in the tokens' units) and 
 to the vault's ``settle_batch``, which checks them again on-chain (``as_call``). Amounts here
 are integers in the tokens' smallest units; ``docs/chain.md`` gives the type and
 ``docs/fix-gateway.md`` the FIX fields each comes from.
+
+eth-account and eth-utils take 0.6 s to import: they are imported when a signature is first
+made or checked (the gateway imports them on a thread at its start:
+``fix_gateway.signing.preload``).
 """
 
 from __future__ import annotations
@@ -13,10 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_utils.address import to_checksum_address
 
 from solver.core.signed_terms import SignedTerms
 
@@ -68,6 +68,8 @@ class SignedOrder:
 
     def typed_data(self, domain: Domain) -> dict[str, Any]:
         """The EIP-712 message, as a wallet's ``eth_signTypedData_v4`` takes it."""
+        from eth_utils.address import to_checksum_address
+
         return {
             "types": {"EIP712Domain": DOMAIN_FIELDS, "Order": ORDER_FIELDS},
             "primaryType": "Order",
@@ -83,6 +85,8 @@ class SignedOrder:
 
     def as_call(self) -> tuple[str, str, int, int, int, int, str]:
         """The vault's ``Order`` struct, as web3 encodes it."""
+        from eth_utils.address import to_checksum_address
+
         return (to_checksum_address(self.user), to_checksum_address(self.token),
                 self.max_collateral, self.limit_price, self.max_fee_bps, self.deadline,
                 self.cl_ord_id)
@@ -90,6 +94,8 @@ class SignedOrder:
 
 def sign(order: SignedOrder, domain: Domain, private_key: str) -> bytes:
     """The 65-byte signature (r, s, v) of ``order`` by ``private_key``."""
+    from eth_account import Account
+
     signed = Account.sign_typed_data(private_key, full_message=order.typed_data(domain))
     return bytes(signed.signature)
 
@@ -100,6 +106,9 @@ def signer(order: SignedOrder, domain: Domain, signature: bytes) -> str | None:
     if len(signature) != 65 or signature[64] not in (27, 28) \
             or int.from_bytes(signature[32:64], "big") > HALF_CURVE_ORDER:
         return None
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
     try:
         message = encode_typed_data(full_message=order.typed_data(domain))
         return str(Account.recover_message(message, signature=signature))

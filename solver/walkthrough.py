@@ -13,9 +13,11 @@ logs. ``docs/walkthrough.md`` is a run of it with the why of each step.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,15 +30,24 @@ from chain.deploy import contract
 from chain.watcher import from_units
 from fix_gateway.config import Account, FixSettings
 from fix_gateway.passwords import hash_password
+from fix_gateway.tags import ORDER_SIGNATURE
 from mocks.binance.exchange import MockExchange
 from mocks.binance.server import Credentials, MockBinance
 from mocks.fix_client import FixClient, SessionConfig
 from mocks.fix_client import messages as fix_messages
 from mocks.ports import free_port
 from solver.core import events as ev
-from solver.demo import deployed_chain, deposit
+from solver.demo import (
+    FEE_BOUND_BPS,
+    SIGNED_FOR,
+    deployed_chain,
+    deposit,
+    signed_limit,
+    signing_wallets,
+)
 from solver.exchange.endpoints import ApiKey, local
 from solver.plumbing.tables import readable
+from solver.service.order_signing import order_signing
 from solver.service.service import running_service
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import Scenario, load_scenario
@@ -69,7 +80,9 @@ async def _walk(scenario: Scenario, console: Console) -> int:
         with tempfile.TemporaryDirectory() as store:
             fix = FixSettings(port=free_port(), comp_id="SOLVER", store=Path(store),
                               accounts=(Account(user, user.upper(), hash_password(password)),),
-                              log=Path(store) / "log", chain_id=chain.deployment.chain_id)
+                              log=Path(store) / "log", chain_id=chain.deployment.chain_id,
+                              signing=order_signing(chain.deployment, setup_of(scenario),
+                                                    chain.wallets.items()))
             async with running_service(setup_of(scenario), fix, local(server.port), key,
                                        chain=chain) as service:
                 service.runtime.bus.subscribe(ev.IndexOrderFilled,
@@ -81,7 +94,11 @@ async def _walk(scenario: Scenario, console: Console) -> int:
                                                  user.upper(), password))
                 await client.connect()
                 await _until(lambda: _has(client, "BA"))
-                await client.send(fix_messages.new_order(order.id, order.index, order.collateral))
+                signed = signing_wallets(chain)[user].sign(
+                    order.id, order.index, order.collateral, signed_limit(scenario, order),
+                    datetime.now(UTC) + SIGNED_FOR, FEE_BOUND_BPS)
+                await client.send(fix_messages.new_order(order.id, order.index,
+                                                         order.collateral, signed=signed))
                 await _until(lambda: bool(minted) and _has(client, "8", "B"))
                 await client.logout()
                 wire = _fix_log(Path(store) / "log")
@@ -157,8 +174,10 @@ def _narrate(console: Console, receipt: Any, chain: Any, user: str, wire: list[s
     show("the wallet calls deposit(amount, ref) on the vault; the vault's event credits it",
          f"transaction 0x{receipt['transactionHash'].hex()} in block {receipt['blockNumber']}",
          f"Deposited {_fields(deposited)}")
-    show("FIX NewOrderSingle (35=D) for the index, sized in collateral: CashOrderQty(152)",
-         *by_type.get("D", []))
+    show("FIX NewOrderSingle (35=D) for the index, sized in collateral: CashOrderQty(152); "
+         "signed by the wallet: the limit fees included Price(44), the deadline "
+         "ExpireTime(126), the fee bound MaxFeeBps(20031), OrderSignature(20030) (its 65 "
+         "bytes shortened here)", *(_shortened(m) for m in by_type.get("D", [])))
     show("once the deposit has its confirmations: CollateralReport (35=BA)",
          *by_type.get("BA", [])[:1])
     show("one LIMIT IOC order per asset, at the prices the batch was fitted to",
@@ -174,11 +193,19 @@ def _narrate(console: Console, receipt: Any, chain: Any, user: str, wire: list[s
     show("an ExecutionReport (35=8) per partial fill, then the mint report (150=B)",
          *by_type.get("8", []))
     receipt_, args = settled
-    show("settle(...) charges the collateral and mints the tokens in one transaction",
+    show("settle_batch(...) checks the signature, charges the collateral and mints the "
+         "tokens in one transaction",
          f"transaction 0x{receipt_['transactionHash'].hex()} in block "
          f"{receipt_['blockNumber']}",
          f"OrderSettled {_fields(args)}",
          f"IndexToken.balanceOf({chain.wallets[user]}) = {from_units(tokens, 18)}")
+
+
+def _shortened(message: str) -> str:
+    """``message`` with its OrderSignature's middle left out: 132 characters would not fit a
+    line."""
+    return re.sub(rf"(\b{ORDER_SIGNATURE}=0x[0-9a-f]{{8}})[0-9a-f]+([0-9a-f]{{8}})",
+                  r"\1...\2", message)
 
 
 def _by_type(wire: list[str]) -> dict[str, list[str]]:

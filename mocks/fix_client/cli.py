@@ -3,7 +3,8 @@
 The script (``--script FILE``, or stdin so it can be piped) is read and checked whole before
 connecting, so a bad line sends nothing. One command per line, ``#`` starts a comment::
 
-    order <ClOrdID> <symbol> <cash> [limit <price>] [tif <0|1|3|6>] [expire <YYYYMMDD-HH:MM:SS>]
+    order <ClOrdID> <symbol> <cash> [limit <price>] [slippage <percent>] [tif <0|1|3|6>]
+          [expire <YYYYMMDD-HH:MM:SS>] [fee <bps>]
     cancel <ClOrdID> <OrigClOrdID> <symbol>
     replace <ClOrdID> <OrigClOrdID> <symbol> <cash> [limit <price>]
     quote <QuoteReqID> <symbol> <cash>
@@ -11,6 +12,13 @@ connecting, so a bad line sends nothing. One command per line, ``#`` starts a co
     wait <ClOrdID> <filled|canceled|expired|rejected|minted|done>
 
 ``wait`` also counts reports that arrived before it; ``done`` is any terminal state or the mint.
+
+With ``--wallet-key-env VAR`` and ``--chain FILE`` (the file ``index-solver chain deploy --out``
+wrote) every order is signed by the wallet whose key ``$VAR`` holds (docs/fix-gateway.md,
+"Signed orders"): ``limit`` is the most per index unit, fees included; ``slippage 0.5%`` signs
+the last quote's price for the symbol (``quote`` it and ``wait`` for it first) with the fee
+bound and that much more; the deadline is ``expire`` or an hour from now; ``fee`` is the fee
+bound signed (default 50 bps).
 Without ``--store`` there are no seqnums to resume, so the Logon resets both sides to 1.
 Every application message received is printed as one line. Exit status: 0 the script ran and
 the logout was answered, 1 a wait timed out or the session was lost, 2 a bad script line or a
@@ -21,32 +29,44 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from pathlib import Path
 
 import simplefix
 
 from mocks.fix_client import messages
 from mocks.fix_client.session import FixClient, LogonRefused, SessionConfig
+from mocks.fix_client.wallet import Vault, Wallet
 from solver.plumbing.logs import configure_json_logs
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_FEE_BPS = 50
+SIGNED_FOR = timedelta(hours=1)
 WAIT_STATES = ("filled", "canceled", "expired", "rejected", "minted", "done")
 TIME_IN_FORCE = ("0", "1", "3", "6")
+
+
+@dataclass(slots=True)
+class Context:
+    """What a message is built from besides its line: the wallet that signs orders, and the
+    last quote's price per symbol."""
+    wallet: Wallet | None = None
+    quotes: dict[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Send:
     """A command that sends one message, built when it runs (TransactTime is then)."""
     line: int
-    build: Callable[[], simplefix.FixMessage]
+    build: Callable[[Context], simplefix.FixMessage]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +102,16 @@ def _parse_line(n: int, words: list[str]) -> Command:
         return _order(n, args)
     if verb == "cancel":
         a = _arity(n, args, 3, "cancel <ClOrdID> <OrigClOrdID> <symbol>")
-        return Send(n, lambda: messages.cancel(a[0], a[1], a[2]))
+        return Send(n, lambda _: messages.cancel(a[0], a[1], a[2]))
     if verb == "replace":
         return _replace(n, args)
     if verb == "quote":
         a = _arity(n, args, 3, "quote <QuoteReqID> <symbol> <cash>")
         cash = _decimal(n, a[2], "cash")
-        return Send(n, lambda: messages.quote_request(a[0], a[1], cash))
+        return Send(n, lambda _: messages.quote_request(a[0], a[1], cash))
     if verb == "collateral":
         a = _arity(n, args, 1, "collateral <CollInquiryID>")
-        return Send(n, lambda: messages.collateral_inquiry(a[0]))
+        return Send(n, lambda _: messages.collateral_inquiry(a[0]))
     if verb == "wait":
         a = _arity(n, args, 2, f"wait <ClOrdID> <{'|'.join(WAIT_STATES)}>")
         if a[1] not in WAIT_STATES:
@@ -107,36 +127,79 @@ def _replace(n: int, args: list[str]) -> Send:
         raise ScriptError(n, f"expected: {usage}")
     cash = _decimal(n, args[3], "cash")
     price = _decimal(n, args[5], "limit price") if len(args) == 6 else None
-    return Send(n, lambda: messages.replace(args[0], args[1], args[2], cash,
+    return Send(n, lambda _: messages.replace(args[0], args[1], args[2], cash,
                                             ord_type="1" if price is None else "2",
                                             price=price))
 
 
 def _order(n: int, args: list[str]) -> Send:
-    usage = ("order <ClOrdID> <symbol> <cash> [limit <price>] [tif <0|1|3|6>] "
-             "[expire <YYYYMMDD-HH:MM:SS>]")
+    usage = ("order <ClOrdID> <symbol> <cash> [limit <price>] [slippage <percent>] "
+             "[tif <0|1|3|6>] [expire <YYYYMMDD-HH:MM:SS>] [fee <bps>]")
     if len(args) < 3 or len(args) % 2 == 0:
         raise ScriptError(n, f"expected: {usage}")
     cl_ord_id, symbol, cash = args[0], args[1], _decimal(n, args[2], "cash")
     options = dict(zip(args[3::2], args[4::2], strict=True))
-    if unknown := set(options) - {"limit", "tif", "expire"}:
+    if unknown := set(options) - {"limit", "slippage", "tif", "expire", "fee"}:
         raise ScriptError(n, f"unknown option {sorted(unknown)[0]!r}; expected: {usage}")
     if len(options) != len(args[3::2]):
         raise ScriptError(n, "an option is given twice")
     price = _decimal(n, options["limit"], "limit price") if "limit" in options else None
+    slippage = _percent(n, options["slippage"]) if "slippage" in options else None
+    if price is not None and slippage is not None:
+        raise ScriptError(n, "give limit or slippage, not both")
+    fee = _bps(n, options.get("fee", str(DEFAULT_FEE_BPS)))
     tif = options.get("tif", "6" if "expire" in options else None)
     if tif is not None and tif not in TIME_IN_FORCE:
         raise ScriptError(n, f"tif must be one of {', '.join(TIME_IN_FORCE)}, not {tif!r}")
     expire = options.get("expire")
-    if expire is not None:
-        try:
-            datetime.strptime(expire, "%Y%m%d-%H:%M:%S")
-        except ValueError:
-            raise ScriptError(n, f"expire must be YYYYMMDD-HH:MM:SS (UTC), not {expire!r}") \
-                from None
-    return Send(n, lambda: messages.new_order(
-        cl_ord_id, symbol, cash, ord_type="1" if price is None else "2", price=price,
-        time_in_force=tif, expire_time=expire))
+    deadline = None if expire is None else _moment(n, expire)
+
+    def build(context: Context) -> simplefix.FixMessage:
+        if context.wallet is None:
+            if slippage is not None:
+                raise ScriptError(n, "slippage is for signed orders (--wallet-key-env)")
+            return messages.new_order(cl_ord_id, symbol, cash,
+                                      ord_type="1" if price is None else "2", price=price,
+                                      time_in_force=tif, expire_time=expire)
+        limit = price if slippage is None else _slipped(n, context, symbol, slippage, fee)
+        if limit is None:
+            raise ScriptError(n, "a signed order needs limit <price> or slippage <percent>")
+        signed = context.wallet.sign(cl_ord_id, symbol, cash, limit,
+                                     deadline or datetime.now(UTC) + SIGNED_FOR, fee)
+        return messages.new_order(cl_ord_id, symbol, cash, signed=signed)
+    return Send(n, build)
+
+
+def _slipped(n: int, context: Context, symbol: str, slippage: Decimal, fee: int) -> Decimal:
+    """The last quote's price with the fee bound and ``slippage`` on top, rounded down to
+    the collateral's decimals."""
+    quoted = context.quotes.get(symbol)
+    if quoted is None:
+        raise ScriptError(n, f"slippage needs a quote of {symbol} answered first (quote it, "
+                             "then wait for the quote's id to be done)")
+    assert context.wallet is not None
+    limit = quoted * (1 + Decimal(fee) / 10_000) * (1 + slippage / 100)
+    return limit.quantize(Decimal(1).scaleb(-context.wallet.vault.decimals), ROUND_DOWN)
+
+
+def _percent(n: int, text: str) -> Decimal:
+    value = _decimal(n, text.removesuffix("%"), "slippage")
+    if value >= 100:
+        raise ScriptError(n, f"slippage is a percentage below 100, not {text!r}")
+    return value
+
+
+def _bps(n: int, text: str) -> int:
+    if not text.isdigit() or int(text) > 10_000:
+        raise ScriptError(n, f"fee is a whole number of basis points, 0 to 10000, not {text!r}")
+    return int(text)
+
+
+def _moment(n: int, text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        raise ScriptError(n, f"expire must be YYYYMMDD-HH:MM:SS (UTC), not {text!r}") from None
 
 
 def _arity(n: int, args: list[str], count: int, usage: str) -> list[str]:
@@ -178,14 +241,17 @@ def states_of(msg: simplefix.FixMessage) -> list[tuple[str, str]]:
 class _Tracker:
     """States reached per id, and a wake-up for whoever waits on them."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: Context) -> None:
         self.reached: defaultdict[str, set[str]] = defaultdict(set)
         self.count = 0
+        self.context = context
         self._changed = asyncio.Event()
 
     def record(self, msg: simplefix.FixMessage) -> None:
         for key, state in states_of(msg):
             self.reached[key].add(state)
+        if msg.get(35) == b"S" and msg.get(133) is not None:
+            self.context.quotes[(msg.get(55) or b"").decode()] = Decimal(msg.get(133).decode())
         self.count += 1
         self.poke()
 
@@ -228,6 +294,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds for logon, each wait and logout")
     parser.add_argument("--heartbeat", type=int, default=30, help="HeartBtInt in seconds")
     parser.add_argument("--verbose", action="store_true", help="session events on stderr")
+    parser.add_argument("--wallet-key-env", metavar="VAR",
+                        help="environment variable holding the wallet's private key: every "
+                             "order is signed (with --chain)")
+    parser.add_argument("--chain", type=Path, metavar="FILE",
+                        help="the chain deployment file (index-solver chain deploy --out): "
+                             "the vault and the index tokens orders are signed for")
+    parser.add_argument("--collateral-decimals", type=int, default=6,
+                        help="the collateral's decimals (USDC: 6)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -249,15 +323,36 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"fix-client: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        wallet = _wallet(args)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"fix-client: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     configure_json_logs(logging.INFO if args.verbose else logging.WARNING)
     config = SessionConfig(args.host, args.port, args.account, args.target,
                            username=args.account, password=os.environ.get(args.password_env),
                            heartbeat_s=args.heartbeat, store_dir=args.store,
                            reset_seq_num=args.reset or args.store is None)
-    return asyncio.run(_session(config, commands, args.timeout))
+    return asyncio.run(_session(config, commands, args.timeout, Context(wallet)))
 
 
-async def _session(config: SessionConfig, commands: list[Command], timeout: float) -> int:
+def _wallet(args: argparse.Namespace) -> Wallet | None:
+    """The wallet that signs every order, if one is named."""
+    if args.wallet_key_env is None and args.chain is None:
+        return None
+    if args.wallet_key_env is None or args.chain is None:
+        raise ValueError("signing orders takes both --wallet-key-env and --chain")
+    key = os.environ.get(args.wallet_key_env)
+    if not key:
+        raise ValueError(f"--wallet-key-env: ${args.wallet_key_env} is not set")
+    chain = json.loads(args.chain.read_text())
+    vault = Vault(int(chain["chain_id"]), chain["vault"], dict(chain["index_tokens"]),
+                  args.collateral_decimals)
+    return Wallet(key, vault)
+
+
+async def _session(config: SessionConfig, commands: list[Command], timeout: float,
+                   context: Context) -> int:
     client = FixClient(config)
     try:
         await client.connect(timeout)
@@ -265,7 +360,7 @@ async def _session(config: SessionConfig, commands: list[Command], timeout: floa
         return _fail(f"logon refused: {refused.text}", EXIT_BAD_INPUT)
     except (OSError, TimeoutError) as error:
         return _fail(f"cannot log on to {config.host}:{config.port}: {error!r}", EXIT_BAD_INPUT)
-    tracker = _Tracker()
+    tracker = _Tracker(context)
     tasks = [asyncio.create_task(_print_messages(client, tracker)),
              asyncio.create_task(_poke_when_closed(client, tracker))]
     try:
@@ -290,7 +385,11 @@ async def _execute(client: FixClient, tracker: _Tracker, commands: list[Command]
             return _fail(f"session lost before line {command.line}: {client.close_reason}",
                          EXIT_FAILED)
         if isinstance(command, Send):
-            await client.send(command.build())
+            try:
+                message = command.build(tracker.context)
+            except ScriptError as error:
+                return _fail(str(error), EXIT_BAD_INPUT)
+            await client.send(message)
             continue
         if not await _wait(client, tracker, command, timeout):
             if not client.logged_on:  # logged out (the service stopping): said at once

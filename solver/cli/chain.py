@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # web3 loads only when a chain command runs
     from eth_account.signers.local import LocalAccount
     from web3 import AsyncWeb3
 
-    from chain.deploy import ChainDeployment
+    from chain.deployment import ChainDeployment
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -100,7 +100,7 @@ class UsageError(Exception):
 async def _run(args: argparse.Namespace) -> int:
     from web3 import AsyncHTTPProvider, AsyncWeb3
 
-    from chain.deploy import ChainDeployment
+    from chain.deployment import ChainDeployment
 
     w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(args.rpc))
     try:

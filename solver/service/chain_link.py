@@ -15,7 +15,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from chain.deploy import ChainDeployment, contract
+from chain.deploy import contract
+from chain.deployment import ChainDeployment
 from chain.reconciler import VaultReconciler
 from chain.records import Records
 from chain.settler import Settler, SettleSettings

@@ -18,7 +18,8 @@ from typing import Any
 from eth_typing import ChecksumAddress
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from chain.deploy import ChainDeployment, contract
+from chain.deploy import contract
+from chain.deployment import ChainDeployment
 from solver.config.deployment import ChainSettings, Deployment
 from solver.config.fields import ConfigError
 from solver.core.params import SolverParams, fee_problem

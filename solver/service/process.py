@@ -16,17 +16,20 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import ClientError
 
+from chain.deployment import ChainDeployment
 from solver.config.deployment import AdminSettings, Deployment, ServiceSettings
 from solver.config.fields import ConfigError
 from solver.exchange.endpoints import PRODUCTION, TESTNET, ApiKey, Endpoints, local
 from solver.service.admin import AdminEndpoint
 from solver.service.metrics import RECOVERY_S, MetricsEndpoint
+from solver.service.order_signing import order_signing
 from solver.service.runtime import ExchangeMismatch, RuntimeSettings
 from solver.service.service import Service, running_service
 
@@ -74,11 +77,14 @@ async def _serve(deployment: Deployment, stop: asyncio.Event | None) -> str:
     if not deployment.chain.deployment.is_file():
         raise ConfigError(f"chain.deployment: {deployment.chain.deployment} is not a file "
                           "(index-solver chain deploy --out writes it)")
+    fix = replace(deployment.fix, signing=order_signing(
+        ChainDeployment.load(deployment.chain.deployment), deployment.setup,
+        deployment.wallets))
     service = deployment.service
     settings = RuntimeSettings(plan_every_ms=service.plan_every_ms, gather_ms=service.gather_ms,
                                snapshot_every=service.snapshot_every,
                                stall_after_ms=service.stall_after_ms)
-    async with running_service(deployment.setup, deployment.fix, endpoints_of(service), key,
+    async with running_service(deployment.setup, fix, endpoints_of(service), key,
                                service.journal, settings, _connected(deployment)) as running, \
             _endpoints(running, deployment, token):
         RECOVERY_S.set(process_age_s(time.monotonic() - started))

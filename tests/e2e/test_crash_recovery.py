@@ -29,7 +29,13 @@ from solver.journal.replay import rebuild
 from solver.journal.store import Journal
 from solver.service.service import projections
 from tests.support.chains import Anvil
-from tests.support.deployed import expected_seqs, journaled_fills, on_anvil
+from tests.support.deployed import (
+    MARKET_LIMIT,
+    expected_seqs,
+    journaled_fills,
+    on_anvil,
+    signed_order,
+)
 from tests.support.exchange import run, until
 from tests.support.service import GATEWAY, PASSWORDS, field_of
 
@@ -43,6 +49,7 @@ class User:
 
     def __init__(self, tmp: Path, account: str, port: int) -> None:
         self.account = account
+        self.tmp = tmp
         self.client = FixClient(SessionConfig(
             "127.0.0.1", port, account.upper(), GATEWAY, account.upper(), PASSWORDS[account],
             store_dir=tmp / f"client-{account}"))
@@ -72,7 +79,12 @@ class User:
     async def order(self, n: int, resting: bool) -> None:
         cl_ord_id = f"{self.account[0]}{n}{'r' if resting else 'm'}"
         self.orders.append(cl_ord_id)
-        await self.client.send(_new_order(cl_ord_id))
+        await self.client.send(self._new_order(cl_ord_id))
+
+    def _new_order(self, cl_ord_id: str) -> simplefix.FixMessage:
+        """40 USDC of SY2, signed: at the market, or resting below it (ids ending in "r")."""
+        limit = D("900") if cl_ord_id.endswith("r") else MARKET_LIMIT
+        return signed_order(self.tmp, self.account, cl_ord_id, D("40"), limit)
 
     async def cancel_one_resting(self, n: int) -> None:
         status = self.status()
@@ -87,7 +99,7 @@ class User:
         """Ask again (PossResend) what was never answered, then cancel what is open."""
         answered = self.answered()
         for cl_ord_id in (o for o in self.orders if o not in answered):
-            again = _new_order(cl_ord_id)
+            again = self._new_order(cl_ord_id)
             again.append_pair(97, "Y")
             await self.client.send(again)
         await until(lambda: set(self.orders) <= self.answered(), 30, "every order answered")
@@ -98,13 +110,6 @@ class User:
             await self.client.send(messages.cancel(cancel_id, order, "SY2"))
         await until(lambda: not [o for o, s in self.status().items()
                                  if o in self.orders and s in OPEN], 60, "every order closed")
-
-
-def _new_order(cl_ord_id: str) -> simplefix.FixMessage:
-    """40 USDC of SY2: at the market, or resting below it (ids ending in "r")."""
-    if cl_ord_id.endswith("r"):
-        return messages.new_order(cl_ord_id, "SY2", D("40"), ord_type="2", price=D("900"))
-    return messages.new_order(cl_ord_id, "SY2", D("40"))
 
 
 def test_twenty_sigkills_under_load_lose_nothing(tmp_path: Path) -> None:
@@ -177,7 +182,8 @@ def _mints_done(journal_path: Path) -> bool:
 
 async def _check(tmp: Path, node: Anvil, wallets: dict[str, str], users: list[User],
                  fills: int) -> None:
-    from chain.deploy import ChainDeployment, contract
+    from chain.deploy import contract
+    from chain.deployment import ChainDeployment
 
     with Journal.open(tmp / "journal.db") as journal:
         rebuilt = rebuild(journal)

@@ -23,12 +23,13 @@ from eth_account.signers.local import LocalAccount
 from prometheus_client.parser import text_string_to_metric_families
 from web3.types import Wei
 
-from chain.deploy import ChainDeployment, contract, transact
+from chain.deploy import contract, transact
+from chain.deployment import ChainDeployment
 from mocks.fix_client import messages
 from mocks.ports import free_port
 from solver.plumbing.tables import short
 from tests.support.chains import Anvil
-from tests.support.deployed import ROOT, alice_client, on_anvil
+from tests.support.deployed import ROOT, alice_client, on_anvil, signed_order
 from tests.support.exchange import run, until
 from tests.support.service import report_where
 
@@ -65,7 +66,7 @@ def test_status_snapshot_reconcile_and_metrics_of_a_running_service(tmp_path: Pa
                 await stack.accepting(process)
                 await alice.connect()
                 await report_where(alice, t35="BA")
-                await alice.send(messages.new_order("o1", "SY2", D("1000")))
+                await alice.send(signed_order(tmp_path, "alice", "o1", D("1000")))
                 await report_where(alice, t150="F", timeout=30)
                 await alice.send(messages.cancel("c1", "o1", "SY2"))
                 await report_where(alice, t150="4", timeout=30)

@@ -14,7 +14,7 @@ import pytest
 from mocks.fix_client import messages
 from solver.core import events as ev
 from solver.journal.store import Journal
-from tests.support.deployed import alice_client, on_anvil
+from tests.support.deployed import alice_client, on_anvil, signed_order
 from tests.support.exchange import run, until
 from tests.support.service import field_of, report_where, service
 
@@ -48,7 +48,7 @@ def test_sigterm_stops_the_service_once_its_settlement_is_mined(tmp_path: Path) 
                 await stack.accepting(process)
                 await alice.connect()
                 await report_where(alice, t35="BA")  # the vault's deposit credited
-                await alice.send(messages.new_order("o1", "SY2", D("1000")))
+                await alice.send(signed_order(tmp_path, "alice", "o1", D("1000")))
                 await report_where(alice, t150="F")
                 await node.automine(False)  # from now on a settlement waits for a block
                 await alice.send(messages.cancel("c1", "o1", "SY2"))

@@ -18,7 +18,8 @@ from typing import Any
 from eth_account import Account
 from web3 import AsyncWeb3
 
-from chain.deploy import ChainDeployment, contract, deploy_local, transact
+from chain.deploy import contract, deploy_local, transact
+from chain.deployment import ChainDeployment
 from chain.mints import Mint
 from chain.settler import Settler, SettleSettings
 from solver.core.commands import MintConfirmed

@@ -20,7 +20,8 @@ from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import Web3RPCError
 
-from chain.deploy import ChainDeployment, contract, deploy_local, transact
+from chain.deploy import contract, deploy_local, transact
+from chain.deployment import ChainDeployment
 from chain.finality import Confirmations
 from chain.keys import signed_order_id
 from chain.ledger_side import LedgerSide

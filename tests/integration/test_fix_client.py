@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from mocks.fix_client import (
 )
 from mocks.fix_client import cli as fix_cli
 from mocks.fix_client.messages import LEAVES_CASH_QTY, MINT_QTY, MINT_TX_HASH
+from mocks.fix_client.wallet import Vault, Wallet
+from solver.signed_orders import Domain, SignedOrder, signer
 from tests.support.exchange import run, until
 
 GATEWAY, CLIENT, PASSWORD = "SOLVER", "CLIENT1", "secret"
@@ -133,14 +136,15 @@ def test_script_commands_parse() -> None:
     assert [c.line for c in commands] == [2, 3, 4, 5, 6, 7, 8, 9]
     first = commands[0]
     assert isinstance(first, fix_cli.Send)
-    order = first.build()
+    order = first.build(fix_cli.Context())
     assert (order.get(40), order.get(44), order.get(59), order.get(126)) == (
         b"2", b"101.5", b"6", b"20300101-12:00:00")
     assert commands[-2] == fix_cli.Wait(8, "o1", "done")
     plain, limited = commands[3], commands[-1]
     assert isinstance(plain, fix_cli.Send) and isinstance(limited, fix_cli.Send)
-    assert (plain.build().get(40), plain.build().get(44)) == (b"1", None)
-    assert (limited.build().get(40), limited.build().get(44)) == (b"2", b"101.5")
+    unsigned = fix_cli.Context()
+    assert (plain.build(unsigned).get(40), plain.build(unsigned).get(44)) == (b"1", None)
+    assert (limited.build(unsigned).get(40), limited.build(unsigned).get(44)) == (b"2", b"101.5")
 
 
 @pytest.mark.parametrize(("line", "error"), [
@@ -153,6 +157,9 @@ def test_script_commands_parse() -> None:
     ("wait o1 finished", "unknown state 'finished'"),
     ("replace r1 o1 SY10 500 price 9", "expected: replace"),
     ("fly o1", "unknown command 'fly'"),
+    ("order o1 SY10 1000 limit 5 slippage 1%", "give limit or slippage, not both"),
+    ("order o1 SY10 1000 slippage 150%", "slippage is a percentage below 100"),
+    ("order o1 SY10 1000 limit 5 fee 1.5", "fee is a whole number of basis points"),
 ])
 def test_a_bad_script_line_is_named_by_its_number(line: str, error: str) -> None:
     with pytest.raises(fix_cli.ScriptError) as raised:
@@ -160,6 +167,34 @@ def test_a_bad_script_line_is_named_by_its_number(line: str, error: str) -> None
     assert raised.value.line == 3
     assert str(raised.value).startswith("line 3: ")
     assert error in str(raised.value)
+
+
+ALICE_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+VAULT = Vault(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+              {"SY10": "0xa16E02E87b7454126E5E10d957A927A7F5B5d2be"})
+
+
+def test_a_signed_order_carries_what_the_wallet_signed() -> None:
+    """The client's own signature (mocks/fix_client/wallet.py) recovers to the wallet with the
+    solver's implementation of the type; slippage signs the last quote's price with the fee
+    bound and that much more, rounded down to the collateral's decimals."""
+    wallet = Wallet(ALICE_KEY, VAULT)
+    context = fix_cli.Context(wallet, {"SY10": Decimal("100")})
+    limited, slipped = fix_cli.parse_script([
+        "order o1 SY10 1000 limit 101.5 expire 20300101-12:00:00 fee 30",
+        "order o2 SY10 1000 slippage 0.5%"])
+    assert isinstance(limited, fix_cli.Send) and isinstance(slipped, fix_cli.Send)
+    msg = limited.build(context)
+    assert (msg.get(40), msg.get(44), msg.get(59), msg.get(126), msg.get(20031)) == (
+        b"2", b"101.5", b"6", b"20300101-12:00:00", b"30")
+    deadline = int(datetime(2030, 1, 1, 12, tzinfo=UTC).timestamp())
+    order = SignedOrder(wallet.address, VAULT.tokens["SY10"], 1000 * 10**6, 101_500_000, 30,
+                        deadline, "o1")
+    signature = bytes.fromhex((msg.get(20030) or b"").decode()[2:])
+    assert signer(order, Domain(VAULT.chain_id, VAULT.address), signature) == wallet.address
+    assert slipped.build(context).get(44) == b"101.002500"  # 100 x 1.005 x 1.005
+    with pytest.raises(fix_cli.ScriptError, match="needs a quote of SY10"):
+        slipped.build(fix_cli.Context(wallet))
 
 
 def cli_args(tmp_path: Path, script: str, port: int, *extra: str) -> argparse.Namespace:

@@ -16,13 +16,18 @@ import tomllib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import simplefix
 
 from chain.deploy import contract, deploy_local, transact
 from mocks.binance.local import KEY, mock_server, running
 from mocks.binance.server import MockBinance
-from mocks.fix_client import FixClient, SessionConfig
+from mocks.fix_client import FixClient, SessionConfig, messages
+from mocks.fix_client.wallet import Vault, Wallet
 from mocks.ports import free_port
 from solver.core import events as ev
 from solver.core.commands import ExpireIndexOrder
@@ -41,6 +46,26 @@ ALICES_EVENTS = (ev.IndexOrderAccepted, ev.IndexOrderRejected, ev.IndexOrderFill
 
 DEPOSITS = {"alice": 20_000, "bob": 3_000}
 """Alice's is enough for 300 orders of the minimum size."""
+WALLET_KEYS = {
+    "alice": "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "bob": "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdd443a6",
+}
+"""anvil's public development keys of its accounts 1 and 2: alice's and bob's wallets here."""
+DEADLINE = datetime.now(UTC) + timedelta(days=1)
+"""Every order's signed deadline in a run: an order sent again is signed alike."""
+MARKET_LIMIT = Decimal(1100)
+"""What a market-like order signs per unit of SY2, fees included (it costs about 1,000)."""
+
+
+def signed_order(tmp: Path, account: str, cl_ord_id: str, cash: Decimal,
+                 limit: Decimal = MARKET_LIMIT) -> simplefix.FixMessage:
+    """``account``'s NewOrderSingle for SY2, signed by its wallet for the contracts of
+    ``tmp``/chain.json (``on_chain``)."""
+    chain = json.loads((tmp / "chain.json").read_text())
+    vault = Vault(chain["chain_id"], chain["vault"], chain["index_tokens"])
+    signed = Wallet(WALLET_KEYS[account], vault).sign(cl_ord_id, "SY2", cash, limit, DEADLINE,
+                                                      50)
+    return messages.new_order(cl_ord_id, "SY2", cash, signed=signed)
 
 
 async def on_chain(tmp: Path, node: Anvil) -> tuple[dict[str, Any], dict[str, str], str]:

@@ -16,7 +16,8 @@ from typing import Any
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-from chain.deploy import ChainDeployment, contract
+from chain.deploy import contract
+from chain.deployment import ChainDeployment
 from chain.mints import Mint, MintsWaiting
 from chain.settler import Settler, SettleSettings
 from solver.core.orders import OrderSnapshot, OrderStatus
