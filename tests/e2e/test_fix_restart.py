@@ -24,6 +24,7 @@ from tests.support.deployed import (
     gateway_process,
     journaled_fills,
     on_chain,
+    signed_order,
     wait_accepting,
     write_config,
 )
@@ -50,7 +51,7 @@ def test_a_killed_gateway_restarts_and_every_report_arrives_exactly_once(tmp_pat
                 await wait_accepting(fix_port, first, log)
                 await alice.connect()
                 await report_where(alice, t35="BA")  # the vault's deposit credited
-                await alice.send(messages.new_order("o1", "SY2", D("5000")))
+                await alice.send(signed_order(tmp_path, "alice", "o1", D("5000")))
                 await report_where(alice, t150="0")
                 alice.drop()  # away while the order trades: its reports wait in the store
                 await until(lambda: journaled_fills(tmp_path / "journal.db") >= 2, 30,
@@ -130,8 +131,8 @@ def test_a_gateway_killed_while_orders_stream_in_takes_each_order_exactly_once(
                 await alice.connect()
                 await report_where(alice, t35="BA")  # the vault's deposit credited
                 for n, cl_ord_id in enumerate(ids):
-                    await alice.send(messages.new_order(cl_ord_id, "SY2", D("40"),
-                                                        ord_type="2", price=D("900")))
+                    await alice.send(signed_order(tmp_path, "alice", cl_ord_id, D("40"),
+                                                  D("900")))
                     if n == count // 2:
                         await until(lambda: len(answers(alice)) >= 1, 30, "a first answer")
                 first.send_signal(signal.SIGKILL)
@@ -140,8 +141,7 @@ def test_a_gateway_killed_while_orders_stream_in_takes_each_order_exactly_once(
                 await wait_accepting(fix_port, second, log)
                 await alice.connect()
                 for cl_ord_id in sorted(set(ids) - set(answers(alice))):
-                    again = messages.new_order(cl_ord_id, "SY2", D("40"), ord_type="2",
-                                               price=D("900"))
+                    again = signed_order(tmp_path, "alice", cl_ord_id, D("40"), D("900"))
                     again.append_pair(97, "Y")
                     await alice.send(again)
                 await until(lambda: set(answers(alice)) == set(ids), 30, "every order answered")

@@ -21,6 +21,7 @@ SMALL_RUNS = {
     "exchange.py": ["--orders", "20", "--burst", "20"],
     "chain.py": ["--n", "5"],
     "settle_gas.py": ["--sizes", "2"],
+    "settle_rate.py": ["--rate", "20", "--seconds", "1", "--users", "2"],
     "withdrawal.py": ["--runs", "1", "--orders", "3"],
 }
 

@@ -866,19 +866,27 @@ def test_signed_orders_settle_many_to_a_transaction_each_once(
     within(90, scenario)
 
 
+async def signed_and_filled(s: Stack, *accounts: str,
+                            ) -> list[tuple[LocalAccount, ev.MintRequested]]:
+    """Per account, a wallet with 1,500 USDC credited and an order (``<account>-1``) it
+    signed, filled: its mint asked for."""
+    watcher = s.watcher(confirmations=0)
+    wallets = [await signer_of(s, account, 1500) for account in accounts]
+    await watcher.poll()
+    return [(wallet, filled_order(s, account, client_id=f"{account}-1",
+                                  signed=await signed_terms(s, wallet, f"{account}-1")))
+            for account, wallet in zip(accounts, wallets, strict=True)]
+
+
 def test_a_signed_order_the_vault_skips_fails_alone_with_its_reason(
         tmp_path: Path, backend: str) -> None:
     """Erin cancels her order on-chain and the grace passes before it is settled: the vault
     skips it ("cancelled"), Dave's settles in the same transaction."""
     async def scenario() -> None:
         async with stack(tmp_path, backend) as s:
-            watcher = s.watcher(confirmations=0)
-            alice, bob = [await signer_of(s, a, 1500) for a in ("dave", "erin")]
-            await watcher.poll()
-            orders = [filled_order(s, account, client_id=name,
-                                   signed=await signed_terms(s, wallet, name))
-                      for account, wallet, name in (("dave", alice, "a1"), ("erin", bob, "b1"))]
-            await transact(s.w3, bob, s.vault.functions.cancel_order("b1"))
+            (_, dave_order), (erin, erin_order) = await signed_and_filled(s, "dave", "erin")
+            orders = [dave_order, erin_order]
+            await transact(s.w3, erin, s.vault.functions.cancel_order("erin-1"))
             grace = await s.vault.functions.withdrawal_grace().call()
             await s.chain.advance(grace + 1)
             settler = s.settler()
@@ -887,7 +895,7 @@ def test_a_signed_order_the_vault_skips_fails_alone_with_its_reason(
             assert isinstance(by_order[orders[0].order_id], MintConfirmed)
             failed = by_order[orders[1].order_id]
             assert isinstance(failed, MintFailed) and failed.reason.endswith("cancelled")
-            assert await s.token.functions.balanceOf(bob.address).call() == 0
+            assert await s.token.functions.balanceOf(erin.address).call() == 0
     within(90, scenario)
 
 
@@ -895,12 +903,7 @@ def test_a_signed_job_killed_before_its_send_is_resumed_with_its_nonce_once(
         tmp_path: Path, backend: str) -> None:
     async def scenario() -> None:
         async with stack(tmp_path, backend) as s:
-            watcher = s.watcher(confirmations=0)
-            alice, bob = [await signer_of(s, a, 1500) for a in ("dave", "erin")]
-            await watcher.poll()
-            mints = [filled_order(s, account, client_id=name,
-                                  signed=await signed_terms(s, wallet, name))
-                     for account, wallet, name in (("dave", alice, "a1"), ("erin", bob, "b1"))]
+            mints = [mint for _, mint in await signed_and_filled(s, "dave", "erin")]
             asked = [Mint(m.order_id, 1, m.units) for m in mints]
             sent_before = await s.w3.eth.get_transaction_count(s.operator.address)
 
