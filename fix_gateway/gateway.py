@@ -22,7 +22,7 @@ import sys
 import quickfix as fix
 import structlog
 
-from fix_gateway import reports, signing
+from fix_gateway import reports
 from fix_gateway.acceptor import PolledAcceptor
 from fix_gateway.account_view import AccountView
 from fix_gateway.bridge import Bridge
@@ -90,8 +90,6 @@ class Gateway:
         self.outbound.catch_up(self.runtime)
         self.inbound = Inbound(self.runtime, view, self.inbound_log, self.routes,
                                self.outbound, self.bridge.room_made, self.settings.signing)
-        if self.settings.signing is not None:
-            signing.preload()
         self.inbound.replay()
         self._acceptor.start()
         self.door.upstream_port = self._acceptor.port  # QuickFIX on loopback alone, now

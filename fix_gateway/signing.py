@@ -7,14 +7,13 @@ the fee bound and OrderSignature the signature; ClOrdID(11) is the order's name.
 recovers the signer and compares it with the wallet bound to the session's account; a bad,
 missing or expired signature is refused with a Text saying what to fix.
 
-eth-account, which recovers the signer, takes 0.6 s to import: ``preload`` imports it on a
-thread at the gateway's start, so that neither the start nor the first order waits for it.
+eth-account, which recovers the signer, takes 0.6 s to import: it is imported with the first
+signature checked, unless the chain adapter, which loads web3 on a thread at the service's
+start, has brought it in by then.
 """
 
 from __future__ import annotations
 
-import importlib
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,12 +40,6 @@ class OrderSigning:
     wallets: Mapping[str, str]
     """account -> the wallet bound to it"""
     required: bool = True
-
-
-def preload() -> None:
-    """Import what checks signatures, on a thread of its own."""
-    threading.Thread(target=importlib.import_module, args=("eth_account",),
-                     name="preload-signatures", daemon=True).start()
 
 
 def signed_terms(msg: Received, account: str, signing: OrderSigning, cash: Decimal,

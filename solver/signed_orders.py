@@ -8,8 +8,7 @@ are integers in the tokens' smallest units; ``docs/chain.md`` gives the type and
 ``docs/fix-gateway.md`` the FIX fields each comes from.
 
 eth-account and eth-utils take 0.6 s to import: they are imported when a signature is first
-made or checked (the gateway imports them on a thread at its start:
-``fix_gateway.signing.preload``).
+made or checked, so that nothing imports them only to start.
 """
 
 from __future__ import annotations
