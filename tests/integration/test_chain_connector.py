@@ -25,7 +25,6 @@ from chain.deployment import ChainDeployment
 from chain.finality import Confirmations
 from chain.keys import signed_order_id
 from chain.ledger_side import LedgerSide
-from chain.local_node import anvil
 from chain.mints import Mint, MintsWaiting
 from chain.reconciler import VaultReconciler
 from chain.settler import Settler, SettleSettings
@@ -52,7 +51,7 @@ from solver.journal.store import Journal
 from solver.service.sequencer import Sequencer
 from solver.signed_orders import Domain, sign, signed_order
 from tests.support.builders import book, index, params, rules
-from tests.support.chains import BACKENDS, Anvil, Chain, chain
+from tests.support.chains import BACKENDS, Chain, anvil_node, chain
 from tests.support.exchange import run
 
 USDC = 10**6
@@ -794,7 +793,7 @@ def test_a_watcher_far_behind_a_node_with_recent_state_only_catches_up(tmp_path:
     """anvil keeping 16 states answers no ``deposit_count`` 200 blocks back: the watcher finds
     gaps from the logs' ids and asks the vault's count near the head only."""
     async def scenario() -> None:
-        async with anvil("--prune-history", "16") as url, _stack(tmp_path, Anvil(url)) as s:
+        async with anvil_node("--prune-history", "16") as node, _stack(tmp_path, node) as s:
             await s.deposit(s.users[0], 100)
             await s.deposit(s.users[1], 200)
             await s.mine(200)

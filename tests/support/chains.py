@@ -93,7 +93,17 @@ async def chain(backend: str) -> AsyncIterator[Chain]:
     if backend == "embedded":
         yield Embedded()
         return
-    async with anvil() as url:
+    async with anvil_node() as node:
+        yield node
+
+
+@contextlib.asynccontextmanager
+async def anvil_node(*options: str) -> AsyncIterator[Anvil]:
+    """A fresh anvil (with ``options``) and a connection to it, closed on the way out: a
+    connection left to the garbage collector logs from a finalizer at any moment, and in
+    Python 3.11 one landing inside ``ast.parse`` (hypothesis reads its rules' source) fails
+    it."""
+    async with anvil(*options) as url:
         node = Anvil(url)
         try:
             yield node
