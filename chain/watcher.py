@@ -49,7 +49,7 @@ from solver.core.commands import (
     WithdrawalRequested,
 )
 from solver.core.events import Transaction
-from solver.core.money import CONTEXT
+from solver.core.money import CONTEXT, smallest_units
 
 log = structlog.get_logger(__name__)
 
@@ -354,8 +354,7 @@ def from_units(amount: int, decimals: int) -> Decimal:
 
 def to_units(amount: Decimal, decimals: int) -> int:
     """A Decimal on the token's grid as its integer amount; off the grid is an error."""
-    with localcontext(CONTEXT):
-        scaled = amount.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
+    units = smallest_units(amount, decimals)
+    if units is None:
         raise ValueError(f"{amount} has more than {decimals} decimals")
-    return int(scaled)
+    return units

@@ -14,9 +14,9 @@ made or checked, so that nothing imports them only to start.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
+from solver.core.money import smallest_units
 from solver.core.signed_terms import SignedTerms
 
 DOMAIN_NAME = "IndexSolverVault"
@@ -126,9 +126,3 @@ def signed_order(terms: SignedTerms, token: str, decimals: int) -> SignedOrder |
         return None
     return SignedOrder(terms.wallet, token, most, limit, terms.max_fee_bps, terms.deadline_s,
                        terms.name)
-
-
-def smallest_units(amount: Decimal, decimals: int) -> int | None:
-    """``amount`` in units of 10**-decimals, if it is a whole number of them."""
-    scaled = amount.scaleb(decimals)
-    return int(scaled) if scaled == scaled.to_integral_value() else None

@@ -133,3 +133,12 @@ def to_decimal(value: object) -> Decimal:
     if problem:
         raise ValueError(problem)
     return number
+
+
+def smallest_units(amount: Decimal, decimals: int) -> int | None:
+    """``amount`` as a whole number of 10**-decimals (a token's integer amount), exactly; None
+    if it is off that grid. In the 60-digit context: 28 digits would round a large amount."""
+    with localcontext(CONTEXT):
+        scaled = amount.scaleb(decimals)
+    return int(scaled) if scaled == scaled.to_integral_value() else None
+

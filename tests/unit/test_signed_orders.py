@@ -11,6 +11,7 @@ from solver.core import events as ev
 from solver.core.allocation import EngagedOrder, allocate
 from solver.core.commands import BindWallet, CancelIndexOrder, ClockTicked
 from solver.core.inventory import PoolSlice
+from solver.core.money import smallest_units
 from solver.core.orders import OrderStatus, RejectReason
 from solver.core.signed_terms import SignedTerms
 from tests.support.builders import D, desk, index, params
@@ -103,3 +104,12 @@ def test_no_fill_is_allocated_that_the_vault_would_refuse(a1_price, a1_fee, allo
         assert terms().allows(allocated.units, allocated.cost, allocated.fees)
     else:
         assert (allocated.units, allocated.cost, allocated.fees) == (0, 0, 0)
+
+
+def test_amounts_become_token_units_exactly_however_many_digits():
+    """A 30-digit amount (24 whole digits, 6 decimals, the door's bound) keeps every digit:
+    28 digits of precision would round it, and the message signed would differ."""
+    assert smallest_units(D("123456789012345678901234.123456"), 6) == \
+        123456789012345678901234123456
+    assert smallest_units(D("1.0000001"), 6) is None
+    assert smallest_units(D("1E+3"), 6) == 1_000_000_000
