@@ -88,6 +88,8 @@ BAD = {
                     "at most 6 decimals"),
     "a fee bound below the reserve": (lambda: signed_order("o1", fee_bps=10), "99",
                                       "fee reserve of 20"),
+    "a negative fee bound": (lambda: signed_order("o1", t20031="-1"), "99",
+                             "MaxFeeBps(20031), the fee bound signed, must be 0 to 10000"),
     "a deadline too near": (lambda: signed_order(
         "o1", deadline=datetime.now(UTC) + timedelta(seconds=30)), "4", "less than 120 s"),
 }
@@ -129,4 +131,24 @@ def test_a_signed_order_is_lowered_without_a_new_signature(tmp_path: Path) -> No
                                               price=D(1050)))
             replaced = await report_where(alice, t11="r2", t150="5")
             assert field_of(replaced, 152) == "4000"
+    run(scenario(), timeout=60)
+
+
+@pytest.mark.parametrize("tag, value", [(20031, "9" * 70), (44, "1e400")])
+def test_a_field_the_dictionary_refuses_gets_a_session_reject_and_changes_nothing(
+        tmp_path: Path, tag: int, value: str) -> None:
+    """QuickFIX's data dictionary refuses a 70-digit INT and a number with an exponent
+    (Reject 35=3 naming the field); the session and the service go on."""
+    async def scenario() -> None:
+        async with service(tmp_path, {"alice": "6000"}, signing=SIGNING) as s:
+            s.runtime.submit(BindWallet(s.runtime.clock(), SIGNING.wallets["alice"], "alice"))
+            alice = await s.client("alice")
+            await alice.send(signed_order("o1", **{f"t{tag}": value}))
+            await until(lambda: bool(alice.session_rejects), what="the session's Reject")
+            [rejected] = alice.session_rejects
+            assert field_of(rejected, 371) == str(tag)
+            assert field_of(rejected, 58) == "Incorrect data format for value"
+            assert s.runtime.engine.orders == {}
+            await alice.send(signed_order("o2"))
+            await report_where(alice, t11="o2", t150="0")  # still serving
     run(scenario(), timeout=60)
