@@ -5,10 +5,14 @@ anvil (``--backend anvil``, started on a free loopback port).
   journaled the credit (confirmations 0; a real chain adds its block time per confirmation);
 - settlement: the settler's whole job for one order (vault check, a predicting call, nonce,
   job written to the journal, sign, send, receipt), one after another, and settlements/s.
+  Each order is signed (EIP-712) by its wallet, a key the benchmark holds with its collateral
+  deposited in the vault, and settles alone: the vault's ``settle_batch`` of one order (the
+  vault settles nothing else);
 
 - on anvil, then mining a block every ``--block-s`` seconds as a real chain does, with
   ``--confirmations`` (2): the settler's workers with one settlement in flight, then eight
-  (each with its own nonce); the rate overall, and steady (from the first confirmation
+  (each with its own nonce), one signed order a job (``batch_size`` 1; jobs of many orders
+  are ``settle_rate.py``'s); the rate overall, and steady (from the first confirmation
   reported to the last).
 
 ``--n`` sets how many of each (default 200).
@@ -27,13 +31,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from eth_account.signers.local import LocalAccount
+from web3 import AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
 from benchmarks.figures import percentiles
+from benchmarks.signed_mints import SPENT, deposited_wallets, sign_mint
 from chain.deploy import contract, deploy_local
+from chain.deployment import ChainDeployment
 from chain.local_node import anvil
-from chain.mints import Mint, MintsWaiting
+from chain.mints import MintsWaiting
+from chain.provider import node_provider
 from chain.settler import Settler, SettleSettings
 from chain.watcher import VaultWatcher, WatchSettings
 from solver.core.bus import EventBus
@@ -41,7 +49,6 @@ from solver.core.commands import BindWallet, Input, MintConfirmed
 from solver.core.engine import Engine
 from solver.core.market import MarketRules
 from solver.core.model import Constituent, Index
-from solver.core.orders import OrderSnapshot, OrderStatus
 from solver.core.setup import EngineSetup
 from solver.journal.store import Journal
 from solver.service.sequencer import Sequencer
@@ -53,7 +60,7 @@ async def bench(n: int, directory: Path, backend: str, blocks_s: int,
                 confirmations: int) -> None:
     if backend == "anvil":
         async with anvil() as url:
-            w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(url))
+            w3: AsyncWeb3[Any] = AsyncWeb3(node_provider(url))
             try:
                 await measure(w3, n, directory, blocks_s, confirmations)
             finally:
@@ -85,6 +92,9 @@ async def measure(w3: AsyncWeb3[Any], n: int, directory: Path, blocks_s: int = 0
         sequencer.flush()
 
     submit(BindWallet(next(now), user, "user"))
+    # the wallet that signs every order settled, with enough for them all
+    [wallet] = await deposited_wallets(w3, deployment, 1, int(SPENT) * (n + 200))
+    deadline_s = int((await w3.eth.get_block("latest"))["timestamp"]) + 86400
     watcher = VaultWatcher(w3, vault, "USDC", 6, journal, submit, lambda: next(now),
                            deployment.start_block, WatchSettings(confirmations=0))
     bus.observe(watcher)
@@ -105,9 +115,9 @@ async def measure(w3: AsyncWeb3[Any], n: int, directory: Path, blocks_s: int = 0
     settle: list[float] = []
     began = time.perf_counter()
     for order_id in range(1, n + 1):
-        mints.orders[order_id] = snapshot(order_id, user)
+        mint = sign_mint(mints, deployment, wallet, order_id, deadline_s, "user")
         start = time.perf_counter()
-        result: Any = await settler.settle(Mint(order_id, 1, Decimal("0.01")))
+        result: Any = await settler.settle(mint)
         settle.append(time.perf_counter() - start)
         assert result.tx_hash.startswith("0x"), result
     elapsed = time.perf_counter() - began
@@ -121,12 +131,12 @@ async def measure(w3: AsyncWeb3[Any], n: int, directory: Path, blocks_s: int = 0
         first = n + 1
         for in_flight in (1, 8):
             settings = SettleSettings(confirmations=confirmations, poll_s=0.05,
-                                      in_flight=in_flight)
+                                      in_flight=in_flight, batch_size=1)
             count = 16 * in_flight
             seconds, steady = await worked(Settler(w3, vault, deployment, operator, journal,
                                                    submit, lambda: next(now), "bench", 6,
                                                    MintsWaiting(), settings),
-                                           first, count, user)
+                                           first, count, wallet, deployment, deadline_s)
             print(f"a block every {blocks_s} s, confirmations {confirmations}, {in_flight} in "
                   f"flight: {count} settlements in {seconds:.1f} s, {count / seconds:.1f} "
                   f"settlements/s overall, {steady:.1f}/s steady")
@@ -134,8 +144,8 @@ async def measure(w3: AsyncWeb3[Any], n: int, directory: Path, blocks_s: int = 0
     journal.close()
 
 
-async def worked(settler: Settler, first: int, count: int,
-                 wallet: str) -> tuple[float, float]:
+async def worked(settler: Settler, first: int, count: int, wallet: LocalAccount,
+                 deployment: ChainDeployment, deadline_s: int) -> tuple[float, float]:
     """Seconds for the settler's workers to settle ``count`` mints asked for at once, and the
     steady rate (settlements a second from the first reported to the last)."""
     done: list[Input] = []
@@ -147,8 +157,8 @@ async def worked(settler: Settler, first: int, count: int,
 
     settler.submit = report
     for order_id in range(first, first + count):
-        settler.mints.orders[order_id] = snapshot(order_id, wallet)
-        settler.mints.waiting[order_id] = Mint(order_id, 1, Decimal("0.01"))
+        settler.mints.waiting[order_id] = sign_mint(settler.mints, deployment, wallet,
+                                                    order_id, deadline_s, "user")
     settler.attach(EventBus())
     start = time.perf_counter()
     working = asyncio.create_task(settler.run())
@@ -158,12 +168,6 @@ async def worked(settler: Settler, first: int, count: int,
     working.cancel()
     assert all(isinstance(result, MintConfirmed) for result in done), done
     return seconds, (count - 1) / (reported[-1] - reported[0])
-
-
-def snapshot(order_id: int, wallet: str) -> OrderSnapshot:
-    return OrderSnapshot(order_id, "user", f"o{order_id}", f"o{order_id}", "IX", "USDC",
-                         Decimal(2), Decimal(1), Decimal("0.001"), Decimal("0.01"),
-                         OrderStatus.FILLED, None, wallet, None, None)
 
 
 def main() -> None:

@@ -4,8 +4,9 @@ fee bound), many to a transaction with one transfer to the treasury.
 
 For each batch size: the gas of one transaction and per order, for users receiving the index
 token for the first time (the token's balance slot written from zero) and for users who hold
-it already (a desk's second order: the usual case); beside it, the unsigned single
-``settle`` of one order per transaction, as it was. Also how many orders a 30M block holds.
+it already (a desk's second order: the usual case). A batch of one is what an order settled
+alone costs: the vault settles nothing but signed orders in batches (its unsigned single
+``settle`` is gone). Also how many orders a 30M block holds.
 
 ``--sizes`` sets the batch sizes (default 1,10,50,100,128).
 """
@@ -24,12 +25,13 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 from web3.logs import DISCARD
 
 from chain.deploy import contract, deploy_local, transact
 from chain.keys import order_key
 from chain.local_node import anvil
+from chain.provider import node_provider
 from solver.signed_orders import Domain, SignedOrder, sign
 
 USDC = 10**6
@@ -67,20 +69,13 @@ async def measure(w3: AsyncWeb3[Any], sizes: list[int]) -> list[tuple[str, int, 
     token = deployment.index_tokens["TOP10"]
     domain = Domain(deployment.chain_id, deployment.vault)
     rows = []
-    single = Account.create()
-    await fund(w3, usdc, vault, single)
     # the first settlement ever writes the token's supply and the treasury's balance from
-    # zero; every one after finds them written
-    for n, holders in enumerate(("first ever", "first-time holder", "holder already")):
-        if n == 1:
-            single = Account.create()
-            await fund(w3, usdc, vault, single)
-        receipt = await transact(w3, operator, vault.functions.settle(
-            order_key(domain.chain_id, domain.vault, f"single-{n}".encode()), single.address,
-            token, 100 * USDC, UNIT, USDC // 5, f"single-{n}"))
-        if n:
-            rows.append((f"settle (unsigned, before), {holders}", 1, receipt["gasUsed"],
-                         receipt["gasUsed"]))
+    # zero; every one after finds them written: one order first, not counted
+    first = Account.create()
+    await fund(w3, usdc, vault, first)
+    now = int((await w3.eth.get_block("latest"))["timestamp"])
+    await transact(w3, operator, vault.functions.settle_batch(
+        settlement([first], 0, token, domain, now)))
     for size in sizes:
         users = [Account.create() for _ in range(size)]
         for user in users:
@@ -98,7 +93,7 @@ async def measure(w3: AsyncWeb3[Any], sizes: list[int]) -> list[tuple[str, int, 
 
 async def main(sizes: list[int]) -> None:
     async with anvil("--gas-limit", str(BLOCK_GAS)) as url:
-        w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(url))
+        w3: AsyncWeb3[Any] = AsyncWeb3(node_provider(url))
         try:
             rows = await measure(w3, sizes)
         finally:

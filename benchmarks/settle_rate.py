@@ -26,70 +26,35 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import structlog
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
-from rich.progress import track
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 
-from chain.deploy import contract, deploy_local, transact
+from benchmarks.signed_mints import deposited_wallets, signed_orders
+from chain.deploy import contract, deploy_local
 from chain.deployment import ChainDeployment
 from chain.local_node import anvil
 from chain.mints import Mint, MintsWaiting
+from chain.provider import node_provider
 from chain.settler import Settler, SettleSettings
 from solver.core.bus import EventBus
 from solver.core.commands import Input, MintConfirmed
 from solver.core.market import MarketRules
 from solver.core.model import Constituent, Index
-from solver.core.orders import OrderSnapshot, OrderStatus
 from solver.core.setup import EngineSetup
-from solver.core.signed_terms import SignedTerms
 from solver.journal.store import Journal
-from solver.signed_orders import Domain, sign, signed_order
 
-USDC = 10**6
 BLOCK_GAS = 30_000_000
 VERBOSE = "--verbose" in sys.argv
-SPENT, FEES, UNITS = Decimal("10"), Decimal("0.01"), Decimal("0.01")
 
 
 async def prepare(w3: AsyncWeb3[Any], users: int) -> tuple[ChainDeployment, LocalAccount,
                                                            list[LocalAccount]]:
     owner, treasury = (await w3.eth.accounts)[:2]
     deployment, operator = await deploy_local(w3, owner, treasury, 3600, {"IX": "Index"})
-    usdc = contract(w3, "MockUSDC", deployment.collateral)
-    vault = contract(w3, "CollateralVault", deployment.vault)
-    wallets = [Account.create() for _ in range(users)]
-    for wallet in track(wallets, description="funding the users"):
-        await w3.provider.make_request(  # type: ignore[arg-type]
-            "anvil_setBalance", [wallet.address, hex(10**20)])
-        await transact(w3, wallet, usdc.functions.mint(wallet.address, 10**9 * USDC))
-        await transact(w3, wallet, usdc.functions.approve(vault.address, 2**256 - 1))
-        await transact(w3, wallet, vault.functions.deposit(10**9 * USDC, 0))
+    wallets = await deposited_wallets(w3, deployment, users, 10**9,
+                                      describe="funding the users")
     return deployment, operator, wallets
-
-
-def signed_orders(deployment: ChainDeployment, wallets: list[LocalAccount], count: int,
-                  deadline_s: int, first: int) -> tuple[MintsWaiting, list[Mint]]:
-    """``count`` orders, numbered from ``first``, round-robin over the wallets, each signed."""
-    mints = MintsWaiting()
-    asked = []
-    domain = Domain(deployment.chain_id, deployment.vault)
-    token = deployment.index_tokens["IX"]
-    for order_id in track(range(first, first + count), description="signing the orders"):
-        wallet = wallets[order_id % len(wallets)]
-        name = f"o{order_id}"
-        terms = SignedTerms(wallet.address, name, SPENT, Decimal(1100), 50, deadline_s, "")
-        order = signed_order(terms, token, 6)
-        assert order is not None
-        signature = sign(order, domain, wallet.key.to_0x_hex())
-        mints.terms[order_id] = SignedTerms(wallet.address, name, SPENT, Decimal(1100), 50,
-                                            deadline_s, "0x" + signature.hex())
-        mints.orders[order_id] = OrderSnapshot(
-            order_id, "desk", name, name, "IX", "USDC", SPENT, SPENT, FEES, UNITS,
-            OrderStatus.FILLED, None, wallet.address, None, None)
-        asked.append(Mint(order_id, 1, UNITS))
-    return mints, asked
 
 
 async def run(w3: AsyncWeb3[Any], directory: Path, deployment: ChainDeployment,
@@ -141,16 +106,17 @@ async def per_block(w3: AsyncWeb3[Any], vault_address: str, since: int) -> list[
 async def main(args: argparse.Namespace) -> None:
     console = Console(width=110)
     async with anvil("--gas-limit", str(BLOCK_GAS)) as url:
-        w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(url))
+        w3: AsyncWeb3[Any] = AsyncWeb3(node_provider(url))
         try:
             deployment, operator, wallets = await prepare(w3, args.users)
             now = int((await w3.eth.get_block("latest"))["timestamp"])
             count = int(args.rate * args.seconds)
             # the users hold the token already (a desk's next order): one first order each
-            warm_mints, warm = signed_orders(deployment, wallets, len(wallets), now + 86400,
-                                             10**6)
+            warm_mints, warm = signed_orders(deployment, wallets,
+                                             range(10**6, 10**6 + len(wallets)), now + 86400)
             await run(w3, Path(args.dir), deployment, operator, warm_mints, warm, 10**6, 0)
-            mints, asked = signed_orders(deployment, wallets, count, now + 86400, 1)
+            mints, asked = signed_orders(deployment, wallets, range(1, count + 1),
+                                         now + 86400)
             await w3.provider.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
             await w3.provider.make_request(  # type: ignore[arg-type]
                 "evm_setIntervalMining", [args.block_s])

@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import re
 import subprocess
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
+LISTENING = re.compile(r"Listening on (127\.0\.0\.1:\d+)")
 
 
 def anvil_binary() -> Path:
@@ -40,6 +42,25 @@ async def anvil(*options: str) -> AsyncIterator[str]:
             draining.cancel()
 
 
+@contextlib.contextmanager
+def anvil_process(*options: str) -> Iterator[str]:
+    """``anvil`` for code without an event loop (web3's synchronous ``Web3``)."""
+    process = subprocess.Popen(
+        [str(anvil_binary()), "--host", "127.0.0.1", "--port", "0", *options],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    try:
+        found = next(filter(None, map(LISTENING.search, process.stdout)), None)
+        if found is None:
+            raise RuntimeError("anvil exited before listening")
+        # a full pipe would stop it
+        threading.Thread(target=process.stdout.read, daemon=True).start()
+        yield f"http://{found[1]}"
+    finally:
+        process.terminate()
+        process.wait()
+
+
 async def _drain(stdout: asyncio.StreamReader) -> None:
     while await stdout.read(65536):
         pass
@@ -47,7 +68,7 @@ async def _drain(stdout: asyncio.StreamReader) -> None:
 
 async def _listening(stdout: asyncio.StreamReader) -> str:
     while line := (await stdout.readline()).decode():
-        found = re.search(r"Listening on (127\.0\.0\.1:\d+)", line)
+        found = LISTENING.search(line)
         if found:
             return f"http://{found[1]}"
     raise RuntimeError("anvil exited before listening")

@@ -1,20 +1,20 @@
 """Mints are settlements: the vault charges the order's collateral and mints its units in one
 transaction, exactly once per order.
 
-An order its user signed (``MintsWaiting.terms``) settles with others in one transaction, the
-vault's ``settle_batch``, which checks each against its signature; an order without one
-settles alone (``settle``). The unit of work is a job: one transaction's orders, its nonce and
+Each order settles as its user's wallet signed it (``MintsWaiting.terms``), with others in
+one transaction: the vault's ``settle_batch`` checks each against its signature, and settles
+nothing else (an order without terms fails its mint with that reason; a service on a chain
+takes signed orders only). The unit of work is a job: one transaction's orders, its nonce and
 the hashes of its transactions. For each job the settler:
 
-1. gathers it once a worker is free: the signed orders whose mints were asked for
-   (``MintRequested``, ``MintRetryRequested``) meanwhile share it, up to ``batch_size``, and
-   a lone one waits at most ``gather_s`` for company, so the jobs grow with the load; a retry
-   of an order asks the vault first whether it is settled already, and reports that
-   transaction if so;
+1. gathers it once a worker is free: the orders whose mints were asked for (``MintRequested``,
+   ``MintRetryRequested``) meanwhile share it, up to ``batch_size``, and a lone one waits at
+   most ``gather_s`` for company, so the jobs grow with the load; a retry of an order asks the
+   vault first whether it is settled already, and reports that transaction if so;
 2. takes a nonce and writes the job to the journal **before** sending; the job keeps that nonce
    and its orders for its whole life, so at most one of its transactions is ever mined, and
-   the vault settles each order once whatever is sent (a signed order's fill applies only if
-   what was charged against it is still what the settlement says: nothing, as each order
+   the vault settles each order once whatever is sent (a fill applies only if what was
+   charged against the order is still what the settlement says: nothing, as each order
    settles once);
 3. polls for the receipt; a transaction not mined in time is replaced (same nonce, fees raised
    by an eighth, which public nodes require) and the new hash recorded before it is sent;
@@ -80,6 +80,7 @@ log = structlog.get_logger(__name__)
 
 INDEX_TOKEN_DECIMALS = 18
 ALREADY_SETTLED = "already settled"
+UNSIGNED = "the order is not signed: the vault settles only what a wallet signed"
 GAS_MARGIN_PERCENT = 120
 """A predicted job's gas limit: what the node's estimate says, and a fifth more (the state may
 move before the block: an order skipped at the estimate may settle in it)."""
@@ -104,8 +105,8 @@ class SettleSettings:
     gas_per_order: int = 80_000
     gas_per_job: int = 200_000
     """A job's gas limit at most: ``gas_per_job`` and ``gas_per_order`` for each of its
-    orders (a signed order settles for 48,000 to 71,000 in a batch, whose fixed part is about
-    75,000; one alone for 100,000 to 150,000); a new job's is the node's estimate and a fifth
+    orders (an order settles for 48,000 to 71,000 in a batch, whose fixed part is about
+    75,000); a new job's is the node's estimate and a fifth
     (``GAS_MARGIN_PERCENT``) when less. Only the gas used is paid, but a block takes
     transactions by their limits: a generous one would keep a batch out of a block it fits
     in. The estimate is the job's prediction too: one execution on the node per job."""
@@ -139,24 +140,19 @@ class Reported:
     tx: str
     block: int
     hash: str
-    signed: SignedTerms | None = None
+    signed: SignedTerms
 
     def to_json(self) -> str:
-        data = {k: v for k, v in asdict(self).items() if k != "signed"}
-        if self.signed is not None:
-            data["signed"] = asdict(self.signed)
-        return json.dumps(data, default=str)
+        return json.dumps(asdict(self), default=str)
 
     @classmethod
     def from_json(cls, saved: str) -> Reported:
         data = json.loads(saved)
         for name in ("spent", "fees", "units"):
             data[name] = Decimal(data[name])
-        signed = data.pop("signed", None)
-        if signed is not None:
-            signed["most"], signed["limit"] = Decimal(signed["most"]), Decimal(signed["limit"])
-            data["signed"] = SignedTerms(**signed)
-        return cls(**data)
+        signed = data.pop("signed")
+        signed["most"], signed["limit"] = Decimal(signed["most"]), Decimal(signed["limit"])
+        return cls(**data, signed=SignedTerms(**signed))
 
 
 @dataclass(slots=True)
@@ -267,9 +263,8 @@ class Settler:
 
     async def _gather(self) -> None:
         """Mints into jobs, each as a worker is free: what waited meanwhile shares one
-        transaction (up to ``batch_size`` signed orders), and a lone signed mint waits at most
-        ``gather_s`` for company; an unsigned one goes alone, and an order in a job alive
-        brings its whole job back."""
+        transaction (up to ``batch_size`` orders), and a lone mint waits at most ``gather_s``
+        for company; an order in a job alive brings its whole job back, alone."""
         loop = asyncio.get_running_loop()
         while True:
             await self._free.acquire()
@@ -278,7 +273,7 @@ class Settler:
             try:
                 batch = [first]
                 deadline = loop.time() + self.settings.gather_s
-                while self._signed(first) and len(batch) < self.settings.batch_size:
+                while self._joins(first) and len(batch) < self.settings.batch_size:
                     try:
                         mint = self._asked.get_nowait()
                     except asyncio.QueueEmpty:
@@ -289,13 +284,14 @@ class Settler:
                                                           deadline - loop.time())
                         except TimeoutError:
                             break
-                    (batch if self._signed(mint) else self._next).append(mint)
+                    (batch if self._joins(mint) else self._next).append(mint)
                 self._work.put_nowait(batch)
             finally:
                 self._gathering -= 1
 
-    def _signed(self, mint: Mint) -> bool:
-        return mint.order_id in self.mints.terms and mint.order_id not in self._job_of
+    def _joins(self, mint: Mint) -> bool:
+        """Whether the mint may share a new job: not if its order is in one alive."""
+        return mint.order_id not in self._job_of
 
     async def _worker(self) -> None:
         while True:
@@ -394,8 +390,9 @@ class Settler:
         any sent may be mined by the time the node is asked (the reconciliation takes those
         off the vault's side, as the deposits the watcher has not journaled yet)."""
         return [Unapplied(o.spent, partial(self.sent, o.order_id),
-                          partial(self._settled_at, o.order_id))
-                for o in list(self.mints.orders.values()) if o.account == account]
+                          partial(self._settled_at, self._vault_id(o.order_id)))
+                for o in list(self.mints.orders.values())
+                if o.account == account and o.order_id in self.mints.terms]
 
     def sent(self, order_id: int) -> bool:
         """Whether the order's settlement may have reached the node: its job is recorded
@@ -432,6 +429,9 @@ class Settler:
         outcomes: list[Outcome] = []
         fresh = []
         for mint in mints:  # a retry, or a settlement moved, may be settled already
+            if mint.order_id not in self.mints.terms:
+                outcomes += self._failed([mint], UNSIGNED)
+                continue
             done = None
             if (mint.attempt > 1 or mint.order_id in self._moved) \
                     and mint.order_id not in self._job_of:
@@ -522,7 +522,7 @@ class Settler:
         block_hash = await self._block_hash(block) or ""
         kept = [Reported(m.order_id, o.account, o.wallet, o.index, o.spent, o.fees,
                          o.client_order_id, m.units, tx, block, block_hash,
-                         self.mints.terms.get(m.order_id))
+                         self.mints.terms[m.order_id])
                 for m in mints if (o := self.mints.orders[m.order_id])]
         self.journal.save_records({f"settled:{r.order_id}": r.to_json() for r in kept})
         for reported in kept:
@@ -647,7 +647,7 @@ class Settler:
                           ) -> tuple[str, int | None] | None:
         """The transaction that settled the order and its block, if one did: the vault
         records the block, so one log query of one block finds it."""
-        block = await self._settled_block(order_id, order, "latest")
+        block = await self._settled_block(self._vault_id(order_id, order), "latest")
         if not block:
             return None
         logs = await self.vault.events.OrderSettled().get_logs(
@@ -656,26 +656,26 @@ class Settler:
             return "settled", None
         return "0x" + bytes(logs[-1]["transactionHash"]).hex(), block
 
-    async def _settled_at(self, order_id: int, block: int) -> bool:
-        """Whether the order was settled by ``block``."""
-        return bool(await self._settled_block(order_id, None, block))
+    async def _settled_at(self, vault_id: bytes, block: int) -> bool:
+        """Whether the order was settled by ``block`` (asked after it may have been minted
+        and forgotten here: the vault's name for it is taken beforehand)."""
+        return bool(await self._settled_block(vault_id, block))
 
-    async def _settled_block(self, order_id: int, order: Reported | None,
-                             at: BlockIdentifier) -> int:
-        """The block the order was settled in as of block ``at``; 0 if it was not."""
-        wallet = order.wallet if order is not None else self.mints.orders[order_id].wallet
-        terms = order.signed if order is not None else self.mints.terms.get(order_id)
-        if terms is None:
-            return int(await self.vault.functions.settled(self.key(order_id)).call(
-                block_identifier=at))
-        _, block, _ = await self.vault.functions.order_state(
-            signed_order_id(wallet, terms.name)).call(block_identifier=at)
+    async def _settled_block(self, vault_id: bytes, at: BlockIdentifier) -> int:
+        """The block of the order's last fill as of block ``at``; 0 if it had none."""
+        _, block, _ = await self.vault.functions.order_state(vault_id).call(
+            block_identifier=at)
         return int(block)
+
+    def _vault_id(self, order_id: int, order: Reported | None = None) -> bytes:
+        """What the vault names the order by: its wallet and the name it signed."""
+        wallet = order.wallet if order is not None else self.mints.orders[order_id].wallet
+        terms = order.signed if order is not None else self.mints.terms[order_id]
+        return signed_order_id(wallet, terms.name)
 
     async def _predicted_gas(self, data: HexStr) -> int | str:
         """The gas the call takes now, or why the vault would refuse it as a whole (not the
-        operator, paused, an order settled already for one alone); a signed order it would
-        skip does not stop the others."""
+        operator, paused); an order it would skip does not stop the others."""
         try:
             return int(await self.w3.eth.estimate_gas(
                 {"from": self.operator.address, "to": self.vault.address, "data": data}))
@@ -699,18 +699,8 @@ class Settler:
 
     def _calldata(self, mints: list[Mint], order: Reported | None = None) -> HexStr:
         """The vault's call settling ``mints``, encoded once for the job's prediction and its
-        every send: ``settle_batch`` of the signed orders (with eth-abi: web3's encoder
-        normalises every value of every call, 0.1 s for a hundred orders), or ``settle`` of
-        one unsigned order."""
-        first = order or self.mints.orders[mints[0].order_id]
-        terms = order.signed if order is not None else self.mints.terms.get(mints[0].order_id)
-        if terms is None:
-            return HexStr(self.vault.encode_abi("settle", [
-                self.key(mints[0].order_id), first.wallet,
-                self.deployment.index_tokens[first.index],
-                to_units(first.spent, self.collateral_decimals),
-                to_units(mints[0].units, INDEX_TOKEN_DECIMALS),
-                to_units(first.fees, self.collateral_decimals), first.client_order_id]))
+        every send: ``settle_batch`` of their signed orders (with eth-abi: web3's encoder
+        normalises every value of every call, 0.1 s for a hundred orders)."""
         selector, types = self._settle_batch
         return HexStr("0x" + (selector + encode(types, [
             [self._settlement(m, order) for m in mints]])).hex())
@@ -719,7 +709,6 @@ class Settler:
         """One signed order's fill, as the vault's ``Settlement`` struct."""
         charged = order or self.mints.orders[mint.order_id]
         terms = order.signed if order is not None else self.mints.terms[mint.order_id]
-        assert terms is not None
         signed = signed_order(terms, self.deployment.index_tokens[charged.index],
                               self.collateral_decimals)
         assert signed is not None, "the gateway took terms off the collateral's grid"

@@ -1,5 +1,6 @@
-"""The vault's events as the engine's facts: deposits, withdrawal requests and payouts, once
-each is confirmed (``confirmations`` blocks on top, or the node's finalized block).
+"""The vault's events as the engine's facts: deposits, withdrawal requests and payouts, and the
+cancellations of signed orders, once each is confirmed (``confirmations`` blocks on top, or the
+node's finalized block).
 
 The watcher reads logs in bounded block ranges from a cursor kept in the journal (public RPCs
 refuse unbounded ranges, and eth-tester slows down with them). The cursor is saved only once
@@ -20,7 +21,8 @@ read and its hash (its checkpoints) and the facts read, back to the node's final
 it changed, the watcher rewinds to the newest checkpoint still on the chain and reads again.
 A fact read before the fork that is not read again by the time the watcher is back where it
 was has vanished: it is submitted as ``VaultFactVanished`` (the engine puts the account in
-doubt) and logged as an error.
+doubt) and logged as an error. A cancellation is not followed so: the engine has ended the
+order, which the user asked for, whether or not the call is mined again.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from chain.finality import Confirmations, confirmed_head, finalized_block
 from chain.records import Records
 from solver.core.commands import (
     Input,
+    OrderCancelledOnChain,
     VaultDepositConfirmed,
     VaultFact,
     VaultFactVanished,
@@ -145,7 +148,7 @@ class VaultWatcher:
         self._waiting: tuple[Input, Cursor] | None = None
         self._reading = asyncio.Lock()
         self._events = {bytes(HexBytes(getattr(vault.events, name).topic)):
-                        getattr(vault.events, name)() for name in KINDS}
+                        getattr(vault.events, name)() for name in (*KINDS, "OrderCancelled")}
 
     # --- the bus tells when a range's facts are journaled ----------------------------------
 
@@ -239,7 +242,8 @@ class VaultWatcher:
                 found.next_id += 1
             fact, read = self._fact(entry)
             found.facts.append(fact)
-            found.read.append(read)
+            if read is not None:
+                found.read.append(read)
         return found
 
     def _gap(self, expected: int, got: int, start: int, end: int) -> None:
@@ -324,11 +328,14 @@ class VaultWatcher:
     async def _hash(self, block: int) -> str:
         return bytes((await self.w3.eth.get_block(block))["hash"]).hex()
 
-    def _fact(self, entry: Any) -> tuple[Input, ReadFact]:
-        """The log as the engine's fact, and as the watcher remembers it."""
+    def _fact(self, entry: Any) -> tuple[Input, ReadFact | None]:
+        """The log as the engine's fact, and as the watcher remembers it (money moved only)."""
         args, name, ts = entry["args"], entry["event"], self.clock()
-        amount = from_units(int(args["amount"]), self.decimals)
         fact_id = f"0x{bytes(entry['transactionHash']).hex()}:{entry['ordinal']}"
+        if name == "OrderCancelled":
+            return OrderCancelledOnChain(ts, fact_id, args["user"], args["cl_ord_id"],
+                                         int(args["effective_at"])), None
+        amount = from_units(int(args["amount"]), self.decimals)
         read = ReadFact(int(entry["blockNumber"]), fact_id, KINDS[name], args["user"],
                         str(amount))
         if name == "Deposited":

@@ -2,8 +2,10 @@
 # @license MIT
 """
 @title CollateralVault: one per collateral token
-@notice Each user's collateral stays here, in their own balance, until a settlement charges it;
-        a settlement charges and mints in the same transaction, exactly once per order key.
+@notice Each user's collateral stays here, in their own balance, until a settlement charges it.
+        The operator settles only orders their users signed (EIP-712): each fill charges and
+        mints in the same transaction, within the signed collateral, limit price, fee bound
+        and deadline, and exactly once (`settle_batch`); nothing else moves a balance.
         A user can always leave: request, wait `withdrawal_delay`, withdraw. Nothing the owner
         or the operator can do (pause included) stops that, and the delay is immutable.
         `withdrawal_grace` after a request, what it asks for is locked: no settlement may
@@ -185,9 +187,6 @@ balances: public(HashMap[address, uint256])
 # sum of balances: what the vault owes its users (reconciliation reads one word)
 total_balances: public(uint256)
 deposit_count: public(uint256)
-# the block each key was settled in (0: not settled), so that a reader finds the settlement's
-# transaction with one bounded log query, on a node that caps log ranges too
-settled: public(HashMap[bytes32, uint256])
 # only registered tokens can be minted; an arbitrary address would let the operator charge
 # collateral while "minting" a token of its own
 index_tokens: public(HashMap[address, bool])
@@ -378,45 +377,6 @@ def release(user: address, amount: uint256) -> uint256:
     assert msg.sender == self.operator, "not operator"
     assert self.withdrawal_requested[user] > 0, "no request"
     return self._pay_out(user, amount, True)
-
-
-@external
-@nonreentrant
-def settle(
-    order_key: bytes32,
-    user: address,
-    token: address,
-    collateral_spent: uint256,
-    units: uint256,
-    fees: uint256,
-    cl_ord_id: String[256],
-):
-    """
-    @notice Charge `collateral_spent` (fees included) from `user` to the treasury and mint
-            `units` of `token` to `user`, once per `order_key`.
-    """
-    assert msg.sender == self.operator, "not operator"
-    assert not self.paused, "paused"
-    assert self.settled[order_key] == 0, "already settled"
-    assert self.index_tokens[token], "unknown index token"
-    # both sides nonzero: never collateral without tokens, never tokens without collateral
-    assert collateral_spent > 0, "zero spent"
-    assert units > 0, "zero units"
-    assert fees <= collateral_spent, "fees exceed spent"
-    balance: uint256 = self.balances[user]
-    assert balance >= collateral_spent, "insufficient balance"
-    balance -= collateral_spent
-    if self.withdrawal_requested[user] > 0 and block.timestamp >= self.withdrawal_locked_at[user]:
-        assert balance >= self.withdrawal_requested[user], "locked for withdrawal"
-    self.settled[order_key] = block.number
-    self.balances[user] = balance
-    self.total_balances -= collateral_spent
-    assert extcall collateral.transfer(self.treasury, collateral_spent, default_return_value=True), "transfer"
-    extcall IIndexToken(token).mint(user, units)
-    log OrderSettled(
-        order_key=order_key, user=user, token=token, collateral_spent=collateral_spent,
-        units=units, fees=fees, cl_ord_id=cl_ord_id, balance=balance,
-    )
 
 
 @external

@@ -98,11 +98,12 @@ class UsageError(Exception):
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from web3 import AsyncHTTPProvider, AsyncWeb3
+    from web3 import AsyncWeb3
 
     from chain.deployment import ChainDeployment
+    from chain.provider import node_provider
 
-    w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(args.rpc))
+    w3: AsyncWeb3[Any] = AsyncWeb3(node_provider(args.rpc))
     try:
         if args.action == "deploy":
             return await _deploy(w3, args)

@@ -144,6 +144,18 @@ class WithdrawalPaid(Input):
 
 
 @dataclass(frozen=True, slots=True)
+class OrderCancelledOnChain(Input):
+    """The wallet cancelled its signed order ``name`` in the vault (``cancel_order``): no fill
+    of it settles from ``effective_at_s`` (Unix seconds, the vault's grace after the call).
+    ``fact_id`` names the chain's event."""
+
+    fact_id: str
+    wallet: str
+    name: str
+    effective_at_s: int
+
+
+@dataclass(frozen=True, slots=True)
 class VaultReadingStarted(Input):
     """The service started on a chain: until ``VaultReadThrough``, deposits made while it was
     away may not be known yet, and an order refused for collateral says so."""
@@ -280,8 +292,9 @@ Command = (
 )
 Fact = (
     DepositConfirmed | VaultDepositConfirmed | WithdrawalRequested | WithdrawalPaid
-    | FeeAssetFunded | BookUpdated | AssetOrderAccepted | AssetOrderFilled | AssetOrderEnded
-    | MintConfirmed | SettlementMoved | MintFailed | ClockTicked
+    | OrderCancelledOnChain | FeeAssetFunded | BookUpdated | AssetOrderAccepted
+    | AssetOrderFilled | AssetOrderEnded | MintConfirmed | SettlementMoved | MintFailed
+    | ClockTicked
 )
 PRICED_ON_BOOKS = (SubmitIndexOrder, ReduceIndexOrder, RequestQuote, PlanBatch,
                    AssetOrderFilled, AssetOrderEnded, ClockTicked)

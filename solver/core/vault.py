@@ -22,6 +22,7 @@ from solver.core.actions import credit, end_order, reduce, reduce_refusal
 from solver.core.commands import (
     BindWallet,
     DepositConfirmed,
+    OrderCancelledOnChain,
     ResolveVanishedFact,
     VaultDepositConfirmed,
     VaultFact,
@@ -40,7 +41,14 @@ from solver.core.custody import (
     WithdrawalTrigger,
 )
 from solver.core.money import ZERO
-from solver.core.orders import IndexOrder, OrderState, OrderStatus, RejectReason, amount_refusal
+from solver.core.orders import (
+    IndexOrder,
+    OrderState,
+    OrderStatus,
+    RejectReason,
+    amount_refusal,
+    changeable,
+)
 from solver.core.state import Events, State
 
 
@@ -363,3 +371,21 @@ def _pay_from_held(state: State, fact: WithdrawalPaid) -> list[ev.Event]:
     if due > 0:
         events.append(ev.VaultOverpaid(fact.payout_id, fact.wallet, fact.asset, due))
     return events
+
+
+def order_cancelled(state: State, fact: OrderCancelledOnChain) -> Events:
+    """The wallet cancelled its signed order on-chain: the engine ends it as a user's cancel
+    (what its batch bought settles within the vault's grace, the rest is released), however
+    long the grace. A second delivery, or the cancel of an order closed or unknown here,
+    changes nothing."""
+    account = state.custody.account_of(fact.wallet)
+    order = None if account is None else state.order(account, fact.name)
+    if order is not None and (order.signed is None or order.signed.name != fact.name
+                              or order.signed.wallet.lower() != fact.wallet.lower()):
+        order = None  # named so by a change, not signed so: the vault cancelled another
+    found = changeable(order, fact.name)
+    if not isinstance(found, IndexOrder):
+        return [ev.InputIgnored(f"on-chain cancel of {fact.name} by {fact.wallet}: "
+                                f"{found.text}")]
+    return end_order(state, found, OrderStatus.CANCELED,
+                     reason="canceled on-chain by its wallet")

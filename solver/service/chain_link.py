@@ -13,10 +13,11 @@ from typing import Any
 import structlog
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 
 from chain.deploy import contract
 from chain.deployment import ChainDeployment
+from chain.provider import node_provider
 from chain.reconciler import VaultReconciler
 from chain.records import Records
 from chain.settler import Settler, SettleSettings
@@ -54,7 +55,7 @@ async def connect(settings: ChainSettings, wallets: Mapping[str, str],
         raise ConfigError(f"chain: {error}") from None
     except OSError as error:
         raise ConfigError(f"chain.deployment: {error}") from None
-    w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(settings.rpc))
+    w3: AsyncWeb3[Any] = AsyncWeb3(node_provider(settings.rpc))
     if await w3.eth.chain_id != deployment.chain_id:
         raise ConfigError(f"chain.rpc: the node is chain {await w3.eth.chain_id}, the "
                           f"deployment file chain {deployment.chain_id}")

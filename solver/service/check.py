@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_typing import ChecksumAddress
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 
 from chain.deploy import contract
 from chain.deployment import ChainDeployment
+from chain.provider import node_provider
 from solver.config.deployment import ChainSettings, Deployment
 from solver.config.fields import ConfigError
 from solver.core.params import SolverParams, fee_problem
@@ -116,7 +117,7 @@ async def _chain(settings: ChainSettings, deployment: Deployment) -> list[Findin
         recorded = ChainDeployment.load(settings.deployment)
     except (OSError, ValueError, TypeError, KeyError) as error:
         return [Finding("chain deployment file", False, f"{settings.deployment}: {error}")]
-    w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(settings.rpc, {"timeout": 5}))
+    w3: AsyncWeb3[Any] = AsyncWeb3(node_provider(settings.rpc, {"timeout": 5}))
     node = await _attempt(f"chain node ({settings.node})", _chain_id(w3, recorded.chain_id))
     if not node.ok:
         return [node]

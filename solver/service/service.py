@@ -27,6 +27,7 @@ from chain.records import MemoryRecords
 from fix_gateway.account_view import AccountView
 from fix_gateway.config import FixSettings
 from fix_gateway.gateway import Gateway
+from solver.config.fields import ConfigError
 from solver.core.bus import TransactionObserver
 from solver.core.commands import VaultReadingStarted
 from solver.core.model import Index
@@ -100,7 +101,13 @@ async def running_service(setup: EngineSetup, fix: FixSettings, endpoints: Endpo
 
     The writer starts before the chain adapters: orders are answered while web3 loads and the
     node is reached; what the adapters must remember of the events follows the bus from the
-    start (``ChainMemory``)."""
+    start (``ChainMemory``). On a chain every order must be signed (``fix.signing``): the
+    vault settles nothing else."""
+    if chain is not None and (fix.signing is None or not fix.signing.required):
+        if inspect.iscoroutine(chain):
+            chain.close()
+        raise ConfigError("fix.signing: on a chain every order must be signed, since the "
+                          "vault settles only what a wallet signed")
     journal = None if journal_path is None else open_journal(journal_path, setup)
     rebuilt = None if journal is None else rebuild(journal, keep=True)  # the tail, for views
     connector = BinanceConnector(endpoints, key)

@@ -31,8 +31,8 @@ BALANCE_EVENTS = (ev.CollateralDeposited, ev.CollateralReserved, ev.CollateralSp
                   ev.CollateralReleased, ev.CollateralSetAside, ev.CollateralGivenBack,
                   ev.CollateralWithdrawn)
 CHAIN_FACTS = (cmd.VaultDepositConfirmed, cmd.WithdrawalRequested, cmd.WithdrawalPaid,
-               cmd.MintConfirmed, cmd.MintFailed, cmd.VaultFactVanished,
-               cmd.SettlementMoved)
+               cmd.OrderCancelledOnChain, cmd.MintConfirmed, cmd.MintFailed,
+               cmd.VaultFactVanished, cmd.SettlementMoved)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ import pytest
 
 from fix_gateway.gateway import Gateway
 from mocks.binance.local import KEY, mock_server, running
+from mocks.ports import free_port
+from solver.config.fields import ConfigError
 from solver.exchange.connector import BinanceConnector
 from solver.exchange.endpoints import local
 from solver.journal.store import Journal
@@ -62,3 +64,21 @@ def test_a_service_that_fails_to_start_still_closes_what_it_opened(
                 pass
     run(scenario())
     assert calls == ["connector", "journal"]
+
+
+def test_a_service_on_a_chain_refuses_to_start_without_signed_orders(tmp_path: Path) -> None:
+    """The vault settles only what a wallet signed: a chain with orders unsigned would take
+    orders it could never mint. Nothing is opened, and the chain is never reached."""
+    reached: list[str] = []
+
+    async def chain() -> Any:
+        reached.append("the node")
+
+    async def scenario() -> None:
+        with pytest.raises(ConfigError, match=r"fix\.signing"):
+            async with assembled.running_service(
+                    setup(), fix_settings(tmp_path, 0), local(free_port()), KEY,
+                    tmp_path / "journal.db", FAST, chain=chain()):
+                pass
+    run(scenario())
+    assert reached == [] and not (tmp_path / "journal.db").exists()

@@ -1,9 +1,10 @@
 """The whole service on anvil: a user deposits into the vault, orders over FIX, is charged and
-minted by a settlement on the chain, and takes collateral back with a withdrawal; the FIX
-reports and the chain agree."""
+minted by a settlement of the order its wallet signed, and takes collateral back with a
+withdrawal; the FIX reports and the chain agree."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,12 @@ from chain.deploy import contract, deploy_local, transact
 from chain.settler import SettleSettings
 from chain.watcher import WatchSettings, from_units
 from mocks.fix_client import messages
+from mocks.fix_client.wallet import Vault, Wallet
 from solver.service.chain_link import ChainLink
+from solver.service.order_signing import order_signing
 from tests.support.chains import chain
 from tests.support.exchange import run, until
-from tests.support.service import field_of, report_where, service
+from tests.support.service import field_of, report_where, service, setup
 
 USDC = 10**6
 
@@ -39,13 +42,18 @@ def test_deposit_order_settlement_and_withdrawal_on_anvil(tmp_path: Path) -> Non
             link = ChainLink(w3, deployment, operator, {"alice": alice_wallet},
                              watch=WatchSettings(confirmations=0, poll_s=0.05),
                              settle=SettleSettings(confirmations=0, poll_s=0.05))
-            async with service(tmp_path, chain=link) as s:
+            signing = order_signing(deployment, setup(), [("alice", alice_wallet)])
+            wallet = Wallet(anvil.key(alice_wallet), Vault(
+                deployment.chain_id, deployment.vault, dict(deployment.index_tokens)))
+            async with service(tmp_path, chain=link, signing=signing) as s:
                 alice = await s.client("alice")
                 credited = await report_where(alice, t35="BA")  # DepositTxHash: tx:ordinal
                 await until(lambda: s.runtime.engine.ledger.balance(
                     "alice", "USDC").deposited == D(6000), what="the deposit credited")
                 assert field_of(credited, messages.DEPOSIT_TX_HASH) == deposit_log
-                await alice.send(messages.new_order("o1", "SY2", D("1000")))
+                signed = wallet.sign("o1", "SY2", D(1000), D(1100),
+                                     datetime.now(UTC) + timedelta(days=1), 50)
+                await alice.send(messages.new_order("o1", "SY2", D(1000), signed=signed))
                 await report_where(alice, 20, t150="F")  # a part fills; the rest waits
                 await alice.send(messages.cancel("c1", "o1", "SY2"))
                 mint = await report_where(alice, 20, t150="B")

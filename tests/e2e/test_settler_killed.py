@@ -1,6 +1,6 @@
 """A settler killed with SIGKILL after it sent its job's transaction, before it was mined, and
-started again: each order is charged and minted exactly once, with one transaction: an order
-alone, and signed orders of three wallets settled as one batch."""
+started again: each order is charged and minted exactly once, with one transaction: one
+wallet's signed order alone, and three wallets' settled as one batch."""
 
 from __future__ import annotations
 
@@ -38,52 +38,45 @@ ORDER = {"index": "SY2", "collateral": "1000", "spent": "998.5", "fees": "1.5",
 
 
 def test_a_settler_killed_mid_job_and_restarted_settles_exactly_once(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with chain("anvil") as node:
-            assert isinstance(node, Anvil)
-            owner, treasury, alice = (await node.w3.eth.accounts)[:3]
-            deployment, operator = await deploy_local(
-                node.w3, owner, treasury, 3600, {"SY2": "Two assets"})
-            await _deposit(node.w3, deployment, alice)
-            orders = [ORDER | {"id": 1, "wallet": alice}]
-            await _killed_then_restarted(node, tmp_path, deployment, operator, orders)
-    asyncio.run(asyncio.wait_for(scenario(), 120))
+    asyncio.run(asyncio.wait_for(_killed_with(1, tmp_path), 120))
 
 
 def test_a_settler_killed_mid_batch_and_restarted_settles_each_order_once(
         tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with chain("anvil") as node:
-            assert isinstance(node, Anvil)
-            w3 = node.w3
-            owner, treasury = (await w3.eth.accounts)[:2]
-            deployment, operator = await deploy_local(
-                w3, owner, treasury, 3600, {"SY2": "Two assets"})
-            now = int((await w3.eth.get_block("latest"))["timestamp"])
-            orders = []
-            for n in range(1, 4):
-                wallet = Account.create()
-                await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
-                    {"from": owner, "to": wallet.address, "value": 10**18}))
-                await _deposit(w3, deployment, wallet)
-                terms = SignedTerms(wallet.address, f"o{n}", D(1000), D(1010), 50,
-                                    now + 3600, "")
-                signed = signed_order(terms, deployment.index_tokens["SY2"], 6)
-                assert signed is not None
-                signature = sign(signed, Domain(deployment.chain_id, deployment.vault),
-                                 wallet.key.to_0x_hex())
-                orders.append(ORDER | {
-                    "id": n, "wallet": wallet.address, "name": f"o{n}",
-                    "signed": asdict(terms) | {"signature": "0x" + signature.hex()}})
-            await _killed_then_restarted(node, tmp_path, deployment, operator, orders)
-    asyncio.run(asyncio.wait_for(scenario(), 120))
+    asyncio.run(asyncio.wait_for(_killed_with(3, tmp_path), 120))
+
+
+async def _killed_with(count: int, tmp_path: Path) -> None:
+    """``count`` wallets' signed orders settled as one job by a settler killed mid-job, then
+    by one restarted."""
+    async with chain("anvil") as node:
+        assert isinstance(node, Anvil)
+        w3 = node.w3
+        owner, treasury = (await w3.eth.accounts)[:2]
+        deployment, operator = await deploy_local(
+            w3, owner, treasury, 3600, {"SY2": "Two assets"})
+        now = int((await w3.eth.get_block("latest"))["timestamp"])
+        orders = []
+        for n in range(1, count + 1):
+            wallet = Account.create()
+            await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
+                {"from": owner, "to": wallet.address, "value": 10**18}))
+            await _deposit(w3, deployment, wallet)
+            terms = SignedTerms(wallet.address, f"o{n}", D(1000), D(1010), 50, now + 3600, "")
+            signed = signed_order(terms, deployment.index_tokens["SY2"], 6)
+            assert signed is not None
+            signature = sign(signed, Domain(deployment.chain_id, deployment.vault),
+                             wallet.key.to_0x_hex())
+            orders.append(ORDER | {
+                "id": n, "wallet": wallet.address, "name": f"o{n}",
+                "signed": asdict(terms) | {"signature": "0x" + signature.hex()}})
+        await _killed_then_restarted(node, tmp_path, deployment, operator, orders)
 
 
 async def _deposit(w3: AsyncWeb3[Any], deployment: ChainDeployment, user: Any) -> None:
     usdc = contract(w3, "MockUSDC", deployment.collateral)
     vault = contract(w3, "CollateralVault", deployment.vault)
-    address = getattr(user, "address", user)
-    await transact(w3, user, usdc.functions.mint(address, 1000 * USDC))
+    await transact(w3, user, usdc.functions.mint(user.address, 1000 * USDC))
     await transact(w3, user, usdc.functions.approve(vault.address, 1000 * USDC))
     await transact(w3, user, vault.functions.deposit(1000 * USDC, 0))
 

@@ -1,9 +1,7 @@
 """Every benchmark with a size runs at a small one, so that a change cannot leave one broken
 until the next person measures: the run ends well and prints its figures. What they measure
-is in docs/performance.md; nothing here times anything. Not here: ``sustained.py``, which
-takes a minute at any size (its last orders' remainders wait ``completion_wait_ms``), and the
-benchmarks without a size (``plan_batch.py``, ``allocate.py``, ...), which the core's tests
-exercise."""
+is in docs/performance.md; nothing here times anything. Not here: the benchmarks without a
+size (``plan_batch.py``, ``allocate.py``, ...), which the core's tests exercise."""
 
 from __future__ import annotations
 
@@ -22,6 +20,7 @@ SMALL_RUNS = {
     "chain.py": ["--n", "5"],
     "settle_gas.py": ["--sizes", "2"],
     "settle_rate.py": ["--rate", "20", "--seconds", "1", "--users", "2"],
+    "sustained.py": ["--seconds", "5", "--rate", "5", "--users", "2"],
     "withdrawal.py": ["--runs", "1", "--orders", "3"],
 }
 

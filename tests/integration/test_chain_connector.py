@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,7 @@ from chain.keys import signed_order_id
 from chain.ledger_side import LedgerSide
 from chain.mints import Mint, MintsWaiting
 from chain.reconciler import VaultReconciler
-from chain.settler import Settler, SettleSettings
+from chain.settler import UNSIGNED, Settler, SettleSettings
 from chain.watcher import VaultWatcher, WatchSettings
 from solver.core import events as ev
 from solver.core.bus import EventBus, TransactionObserver
@@ -44,7 +45,7 @@ from solver.core.commands import (
     SubmitIndexOrder,
 )
 from solver.core.engine import Engine
-from solver.core.orders import RejectReason
+from solver.core.orders import OrderStatus, RejectReason
 from solver.core.setup import EngineSetup
 from solver.core.signed_terms import SignedTerms
 from solver.journal.store import Journal
@@ -74,6 +75,10 @@ class Stack:
     journal: Journal
     sequencer: Sequencer
     bus: EventBus
+    wallets: dict[str, str] = field(default_factory=dict)
+    """account -> its wallet"""
+    keys: dict[str, str] = field(default_factory=dict)
+    """wallet -> its key: every order is signed"""
     now: int = 0
     transactions: list[ev.Transaction] = field(default_factory=list)
 
@@ -87,6 +92,29 @@ class Stack:
 
     def engine_transactions(self) -> list[ev.Transaction]:
         return self.transactions
+
+    def bind(self, account: str, wallet: str, key: str) -> None:
+        self.wallets[account], self.keys[wallet] = wallet, key
+        self.submit(BindWallet(self.clock(), wallet, account))
+
+    def terms(self, account: str, name: str, most: str = "1000",
+              limit: str = "1010") -> SignedTerms:
+        """What ``account``'s wallet signs for an order of SY2 named ``name``: ``most``
+        collateral at ``limit`` a unit, fees 50 bps at most, for a day."""
+        wallet = self.wallets[account]
+        terms = SignedTerms(wallet, name, D(most), D(limit), 50, int(time.time()) + 86_400, "")
+        order = signed_order(terms, self.deployment.index_tokens["SY2"], 6)
+        assert order is not None
+        signature = sign(order, Domain(self.deployment.chain_id, self.deployment.vault),
+                         self.keys[wallet])
+        return replace(terms, signature="0x" + signature.hex())
+
+    async def settled_block(self, mint: ev.MintRequested) -> int:
+        """The block the vault records the order settled in (0: not settled)."""
+        order = self.engine.orders[mint.order_id]
+        _, block, _ = await self.vault.functions.order_state(
+            signed_order_id(order.wallet, order.client_order_id)).call()
+        return int(block)
 
     def watcher(self, confirmations: Confirmations = 2) -> VaultWatcher:
         watcher = VaultWatcher(self.w3, self.vault, "USDC", 6, self.journal, self.submit,
@@ -157,8 +185,8 @@ async def _stack(tmp_path: Path, on: Chain) -> AsyncIterator[Stack]:
     bus = EventBus()
     s = Stack(on, w3, deployment, vault, usdc, token, owner, operator, users, engine, journal,
               Sequencer(engine, bus, journal), bus)
-    for n, user in enumerate(users):
-        s.submit(BindWallet(s.clock(), user, ["alice", "bob", "carol"][n]))
+    for account, user in zip(("alice", "bob", "carol"), users, strict=True):
+        s.bind(account, user, on.key(user))
     try:
         yield s
     finally:
@@ -340,15 +368,16 @@ def test_a_request_raised_before_the_release_is_mined_is_not_paid_early(
 
 
 def filled_order(s: Stack, account: str = "alice", collateral: str = "1000",
-                 client_id: str = "o1", signed: SignedTerms | None = None,
-                 ) -> ev.MintRequested:
-    """An order of SY2 (8 A1 at 100 + 1 A2 at 200 per unit) filled in one batch."""
+                 client_id: str = "o1", signed: bool = True) -> ev.MintRequested:
+    """An order of SY2 (8 A1 at 100 + 1 A2 at 200 per unit), signed by the account's wallet,
+    filled in one batch."""
     mints: list[ev.MintRequested] = []
     s.bus.subscribe(ev.MintRequested, lambda e: mints.append(e.event))
     s.submit(BookUpdated(s.clock(), book("A1", ("100", "1000"))))
     s.submit(BookUpdated(s.clock(), book("A2", ("200", "1000"))))
     s.submit(SubmitIndexOrder(s.clock(), account, client_id, "SY2", D(collateral),
-                              signed=signed))
+                              signed=s.terms(account, client_id, most=collateral)
+                              if signed else None))
     s.submit(PlanBatch(s.clock()))
     requests = [o for o in s.engine.asset_orders.values() if not o.is_done]
     for n, r in enumerate(requests):
@@ -385,6 +414,20 @@ def test_a_filled_order_is_charged_and_minted_in_one_transaction_exactly_once(
             assert again.tx_hash == confirmed.tx_hash  # found on-chain, nothing sent
             assert await s.w3.eth.get_transaction_count(s.operator.address) == nonce
             assert await s.token.functions.totalSupply().call() == int(mint.units * 10**18)
+    within(60, scenario)
+
+
+def test_an_unsigned_order_fails_its_mint_with_the_reason_and_nothing_is_sent(
+        tmp_path: Path, backend: str) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher, settler = s.watcher(confirmations=0), s.settler()
+            await funded(s, watcher, 0, 1500)
+            mint = filled_order(s, signed=False)
+            failed = await settler.settle(Mint(mint.order_id, 1, mint.units))
+            assert isinstance(failed, MintFailed) and failed.reason == UNSIGNED
+            assert await s.w3.eth.get_transaction_count(s.operator.address) == 0
+            assert await s.token.functions.totalSupply().call() == 0
     within(60, scenario)
 
 
@@ -439,14 +482,15 @@ def test_a_stuck_settlement_is_replaced_with_higher_fees_and_mined_once(
 
 def test_settlements_in_flight_together_take_a_nonce_each_and_reconcile(
         tmp_path: Path, backend: str) -> None:
-    """Four mints are worked on at once, each with its own nonce; on anvil all are sent
-    before any is mined (automine off; the embedded chain takes no transaction beyond the
-    account's mined nonce, so there each is mined as it is sent). Each order is settled once,
-    and each reconciliation agrees: the settlements mined that the engine has not applied yet
-    are taken into account."""
+    """Four jobs of one mint each are worked on at once, each with its own nonce; on anvil
+    all are sent before any is mined (automine off; the embedded chain takes no transaction
+    beyond the account's mined nonce, so there each is mined as it is sent). Each order is
+    settled once, and each reconciliation agrees: the settlements mined that the engine has
+    not applied yet are taken into account."""
     async def scenario() -> None:
         async with stack(tmp_path, backend) as s:
-            watcher, settler = s.watcher(confirmations=0), s.settler()
+            watcher = s.watcher(confirmations=0)
+            settler = s.settler(settings=SettleSettings(confirmations=0, batch_size=1))
             reconciler = VaultReconciler(s.w3, s.vault, "USDC", 6, {"alice": s.users[0]},
                                          watcher.journaled_through,
                                          s.following(LedgerSide()), settler.unapplied)
@@ -478,21 +522,20 @@ def test_settlements_in_flight_together_take_a_nonce_each_and_reconcile(
 
 def test_a_worker_is_free_once_its_settlement_is_mined_and_confirmations_follow_apart(
         tmp_path: Path, backend: str) -> None:
-    """One worker, confirmations 2, blocks mined only by transactions: every settlement is
-    sent and mined while the ones before wait for their confirmations (a worker that waited
-    would wait for ever: no block comes without a transaction)."""
+    """One worker, one order a job, confirmations 2, blocks mined only by transactions: every
+    settlement is sent and mined while the ones before wait for their confirmations (a worker
+    that waited would wait for ever: no block comes without a transaction)."""
     async def scenario() -> None:
         async with stack(tmp_path, backend) as s:
             watcher = s.watcher(confirmations=0)
             settler = s.settler(settings=SettleSettings(confirmations=2, poll_s=0.01,
-                                                        in_flight=1))
+                                                        in_flight=1, batch_size=1))
             await funded(s, watcher, 0, 5000)
             working = asyncio.create_task(settler.run())
             mints = [filled_order(s, client_id=f"o{n}") for n in range(3)]
-            keys = [settler.key(m.order_id) for m in mints]
 
             async def settled() -> int:
-                return sum([await s.vault.functions.settled(k).call() != 0 for k in keys])
+                return sum([await s.settled_block(m) != 0 for m in mints])
 
             await counted(settled, len(mints))
             assert await _minted(s) < len(mints)  # the last has no block on top yet
@@ -654,6 +697,9 @@ def test_a_settlement_sent_after_the_ledger_was_read_is_no_disagreement(
             assert isinstance(confirmed, MintConfirmed)  # mined, not applied by the engine yet
             check = await reconciler.check("alice")
             assert check is not None and check.agrees, check
+            s.submit(confirmed)  # minted while a check waits on the node: the settler forgets it
+            [pending] = taken
+            assert await pending.settled_by(await s.w3.eth.block_number)
     within(60, scenario)
 
 
@@ -672,13 +718,13 @@ def test_a_settlement_reorganised_after_its_confirmations_is_sent_again_and_rest
             assert kept.tx == confirmed.tx_hash
             await s.chain.undo(before)  # the settlement's block leaves the chain
             await s.mine(3)
-            assert await s.vault.functions.settled(settler.key(mint.order_id)).call() == 0
+            assert await s.settled_block(mint) == 0
             await settler.check_reported()
             [moved] = events_of(s, ev.IndexOrderMintRestated)
             assert moved.previous_tx == confirmed.tx_hash != moved.tx_hash
             order = s.engine.orders[mint.order_id]
             assert order.mint_tx == moved.tx_hash
-            assert await s.vault.functions.settled(settler.key(mint.order_id)).call() != 0
+            assert await s.settled_block(mint) != 0
             assert await s.token.functions.balanceOf(s.users[0]).call() == int(mint.units * 10**18)
             await settler.check_reported()  # nothing more to do
             assert len(events_of(s, ev.IndexOrderMintRestated)) == 1
@@ -819,19 +865,8 @@ async def signer_of(s: Stack, account: str, deposit: int) -> LocalAccount:
     await transact(s.w3, wallet, s.usdc.functions.mint(wallet.address, deposit * USDC))
     await transact(s.w3, wallet, s.usdc.functions.approve(s.vault.address, 2**256 - 1))
     await transact(s.w3, wallet, s.vault.functions.deposit(deposit * USDC, 0))
-    s.submit(BindWallet(s.clock(), wallet.address, account))
+    s.bind(account, wallet.address, wallet.key.to_0x_hex())
     return wallet
-
-
-async def signed_terms(s: Stack, wallet: LocalAccount, name: str, most: str = "1000",
-                       limit: str = "1010") -> SignedTerms:
-    now = int((await s.w3.eth.get_block("latest"))["timestamp"])
-    unsigned = SignedTerms(wallet.address, name, D(most), D(limit), 50, now + 3600, "")
-    order = signed_order(unsigned, s.deployment.index_tokens["SY2"], 6)
-    assert order is not None
-    signature = sign(order, Domain(s.deployment.chain_id, s.deployment.vault),
-                     wallet.key.to_0x_hex())
-    return replace(unsigned, signature="0x" + signature.hex())
 
 
 def test_signed_orders_settle_many_to_a_transaction_each_once(
@@ -846,10 +881,8 @@ def test_signed_orders_settle_many_to_a_transaction_each_once(
             settler = s.settler(settings=SettleSettings(confirmations=0, gather_s=0.5))
             working = asyncio.create_task(settler.run())
             sent_before = await s.w3.eth.get_transaction_count(s.operator.address)
-            mints = [filled_order(s, account, client_id=f"o{n}",
-                                  signed=await signed_terms(s, wallet, f"o{n}"))
-                     for n, (account, wallet) in enumerate(zip(("dave", "erin", "frank"),
-                                                               wallets, strict=True))]
+            mints = [filled_order(s, account, client_id=f"o{n}")
+                     for n, account in enumerate(("dave", "erin", "frank"))]
             await counted(lambda: _minted(s), 3)
             working.cancel()
             txs = {s.engine.orders[m.order_id].mint_tx for m in mints}
@@ -872,8 +905,7 @@ async def signed_and_filled(s: Stack, *accounts: str,
     watcher = s.watcher(confirmations=0)
     wallets = [await signer_of(s, account, 1500) for account in accounts]
     await watcher.poll()
-    return [(wallet, filled_order(s, account, client_id=f"{account}-1",
-                                  signed=await signed_terms(s, wallet, f"{account}-1")))
+    return [(wallet, filled_order(s, account, client_id=f"{account}-1"))
             for account, wallet in zip(accounts, wallets, strict=True)]
 
 
@@ -922,3 +954,26 @@ def test_a_signed_job_killed_before_its_send_is_resumed_with_its_nonce_once(
             assert await s.w3.eth.get_transaction_count(
                 s.operator.address) == sent_before + 1
     within(90, scenario)
+
+
+def test_an_order_its_wallet_cancels_on_chain_is_ended_by_the_engine_once(
+        tmp_path: Path, backend: str) -> None:
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher = s.watcher(confirmations=1)
+            dave = await signer_of(s, "dave", 1500)
+            await s.mine(1)
+            await watcher.poll()
+            s.submit(SubmitIndexOrder(s.clock(), "dave", "dave-1", "SY2", D(1000),
+                                      signed=s.terms("dave", "dave-1")))  # no book: it waits
+            await transact(s.w3, dave, s.vault.functions.cancel_order("dave-1"))
+            await watcher.poll()
+            order = s.engine.order("dave", "dave-1")
+            assert order is not None and order.status is OrderStatus.OPEN  # not confirmed yet
+            await s.mine(1)
+            await watcher.poll()
+            assert order.status is OrderStatus.CANCELED
+            [ended] = events_of(s, ev.IndexOrderCompleted)
+            assert ended.reason == "canceled on-chain by its wallet"
+            assert s.balance("dave")[:2] == (D(1500), 0)
+    within(60, scenario)

@@ -11,59 +11,26 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from chain.keys import order_key
 from solver.signed_orders import Domain, SignedOrder, sign, signer
 from tests.support.contracts import (
     GRACE,
+    HOUR,
     REVERTS,
     UNIT,
     USDC,
     Chain,
     balance,
     deposit,
+    domain,
+    fill,
+    filled,
     logs,
+    order,
     request,
+    settle_batch,
+    skipped,
+    user_key,
 )
-
-HOUR = 3600
-
-
-def domain(c: Chain) -> Domain:
-    return Domain(c.w3.eth.chain_id, c.vault.address)
-
-
-def user_key(c: Chain, user: str) -> str:
-    keys = c.tester().backend.account_keys
-    (key,) = [k for k in keys if k.public_key.to_checksum_address() == user]
-    return str(key.to_hex())
-
-
-def order(c: Chain, user: str, name: str = "o1", *, most: int = 1_000 * USDC,
-          limit: int = 100 * USDC, fee_bps: int = 50, deadline: int | None = None) -> SignedOrder:
-    return SignedOrder(user, c.token.address, most, limit, fee_bps,
-                       deadline if deadline is not None else c.now() + HOUR, name)
-
-
-def fill(c: Chain, o: SignedOrder, spent: int, units: int, *, fees: int = 0,
-         before: int = 0, signature: bytes | None = None) -> tuple[Any, ...]:
-    """The vault's ``Settlement`` of one fill of ``o``."""
-    sig = signature if signature is not None else sign(o, domain(c), user_key(c, o.user))
-    key = order_key(c.w3.eth.chain_id, c.vault.address, f"{o.cl_ord_id}/{before}".encode())
-    return (o.as_call(), sig, key, before, spent, units, fees)
-
-
-def settle_batch(c: Chain, *fills: tuple[Any, ...], sender: str | None = None) -> Any:
-    tx = c.vault.functions.settle_batch(list(fills)).transact({"from": sender or c.operator})
-    return c.w3.eth.wait_for_transaction_receipt(tx)
-
-
-def skipped(c: Chain, receipt: Any) -> list[str]:
-    return [e["args"]["reason"] for e in logs(c.vault, "SettlementSkipped", receipt)]
-
-
-def filled(c: Chain, o: SignedOrder) -> int:
-    order_id = c.vault.functions.order_id(o.user, o.cl_ord_id).call()
-    return int(c.vault.functions.order_state(order_id).call()[0])
 
 
 def test_the_vault_and_the_python_side_agree_on_what_is_signed(c: Chain) -> None:

@@ -9,12 +9,26 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from eth_account import Account
+from web3 import AsyncWeb3
 from web3.providers.eth_tester import AsyncEthereumTesterProvider
 
 from chain.local_node import anvil
+from chain.provider import node_provider
 
 BACKENDS = ("embedded", "anvil")
+
+
+def _anvil_keys() -> dict[str, str]:
+    """anvil's accounts and their keys: its public development mnemonic's first ten."""
+    Account.enable_unaudited_hdwallet_features()
+    accounts = (Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{n}")
+                for n in range(10))
+    return {a.address: a.key.to_0x_hex() for a in accounts}
+
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+ANVIL_KEYS = _anvil_keys()
 
 
 class Chain(Protocol):
@@ -32,6 +46,9 @@ class Chain(Protocol):
 
     async def undo(self, mark: Any) -> None:
         """The blocks since ``mark`` leave the chain, as in a reorganisation."""
+
+    def key(self, address: str) -> str:
+        """The private key of an account the node holds (they sign orders)."""
 
 
 class Embedded:
@@ -58,10 +75,15 @@ class Embedded:
     async def undo(self, mark: Any) -> None:
         self._tester.revert_to_snapshot(mark)
 
+    def key(self, address: str) -> str:
+        (found,) = [k for k in self._tester.backend.account_keys
+                    if k.public_key.to_checksum_address() == address]
+        return str(found.to_hex())
+
 
 class Anvil:
     def __init__(self, url: str) -> None:
-        self.w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(url))
+        self.w3: AsyncWeb3[Any] = AsyncWeb3(node_provider(url))
 
     async def _rpc(self, method: str, *params: Any) -> Any:
         response = await self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
@@ -86,6 +108,9 @@ class Anvil:
         depth = await self.w3.eth.block_number - int(mark)
         if depth:
             await self._rpc("anvil_reorg", depth, [])  # the blocks replaced by empty ones
+
+    def key(self, address: str) -> str:
+        return ANVIL_KEYS[address]
 
 
 @contextlib.asynccontextmanager

@@ -1,7 +1,7 @@
 """A settler in a process of its own, settling orders as one job, for the test that kills it
 with SIGKILL mid-job: ``python -m tests.support.settle_some '<json>'`` (the node's URL, the
 deployment file, the journal, the operator key's environment variable, the orders, each with
-what its wallet signed if it was signed)."""
+what its wallet signed)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3 import AsyncWeb3
 
 from chain.deploy import contract
 from chain.deployment import ChainDeployment
 from chain.mints import Mint, MintsWaiting
+from chain.provider import node_provider
 from chain.settler import Settler, SettleSettings
 from solver.core.orders import OrderSnapshot, OrderStatus
 from solver.core.signed_terms import SignedTerms
@@ -39,15 +40,14 @@ def waiting(orders: list[dict[str, Any]]) -> MintsWaiting:
     mints = MintsWaiting()
     for order in orders:
         mints.orders[order["id"]] = snapshot(order)
-        if "signed" in order:
-            terms = dict(order["signed"])
-            terms["most"], terms["limit"] = Decimal(terms["most"]), Decimal(terms["limit"])
-            mints.terms[order["id"]] = SignedTerms(**terms)
+        terms = dict(order["signed"])
+        terms["most"], terms["limit"] = Decimal(terms["most"]), Decimal(terms["limit"])
+        mints.terms[order["id"]] = SignedTerms(**terms)
     return mints
 
 
 async def settle(spec: dict[str, Any]) -> None:
-    w3: AsyncWeb3[Any] = AsyncWeb3(AsyncHTTPProvider(spec["rpc"]))
+    w3: AsyncWeb3[Any] = AsyncWeb3(node_provider(spec["rpc"]))
     deployment = ChainDeployment.load(Path(spec["deployment"]))
     journal = Journal.open(Path(spec["journal"]))
     settler = Settler(w3, contract(w3, "CollateralVault", deployment.vault), deployment,

@@ -9,7 +9,13 @@ import pytest
 
 from solver.core import events as ev
 from solver.core.allocation import EngagedOrder, allocate
-from solver.core.commands import BindWallet, CancelIndexOrder, ClockTicked
+from solver.core.commands import (
+    BindWallet,
+    CancelIndexOrder,
+    ClockTicked,
+    OrderCancelledOnChain,
+    ReduceIndexOrder,
+)
 from solver.core.inventory import PoolSlice
 from solver.core.money import smallest_units
 from solver.core.orders import OrderStatus, RejectReason
@@ -113,3 +119,42 @@ def test_amounts_become_token_units_exactly_however_many_digits():
         123456789012345678901234123456
     assert smallest_units(D("1.0000001"), 6) is None
     assert smallest_units(D("1E+3"), 6) == 1_000_000_000
+
+
+def test_a_cancel_on_chain_ends_the_open_order_once_and_releases_its_collateral():
+    d = signed_desk()
+    d.order("alice", "o1", "1000", signed=terms())
+    cancelled = d.apply(OrderCancelledOnChain, "0xcafe:0", WALLET.lower(), "o1", HOUR_S)
+    [completed] = [e for e in events_of(cancelled) if isinstance(e, ev.IndexOrderCompleted)]
+    assert completed.order.status is OrderStatus.CANCELED
+    assert completed.reason == "canceled on-chain by its wallet"
+    assert d.engine.ledger.balance("alice", "USDC").available == D(5000)
+    again = d.apply(OrderCancelledOnChain, "0xcafe:0", WALLET, "o1", HOUR_S)
+    [ignored] = events_of(again)
+    assert isinstance(ignored, ev.InputIgnored) and "is canceled" in ignored.reason
+
+
+def test_a_cancel_on_chain_of_an_engaged_order_mints_what_its_batch_bought():
+    d = signed_desk()
+    d.order("alice", "o1", "1000", signed=terms())
+    requests = [e for e in events_of(d.plan()) if isinstance(e, ev.AssetOrderRequested)]
+    pending = d.apply(OrderCancelledOnChain, "0xcafe:0", WALLET, "o1", HOUR_S)
+    assert [type(e) for e in events_of(pending)] == [ev.IndexOrderEndPending]
+    settled = fill_all(d, requests)
+    [mint] = [e for t in settled for e in events_of(t) if isinstance(e, ev.MintRequested)]
+    assert mint.signed == terms() and d.engine.orders[1].status is OrderStatus.CANCELED
+
+
+@pytest.mark.parametrize("wallet, name", [
+    ("0x" + "22" * 20, "o1"),  # another wallet's order of that name: not alice's
+    (WALLET, "o2"),            # alice's unsigned order: the vault never settles it anyway
+    (WALLET, "r1"),            # o1's replace: the vault names an order by its signed name
+])
+def test_a_cancel_on_chain_of_another_order_changes_nothing(wallet, name):
+    d = signed_desk()
+    d.order("alice", "o1", "1000", signed=terms())
+    d.order("alice", "o2", "1000")
+    d.apply(ReduceIndexOrder, "alice", "o1", D(900), "r1")
+    [ignored] = events_of(d.apply(OrderCancelledOnChain, "0xcafe:0", wallet, name, HOUR_S))
+    assert isinstance(ignored, ev.InputIgnored)
+    assert {o.status for o in d.engine.orders.values()} == {OrderStatus.OPEN}
