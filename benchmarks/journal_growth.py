@@ -18,6 +18,7 @@ import sqlite3
 import sys
 import tempfile
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -51,8 +52,9 @@ async def measure(seconds: float) -> list[tuple[str, Counter[str], Counter[str]]
     from mocks.binance.server import Credentials, MockBinance
     from mocks.fix_client import FixClient, SessionConfig, messages
     from mocks.ports import free_port
-    from solver.demo import deployed_chain, deposit
+    from solver.demo import FEE_BOUND_BPS, deployed_chain, deposit, signing_wallets
     from solver.exchange.endpoints import ApiKey, local
+    from solver.service.order_signing import order_signing
     from solver.service.service import running_service
     from solver.simulation.run import setup_of
     from solver.simulation.scenario import load_scenario
@@ -69,9 +71,11 @@ async def measure(seconds: float) -> list[tuple[str, Counter[str], Counter[str]]
     try:
         with tempfile.TemporaryDirectory() as store:
             journal = Path(store) / "journal.db"
+            setup = setup_of(scenario)
             fix = FixSettings(free_port(), "SOLVER", Path(store), (
-                Account("user", "USER", hash_password(password)),))
-            async with running_service(setup_of(scenario), fix, local(server.port), key,
+                Account("user", "USER", hash_password(password)),),
+                signing=order_signing(chain.deployment, setup, chain.wallets.items()))
+            async with running_service(setup, fix, local(server.port), key,
                                        journal_path=journal, chain=chain):
                 client = FixClient(SessionConfig("127.0.0.1", fix.port, "USER", "SOLVER",
                                                  "USER", password))
@@ -81,8 +85,11 @@ async def measure(seconds: float) -> list[tuple[str, Counter[str], Counter[str]]
                 await asyncio.sleep(seconds / 2)
                 middle, count, size = growth(journal, start)
                 halves.append(("no order", count, size))
+                signed = signing_wallets(chain)["user"].sign(
+                    "resting", "SY2", Decimal(40), Decimal(1),
+                    datetime.now(UTC) + timedelta(days=1), FEE_BOUND_BPS)
                 await client.send(messages.new_order("resting", "SY2", Decimal(40),
-                                                     ord_type="2", price=Decimal(1)))
+                                                     signed=signed))
                 await asyncio.sleep(seconds / 2)
                 _, count, size = growth(journal, middle)
                 halves.append(("one order resting", count, size))

@@ -20,7 +20,7 @@ from chain.deployment import ChainDeployment
 from chain.mints import Mint, MintsWaiting
 from solver.core.orders import OrderSnapshot, OrderStatus
 from solver.core.signed_terms import SignedTerms
-from solver.signed_orders import Domain, sign, signed_order
+from solver.signed_orders import Domain, signed_by
 
 USDC = 10**6
 SPENT, FEES, UNITS = Decimal("10"), Decimal("0.01"), Decimal("0.01")
@@ -53,13 +53,10 @@ def sign_mint(mints: MintsWaiting, deployment: ChainDeployment, wallet: LocalAcc
     """Order ``order_id`` of ``wallet`` (named ``o<order id>``: one name per order and
     wallet), filled and signed by the wallet, in ``mints``; the mint to ask for."""
     name = f"o{order_id}"
-    terms = SignedTerms(wallet.address, name, SPENT, LIMIT, MAX_FEE_BPS, deadline_s, "")
-    order = signed_order(terms, deployment.index_tokens["IX"], 6)
-    assert order is not None
-    signature = sign(order, Domain(deployment.chain_id, deployment.vault),
-                     "0x" + bytes(wallet.key).hex())
-    mints.terms[order_id] = SignedTerms(wallet.address, name, SPENT, LIMIT, MAX_FEE_BPS,
-                                        deadline_s, "0x" + signature.hex())
+    mints.terms[order_id] = signed_by(
+        SignedTerms(wallet.address, name, SPENT, LIMIT, MAX_FEE_BPS, deadline_s, ""),
+        "0x" + bytes(wallet.key).hex(), deployment.index_tokens["IX"], 6,
+        Domain(deployment.chain_id, deployment.vault))
     mints.orders[order_id] = OrderSnapshot(
         order_id, account, name, name, "IX", "USDC", SPENT, SPENT, FEES, UNITS,
         OrderStatus.FILLED, None, wallet.address, None, None, LIMIT)

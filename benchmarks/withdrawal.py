@@ -30,10 +30,13 @@ from mocks.binance.local import KEY, mock_server, running
 from mocks.ports import free_port
 from solver.core import events as ev
 from solver.core.commands import SubmitIndexOrder
-from solver.demo import embedded_chain
+from solver.core.signed_terms import SignedTerms
+from solver.demo import FEE_BOUND_BPS, embedded_chain, signing_wallets
 from solver.exchange.endpoints import local
+from solver.service.order_signing import order_signing
 from solver.service.runtime import RuntimeSettings
 from solver.service.service import running_service
+from solver.signed_orders import Domain, signed_by
 from solver.simulation.run import setup_of
 from solver.simulation.scenario import load_scenario
 
@@ -44,12 +47,17 @@ SCENARIO = ROOT / "examples" / "scenarios" / "basic.toml"
 async def one_run(orders: int, store: Path) -> tuple[float, float]:
     scenario = load_scenario(SCENARIO)
     link = await embedded_chain(scenario, ["alice", "bob"])
+    setup = setup_of(scenario)
     fix = FixSettings(port=free_port(), comp_id="SOLVER", store=store,
-                      accounts=(Account("alice", "ALICE", hash_password("unused")),))
+                      accounts=(Account("alice", "ALICE", hash_password("unused")),),
+                      signing=order_signing(link.deployment, setup, link.wallets.items()))
+    key = signing_wallets(link)["alice"].account.key.to_0x_hex()
+    domain = Domain(link.deployment.chain_id, link.deployment.vault)
+    deadline_s = int(time.time()) + 86_400
     released: list[float] = []
     paid: list[float] = []
     async with running(mock_server(step_ms=20)) as server, running_service(
-            setup_of(scenario), fix, local(server.port), KEY,
+            setup, fix, local(server.port), KEY,
             settings=RuntimeSettings(plan_every_ms=50), chain=link) as service:
         runtime = service.runtime
         runtime.bus.subscribe(ev.WithdrawalReleaseRequested,
@@ -57,9 +65,12 @@ async def one_run(orders: int, store: Path) -> tuple[float, float]:
         runtime.bus.subscribe(ev.CollateralWithdrawn, lambda e: paid.append(time.perf_counter()))
         while runtime.engine.ledger.balance("alice", "USDC").deposited == 0:
             await asyncio.sleep(0.01)
-        for n in range(orders):
+        for n in range(orders):  # signed for any price: withdrawals are measured, not prices
+            terms = signed_by(SignedTerms(link.wallets["alice"], f"o{n}", Decimal(100),
+                                          Decimal(10**6), FEE_BOUND_BPS, deadline_s, ""),
+                              key, link.deployment.index_tokens["SY2"], 6, domain)
             runtime.submit(SubmitIndexOrder(runtime.clock(), "alice", f"o{n}", "SY2",
-                                            Decimal(100)))
+                                            Decimal(100), signed=terms))
         while not any(not b.settled for b in runtime.engine.batches.values()):
             await asyncio.sleep(0.001)  # a batch is on the exchange: ask now
         vault = contract(link.w3, "CollateralVault", link.deployment.vault)

@@ -13,7 +13,7 @@ made or checked, so that nothing imports them only to start.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from solver.core.money import smallest_units
@@ -126,3 +126,13 @@ def signed_order(terms: SignedTerms, token: str, decimals: int) -> SignedOrder |
         return None
     return SignedOrder(terms.wallet, token, most, limit, terms.max_fee_bps, terms.deadline_s,
                        terms.name)
+
+
+def signed_by(terms: SignedTerms, private_key: str, token: str, decimals: int,
+              domain: Domain) -> SignedTerms:
+    """``terms`` with their wallet's signature (the key's), as a client sends them: for the
+    services and tests that hold a wallet's key."""
+    order = signed_order(terms, token, decimals)
+    if order is None:
+        raise ValueError(f"{terms.most} or {terms.limit} has more than {decimals} decimals")
+    return replace(terms, signature="0x" + sign(order, domain, private_key).hex())

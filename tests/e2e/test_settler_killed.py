@@ -26,7 +26,7 @@ from solver.core.commands import MintConfirmed
 from solver.core.setup import EngineSetup
 from solver.core.signed_terms import SignedTerms
 from solver.journal.store import Journal
-from solver.signed_orders import Domain, sign, signed_order
+from solver.signed_orders import Domain, signed_by
 from tests.support.builders import index, params, rules
 from tests.support.chains import Anvil, chain
 from tests.support.settle_some import waiting
@@ -62,14 +62,12 @@ async def _killed_with(count: int, tmp_path: Path) -> None:
             await w3.eth.wait_for_transaction_receipt(await w3.eth.send_transaction(
                 {"from": owner, "to": wallet.address, "value": 10**18}))
             await _deposit(w3, deployment, wallet)
-            terms = SignedTerms(wallet.address, f"o{n}", D(1000), D(1010), 50, now + 3600, "")
-            signed = signed_order(terms, deployment.index_tokens["SY2"], 6)
-            assert signed is not None
-            signature = sign(signed, Domain(deployment.chain_id, deployment.vault),
-                             wallet.key.to_0x_hex())
-            orders.append(ORDER | {
-                "id": n, "wallet": wallet.address, "name": f"o{n}",
-                "signed": asdict(terms) | {"signature": "0x" + signature.hex()}})
+            terms = signed_by(
+                SignedTerms(wallet.address, f"o{n}", D(1000), D(1010), 50, now + 3600, ""),
+                wallet.key.to_0x_hex(), deployment.index_tokens["SY2"], 6,
+                Domain(deployment.chain_id, deployment.vault))
+            orders.append(ORDER | {"id": n, "wallet": wallet.address, "name": f"o{n}",
+                                   "signed": asdict(terms)})
         await _killed_then_restarted(node, tmp_path, deployment, operator, orders)
 
 

@@ -9,7 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,7 +50,7 @@ from solver.core.setup import EngineSetup
 from solver.core.signed_terms import SignedTerms
 from solver.journal.store import Journal
 from solver.service.sequencer import Sequencer
-from solver.signed_orders import Domain, sign, signed_order
+from solver.signed_orders import Domain, signed_by
 from tests.support.builders import book, index, params, rules
 from tests.support.chains import BACKENDS, Chain, anvil_node, chain
 from tests.support.exchange import run
@@ -103,11 +103,8 @@ class Stack:
         collateral at ``limit`` a unit, fees 50 bps at most, for a day."""
         wallet = self.wallets[account]
         terms = SignedTerms(wallet, name, D(most), D(limit), 50, int(time.time()) + 86_400, "")
-        order = signed_order(terms, self.deployment.index_tokens["SY2"], 6)
-        assert order is not None
-        signature = sign(order, Domain(self.deployment.chain_id, self.deployment.vault),
-                         self.keys[wallet])
-        return replace(terms, signature="0x" + signature.hex())
+        return signed_by(terms, self.keys[wallet], self.deployment.index_tokens["SY2"], 6,
+                         Domain(self.deployment.chain_id, self.deployment.vault))
 
     async def settled_block(self, mint: ev.MintRequested) -> int:
         """The block the vault records the order settled in (0: not settled)."""
