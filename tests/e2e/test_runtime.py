@@ -206,13 +206,14 @@ def test_the_demo_runs_its_users_through_the_whole_pipeline(
     assert max(map(len, out.splitlines())) <= 80 and "…" not in out
     assert max(map(len, re.findall(r"\d\.(\d+)\b", out))) <= 6
     assert "net quantity" not in out and "ExecutionReport" not in out
+    # whether an order is still open when the batches stop depends on the moving books
     said = re.search(r"the users cancel what is left of their open orders \(([^)]*)\)", out)
-    assert said is not None
+    cancelled_at_the_end = set() if said is None else {o.strip() for o in said[1].split(",")}
     rows = {line.split()[1]: line.split()[2] for line in out.splitlines()
             if re.match(r" (alice|bob|carol|dave) +[a-d]-\d ", line)}
     assert len(rows) == 9 and rows["c-1"] == "canceled"  # the scenario's cancel
     assert {o for o, ended in rows.items() if ended == "canceled"} == \
-        {"c-1", *(o.strip() for o in said[1].split(","))}
+        {"c-1", *cancelled_at_the_end}
     assert "every trade recorded once" in out and "every mint reported to its client" in out
     assert "released by the solver at once" in out and "invariants: ok" in out
     assert out.count(" yes") == 4  # each user's FIX, tokens and vault agree
