@@ -54,7 +54,7 @@ class MintsWaiting:
                 self._keep_terms(event.order_id, event.signed)
             elif isinstance(event, ev.MintRetryScheduled):
                 self.waiting.pop(event.order_id, None)  # the clock asks again
-            elif isinstance(event, ev.IndexOrderMinted):
+            elif isinstance(event, ev.IndexOrderMinted | ev.IndexOrderMintRefused):
                 self.waiting.pop(event.order_id, None)
                 self.orders.pop(event.order_id, None)
                 self.terms.pop(event.order_id, None)

@@ -20,11 +20,13 @@ the hashes of its transactions. For each job the settler:
    by an eighth, which public nodes require) and the new hash recorded before it is sent;
 4. with the receipt the worker is free for the next job: each order the vault settled
    (``OrderSettled``) is followed to its confirmations apart, each it skipped
-   (``SettlementSkipped``) is a ``MintFailed`` with the vault's reason ("already settled" is
-   looked up and reported as settled), and a reverted or unmined job fails its orders (the
-   engine retries; an unmined job is resumed with its nonce). Once confirmed (``confirmations``
-   blocks on top, or finalized) and its block still on the chain, ``MintConfirmed`` is
-   reported; a block that left the chain sends the orders back to be settled again.
+   (``SettlementSkipped``) is a ``MintFailed`` with the vault's reason, or ``MintRefused``
+   when the reason holds for every attempt (``FOR_GOOD``: the deadline passed, cancelled,
+   ...); "already settled" is looked up and reported as settled; a reverted or unmined job
+   fails its orders (the engine retries; an unmined job is resumed with its nonce). Once
+   confirmed (``confirmations`` blocks on top, or finalized) and its block still on the
+   chain, ``MintConfirmed`` is reported; a block that left the chain sends the orders back to
+   be settled again.
 
 Up to ``in_flight`` jobs are sent and mined at once; they sign and send one at a time, so the
 nonces reach the node in order. A restart resumes every job the journal holds (its
@@ -72,7 +74,13 @@ from chain.records import Records
 from chain.watcher import to_units
 from solver.core import events as ev
 from solver.core.bus import EventBus
-from solver.core.commands import Input, MintConfirmed, MintFailed, SettlementMoved
+from solver.core.commands import (
+    Input,
+    MintConfirmed,
+    MintFailed,
+    MintRefused,
+    SettlementMoved,
+)
 from solver.core.signed_terms import SignedTerms
 from solver.signed_orders import signed_order
 
@@ -81,6 +89,13 @@ log = structlog.get_logger(__name__)
 INDEX_TOKEN_DECIMALS = 18
 ALREADY_SETTLED = "already settled"
 UNSIGNED = "the order is not signed: the vault settles only what a wallet signed"
+FOR_GOOD = frozenset({"expired", "cancelled", "bad signature", "above signed collateral",
+                      "price above signed limit", "fees above signed bound",
+                      "unknown index token", "amount out of range", "zero units or spent",
+                      "fees exceed spent"})
+"""The vault's reasons that hold for every attempt of a settlement (the order's terms and the
+fill do not change): the order's mint is refused for good (``MintRefused``) rather than
+retried. "insufficient balance" and "locked for withdrawal" may pass: retried."""
 GAS_MARGIN_PERCENT = 120
 """A predicted job's gas limit: what the node's estimate says, and a fifth more (the state may
 move before the block: an order skipped at the estimate may settle in it)."""
@@ -175,7 +190,7 @@ class Mined:
     settled: tuple[Mint, ...]
 
 
-Outcome = MintConfirmed | MintFailed
+Outcome = MintConfirmed | MintFailed | MintRefused
 
 
 class Settler:
@@ -465,11 +480,15 @@ class Settler:
         if not settled:
             self._forget(job)
         for mint, reason in skipped:
+            refused = f"the vault refused the settlement: {reason}"
             if reason == ALREADY_SETTLED and (done := await self._settled_by(mint.order_id)):
                 outcomes.append(await self._already(mint, *done))
+            elif reason in FOR_GOOD:
+                log.warning("chain settlement refused for good", order_id=mint.order_id,
+                            reason=reason)
+                outcomes.append(MintRefused(self.clock(), mint.order_id, mint.attempt, refused))
             else:
-                outcomes.append(MintFailed(self.clock(), mint.order_id, mint.attempt,
-                                           f"the vault refused the settlement: {reason}"))
+                outcomes.append(MintFailed(self.clock(), mint.order_id, mint.attempt, refused))
         return outcomes, (Mined(job, receipt, tuple(settled)) if settled else None)
 
     def _failed(self, mints: list[Mint], reason: str) -> list[Outcome]:

@@ -55,7 +55,7 @@ class AccountView:
         match event:
             case (ev.CollateralDeposited() | ev.CollateralReserved() | ev.CollateralSpent()
                   | ev.CollateralReleased() | ev.CollateralSetAside() | ev.CollateralGivenBack()
-                  | ev.CollateralWithdrawn()):
+                  | ev.CollateralWithdrawn() | ev.CollateralRefunded()):
                 self._balances[(event.account, event.asset)] = event.balance
             case ev.IndexOrderAccepted():
                 self._ids[(event.account, event.client_order_id)] = event.order_id
@@ -65,4 +65,6 @@ class AccountView:
                     self._ids[(event.order.account, event.request_id)] = event.order_id
                 self._orders[event.order_id] = event.order
             case ev.IndexOrderFilled() | ev.IndexOrderMinted() | ev.IndexOrderMintRestated():
+                self._orders[event.order_id] = event.order
+            case ev.IndexOrderMintRefused():
                 self._orders[event.order_id] = event.order

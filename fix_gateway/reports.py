@@ -145,6 +145,8 @@ class ReportMaker:
                 return self._minted(event, seq, ts)
             case ev.IndexOrderMintRestated():
                 return self._mint_restated(event, seq, ts)
+            case ev.IndexOrderMintRefused():
+                return self._mint_refused(event, seq, ts)
             case ev.CollateralDeposited():
                 return event.account, self._collateral(
                     event, seq, ts, "deposit credited", [(DEPOSIT_TX_HASH, event.deposit_id)])
@@ -161,6 +163,11 @@ class ReportMaker:
             case ev.CollateralWithdrawn():
                 return event.account, self._collateral(
                     event, seq, ts, "withdrawn from the vault", [])
+            case ev.CollateralRefunded():
+                name = _order_names(transaction).get(event.order_id, str(event.order_id))
+                return event.account, self._collateral(
+                    event, seq, ts, f"available again: the vault refused order {name}'s "
+                    "settlement, nothing was charged", [])
         return None
 
     # --- execution reports -------------------------------------------------------------------
@@ -212,6 +219,15 @@ class ReportMaker:
             (CHAIN_ID, str(self.chain_id)), (WALLET_ADDRESS, order.wallet),
             (EXCHANGE_FEE, amount(order.fees)), (MANAGEMENT_FEE, "0")])
 
+    def _mint_refused(self, event: ev.IndexOrderMintRefused, seq: int, ts: int) -> Addressed:
+        """The fills reported are undone: nothing was charged or minted."""
+        order = event.order
+        return order.account, execution(order, seq, ts, "D", _CLOSED[order.status], [
+            (EXEC_RESTATEMENT_REASON, "99"), (TEXT, (
+                f"the vault refused the settlement for good ({event.reason}): nothing was "
+                f"charged or minted, the {amount(event.refunded)} spent is available "
+                "again"))])
+
     def _mint_restated(self, event: ev.IndexOrderMintRestated, seq: int, ts: int) -> Addressed:
         order = event.order
         return order.account, execution(order, seq, ts, "D", "B", [
@@ -242,7 +258,8 @@ class ReportMaker:
     # --- collateral -----------------------------------------------------------------------
 
     def _collateral(self, event: ev.CollateralDeposited | ev.CollateralReleased
-                    | ev.CollateralSetAside | ev.CollateralGivenBack | ev.CollateralWithdrawn,
+                    | ev.CollateralSetAside | ev.CollateralGivenBack | ev.CollateralWithdrawn
+                    | ev.CollateralRefunded,
                     seq: int,
                     ts: int, text: str, extra: list[tuple[int, str]]) -> Outgoing:
         return collateral_report(event.balance, event.account, event.asset, str(seq), None, [

@@ -286,6 +286,16 @@ class ClockTicked(Input):
     """Time passed: order expiries and mint retries fall due."""
 
 
+@dataclass(frozen=True, slots=True)
+class MintRefused(Input):
+    """The vault refused attempt ``attempt`` of the order's settlement for a reason that holds
+    for every attempt (``reason``): it will never settle as signed."""
+
+    order_id: int
+    attempt: int
+    reason: str
+
+
 Command = (
     SubmitIndexOrder | CancelIndexOrder | ReduceIndexOrder | ExpireIndexOrder | RequestQuote
     | PlanBatch | BindWallet
@@ -294,7 +304,7 @@ Fact = (
     DepositConfirmed | VaultDepositConfirmed | WithdrawalRequested | WithdrawalPaid
     | OrderCancelledOnChain | FeeAssetFunded | BookUpdated | AssetOrderAccepted
     | AssetOrderFilled | AssetOrderEnded | MintConfirmed | SettlementMoved | MintFailed
-    | ClockTicked
+    | MintRefused | ClockTicked
 )
 PRICED_ON_BOOKS = (SubmitIndexOrder, ReduceIndexOrder, RequestQuote, PlanBatch,
                    AssetOrderFilled, AssetOrderEnded, ClockTicked)

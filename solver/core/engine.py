@@ -30,6 +30,7 @@ from solver.core.commands import (
     Input,
     MintConfirmed,
     MintFailed,
+    MintRefused,
     OrderCancelledOnChain,
     PlanBatch,
     ReduceIndexOrder,
@@ -227,5 +228,6 @@ _HANDLERS: dict[type[Any], Callable[[State, Any], Events]] = {
     MintConfirmed: minting.confirmed,
     SettlementMoved: minting.moved,
     MintFailed: minting.failed,
+    MintRefused: minting.refused,
     ClockTicked: schedule.tick,
 }

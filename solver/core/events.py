@@ -70,6 +70,18 @@ class CollateralReleased(Event):
     balance: Balance
 
 
+@dataclass(frozen=True, slots=True)
+class CollateralRefunded(Event):
+    """What an order spent and the vault never charged (it refused the settlement for good)."""
+
+    account: str
+    asset: str
+    amount: Decimal
+    fees: Decimal
+    order_id: int
+    balance: Balance
+
+
 # --- the vault: wallets, held deposits, withdrawals -----------------------------------------
 
 
@@ -450,6 +462,21 @@ class IndexOrderMinted(Event):
     order_id: int
     units: Decimal
     tx_hash: str
+    order: OrderSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class IndexOrderMintRefused(Event):
+    """The vault will never settle the order as its wallet signed it (its deadline passed, it
+    was cancelled on-chain, ...): nothing was charged or minted. Its ``units`` go back to the
+    house's free inventory and what it spent, ``refunded``, back to the account."""
+
+    order_id: int
+    units: Decimal
+    refunded: Decimal
+    reason: str
+    lots: tuple[tuple[str, Decimal], ...]
+    """Each lot given back and how much of it."""
     order: OrderSnapshot
 
 

@@ -77,6 +77,9 @@ class Inventory:
         self._queues: dict[str, list[TradeOrder]] = {}
         self._held: dict[int, list[tuple[str, Decimal]]] = {}
         self._new: dict[int, dict[str, list[TradeOrder]]] = {}
+        self._of_order: dict[int, list[tuple[str, Decimal]]] = {}
+        """What each order not yet minted was assigned, lot by lot: given back if the vault
+        refuses its settlement for good."""
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -148,10 +151,12 @@ class Inventory:
         for lid, quantity in self._held.pop(batch_id, ()):
             returned[lid] = returned.get(lid, ZERO) + quantity
         unassigned, lots, assigned = self._unassigned, self._lots, self._assigned
-        for lid, _, quantity in assignments:
+        of_order = self._of_order
+        for lid, order_id, quantity in assignments:
             unassigned[lid] -= quantity
             asset = lots[lid].asset
             assigned[asset] = assigned.get(asset, ZERO) + quantity
+            of_order.setdefault(order_id, []).append((lid, quantity))
             if lid in returned:
                 returned[lid] -= quantity
         freed = [_trade_order(self._lots[lid]) for lid, quantity in returned.items()
@@ -164,6 +169,24 @@ class Inventory:
                     free[key[2]] = left
                     freed.append(key)
         self._enqueue(freed)
+
+    def give_back(self, order_id: int) -> tuple[tuple[str, Decimal], ...]:
+        """What the order was assigned becomes free inventory again (its mint was refused):
+        each lot and how much of it."""
+        freed = []
+        given = tuple(self._of_order.pop(order_id, ()))
+        for lid, quantity in given:
+            self._unassigned[lid] += quantity
+            asset = self._lots[lid].asset
+            self._assigned[asset] -= quantity
+            if self._make_free(lid, quantity):
+                freed.append(_trade_order(self._lots[lid]))
+        self._enqueue(freed)
+        return given
+
+    def minted(self, order_id: int) -> None:
+        """The order's units are the user's: its assignments are final."""
+        self._of_order.pop(order_id, None)
 
     def _make_free(self, lid: str, quantity: Decimal) -> bool:
         """Add to the lot's free quantity; True if it was not free before (not queued)."""

@@ -63,6 +63,12 @@ class CollateralLedger:
         b = self.balance(account, asset)
         self._set(account, asset, replace(b, fees=b.fees + fees))
 
+    def refund(self, account: str, asset: str, amount: Decimal, fees: Decimal) -> None:
+        """What an order spent and was never charged (the vault refused its settlement)."""
+        self._move(account, asset, amount, "spent", "available", "refund")
+        b = self.balance(account, asset)
+        self._set(account, asset, replace(b, fees=b.fees - fees))
+
     def release(self, account: str, asset: str, amount: Decimal) -> None:
         self._move(account, asset, amount, "reserved", "available", "release")
 

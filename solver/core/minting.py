@@ -5,7 +5,7 @@ chain's facts; the order's state moves only by its transition table (``orders``)
 from __future__ import annotations
 
 from solver.core import events as ev
-from solver.core.commands import MintConfirmed, MintFailed, SettlementMoved
+from solver.core.commands import MintConfirmed, MintFailed, MintRefused, SettlementMoved
 from solver.core.money import floor_decimals
 from solver.core.orders import IndexOrder, OrderState
 from solver.core.state import State
@@ -27,6 +27,7 @@ def confirmed(state: State, fact: MintConfirmed) -> list[ev.Event]:
         return [ev.InputIgnored(f"no mint outstanding for order {fact.order_id}")]
     order.minted(fact.tx_hash, floor_decimals(order.filled_units,
                                               state.indexes[order.index].decimals))
+    state.inventory.minted(order.id)
     return [ev.IndexOrderMinted(order.id, order.minted_units, fact.tx_hash, order.snapshot())]
 
 
@@ -53,6 +54,24 @@ def failed(state: State, fact: MintFailed) -> list[ev.Event]:
     order.mint_failed(fact.ts + delay)
     return [ev.MintRetryScheduled(order.id, order.mint_attempts + 1, fact.ts + delay,
                                   fact.reason)]
+
+
+def refused(state: State, fact: MintRefused) -> list[ev.Event]:
+    """The vault will never settle the order: its units go back to the house's free
+    inventory, what it spent back to the account (nothing was charged on-chain)."""
+    order = state.orders.get(fact.order_id)
+    if order is None or order.state is not OrderState.MINTING \
+            or fact.attempt != order.mint_attempts:
+        return [ev.InputIgnored(f"no mint attempt {fact.attempt} in progress for order "
+                                f"{fact.order_id}")]
+    units, fees = order.filled_units, order.fees
+    refunded = order.mint_refused()
+    lots = state.inventory.give_back(order.id)
+    state.ledger.refund(order.account, order.collateral_asset, refunded, fees)
+    return [ev.IndexOrderMintRefused(order.id, units, refunded, fact.reason, lots,
+                                     order.snapshot()),
+            ev.CollateralRefunded(order.account, order.collateral_asset, refunded, fees,
+                                  order.id, state.balance_of(order))]
 
 
 def failed_mints(state: State) -> list[IndexOrder]:

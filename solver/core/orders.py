@@ -23,6 +23,7 @@ class MintStatus(StrEnum):
     REQUESTED = "requested"
     RETRY_WAIT = "retry_wait"
     MINTED = "minted"
+    REFUSED = "refused"
 
 
 class RejectReason(StrEnum):
@@ -116,6 +117,9 @@ class OrderState(StrEnum):
     MINT_RETRY_WAIT = "mint_retry_wait"
     """Closed, its mint failed: asked for again at ``mint_retry_at``."""
     MINTED = "minted"
+    MINT_REFUSED = "mint_refused"
+    """Closed, the vault refused its settlement for good: its units went back to the house,
+    what it spent back to the account."""
 
 
 class Trigger(StrEnum):
@@ -131,6 +135,7 @@ class Trigger(StrEnum):
     FAIL_MINT = "fail_mint"
     RETRY_MINT = "retry_mint"
     CONFIRM_MINT = "confirm_mint"
+    REFUSE_MINT = "refuse_mint"
 
 
 S, T = OrderState, Trigger
@@ -145,13 +150,15 @@ TRANSITIONS: dict[tuple[OrderState, Trigger], OrderState] = {
     (S.MINT_RETRY_WAIT, T.RETRY_MINT): S.MINTING,
     (S.MINTING, T.CONFIRM_MINT): S.MINTED,
     (S.MINT_RETRY_WAIT, T.CONFIRM_MINT): S.MINTED,  # the failed attempt went through after all
+    (S.MINTING, T.REFUSE_MINT): S.MINT_REFUSED,
 }
 """An order's whole life: (state, trigger) -> the next state. Any other pair is a defect."""
 del S, T
 
 _MINT_STATUS = {OrderState.MINTING: MintStatus.REQUESTED,
                 OrderState.MINT_RETRY_WAIT: MintStatus.RETRY_WAIT,
-                OrderState.MINTED: MintStatus.MINTED}
+                OrderState.MINTED: MintStatus.MINTED,
+                OrderState.MINT_REFUSED: MintStatus.REFUSED}
 
 
 @dataclass(slots=True)
@@ -228,6 +235,15 @@ class IndexOrder:
     def minted(self, tx_hash: str, units: Decimal) -> None:
         self.move(Trigger.CONFIRM_MINT)
         self.mint_tx, self.minted_units, self.mint_retry_at = tx_hash, units, None
+
+    def mint_refused(self) -> Decimal:
+        """Nothing of it was charged or minted: it closes as canceled with nothing filled,
+        what it spent released, its units given back; what it spent."""
+        self.move(Trigger.REFUSE_MINT)
+        self.status, refunded = OrderStatus.CANCELED, self.spent
+        self.released += refunded
+        self.spent = self.fees = self.filled_units = ZERO
+        return refunded
 
     def mint_moved(self, tx_hash: str) -> None:
         """Its settlement is in another transaction now: still minted, once."""

@@ -143,6 +143,7 @@ _HANDLERS: dict[type[ev.Event], Any] = {
     ev.MintRetryRequested: Recorder._mint,
     ev.MintRetryScheduled: Recorder._mint,
     ev.IndexOrderMinted: Recorder._mint,
+    ev.IndexOrderMintRefused: Recorder._mint,
 }
 
 _COLUMNS: dict[str, tuple[str, ...]] = {

@@ -21,7 +21,7 @@ from typing import Any
 
 from solver.core.engine import Engine
 
-STATE_VERSION = 13
+STATE_VERSION = 14
 """Bump whenever the engine's or a projection's state changes shape (a field added, renamed or
 retyped)."""
 

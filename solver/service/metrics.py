@@ -82,6 +82,8 @@ class EventCounts:
             EVENTS.labels(type(event).__name__).inc()
             if isinstance(event, ev.MintRequested | ev.MintRetryRequested):
                 self._mint_asked.setdefault(event.order_id, envelope.ts)
+            elif isinstance(event, ev.IndexOrderMintRefused):
+                self._mint_asked.pop(event.order_id, None)
             elif isinstance(event, ev.IndexOrderMinted):
                 asked = self._mint_asked.pop(event.order_id, None)
                 if asked is not None:

@@ -29,7 +29,7 @@ EXCHANGE_FACTS = (cmd.AssetOrderAccepted, cmd.AssetOrderFilled, cmd.AssetOrderEn
                   cmd.FeeAssetFunded)
 BALANCE_EVENTS = (ev.CollateralDeposited, ev.CollateralReserved, ev.CollateralSpent,
                   ev.CollateralReleased, ev.CollateralSetAside, ev.CollateralGivenBack,
-                  ev.CollateralWithdrawn)
+                  ev.CollateralWithdrawn, ev.CollateralRefunded)
 CHAIN_FACTS = (cmd.VaultDepositConfirmed, cmd.WithdrawalRequested, cmd.WithdrawalPaid,
                cmd.OrderCancelledOnChain, cmd.MintConfirmed, cmd.MintFailed,
                cmd.VaultFactVanished, cmd.SettlementMoved)

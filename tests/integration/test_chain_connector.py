@@ -41,11 +41,12 @@ from solver.core.commands import (
     Input,
     MintConfirmed,
     MintFailed,
+    MintRefused,
     PlanBatch,
     SubmitIndexOrder,
 )
 from solver.core.engine import Engine
-from solver.core.orders import OrderStatus, RejectReason
+from solver.core.orders import OrderState, OrderStatus, RejectReason
 from solver.core.setup import EngineSetup
 from solver.core.signed_terms import SignedTerms
 from solver.journal.store import Journal
@@ -906,10 +907,12 @@ async def signed_and_filled(s: Stack, *accounts: str,
             for account, wallet in zip(accounts, wallets, strict=True)]
 
 
-def test_a_signed_order_the_vault_skips_fails_alone_with_its_reason(
+def test_a_signed_order_the_vault_skips_for_good_is_refused_alone_and_given_back(
         tmp_path: Path, backend: str) -> None:
     """Erin cancels her order on-chain and the grace passes before it is settled: the vault
-    skips it ("cancelled"), Dave's settles in the same transaction."""
+    skips it ("cancelled"), Dave's settles in the same transaction. A cancellation holds for
+    every attempt: Erin's mint is refused for good, her collateral is hers again and the
+    units go back to the house."""
     async def scenario() -> None:
         async with stack(tmp_path, backend) as s:
             (_, dave_order), (erin, erin_order) = await signed_and_filled(s, "dave", "erin")
@@ -921,9 +924,15 @@ def test_a_signed_order_the_vault_skips_fails_alone_with_its_reason(
             outcomes = await settler.settle_all([Mint(m.order_id, 1, m.units) for m in orders])
             by_order = {o.order_id: o for o in outcomes}
             assert isinstance(by_order[orders[0].order_id], MintConfirmed)
-            failed = by_order[orders[1].order_id]
-            assert isinstance(failed, MintFailed) and failed.reason.endswith("cancelled")
+            refused = by_order[orders[1].order_id]
+            assert isinstance(refused, MintRefused) and refused.reason.endswith("cancelled")
             assert await s.token.functions.balanceOf(erin.address).call() == 0
+            for outcome in outcomes:
+                s.submit(outcome)
+            order = s.engine.orders[erin_order.order_id]
+            assert order.state is OrderState.MINT_REFUSED
+            assert s.balance("erin")[:2] == (D(1500), 0)  # as in the vault: nothing charged
+            assert await s.vault.functions.balances(erin.address).call() == 1500 * USDC
     within(90, scenario)
 
 

@@ -31,6 +31,7 @@ from solver.core.commands import (
     FeeAssetFunded,
     Input,
     MintConfirmed,
+    MintRefused,
     PlanBatch,
     SubmitIndexOrder,
     WithdrawalPaid,
@@ -186,7 +187,10 @@ class Run:
         self.transactions.append(transaction)
         self.in_flight += transaction.of_type(ev.AssetOrderRequested)
         for mint in transaction.of_type(ev.MintRequested):
-            self.apply(MintConfirmed(self.tick(), mint.order_id, f"0x{mint.order_id:x}"))
+            if mint.order_id % 3 == 2:  # the vault refuses some for good: given back
+                self.apply(MintRefused(self.tick(), mint.order_id, 1, "expired"))
+            else:
+                self.apply(MintConfirmed(self.tick(), mint.order_id, f"0x{mint.order_id:x}"))
         for release in transaction.of_type(ev.WithdrawalReleaseRequested):
             self.apply(WithdrawalPaid(self.tick(), f"paid-{release.request_id}",
                                       release.wallet, release.asset, release.amount))
@@ -474,6 +478,10 @@ def assert_value_is_conserved_exactly(r: Run) -> None:
             split = F(1, 10**30) * (1 + worth)
             assert -split <= rounding <= grid * len(fills) + split
             given += worth
+        for refused in t.of_type(ev.IndexOrderMintRefused):
+            for lid, quantity in refused.lots:
+                sliced[lid] -= F(quantity)
+                given -= F(quantity) * unit_value[lid]
     for i, lot in lots.items():
         assert sliced[i] + F(engine.inventory.unassigned(i)) == F(lot.quantity)
     paid = sum((F(lot.price) * F(lot.quantity) + F(lot.fee) for lot in lots.values()), F(0))

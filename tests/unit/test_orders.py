@@ -57,9 +57,9 @@ def test_a_trigger_the_state_does_not_allow_raises_and_changes_nothing(
     assert o.state is state
 
 
-def test_every_state_is_reached_and_only_minted_and_closed_are_final() -> None:
+def test_every_state_is_reached_and_only_a_mint_done_or_refused_is_final() -> None:
     reached = {OrderState.READY} | set(TRANSITIONS.values())
     assert reached == set(OrderState)
     final = {s for s in OrderState if not any(f == s for f, _ in TRANSITIONS)}
-    assert final == {OrderState.MINTED}
+    assert final == {OrderState.MINTED, OrderState.MINT_REFUSED}
     assert not any(f == OrderState.CLOSED and t != Trigger.REQUEST_MINT for f, t in TRANSITIONS)

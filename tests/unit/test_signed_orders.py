@@ -13,12 +13,14 @@ from solver.core.commands import (
     BindWallet,
     CancelIndexOrder,
     ClockTicked,
+    MintRefused,
     OrderCancelledOnChain,
     ReduceIndexOrder,
 )
+from solver.core.invariants import violations
 from solver.core.inventory import PoolSlice
 from solver.core.money import smallest_units
-from solver.core.orders import OrderStatus, RejectReason
+from solver.core.orders import MintStatus, OrderStatus, RejectReason
 from solver.core.signed_terms import SignedTerms
 from tests.support.builders import D, desk, index, params
 from tests.unit.engine_steps import events_of, fill_all
@@ -158,3 +160,32 @@ def test_a_cancel_on_chain_of_another_order_changes_nothing(wallet, name):
     [ignored] = events_of(d.apply(OrderCancelledOnChain, "0xcafe:0", wallet, name, HOUR_S))
     assert isinstance(ignored, ev.InputIgnored)
     assert {o.status for o in d.engine.orders.values()} == {OrderStatus.OPEN}
+
+
+def test_a_mint_the_vault_refuses_for_good_gives_the_units_back_and_the_collateral():
+    d = signed_desk()
+    d.order("alice", "o1", "1000", signed=terms())
+    requests = [e for e in events_of(d.plan()) if isinstance(e, ev.AssetOrderRequested)]
+    fill_all(d, requests)
+    canceled = d.apply(CancelIndexOrder, "alice", "o1", "c1")
+    [mint] = [e for e in events_of(canceled) if isinstance(e, ev.MintRequested)]
+    free = {a: d.engine.inventory.free_quantity(a) for a in ("A1", "A2")}
+    refused = d.apply(MintRefused, mint.order_id, 1,
+                      "the vault refused the settlement: expired")
+    [given_back, refunded] = events_of(refused)
+    assert isinstance(given_back, ev.IndexOrderMintRefused) and given_back.units == mint.units
+    assert isinstance(refunded, ev.CollateralRefunded) and refunded.amount == given_back.refunded
+    order = d.engine.orders[mint.order_id]
+    assert order.mint_status is MintStatus.REFUSED and order.spent == 0
+    assert d.engine.ledger.balance("alice", "USDC").available == D(5000)
+    units = {"A1": D(8), "A2": D(1)}  # SY2's basket, per unit
+    assert {a: d.engine.inventory.free_quantity(a) for a in units} == {
+        a: free[a] + units[a] * mint.units for a in units}
+    assert violations(d.engine) == []
+    [ignored] = events_of(d.apply(MintRefused, mint.order_id, 1, "again"))
+    assert isinstance(ignored, ev.InputIgnored)
+    # the house's units serve the next order, which is never charged twice for them
+    d.order("alice", "o2", "1000", signed=terms(name="o2"))
+    d.plan()
+    assert violations(d.engine) == []
+
