@@ -294,8 +294,15 @@ class VaultWatcher:
             ordinal = ordinals.get(tx, 0)
             ordinals[tx] = ordinal + 1
             event = self._events.get(bytes(entry["topics"][0])) if entry["topics"] else None
-            if event is not None:
+            if event is None:
+                continue
+            try:
                 found.append({**event.process_log(entry), "ordinal": ordinal})
+            except UnicodeDecodeError:
+                # the vault takes any bytes as a name to cancel; one that is not text names
+                # no order, and must not stop the reading of every deposit after it
+                log.warning("chain event with a name that is not UTF-8 skipped",
+                            tx="0x" + bytes(entry["transactionHash"]).hex())
         return found
 
     async def _check_reorganisation(self) -> None:

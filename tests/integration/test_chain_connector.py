@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import Web3RPCError
@@ -982,4 +984,21 @@ def test_an_order_its_wallet_cancels_on_chain_is_ended_by_the_engine_once(
             [ended] = events_of(s, ev.IndexOrderCompleted)
             assert ended.reason == "canceled on-chain by its wallet"
             assert s.balance("dave")[:2] == (D(1500), 0)
+    within(60, scenario)
+
+
+def test_a_cancel_named_with_bytes_that_are_not_text_stops_no_deposit(
+        tmp_path: Path, backend: str) -> None:
+    """The vault takes any bytes as the name to cancel: a log whose name is not UTF-8 is
+    skipped, and the deposits after it are credited (it failed every read before)."""
+    async def scenario() -> None:
+        async with stack(tmp_path, backend) as s:
+            watcher, alice = s.watcher(confirmations=0), s.users[0]
+            selector = HexBytes(s.vault.encode_abi("cancel_order", ["x"]))[:4]
+            name = encode(["bytes"], [b"\xff\xfe\x00\x01 not text"])  # a string's layout
+            await s.wait(await s.w3.eth.send_transaction(
+                {"from": alice, "to": s.vault.address, "data": selector + name}))
+            await s.deposit(alice, 100)
+            await watcher.poll()
+            assert s.balance("alice")[0] == D(100)
     within(60, scenario)
