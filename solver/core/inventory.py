@@ -184,8 +184,9 @@ class Inventory:
         self._enqueue(freed)
         return given
 
-    def minted(self, order_id: int) -> None:
-        """The order's units are the user's: its assignments are final."""
+    def final(self, order_id: int) -> None:
+        """The order's assignments are final (minted, or too few units to mint): nothing of
+        them will be given back."""
         self._of_order.pop(order_id, None)
 
     def _make_free(self, lid: str, quantity: Decimal) -> bool:

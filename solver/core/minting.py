@@ -15,6 +15,7 @@ def requested(state: State, order: IndexOrder) -> list[ev.Event]:
     """Ask for the mint of a closed order's whole units, if it has any."""
     units = floor_decimals(order.filled_units, state.indexes[order.index].decimals)
     if units <= 0:
+        state.inventory.final(order.id)
         return []
     order.request_mint()
     return [ev.MintRequested(order.id, order.account, order.wallet, order.index, units,
@@ -27,7 +28,7 @@ def confirmed(state: State, fact: MintConfirmed) -> list[ev.Event]:
         return [ev.InputIgnored(f"no mint outstanding for order {fact.order_id}")]
     order.minted(fact.tx_hash, floor_decimals(order.filled_units,
                                               state.indexes[order.index].decimals))
-    state.inventory.minted(order.id)
+    state.inventory.final(order.id)
     return [ev.IndexOrderMinted(order.id, order.minted_units, fact.tx_hash, order.snapshot())]
 
 

@@ -51,7 +51,7 @@ from solver.core.fitting import (
 from solver.core.market import Level, MarketRules, OrderBook
 from solver.core.model import Constituent, Index
 from solver.core.money import decimal_places, quantum
-from solver.core.orders import OrderStatus
+from solver.core.orders import OrderState, OrderStatus
 from solver.core.params import SolverParams
 from solver.simulation.exchange import SimulatedExchange
 from solver.simulation.run import audit, setup_of, simulate
@@ -489,6 +489,9 @@ def assert_value_is_conserved_exactly(r: Run) -> None:
     assert paid == given + held
     for order in engine.orders.values():
         assert F(order.spent) + F(order.released) == F(order.collateral)
+    final = (OrderState.CLOSED, OrderState.MINTED, OrderState.MINT_REFUSED)
+    assert not any(engine.orders[o].state in final for o in engine.inventory._of_order), \
+        "an order's assignments kept after they could be given back"
     deposited: dict[str, F] = {}
     for account, _, amount in r.scenario.deposits:
         deposited[account] = deposited.get(account, F(0)) + F(amount)
